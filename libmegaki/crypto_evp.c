@@ -1,0 +1,1096 @@
+/*
+ * crypto_evp.c -- the libcrypto (OpenSSL 3.0 EVP) implementation of crypto.h.
+ *
+ * This is the only file in libmegaki that includes <openssl/...>; the rest of
+ * the library sees mkc_* functions and mk_err codes only (style.md 3.6).
+ *
+ * IMPLEMENTATION NOTES
+ *   - Every libcrypto call is checked against its documented success value
+ *     (1 for EVP_*Init/Update/Final, "positive" for the EVP_PKEY_CTX_set_*
+ *     control wrappers, non-NULL for constructors). Any failure clears the
+ *     OpenSSL error queue (fail()) so that no stale entry leaks into a later,
+ *     unrelated call on the same thread, and maps to one mk_err code.
+ *   - Each function has a single exit at `out:`, which wipes stack copies of
+ *     secrets with OPENSSL_cleanse (the compiler cannot drop it) and frees the
+ *     contexts (their *_free cleanses their own key schedules).
+ *   - The algorithm objects (SHA-256, HMAC, AES-256-CBC, HKDF) are fetched
+ *     once per process under pthread_once: an implicit fetch inside every
+ *     record's HMAC/CBC call costs a method-store lookup under a lock, which
+ *     is measurable on the 16 KiB record path and contends between threads.
+ *     The cached objects are immutable and only read afterwards, so sharing
+ *     them between threads is safe.
+ *   - libcrypto lengths are int or long; every size_t length is checked
+ *     against INT_MAX before it is narrowed.
+ */
+#include "crypto.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+/* RFC 8017 7.1.1: hLen for SHA-256, and the fixed OAEP overhead 2*hLen+2. */
+#define OAEP_HLEN MKC_SHA256_LEN
+#define OAEP_OVERHEAD (2 * OAEP_HLEN + 2)
+
+/* ------------------------------------------------------------------ */
+/* Error handling and cached algorithms                                 */
+
+/* Every failure path goes through here: the error queue is thread-local and
+ * would otherwise make a later ERR_get_error() report an unrelated cause. */
+static int fail(int code)
+{
+    ERR_clear_error();
+    return code;
+}
+
+static struct {
+    EVP_MD *sha256;
+    EVP_CIPHER *aes256cbc;
+    EVP_KDF *hkdf;
+    EVP_MAC *hmac;
+    /* An HMAC context with the digest already set and no key. Each call
+     * duplicates it and keys the copy, which skips re-fetching SHA-256 by
+     * name on every record (EVP_MAC_CTX_dup only reads the source, so
+     * concurrent duplication from many threads is safe). */
+    EVP_MAC_CTX *hmac_tmpl;
+} algs;
+
+static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
+
+/* Runs exactly once. A failed fetch leaves its pointer NULL and every later
+ * call that needs it fails with MK_ERR_CRYPTO; pthread_once cannot be
+ * retried, and a libcrypto that cannot find SHA-256 will not recover. */
+static void algs_init(void)
+{
+    OSSL_PARAM params[2];
+    EVP_MAC_CTX *tmpl = NULL;
+
+    algs.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    algs.aes256cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+    algs.hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    algs.hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (algs.hmac != NULL) {
+        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                     "SHA256", 0);
+        params[1] = OSSL_PARAM_construct_end();
+        tmpl = EVP_MAC_CTX_new(algs.hmac);
+        if (tmpl != NULL && EVP_MAC_CTX_set_params(tmpl, params) == 1) {
+            algs.hmac_tmpl = tmpl;
+            tmpl = NULL;
+        }
+    }
+    EVP_MAC_CTX_free(tmpl);
+    /* Whatever failed above is reported by the caller as MK_ERR_CRYPTO;
+     * leave no queue entries behind for an unrelated later call. */
+    ERR_clear_error();
+}
+
+static int algs_ready(void)
+{
+    return pthread_once(&algs_once, algs_init) == 0;
+}
+
+static const EVP_MD *sha256_md(void)
+{
+    return algs_ready() ? algs.sha256 : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Hashing                                                              */
+
+int mkc_sha256(const uint8_t *msg, size_t len, uint8_t out[MKC_SHA256_LEN])
+{
+    const EVP_MD *md = sha256_md();
+    unsigned int n = 0;
+
+    if (md == NULL)
+        return fail(MK_ERR_CRYPTO);
+    if (EVP_Digest(msg, len, out, &n, md, NULL) != 1 || n != MKC_SHA256_LEN)
+        return fail(MK_ERR_CRYPTO);
+    return MK_OK;
+}
+
+struct mkc_hash {
+    EVP_MD_CTX *ctx;
+};
+
+int mkc_hash_new(mkc_hash **out)
+{
+    const EVP_MD *md = sha256_md();
+    mkc_hash *h = NULL;
+    int ret;
+
+    *out = NULL;
+    if (md == NULL) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    h = OPENSSL_zalloc(sizeof(*h));
+    if (h == NULL) {
+        ret = fail(MK_ERR_NOMEM);
+        goto out;
+    }
+    h->ctx = EVP_MD_CTX_new();
+    if (h->ctx == NULL) {
+        ret = fail(MK_ERR_NOMEM);
+        goto out;
+    }
+    if (EVP_DigestInit_ex2(h->ctx, md, NULL) != 1) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    *out = h;
+    h = NULL;
+    ret = MK_OK;
+out:
+    mkc_hash_free(h);
+    return ret;
+}
+
+int mkc_hash_update(mkc_hash *h, const uint8_t *p, size_t len)
+{
+    if (EVP_DigestUpdate(h->ctx, p, len) != 1)
+        return fail(MK_ERR_CRYPTO);
+    return MK_OK;
+}
+
+int mkc_hash_peek(const mkc_hash *h, uint8_t out[MKC_SHA256_LEN])
+{
+    EVP_MD_CTX *copy = NULL;
+    unsigned int n = 0;
+    int ret;
+
+    /* Finalising consumes a context, so finalise a copy: the transcript
+     * keeps running after each Finished/binder computation. */
+    copy = EVP_MD_CTX_new();
+    if (copy == NULL) {
+        ret = fail(MK_ERR_NOMEM);
+        goto out;
+    }
+    if (EVP_MD_CTX_copy_ex(copy, h->ctx) != 1 ||
+        EVP_DigestFinal_ex(copy, out, &n) != 1 || n != MKC_SHA256_LEN) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    ret = MK_OK;
+out:
+    EVP_MD_CTX_free(copy);
+    return ret;
+}
+
+void mkc_hash_free(mkc_hash *h)
+{
+    if (h == NULL)
+        return;
+    EVP_MD_CTX_free(h->ctx);
+    OPENSSL_free(h);
+}
+
+/* ------------------------------------------------------------------ */
+/* MAC and KDF                                                          */
+
+int mkc_hmac_sha256(const uint8_t *key, size_t key_len, const mkc_iov *iov,
+                    size_t n, uint8_t out[MKC_SHA256_LEN])
+{
+    static const uint8_t empty_key[1];
+    EVP_MAC_CTX *ctx = NULL;
+    size_t i, got = 0;
+    int ret;
+
+    if (!algs_ready() || algs.hmac_tmpl == NULL) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    ctx = EVP_MAC_CTX_dup(algs.hmac_tmpl);
+    if (ctx == NULL) {
+        ret = fail(MK_ERR_NOMEM);
+        goto out;
+    }
+    /* A NULL key means "keep the previous key" to EVP_MAC_init, and the
+     * template has none, so an empty key is passed as a real pointer. */
+    if (EVP_MAC_init(ctx, key_len > 0 ? key : empty_key, key_len, NULL) != 1) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        if (iov[i].len == 0)
+            continue;
+        if (EVP_MAC_update(ctx, iov[i].p, iov[i].len) != 1) {
+            ret = fail(MK_ERR_CRYPTO);
+            goto out;
+        }
+    }
+    if (EVP_MAC_final(ctx, out, &got, MKC_SHA256_LEN) != 1 ||
+        got != MKC_SHA256_LEN) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    ret = MK_OK;
+out:
+    EVP_MAC_CTX_free(ctx); /* cleanses the keyed inner/outer states */
+    return ret;
+}
+
+/* OSSL_PARAM carries non-const pointers although a "set" parameter is only
+ * read; this drops the qualifier without tripping -Wcast-qual. */
+static void *unconst(const void *p)
+{
+    return (void *)(uintptr_t)p;
+}
+
+/* Runs one HKDF stage (RFC 5869) through EVP_KDF "HKDF" in EXTRACT_ONLY or
+ * EXPAND_ONLY mode. key is IKM for extract and PRK for expand; salt is only
+ * used by extract and info only by expand (either may be NULL/0). */
+static int hkdf_run(int mode, const uint8_t *key, size_t key_len,
+                    const uint8_t *salt, size_t salt_len, const uint8_t *info,
+                    size_t info_len, uint8_t *out, size_t out_len)
+{
+    static const uint8_t empty[1];
+    OSSL_PARAM params[6];
+    EVP_KDF_CTX *kctx = NULL;
+    size_t i = 0;
+    int ret;
+
+    if (!algs_ready() || algs.hkdf == NULL) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    kctx = EVP_KDF_CTX_new(algs.hkdf);
+    if (kctx == NULL) {
+        ret = fail(MK_ERR_NOMEM);
+        goto out;
+    }
+    params[i++] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
+    params[i++] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+                                                   "SHA256", 0);
+    /* The provider refuses a NULL key pointer even at length 0, while an
+     * empty IKM is legal HKDF input. */
+    params[i++] = OSSL_PARAM_construct_octet_string(
+        OSSL_KDF_PARAM_KEY, unconst(key_len > 0 ? key : empty), key_len);
+    /* An absent salt is "HashLen zeros" (RFC 5869 2.2); HMAC pads a short
+     * key with zeros, so leaving the parameter out gives exactly that. */
+    if (salt_len > 0)
+        params[i++] = OSSL_PARAM_construct_octet_string(
+            OSSL_KDF_PARAM_SALT, unconst(salt), salt_len);
+    if (info_len > 0)
+        params[i++] = OSSL_PARAM_construct_octet_string(
+            OSSL_KDF_PARAM_INFO, unconst(info), info_len);
+    params[i] = OSSL_PARAM_construct_end();
+
+    if (EVP_KDF_derive(kctx, out, out_len, params) != 1) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    ret = MK_OK;
+out:
+    EVP_KDF_CTX_free(kctx); /* cleanses its copies of key, salt and info */
+    return ret;
+}
+
+int mkc_hkdf_extract(const uint8_t *salt, size_t salt_len, const uint8_t *ikm,
+                     size_t ikm_len, uint8_t prk[MKC_SHA256_LEN])
+{
+    return hkdf_run(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, ikm, ikm_len, salt,
+                    salt_len, NULL, 0, prk, MKC_SHA256_LEN);
+}
+
+int mkc_hkdf_expand(const uint8_t *prk, size_t prk_len, const uint8_t *info,
+                    size_t info_len, uint8_t *out, size_t out_len)
+{
+    /* RFC 5869 2.3: L <= 255*HashLen. Checked here rather than left to the
+     * provider so that it is a caller error (MK_ERR_USAGE), not a library
+     * failure. Note OpenSSL 3.0 also caps info at 1024 bytes (then the
+     * provider fails and this returns MK_ERR_CRYPTO). */
+    if (out_len > 255 * (size_t)MKC_SHA256_LEN)
+        return MK_ERR_USAGE;
+    /* Nothing to derive; the provider would reject a zero length. */
+    if (out_len == 0)
+        return MK_OK;
+    return hkdf_run(EVP_KDF_HKDF_MODE_EXPAND_ONLY, prk, prk_len, NULL, 0, info,
+                    info_len, out, out_len);
+}
+
+/* ------------------------------------------------------------------ */
+/* AES-256-CBC with PKCS#7 padding                                      */
+
+int mkc_cbc_encrypt(const uint8_t key[MKC_AES_KEY_LEN],
+                    const uint8_t iv[MKC_AES_BLOCK], const uint8_t *pt,
+                    size_t len, uint8_t *out, size_t cap, size_t *out_len)
+{
+    EVP_CIPHER_CTX *ctx = NULL;
+    size_t need;
+    int n1 = 0, n2 = 0, ret;
+
+    *out_len = 0;
+    /* EVP takes int lengths; leave room for the padding block. */
+    if (len > (size_t)INT_MAX - MKC_AES_BLOCK) {
+        ret = MK_ERR_USAGE;
+        goto out;
+    }
+    need = len + MKC_AES_BLOCK - len % MKC_AES_BLOCK;
+    if (cap < need) {
+        ret = MK_ERR_BUFFER;
+        goto out;
+    }
+    if (!algs_ready() || algs.aes256cbc == NULL) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    ctx = EVP_CIPHER_CTX_new();
+    if (ctx == NULL) {
+        ret = fail(MK_ERR_NOMEM);
+        goto out;
+    }
+    /* PKCS#7 padding is EVP's default; no EVP_CIPHER_CTX_set_padding. */
+    if (EVP_EncryptInit_ex2(ctx, algs.aes256cbc, key, iv, NULL) != 1 ||
+        EVP_EncryptUpdate(ctx, out, &n1, pt, (int)len) != 1 ||
+        EVP_EncryptFinal_ex(ctx, out + n1, &n2) != 1) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    if ((size_t)n1 + (size_t)n2 != need) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    *out_len = need;
+    ret = MK_OK;
+out:
+    EVP_CIPHER_CTX_free(ctx); /* cleanses the key schedule */
+    return ret;
+}
+
+int mkc_cbc_decrypt(const uint8_t key[MKC_AES_KEY_LEN],
+                    const uint8_t iv[MKC_AES_BLOCK], const uint8_t *ct,
+                    size_t len, uint8_t *out, size_t cap, size_t *out_len)
+{
+    EVP_CIPHER_CTX *ctx = NULL;
+    int n1 = 0, n2 = 0, ret;
+
+    *out_len = 0;
+    /* A ciphertext that is empty or not whole blocks cannot carry valid
+     * PKCS#7 padding; it is the same "broken peer" case as a bad pad. */
+    if (len == 0 || len % MKC_AES_BLOCK != 0 || len > (size_t)INT_MAX) {
+        ret = MK_ERR_BAD_RECORD_MAC;
+        goto out;
+    }
+    /* EVP writes at most len - 1 bytes here (it holds back the last block
+     * and strips at least one pad byte), so len bytes always suffice. */
+    if (cap < len) {
+        ret = MK_ERR_BUFFER;
+        goto out;
+    }
+    if (!algs_ready() || algs.aes256cbc == NULL) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    ctx = EVP_CIPHER_CTX_new();
+    if (ctx == NULL) {
+        ret = fail(MK_ERR_NOMEM);
+        goto out;
+    }
+    if (EVP_DecryptInit_ex2(ctx, algs.aes256cbc, key, iv, NULL) != 1 ||
+        EVP_DecryptUpdate(ctx, out, &n1, ct, (int)len) != 1) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    /* Final is where the padding is checked. Its timing is not constant,
+     * which is acceptable only because callers decrypt after the record MAC
+     * verified (encrypt-then-MAC, style.md 3.7). */
+    if (EVP_DecryptFinal_ex(ctx, out + n1, &n2) != 1) {
+        /* Do not leave a partial plaintext behind for a careless caller. */
+        OPENSSL_cleanse(out, len);
+        ret = fail(MK_ERR_BAD_RECORD_MAC);
+        goto out;
+    }
+    *out_len = (size_t)n1 + (size_t)n2;
+    ret = MK_OK;
+out:
+    EVP_CIPHER_CTX_free(ctx);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* X25519                                                               */
+
+/* 1 if all len bytes are zero, in time that depends only on len: the
+ * shared secret is secret even when it is about to be rejected. */
+static unsigned ct_is_zero(const uint8_t *p, size_t len)
+{
+    unsigned acc = 0;
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        acc |= p[i];
+    /* acc is 0..255: (acc - 1) borrows into bit 8 only when acc == 0. */
+    return ((acc - 1u) >> 8) & 1u;
+}
+
+int mkc_x25519_public(const uint8_t priv[MKC_X25519_LEN],
+                      uint8_t pub[MKC_X25519_LEN])
+{
+    EVP_PKEY *key = NULL;
+    size_t n = MKC_X25519_LEN;
+    int ret;
+
+    key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv,
+                                       MKC_X25519_LEN);
+    if (key == NULL) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    if (EVP_PKEY_get_raw_public_key(key, pub, &n) != 1 ||
+        n != MKC_X25519_LEN) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    ret = MK_OK;
+out:
+    EVP_PKEY_free(key); /* cleanses the private scalar */
+    return ret;
+}
+
+int mkc_x25519(const uint8_t priv[MKC_X25519_LEN],
+               const uint8_t peer[MKC_X25519_LEN],
+               uint8_t shared[MKC_X25519_LEN])
+{
+    EVP_PKEY *key = NULL, *peer_key = NULL;
+    EVP_PKEY_CTX *ctx = NULL;
+    uint8_t tmp[MKC_X25519_LEN];
+    size_t n = sizeof(tmp);
+    int ret;
+
+    memset(shared, 0, MKC_X25519_LEN);
+    key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv,
+                                       MKC_X25519_LEN);
+    if (key == NULL) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    /* From here on the input that can be bad is the peer's point, so every
+     * failure is the peer's: MK_ERR_BAD_KEY_SHARE. */
+    peer_key = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer,
+                                           MKC_X25519_LEN);
+    if (peer_key == NULL) {
+        ret = fail(MK_ERR_BAD_KEY_SHARE);
+        goto out;
+    }
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+    if (ctx == NULL) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    if (EVP_PKEY_derive_init(ctx) != 1 ||
+        EVP_PKEY_derive_set_peer(ctx, peer_key) != 1 ||
+        EVP_PKEY_derive(ctx, tmp, &n) != 1 || n != MKC_X25519_LEN) {
+        ret = fail(MK_ERR_BAD_KEY_SHARE);
+        goto out;
+    }
+    /* RFC 7748 6.1: an all-zero result means a small-order peer point.
+     * OpenSSL already refuses it, but the protocol depends on this check
+     * (contributory behaviour), so it does not rely on the provider. */
+    if (ct_is_zero(tmp, sizeof(tmp))) {
+        ret = fail(MK_ERR_BAD_KEY_SHARE);
+        goto out;
+    }
+    memcpy(shared, tmp, MKC_X25519_LEN);
+    ret = MK_OK;
+out:
+    OPENSSL_cleanse(tmp, sizeof(tmp));
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(peer_key);
+    EVP_PKEY_free(key);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* RSA keys                                                             */
+
+struct mkc_rsa {
+    EVP_PKEY *pkey;
+};
+
+/* Refuses any passphrase prompt: keys must be unencrypted (crypto.h), and
+ * libcrypto's default callback would otherwise read from the terminal. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
+/* Wraps pkey (taking ownership) after checking that it is a plain RSA key;
+ * RSA-PSS keys and other types are refused. */
+static int rsa_wrap(EVP_PKEY **pkey, mkc_rsa **out)
+{
+    mkc_rsa *k;
+
+    if (*pkey == NULL || EVP_PKEY_is_a(*pkey, "RSA") != 1)
+        return fail(MK_ERR_KEY_FORMAT);
+    k = OPENSSL_zalloc(sizeof(*k));
+    if (k == NULL)
+        return fail(MK_ERR_NOMEM);
+    k->pkey = *pkey;
+    *pkey = NULL;
+    *out = k;
+    return MK_OK;
+}
+
+int mkc_rsa_load_private(const uint8_t *pem, size_t len, mkc_rsa **out)
+{
+    BIO *bio = NULL;
+    EVP_PKEY *pkey = NULL;
+    int ret;
+
+    *out = NULL;
+    if (len > (size_t)INT_MAX) {
+        ret = MK_ERR_KEY_FORMAT;
+        goto out;
+    }
+    /* A read-only memory BIO over the caller's buffer: no copy of the key
+     * text is made here. */
+    bio = BIO_new_mem_buf(pem, (int)len);
+    if (bio == NULL) {
+        ret = fail(MK_ERR_NOMEM);
+        goto out;
+    }
+    /* Reads "PRIVATE KEY" (PKCS#8) and "RSA PRIVATE KEY" (PKCS#1). */
+    pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+    if (pkey == NULL) {
+        ret = fail(MK_ERR_KEY_FORMAT);
+        goto out;
+    }
+    ret = rsa_wrap(&pkey, out);
+out:
+    EVP_PKEY_free(pkey);
+    BIO_free(bio);
+    return ret;
+}
+
+int mkc_rsa_load_private_der(const uint8_t *der, size_t len, mkc_rsa **out)
+{
+    PKCS8_PRIV_KEY_INFO *p8 = NULL;
+    EVP_PKEY *pkey = NULL;
+    const unsigned char *p = der;
+    int ret;
+
+    *out = NULL;
+    if (len > (size_t)LONG_MAX) {
+        ret = MK_ERR_KEY_FORMAT;
+        goto out;
+    }
+    p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len);
+    /* The whole buffer must be the one structure: trailing bytes mean the
+     * input is not what the caller thinks it is. */
+    if (p8 == NULL || p != der + len) {
+        ret = fail(MK_ERR_KEY_FORMAT);
+        goto out;
+    }
+    pkey = EVP_PKCS82PKEY(p8);
+    if (pkey == NULL) {
+        ret = fail(MK_ERR_KEY_FORMAT);
+        goto out;
+    }
+    ret = rsa_wrap(&pkey, out);
+out:
+    EVP_PKEY_free(pkey);
+    PKCS8_PRIV_KEY_INFO_free(p8); /* cleanses the encoded private key */
+    return ret;
+}
+
+/* Decodes DER SubjectPublicKeyInfo (spki != 0) or PKCS#1 RSAPublicKey,
+ * requiring that the structure spans the whole input. */
+static EVP_PKEY *decode_public_der(const uint8_t *der, size_t len, int spki)
+{
+    const unsigned char *p = der;
+    EVP_PKEY *pkey;
+
+    if (len > (size_t)LONG_MAX)
+        return NULL;
+    if (spki)
+        pkey = d2i_PUBKEY(NULL, &p, (long)len);
+    else
+        pkey = d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, (long)len);
+    if (pkey != NULL && p != der + len) {
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+    }
+    return pkey;
+}
+
+int mkc_rsa_load_public(const uint8_t *key, size_t len, mkc_rsa **out)
+{
+    BIO *bio = NULL;
+    EVP_PKEY *pkey = NULL;
+    char *name = NULL, *header = NULL;
+    unsigned char *data = NULL;
+    long dlen = 0;
+    int ret;
+
+    *out = NULL;
+    if (len == 0 || len > (size_t)INT_MAX) {
+        ret = MK_ERR_KEY_FORMAT;
+        goto out;
+    }
+    /* DER always starts with a SEQUENCE tag; PEM never does (it starts with
+     * "-----BEGIN" or with explanatory text before it). */
+    if (key[0] == 0x30) {
+        pkey = decode_public_der(key, len, 1);
+    } else {
+        bio = BIO_new_mem_buf(key, (int)len);
+        if (bio == NULL) {
+            ret = fail(MK_ERR_NOMEM);
+            goto out;
+        }
+        if (PEM_read_bio(bio, &name, &header, &data, &dlen) != 1 ||
+            dlen < 0) {
+            ret = fail(MK_ERR_KEY_FORMAT);
+            goto out;
+        }
+        if (strcmp(name, PEM_STRING_PUBLIC) == 0)
+            pkey = decode_public_der(data, (size_t)dlen, 1);
+        else if (strcmp(name, PEM_STRING_RSA_PUBLIC) == 0)
+            pkey = decode_public_der(data, (size_t)dlen, 0);
+    }
+    if (pkey == NULL) {
+        ret = fail(MK_ERR_KEY_FORMAT);
+        goto out;
+    }
+    ret = rsa_wrap(&pkey, out);
+out:
+    EVP_PKEY_free(pkey);
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_free(data);
+    BIO_free(bio);
+    return ret;
+}
+
+int mkc_rsa_generate(unsigned bits, mkc_rsa **out)
+{
+    EVP_PKEY_CTX *ctx = NULL;
+    EVP_PKEY *pkey = NULL;
+    int ret;
+
+    *out = NULL;
+    /* The protocol's moduli (PROTOCOL.md §1): nothing else is generated. */
+    if (bits != 2048 && bits != 3072 && bits != 4096) {
+        ret = MK_ERR_KEY_SIZE;
+        goto out;
+    }
+    ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    if (ctx == NULL) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    /* The EVP_PKEY_CTX_set_rsa_* wrappers are documented as returning a
+     * positive value on success, hence > 0 rather than == 1. */
+    if (EVP_PKEY_keygen_init(ctx) != 1 ||
+        EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits) <= 0 ||
+        EVP_PKEY_generate(ctx, &pkey) != 1) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    ret = rsa_wrap(&pkey, out);
+out:
+    EVP_PKEY_free(pkey);
+    EVP_PKEY_CTX_free(ctx);
+    return ret;
+}
+
+unsigned mkc_rsa_bits(const mkc_rsa *k)
+{
+    int bits;
+
+    if (k == NULL)
+        return 0;
+    bits = EVP_PKEY_get_bits(k->pkey);
+    return bits > 0 ? (unsigned)bits : 0;
+}
+
+size_t mkc_rsa_size(const mkc_rsa *k)
+{
+    int size;
+
+    if (k == NULL)
+        return 0;
+    size = EVP_PKEY_get_size(k->pkey); /* RSA: the modulus length in bytes */
+    return size > 0 ? (size_t)size : 0;
+}
+
+int mkc_rsa_public_der(const mkc_rsa *k, uint8_t *out, size_t cap,
+                       size_t *out_len)
+{
+    unsigned char *p = out;
+    int need, got, ret;
+
+    *out_len = 0;
+    need = i2d_PUBKEY(k->pkey, NULL);
+    if (need <= 0) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    if (cap < (size_t)need) {
+        ret = MK_ERR_BUFFER;
+        goto out;
+    }
+    got = i2d_PUBKEY(k->pkey, &p);
+    if (got != need) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    *out_len = (size_t)got;
+    ret = MK_OK;
+out:
+    return ret;
+}
+
+int mkc_rsa_private_pem(const mkc_rsa *k, uint8_t *out, size_t cap,
+                        size_t *out_len)
+{
+    BIO *bio = NULL;
+    char *data = NULL;
+    long n;
+    int ret;
+
+    *out_len = 0;
+    /* A secure-memory BIO: its buffer is cleansed when it grows and when it
+     * is freed, so the encoded key does not linger in the heap. */
+    bio = BIO_new(BIO_s_secmem());
+    if (bio == NULL) {
+        ret = fail(MK_ERR_NOMEM);
+        goto out;
+    }
+    /* PKCS#8 "PRIVATE KEY", unencrypted (no cipher, no passphrase). */
+    if (PEM_write_bio_PrivateKey(bio, k->pkey, NULL, NULL, 0, NULL, NULL) !=
+        1) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    n = BIO_get_mem_data(bio, &data);
+    if (n <= 0 || data == NULL) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    if (cap < (size_t)n) {
+        ret = MK_ERR_BUFFER;
+        goto out;
+    }
+    memcpy(out, data, (size_t)n);
+    *out_len = (size_t)n;
+    ret = MK_OK;
+out:
+    BIO_free(bio);
+    return ret;
+}
+
+void mkc_rsa_free(mkc_rsa *k)
+{
+    if (k == NULL)
+        return;
+    EVP_PKEY_free(k->pkey);
+    OPENSSL_free(k);
+}
+
+/* ------------------------------------------------------------------ */
+/* RSAES-OAEP (SHA-256, MGF1-SHA-256)                                   */
+
+/* dst[0..len) ^= MGF1-SHA256(seed)[0..len) (RFC 8017 B.2.1). Masking in
+ * place avoids a second buffer holding the mask. */
+static int mgf1_xor(uint8_t *dst, size_t len, const uint8_t *seed,
+                    size_t seed_len)
+{
+    EVP_MD_CTX *ctx = NULL;
+    uint8_t block[MKC_SHA256_LEN];
+    uint8_t ctr[4];
+    uint32_t c;
+    size_t done, i, take;
+    unsigned int n;
+    int ret;
+
+    if (sha256_md() == NULL) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    ctx = EVP_MD_CTX_new();
+    if (ctx == NULL) {
+        ret = fail(MK_ERR_NOMEM);
+        goto out;
+    }
+    for (done = 0, c = 0; done < len; done += take, c++) {
+        ctr[0] = (uint8_t)(c >> 24);
+        ctr[1] = (uint8_t)(c >> 16);
+        ctr[2] = (uint8_t)(c >> 8);
+        ctr[3] = (uint8_t)c;
+        n = 0;
+        if (EVP_DigestInit_ex2(ctx, algs.sha256, NULL) != 1 ||
+            EVP_DigestUpdate(ctx, seed, seed_len) != 1 ||
+            EVP_DigestUpdate(ctx, ctr, sizeof(ctr)) != 1 ||
+            EVP_DigestFinal_ex(ctx, block, &n) != 1 || n != sizeof(block)) {
+            ret = fail(MK_ERR_CRYPTO);
+            goto out;
+        }
+        take = len - done < sizeof(block) ? len - done : sizeof(block);
+        for (i = 0; i < take; i++)
+            dst[done + i] ^= block[i];
+    }
+    ret = MK_OK;
+out:
+    OPENSSL_cleanse(block, sizeof(block));
+    EVP_MD_CTX_free(ctx);
+    return ret;
+}
+
+int mkc_oaep_encrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
+                     const uint8_t *msg, size_t msg_len,
+                     const uint8_t seed[MKC_SHA256_LEN], uint8_t *out,
+                     size_t cap, size_t *out_len)
+{
+    uint8_t em[MKC_RSA_MAX_BYTES];
+    EVP_PKEY_CTX *ctx = NULL;
+    uint8_t *masked_seed, *db;
+    size_t kl, db_len, outl;
+    int ret;
+
+    *out_len = 0;
+    kl = mkc_rsa_size(k);
+    /* The encoded block lives on the stack, sized for the largest modulus
+     * the protocol allows; anything smaller than the OAEP overhead cannot
+     * hold even an empty message. */
+    if (kl < OAEP_OVERHEAD || kl > MKC_RSA_MAX_BYTES) {
+        ret = MK_ERR_KEY_SIZE;
+        goto out;
+    }
+    if (msg_len > kl - OAEP_OVERHEAD) {
+        ret = MK_ERR_USAGE; /* RFC 8017 7.1.1 step 1b: message too long */
+        goto out;
+    }
+    if (cap < kl) {
+        ret = MK_ERR_BUFFER;
+        goto out;
+    }
+
+    /* EM = 0x00 || maskedSeed || maskedDB, with
+     * DB = lHash || PS (zeros) || 0x01 || M   (RFC 8017 7.1.1 step 2). */
+    masked_seed = em + 1;
+    db = em + 1 + OAEP_HLEN;
+    db_len = kl - OAEP_HLEN - 1;
+    memset(em, 0, kl);
+    if ((ret = mkc_sha256(label, label_len, db)) != MK_OK)
+        goto out;
+    db[db_len - msg_len - 1] = 0x01;
+    if (msg_len > 0)
+        memcpy(db + db_len - msg_len, msg, msg_len);
+    memcpy(masked_seed, seed, OAEP_HLEN);
+    if ((ret = mgf1_xor(db, db_len, masked_seed, OAEP_HLEN)) != MK_OK ||
+        (ret = mgf1_xor(masked_seed, OAEP_HLEN, db, db_len)) != MK_OK)
+        goto out;
+
+    /* The raw RSA public operation (RFC 8017 5.1.1). EM < n because its
+     * first byte is zero and n has exactly kl bytes. */
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+    if (ctx == NULL) {
+        ret = fail(MK_ERR_NOMEM);
+        goto out;
+    }
+    outl = cap;
+    if (EVP_PKEY_encrypt_init(ctx) != 1 ||
+        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING) <= 0 ||
+        EVP_PKEY_encrypt(ctx, out, &outl, em, kl) != 1 || outl != kl) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    *out_len = kl;
+    ret = MK_OK;
+out:
+    /* em holds the message and the seed, both secret. */
+    OPENSSL_cleanse(em, sizeof(em));
+    EVP_PKEY_CTX_free(ctx);
+    return ret;
+}
+
+int mkc_oaep_decrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
+                     const uint8_t *ct, size_t ct_len, uint8_t *out,
+                     size_t cap, size_t *out_len)
+{
+    uint8_t buf[MKC_RSA_MAX_BYTES];
+    EVP_PKEY_CTX *ctx = NULL;
+    const EVP_MD *md;
+    void *label_copy = NULL;
+    size_t kl, n = 0;
+    int ret = MK_ERR_CRYPTO;
+
+    /* Every exit below is MK_ERR_CRYPTO with *out_len == 0 and a clear
+     * error queue (crypto.h): the caller folds the result into a
+     * constant-time select, and any distinguishable failure would be a
+     * Manger oracle (threats-and-tests.md 1.1). */
+    *out_len = 0;
+    md = sha256_md();
+    kl = mkc_rsa_size(k);
+    /* The ciphertext length is public, so rejecting a wrong one early leaks
+     * nothing; it also bounds what lands in buf. */
+    if (md == NULL || kl == 0 || kl > MKC_RSA_MAX_BYTES || ct_len != kl ||
+        label_len > (size_t)INT_MAX)
+        goto out;
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+    if (ctx == NULL)
+        goto out;
+    if (EVP_PKEY_decrypt_init(ctx) != 1 ||
+        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
+        EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) <= 0 ||
+        EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) <= 0)
+        goto out;
+    /* set0 takes ownership of an OPENSSL_malloc'd label only on success.
+     * The default label is empty, so an empty label needs no call (libcrypto
+     * 3.0 refuses a NULL label pointer). */
+    if (label_len > 0) {
+        label_copy = OPENSSL_memdup(label, label_len);
+        if (label_copy == NULL)
+            goto out;
+        if (EVP_PKEY_CTX_set0_rsa_oaep_label(ctx, label_copy,
+                                             (int)label_len) <= 0)
+            goto out;
+        label_copy = NULL;
+    }
+    /* libcrypto wants room for a whole modulus, so decrypt into buf and
+     * copy out only the message. Whether cap was big enough depends only on
+     * the length of a message that decoded correctly, which whoever built
+     * the ciphertext chose; it is no padding oracle. */
+    n = sizeof(buf);
+    if (EVP_PKEY_decrypt(ctx, buf, &n, ct, ct_len) != 1 || n > cap) {
+        n = 0;
+        goto out;
+    }
+    if (n > 0)
+        memcpy(out, buf, n);
+    *out_len = n;
+    ret = MK_OK;
+out:
+    if (ret != MK_OK)
+        ERR_clear_error();
+    OPENSSL_cleanse(buf, sizeof(buf));
+    OPENSSL_free(label_copy);
+    EVP_PKEY_CTX_free(ctx);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Randomness, constant time, wiping                                    */
+
+int mkc_random(uint8_t *out, size_t len)
+{
+    size_t chunk;
+
+    /* RAND_bytes takes an int; there is deliberately no fallback source. */
+    while (len > 0) {
+        chunk = len > (size_t)INT_MAX ? (size_t)INT_MAX : len;
+        if (RAND_bytes(out, (int)chunk) != 1)
+            return fail(MK_ERR_RANDOM);
+        out += chunk;
+        len -= chunk;
+    }
+    return MK_OK;
+}
+
+int mkc_ct_equal(const uint8_t *a, const uint8_t *b, size_t len)
+{
+    return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+void mkc_ct_select(uint8_t *dst, unsigned cond, const uint8_t *a,
+                   const uint8_t *b, size_t len)
+{
+    /* cond 1 -> 0xff, cond 0 -> 0x00, with no branch on cond. */
+    const uint8_t mask = (uint8_t)(0u - (cond & 1u));
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        dst[i] = (uint8_t)((a[i] & mask) | (b[i] & (uint8_t)~mask));
+}
+
+void mkc_cleanse(void *p, size_t len)
+{
+    if (p != NULL && len > 0)
+        OPENSSL_cleanse(p, len);
+}
+
+/* ------------------------------------------------------------------ */
+/* Memory for long-lived secrets                                        */
+
+/*
+ * Each allocation gets its own anonymous mapping, rounded up to whole pages.
+ * mlock and MADV_DONTDUMP work on pages, and locks do not nest: locking a
+ * heap object would lock (and its free would unlock) whatever else shares
+ * its pages. A private mapping avoids that at the cost of a page per secret,
+ * which is fine for the few long-lived keys (server key, ticket keys) this
+ * is meant for. OPENSSL_secure_malloc was not used because it only locks
+ * anything after the application sized a secure heap with
+ * CRYPTO_secure_malloc_init, which a library cannot assume.
+ *
+ * MADV_DONTFORK is deliberately not set: tests and supervisors may fork
+ * without exec and still need the keys in the child.
+ */
+static size_t page_round(size_t len)
+{
+    long ps = sysconf(_SC_PAGESIZE);
+    size_t page = ps > 0 ? (size_t)ps : 4096;
+
+    if (len > SIZE_MAX - (page - 1))
+        return 0;
+    return (len + page - 1) / page * page;
+}
+
+static void exclude_from_core(void *p, size_t len)
+{
+#ifdef MADV_DONTDUMP
+    (void)madvise(p, len, MADV_DONTDUMP); /* best effort, like mlock */
+#else
+    (void)p;
+    (void)len;
+#endif
+}
+
+void *mkc_secure_alloc(size_t len)
+{
+    size_t maplen = page_round(len);
+    void *p;
+
+    if (len == 0 || maplen == 0)
+        return NULL;
+    /* Anonymous mappings come zero-filled. */
+    p = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+             -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    /* An unprivileged process has a small RLIMIT_MEMLOCK; when it is used
+     * up the secret stays usable, only swappable (crypto.h). */
+    (void)mlock(p, maplen);
+    exclude_from_core(p, maplen);
+    return p;
+}
+
+void mkc_secure_free(void *p, size_t len)
+{
+    size_t maplen = page_round(len);
+
+    if (p == NULL || len == 0 || maplen == 0)
+        return;
+    OPENSSL_cleanse(p, maplen);
+    (void)munlock(p, maplen); /* fails harmlessly if mlock had failed */
+    (void)munmap(p, maplen);
+}

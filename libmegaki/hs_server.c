@@ -1,0 +1,221 @@
+/*
+ * hs_server.c -- the server side of the handshake (docs/PROTOCOL.md §4, §9).
+ *
+ * IMPLEMENTATION NOTE (Manger / Marvin). An RSA-OAEP decryption failure must
+ * not be observable. The server always draws a random 32-byte fallback
+ * secret, decrypts, and picks the decrypted secret or the fallback with a
+ * constant-time select on "decryption succeeded and gave 32 bytes". It then
+ * carries on exactly as for a good ciphertext: same SERVER_HELLO, same
+ * timing shape; the client (or attacker) finds out only at key confirmation,
+ * when its first record fails the server's MAC check like any other bad
+ * record. The only early refusals depend on public facts (key id, length).
+ */
+#include "msg.h"
+
+#include <string.h>
+
+static const uint8_t oaep_label[] = "megaki v2";
+#define OAEP_LABEL_LEN (sizeof oaep_label - 1)
+
+static int send_alert(uint8_t code, uint8_t *out, size_t cap, mk_event *ev)
+{
+    if (mk_write_alert(code, 0, out, cap, &ev->len) == MK_OK)
+        ev->type = MK_EV_SEND;
+    return MK_OK;
+}
+
+static int send_retry(mk_session *s, uint8_t reason, uint8_t *out, size_t cap,
+                      mk_event *ev)
+{
+    const mk_server_config *c = s->scfg;
+    mk_retry rt;
+    int ret;
+
+    memset(&rt, 0, sizeof rt);
+    rt.reason = reason;
+    rt.nkeys = (uint8_t)c->nkeys;
+    for (size_t i = 0; i < c->nkeys; i++)
+        memcpy(rt.key_ids[i], c->keys[i]->id, MK_KEY_ID_LEN);
+    MK_TRY(mk__retry_write(&rt, out, cap, &ev->len));
+    ev->type = MK_EV_SEND;
+    s->retried = 1;
+out:
+    return ret;
+}
+
+static const mk_server_key *find_key(const mk_server_config *c,
+                                     const uint8_t id[MK_KEY_ID_LEN])
+{
+    for (size_t i = 0; i < c->nkeys; i++)
+        if (memcmp(c->keys[i]->id, id, MK_KEY_ID_LEN) == 0)
+            return c->keys[i];
+    return NULL;
+}
+
+/* The root secret of a full handshake: decrypted, or random on failure. */
+static int full_root(mk_session *s, const mk_server_key *key, const mk_ch *ch,
+                     uint8_t root[MK_SECRET_LEN])
+{
+    uint8_t dec[MKC_RSA_MAX_BYTES], fallback[MK_SECRET_LEN];
+    size_t dlen = 0;
+    unsigned ok;
+    int ret, rc;
+
+    MK_TRY(mk__random(s, fallback, sizeof fallback));
+    rc = mkc_oaep_decrypt(key->rsa, oaep_label, OAEP_LABEL_LEN, ch->kem,
+                          ch->kem_len, dec, sizeof dec, &dlen);
+    /* 1 iff rc == MK_OK and dlen == 32, computed without branches. */
+    {
+        unsigned a = (unsigned)rc, b = (unsigned)(dlen ^ MK_SECRET_LEN);
+        unsigned x = a | b; /* zero iff both are zero */
+        ok = ((x | (0u - x)) >> (sizeof x * 8 - 1)) ^ 1u;
+    }
+    mkc_ct_select(root, ok, dec, fallback, MK_SECRET_LEN);
+out:
+    mkc_cleanse(dec, sizeof dec);
+    mkc_cleanse(fallback, sizeof fallback);
+    return ret;
+}
+
+int mk__server_on_client_hello(mk_session *s, const uint8_t *unit, size_t len,
+                               uint8_t *out, size_t cap, mk_event *ev)
+{
+    const mk_server_config *c = s->scfg;
+    uint8_t root[MK_SECRET_LEN], bkey[MK_SECRET_LEN], h[MKC_SHA256_LEN];
+    uint8_t binder[MK_MAC_LEN], dh[MKC_X25519_LEN], hs[MK_SECRET_LEN];
+    uint8_t ch_hash[MKC_SHA256_LEN], th[MKC_SHA256_LEN];
+    uint8_t xkey[MK_SECRET_LEN], fkey[MK_SECRET_LEN];
+    uint8_t xpt[32 + MK_TICKET_MAX], xct[MK_IV_LEN + 32 + MK_TICKET_MAX];
+    uint8_t ticket[MK_TICKET_MAX];
+    const mk_server_key *key = NULL;
+    mk_ticket_state st;
+    mk_extras x;
+    mk_sh sh;
+    mk_ch ch;
+    size_t xpt_len = 0, xct_len = 0, sh_len = 0;
+    uint64_t now = s->env->now_ms(s->env->ctx);
+    int ret;
+
+    memset(&st, 0, sizeof st);
+    memset(&x, 0, sizeof x);
+    memset(&sh, 0, sizeof sh);
+    ret = mk__ch_parse(unit, len, &ch);
+    if (ret != MK_OK) {
+        send_alert(ret == MK_ERR_BAD_VERSION ? MK_ALERT_UNSUPPORTED_VERSION
+                                             : MK_ALERT_BAD_MESSAGE,
+                   out, cap, ev);
+        goto out;
+    }
+    /* After a HELLO_RETRY only a full handshake may follow (§9.2). */
+    if (s->retried && ch.mode != MK_MODE_FULL) {
+        send_alert(MK_ALERT_BAD_MESSAGE, out, cap, ev);
+        MK_FAIL_IF(1, MK_ERR_BAD_MESSAGE);
+    }
+
+    if (ch.mode == MK_MODE_FULL) {
+        if ((key = find_key(c, ch.key_id)) == NULL) {
+            if (s->retried) {
+                send_alert(MK_ALERT_HANDSHAKE_FAILED, out, cap, ev);
+                MK_FAIL_IF(1, MK_ERR_PIN);
+            }
+            ret = send_retry(s, MK_RETRY_KEY_ID, out, cap, ev);
+            goto out;
+        }
+        /* The ciphertext length is public: refusing it leaks nothing. */
+        if (ch.kem_len != mkc_rsa_size(key->rsa)) {
+            send_alert(MK_ALERT_BAD_MESSAGE, out, cap, ev);
+            MK_FAIL_IF(1, MK_ERR_BAD_MESSAGE);
+        }
+        MK_TRY(full_root(s, key, &ch, root));
+        memcpy(s->key_id, key->id, MK_KEY_ID_LEN);
+    } else {
+        if (mk__ticket_open(c, ch.ticket, ch.ticket_len, now, &st) != MK_OK) {
+            /* Forged, expired or from a retired key: all look the same to
+             * the client, which falls back to a full handshake. */
+            ret = send_retry(s, MK_RETRY_TICKET, out, cap, ev);
+            goto out;
+        }
+        memcpy(root, st.secret, MK_SECRET_LEN);
+        memcpy(s->key_id, st.key_id, MK_KEY_ID_LEN);
+    }
+    s->mode = ch.mode;
+    MK_TRY(mk__early_secret(root, s->early_secret));
+    if (ch.mode == MK_MODE_RESUME) {
+        MK_TRY(mk__binder_key(s->early_secret, bkey));
+        MK_TRY(mkc_sha256(unit, len - MK_MAC_LEN, h));
+        mkc_iov iov = {h, sizeof h};
+        MK_TRY(mkc_hmac_sha256(bkey, sizeof bkey, &iov, 1, binder));
+        if (!mkc_ct_equal(binder, ch.binder, MK_MAC_LEN)) {
+            send_alert(MK_ALERT_HANDSHAKE_FAILED, out, cap, ev);
+            MK_FAIL_IF(1, MK_ERR_BAD_BINDER);
+        }
+    }
+    /* Early data (§4.1.1) is reserved in this version: skipped, never
+     * accepted, and the SERVER_HELLO says so. */
+
+    MK_TRY(mkc_hash_update(s->transcript, unit, len));
+    sh.mode = ch.mode;
+    sh.flags = 0;
+    MK_TRY(mk__random(s, sh.random, MK_RANDOM_LEN));
+    MK_TRY(mk__random(s, s->eph_priv, sizeof s->eph_priv));
+    MK_TRY(mkc_x25519_public(s->eph_priv, sh.share));
+    if ((ret = mkc_x25519(s->eph_priv, ch.share, dh)) != MK_OK) {
+        send_alert(MK_ALERT_HANDSHAKE_FAILED, out, cap, ev);
+        goto out;
+    }
+    MK_TRY(mk__hs_secret(s->early_secret, dh, hs));
+    MK_TRY(mkc_hash_peek(s->transcript, ch_hash));
+    MK_TRY(mk__resumption_secret(hs, ch_hash, s->resumption_secret));
+
+    /* The extras: limits and a fresh ticket, encrypted under a key bound
+     * to this CLIENT_HELLO and authenticated by Finished. */
+    x.max_message = c->max_message;
+    x.max_inflight = c->max_inflight;
+    x.ticket_lifetime = c->ntkeys ? c->ticket_lifetime : 0;
+    if (c->ntkeys) {
+        uint8_t iv[MK_IV_LEN];
+        memcpy(st.key_id, s->key_id, MK_KEY_ID_LEN);
+        st.issued_ms = now;
+        st.lifetime = c->ticket_lifetime;
+        memcpy(st.secret, s->resumption_secret, MK_SECRET_LEN);
+        MK_TRY(mk__random(s, iv, sizeof iv));
+        MK_TRY(mk__ticket_seal(c, &st, iv, ticket, sizeof ticket,
+                               &x.ticket_len));
+        x.ticket = ticket;
+    }
+    MK_TRY(mk__extras_write(&x, xpt, sizeof xpt, &xpt_len));
+    MK_TRY(mk__extras_key(hs, ch_hash, xkey));
+    MK_TRY(mk__random(s, xct, MK_IV_LEN));
+    MK_TRY(mkc_cbc_encrypt(xkey, xct, xpt, xpt_len, xct + MK_IV_LEN,
+                           sizeof xct - MK_IV_LEN, &xct_len));
+    sh.extras = xct;
+    sh.extras_len = MK_IV_LEN + xct_len;
+
+    MK_TRY(mk__sh_write(&sh, out, cap, &sh_len));
+    MK_TRY(mkc_hash_update(s->transcript, out, sh_len - MK_MAC_LEN));
+    MK_TRY(mkc_hash_peek(s->transcript, th));
+    MK_TRY(mk__install_keys(s, hs, ch_hash, th, fkey));
+    MK_TRY(mk__finished(fkey, th, out + sh_len - MK_MAC_LEN));
+    s->resumed = ch.mode == MK_MODE_RESUME;
+    s->max_message = c->max_message;
+    s->max_inflight = c->max_inflight;
+    MK_TRY(mk__establish(s));
+    ev->type = MK_EV_ESTABLISHED;
+    ev->len = sh_len;
+out:
+    if (ret == MK_OK && s->hs == HS_SERVER_WAIT_CH) {
+        /* A HELLO_RETRY went out: the next hello starts a new transcript. */
+        mkc_hash_free(s->transcript);
+        s->transcript = NULL;
+        ret = mkc_hash_new(&s->transcript);
+    }
+    mkc_cleanse(root, sizeof root);
+    mkc_cleanse(bkey, sizeof bkey);
+    mkc_cleanse(dh, sizeof dh);
+    mkc_cleanse(hs, sizeof hs);
+    mkc_cleanse(xkey, sizeof xkey);
+    mkc_cleanse(fkey, sizeof fkey);
+    mkc_cleanse(xpt, sizeof xpt);
+    mkc_cleanse(&st, sizeof st);
+    return ret;
+}

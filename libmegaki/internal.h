@@ -1,0 +1,272 @@
+/*
+ * internal.h -- the one internal header of libmegaki.
+ *
+ * Structures here are private: the public header only names them. Section
+ * numbers (§n) refer to docs/PROTOCOL.md.
+ */
+#ifndef MK_INTERNAL_H
+#define MK_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "crypto.h"
+#include "megaki.h"
+
+#define MK_MAGIC0 0x4D /* 'M' */
+#define MK_MAGIC1 0x47 /* 'G' */
+#define MK_MAGIC2 0x4B /* 'K' */
+
+#define MK_RANDOM_LEN   32
+#define MK_SECRET_LEN   32
+#define MK_MAC_LEN      32
+#define MK_IV_LEN       16
+#define MK_MAX_KEYS     16
+#define MK_TICKET_MAX   256 /* bytes of an opaque ticket on the wire */
+#define MK_TICKET_NAME_LEN 16
+#define MK_TICKET_STATE_LEN 54
+#define MK_TICKET_LEN   (MK_TICKET_NAME_LEN + MK_IV_LEN + 64 + MK_MAC_LEN)
+#define MK_CLOCK_SKEW_MS (5u * 60u * 1000u)
+
+/* Unit header flags (§3). */
+#define MK_FLAG_FINAL 0x01
+
+/* Handshake modes (§4.1). */
+#define MK_MODE_FULL   0
+#define MK_MODE_RESUME 1
+
+/* CLIENT_HELLO flags. */
+#define MK_CH_EARLY 0x01
+
+/* HELLO_RETRY reasons (§4.3). */
+#define MK_RETRY_TICKET  1
+#define MK_RETRY_KEY_ID  2
+
+/* Record sizes (§5). */
+#define MK_RECORD_FIXED   (4 + MK_IV_LEN + MK_MAC_LEN) /* id, IV, tag */
+#define MK_RECORD_MIN_BODY (MK_RECORD_FIXED + 16)
+#define MK_RECORD_MAX_BODY (MK_RECORD_FIXED + MK_RECORD_MAX_PLAINTEXT + 16)
+
+#define MK_FAIL_IF(cond, code) \
+    do {                       \
+        if (cond) {            \
+            ret = (code);      \
+            goto out;          \
+        }                      \
+    } while (0)
+#define MK_TRY(expr)                  \
+    do {                              \
+        if ((ret = (expr)) != MK_OK)  \
+            goto out;                 \
+    } while (0)
+
+/* ------------------------------------------------------------------ */
+/* Keys and configurations                                              */
+
+struct mk_server_key {
+    mkc_rsa *rsa;
+    uint8_t id[MK_KEY_ID_LEN];
+};
+
+/* Ticket keys as used: the name plus the two keys derived from the
+ * secret (§7). Lives in mkc_secure_alloc() memory. */
+typedef struct mk_tk {
+    uint8_t name[MK_TICKET_NAME_LEN];
+    uint8_t enc[MK_SECRET_LEN];
+    uint8_t mac[MK_SECRET_LEN];
+} mk_tk;
+
+struct mk_server_config {
+    atomic_int refs;
+    const mk_env *env;
+    mk_server_key *keys[MK_MAX_KEYS];
+    size_t nkeys;
+    mk_tk *tkeys; /* secure memory, ntkeys entries; [0] issues */
+    size_t ntkeys;
+    uint32_t max_message;
+    uint32_t max_inflight;
+    uint32_t ticket_lifetime;
+};
+
+struct mk_client_config {
+    atomic_int refs;
+    const mk_env *env;
+    mkc_rsa *pins[MK_MAX_KEYS];
+    uint8_t pin_ids[MK_MAX_KEYS][MK_KEY_ID_LEN];
+    size_t npins;
+};
+
+/* ------------------------------------------------------------------ */
+/* Sessions                                                             */
+
+/* Internal handshake states (§9). */
+enum mk_hs_state {
+    HS_CLIENT_START = 1, /* mk_client_hello() not yet called */
+    HS_CLIENT_WAIT_SH,   /* CLIENT_HELLO sent */
+    HS_SERVER_WAIT_CH,   /* waiting for the (first or retried) hello */
+    HS_DONE              /* keys agreed: records only */
+};
+
+/* A request in flight (§5.4). */
+enum mk_req_state {
+    REQ_FREE = 0,
+    REQ_RECEIVING, /* server: request records arriving */
+    REQ_SENDING,   /* client: request records being sent */
+    REQ_WAITING,   /* request complete; response not yet complete */
+    REQ_ABORTED    /* server: answered with an error while still receiving */
+};
+
+typedef struct mk_req {
+    uint32_t id;
+    uint8_t state;
+    uint32_t bytes; /* message bytes so far, in the direction being read */
+} mk_req;
+
+/* Per-direction record protection state. */
+typedef struct mk_dir {
+    uint8_t enc[MK_SECRET_LEN];
+    uint8_t mac[MK_SECRET_LEN];
+    uint64_t seq;
+} mk_dir;
+
+struct mk_session {
+    int is_server;
+    int state;    /* enum mk_state */
+    int hs;       /* enum mk_hs_state */
+    int err;      /* first failure, sticky */
+    int mode;     /* MK_MODE_* of the current hello */
+    int retried;  /* a HELLO_RETRY was sent (server) or received (client) */
+    const mk_env *env;
+    mk_server_config *scfg;
+    mk_client_config *ccfg;
+    mkc_hash *transcript;
+
+    /* Handshake material, wiped once keys are agreed. */
+    uint8_t eph_priv[MKC_X25519_LEN];
+    uint8_t early_secret[MK_SECRET_LEN];
+    size_t pin_index; /* client: pinned key used for the full handshake */
+
+    /* Client resumption state (imported blob), §10. */
+    int have_resume;
+    uint8_t resume_secret[MK_SECRET_LEN];
+    uint8_t resume_key_id[MK_KEY_ID_LEN];
+    uint8_t resume_ticket[MK_TICKET_MAX];
+    size_t resume_ticket_len;
+
+    /* Established session. */
+    mk_dir in, out;
+    uint8_t resumption_secret[MK_SECRET_LEN];
+    uint8_t session_id[MK_SESSION_ID_LEN];
+    uint8_t key_id[MK_KEY_ID_LEN];
+    int resumed;
+    uint32_t max_message;
+    uint32_t max_inflight;
+    uint32_t retry_after;
+    int close_sent, close_received;
+
+    /* Client: the ticket the server issued in this handshake. */
+    uint8_t ticket[MK_TICKET_MAX];
+    size_t ticket_len;
+    uint32_t ticket_lifetime;
+    uint64_t ticket_received_ms;
+
+    mk_req *reqs; /* max_inflight entries, allocated when established */
+    uint32_t nreqs;
+};
+
+/* session.c */
+int mk__fail(mk_session *s, int err);
+int mk__random(const mk_session *s, uint8_t *out, size_t len);
+int mk__establish(mk_session *s);
+
+/* keysched.c (§6) */
+int mk__expand_label(const uint8_t secret[MK_SECRET_LEN], const char *label,
+                     const uint8_t *ctx, size_t ctx_len, uint8_t *out,
+                     size_t out_len);
+int mk__derive_secret(const uint8_t secret[MK_SECRET_LEN], const char *label,
+                      const uint8_t *msgs, size_t msgs_len,
+                      uint8_t out[MK_SECRET_LEN]);
+
+typedef struct mk_hs_keys {
+    uint8_t c2s_enc[32], c2s_mac[32], s2c_enc[32], s2c_mac[32];
+    uint8_t finished[32];
+    uint8_t session_id[MK_SESSION_ID_LEN];
+} mk_hs_keys;
+
+int mk__early_secret(const uint8_t root[MK_SECRET_LEN],
+                     uint8_t early[MK_SECRET_LEN]);
+int mk__binder_key(const uint8_t early[MK_SECRET_LEN],
+                   uint8_t key[MK_SECRET_LEN]);
+int mk__hs_secret(const uint8_t early[MK_SECRET_LEN],
+                  const uint8_t dh[MKC_X25519_LEN],
+                  uint8_t hs[MK_SECRET_LEN]);
+int mk__extras_key(const uint8_t hs[MK_SECRET_LEN],
+                   const uint8_t ch_hash[MKC_SHA256_LEN],
+                   uint8_t key[MK_SECRET_LEN]);
+int mk__hs_keys(const uint8_t hs[MK_SECRET_LEN],
+                const uint8_t th[MKC_SHA256_LEN], mk_hs_keys *k);
+int mk__resumption_secret(const uint8_t hs[MK_SECRET_LEN],
+                          const uint8_t ch_hash[MKC_SHA256_LEN],
+                          uint8_t out[MK_SECRET_LEN]);
+/* Derive and install the record keys, resumption secret and session id;
+ * hand back the Finished key. */
+int mk__install_keys(mk_session *s, const uint8_t hs[MK_SECRET_LEN],
+                     const uint8_t ch_hash[MKC_SHA256_LEN],
+                     const uint8_t th[MKC_SHA256_LEN],
+                     uint8_t finished_key[MK_SECRET_LEN]);
+int mk__finished(const uint8_t key[MK_SECRET_LEN],
+                 const uint8_t th[MKC_SHA256_LEN], uint8_t out[MK_MAC_LEN]);
+
+/* record.c (§5) */
+int mk__record_seal(mk_session *s, uint8_t type, uint8_t flags,
+                    uint32_t request_id, const uint8_t *pt, size_t len,
+                    uint8_t *out, size_t cap, size_t *out_len);
+int mk__record_open(mk_session *s, const uint8_t *unit, size_t unit_len,
+                    uint8_t *out, size_t cap, size_t *pt_len,
+                    uint32_t *request_id);
+int mk__handle_record(mk_session *s, const uint8_t *unit, size_t unit_len,
+                      uint8_t *out, size_t cap, mk_event *ev);
+size_t mk__record_wire_len(size_t pt_len);
+
+/* ticket.c (§7) */
+typedef struct mk_ticket_state {
+    uint8_t key_id[MK_KEY_ID_LEN];
+    uint64_t issued_ms;
+    uint32_t lifetime;
+    uint8_t secret[MK_SECRET_LEN];
+} mk_ticket_state;
+
+int mk__ticket_seal(const mk_server_config *cfg, const mk_ticket_state *st,
+                    const uint8_t iv[MK_IV_LEN], uint8_t *out, size_t cap,
+                    size_t *out_len);
+/* MK_OK, or MK_ERR_BAD_MESSAGE for any reason the ticket is not usable
+ * (unknown key, bad MAC, expired, malformed); the reason is not exposed to
+ * the peer, which just gets HELLO_RETRY. */
+int mk__ticket_open(const mk_server_config *cfg, const uint8_t *ticket,
+                    size_t len, uint64_t now_ms, mk_ticket_state *st);
+
+/* hs_client.c / hs_server.c (§4) */
+int mk__client_write_hello(mk_session *s, uint8_t *out, size_t cap,
+                           size_t *out_len);
+int mk__client_on_server_hello(mk_session *s, const uint8_t *unit,
+                               size_t len, uint8_t *out, size_t cap,
+                               mk_event *ev);
+int mk__client_on_retry(mk_session *s, const uint8_t *unit, size_t len,
+                        uint8_t *out, size_t cap, mk_event *ev);
+int mk__client_on_alert(mk_session *s, const uint8_t *unit, size_t len,
+                        uint8_t *out, size_t cap, mk_event *ev);
+int mk__server_on_client_hello(mk_session *s, const uint8_t *unit,
+                               size_t len, uint8_t *out, size_t cap,
+                               mk_event *ev);
+
+/* Write the 4-byte magic/version prefix that every handshake body starts
+ * with, and check it: MK_ERR_BAD_MAGIC or MK_ERR_BAD_VERSION. */
+void mk__wr_magic(mk_wr *w);
+int mk__rd_magic(mk_rd *r);
+
+/* keys.c */
+int mk__key_id_of(const mkc_rsa *k, uint8_t id[MK_KEY_ID_LEN]);
+
+#endif /* MK_INTERNAL_H */
