@@ -62,7 +62,7 @@ MK_API const char *mk_strerror(int err);
 MK_API const char *mk_err_class(int err);
 
 /* ------------------------------------------------------------------ */
-/* Constants (§2, §8)                                                   */
+/* Constants (§3, §8.3)                                                */
 
 #define MK_PROTOCOL_VERSION      2
 #define MK_UNIT_HEADER_LEN       4      /* type, flags, length u16 */
@@ -98,7 +98,7 @@ enum mk_unit_type {
     MK_UNIT_CLOSE        = 0x19
 };
 
-/* Plaintext alert codes, sent before keys exist (§6.1). */
+/* Plaintext alert codes, sent before keys exist (§8.1). */
 enum mk_alert {
     MK_ALERT_BAD_MESSAGE         = 1,
     MK_ALERT_UNSUPPORTED_VERSION = 2,
@@ -106,7 +106,7 @@ enum mk_alert {
     MK_ALERT_HANDSHAKE_FAILED    = 4
 };
 
-/* Error record codes, authenticated, after the handshake (§6.2). */
+/* Error record codes, authenticated, after the handshake (§8.2). */
 enum mk_error_code {
     MK_ECODE_APPLICATION = 1,  /* the application failed this request */
     MK_ECODE_TIMEOUT     = 2,  /* the request took too long */

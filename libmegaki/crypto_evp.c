@@ -57,6 +57,13 @@ static int fail(int code)
     return code;
 }
 
+/* OSSL_PARAM carries non-const pointers although a "set" parameter is only
+ * read; this drops the qualifier without tripping -Wcast-qual. */
+static void *unconst(const void *p)
+{
+    return (void *)(uintptr_t)p;
+}
+
 static struct {
     EVP_MD *sha256;
     EVP_CIPHER *aes256cbc;
@@ -116,12 +123,16 @@ int mkc_sha256(const uint8_t *msg, size_t len, uint8_t out[MKC_SHA256_LEN])
 {
     const EVP_MD *md = sha256_md();
     unsigned int n = 0;
+    int ret;
 
-    if (md == NULL)
-        return fail(MK_ERR_CRYPTO);
-    if (EVP_Digest(msg, len, out, &n, md, NULL) != 1 || n != MKC_SHA256_LEN)
-        return fail(MK_ERR_CRYPTO);
-    return MK_OK;
+    if (md == NULL ||
+        EVP_Digest(msg, len, out, &n, md, NULL) != 1 || n != MKC_SHA256_LEN) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    ret = MK_OK;
+out:
+    return ret;
 }
 
 struct mkc_hash {
@@ -163,9 +174,15 @@ out:
 
 int mkc_hash_update(mkc_hash *h, const uint8_t *p, size_t len)
 {
-    if (EVP_DigestUpdate(h->ctx, p, len) != 1)
-        return fail(MK_ERR_CRYPTO);
-    return MK_OK;
+    int ret;
+
+    if (EVP_DigestUpdate(h->ctx, p, len) != 1) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    ret = MK_OK;
+out:
+    return ret;
 }
 
 int mkc_hash_peek(const mkc_hash *h, uint8_t out[MKC_SHA256_LEN])
@@ -216,8 +233,8 @@ int mkc_hmac_sha256(const uint8_t *key, size_t key_len, const mkc_iov *iov,
         goto out;
     }
     ctx = EVP_MAC_CTX_dup(algs.hmac_tmpl);
-    if (ctx == NULL) {
-        ret = fail(MK_ERR_NOMEM);
+    if (ctx == NULL) { /* allocation or the provider's dupctx */
+        ret = fail(MK_ERR_CRYPTO);
         goto out;
     }
     /* A NULL key means "keep the previous key" to EVP_MAC_init, and the
@@ -243,13 +260,6 @@ int mkc_hmac_sha256(const uint8_t *key, size_t key_len, const mkc_iov *iov,
 out:
     EVP_MAC_CTX_free(ctx); /* cleanses the keyed inner/outer states */
     return ret;
-}
-
-/* OSSL_PARAM carries non-const pointers although a "set" parameter is only
- * read; this drops the qualifier without tripping -Wcast-qual. */
-static void *unconst(const void *p)
-{
-    return (void *)(uintptr_t)p;
 }
 
 /* Runs one HKDF stage (RFC 5869) through EVP_KDF "HKDF" in EXTRACT_ONLY or
@@ -315,13 +325,21 @@ int mkc_hkdf_expand(const uint8_t *prk, size_t prk_len, const uint8_t *info,
      * provider so that it is a caller error (MK_ERR_USAGE), not a library
      * failure. Note OpenSSL 3.0 also caps info at 1024 bytes (then the
      * provider fails and this returns MK_ERR_CRYPTO). */
-    if (out_len > 255 * (size_t)MKC_SHA256_LEN)
-        return MK_ERR_USAGE;
+    int ret;
+
+    if (out_len > 255 * (size_t)MKC_SHA256_LEN) {
+        ret = MK_ERR_USAGE;
+        goto out;
+    }
     /* Nothing to derive; the provider would reject a zero length. */
-    if (out_len == 0)
-        return MK_OK;
-    return hkdf_run(EVP_KDF_HKDF_MODE_EXPAND_ONLY, prk, prk_len, NULL, 0, info,
-                    info_len, out, out_len);
+    if (out_len == 0) {
+        ret = MK_OK;
+        goto out;
+    }
+    ret = hkdf_run(EVP_KDF_HKDF_MODE_EXPAND_ONLY, prk, prk_len, NULL, 0, info,
+                   info_len, out, out_len);
+out:
+    return ret;
 }
 
 /* ------------------------------------------------------------------ */
@@ -539,16 +557,23 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 static int rsa_wrap(EVP_PKEY **pkey, mkc_rsa **out)
 {
     mkc_rsa *k;
+    int ret;
 
-    if (*pkey == NULL || EVP_PKEY_is_a(*pkey, "RSA") != 1)
-        return fail(MK_ERR_KEY_FORMAT);
+    if (*pkey == NULL || EVP_PKEY_is_a(*pkey, "RSA") != 1) {
+        ret = fail(MK_ERR_KEY_FORMAT);
+        goto out;
+    }
     k = OPENSSL_zalloc(sizeof(*k));
-    if (k == NULL)
-        return fail(MK_ERR_NOMEM);
+    if (k == NULL) {
+        ret = fail(MK_ERR_NOMEM);
+        goto out;
+    }
     k->pkey = *pkey;
     *pkey = NULL;
     *out = k;
-    return MK_OK;
+    ret = MK_OK;
+out:
+    return ret;
 }
 
 int mkc_rsa_load_private(const uint8_t *pem, size_t len, mkc_rsa **out)
@@ -618,10 +643,10 @@ out:
 static EVP_PKEY *decode_public_der(const uint8_t *der, size_t len, int spki)
 {
     const unsigned char *p = der;
-    EVP_PKEY *pkey;
+    EVP_PKEY *pkey = NULL;
 
     if (len > (size_t)LONG_MAX)
-        return NULL;
+        goto out;
     if (spki)
         pkey = d2i_PUBKEY(NULL, &p, (long)len);
     else
@@ -630,6 +655,7 @@ static EVP_PKEY *decode_public_der(const uint8_t *der, size_t len, int spki)
         EVP_PKEY_free(pkey);
         pkey = NULL;
     }
+out:
     return pkey;
 }
 
@@ -956,8 +982,8 @@ int mkc_oaep_decrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
         EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) <= 0)
         goto out;
     /* set0 takes ownership of an OPENSSL_malloc'd label only on success.
-     * The default label is empty, so an empty label needs no call (libcrypto
-     * 3.0 refuses a NULL label pointer). */
+     * A fresh context's label is already empty, so an empty label needs no
+     * call (and no zero-byte allocation). */
     if (label_len > 0) {
         label_copy = OPENSSL_memdup(label, label_len);
         if (label_copy == NULL)
@@ -995,16 +1021,21 @@ out:
 int mkc_random(uint8_t *out, size_t len)
 {
     size_t chunk;
+    int ret;
 
     /* RAND_bytes takes an int; there is deliberately no fallback source. */
     while (len > 0) {
         chunk = len > (size_t)INT_MAX ? (size_t)INT_MAX : len;
-        if (RAND_bytes(out, (int)chunk) != 1)
-            return fail(MK_ERR_RANDOM);
+        if (RAND_bytes(out, (int)chunk) != 1) {
+            ret = fail(MK_ERR_RANDOM);
+            goto out;
+        }
         out += chunk;
         len -= chunk;
     }
-    return MK_OK;
+    ret = MK_OK;
+out:
+    return ret;
 }
 
 int mkc_ct_equal(const uint8_t *a, const uint8_t *b, size_t len)

@@ -110,7 +110,7 @@ int mk__resumption_secret(const uint8_t hs[MK_SECRET_LEN],
 {
     /* Bound to the CLIENT_HELLO only: the ticket that carries it rides in
      * SERVER_HELLO, so the full transcript cannot be its context. hs
-     * already mixes both key shares and the root secret (§6.3). */
+     * already mixes both key shares and the root secret (§6.4). */
     return mk__expand_label(hs, "resumption", ch_hash, MKC_SHA256_LEN, out,
                             MK_SECRET_LEN);
 }

@@ -240,7 +240,7 @@ int mk__retry_parse(const uint8_t *unit, size_t len, mk_retry *rt)
     return MK_OK;
 }
 
-/* --- ALERT (§6.1); written by mk_write_alert() in session.c ------------- */
+/* --- ALERT (§4.4); written by mk_write_alert() in session.c ------------- */
 
 int mk__alert_parse(const uint8_t *unit, size_t len, mk_alert_msg *a)
 {

@@ -43,7 +43,7 @@ static uint8_t *read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     uint8_t *buf = NULL;
-    long n;
+    long n = 0;
 
     if (f == NULL)
         fail_msg("cannot open %s (run from the project root)", path);
@@ -741,6 +741,7 @@ static size_t der_header(const uint8_t *p, size_t len, uint8_t tag,
 {
     size_t n, i, hdr;
 
+    *content_len = 0;
     if (len < 2 || p[0] != tag)
         return 0;
     if (p[1] < 0x80) {
@@ -750,7 +751,6 @@ static size_t der_header(const uint8_t *p, size_t len, uint8_t tag,
         n = p[1] & 0x7f;
         if (n == 0 || n > 4 || len < 2 + n)
             return 0;
-        *content_len = 0;
         for (i = 0; i < n; i++)
             *content_len = *content_len << 8 | p[2 + i];
         hdr = 2 + n;
@@ -762,7 +762,7 @@ static size_t der_header(const uint8_t *p, size_t len, uint8_t tag,
 static void spki_to_pkcs1(const uint8_t *spki, size_t len, const uint8_t **out,
                           size_t *out_len)
 {
-    size_t h, cl, alg_h, alg_l;
+    size_t h, cl = 0, alg_h, alg_l = 0;
 
     h = der_header(spki, len, 0x30, &cl);
     assert_true(h > 0);
@@ -780,7 +780,7 @@ static void spki_to_pkcs1(const uint8_t *spki, size_t len, const uint8_t **out,
 static void pkcs8_to_pkcs1(const uint8_t *p8, size_t len, const uint8_t **out,
                            size_t *out_len)
 {
-    size_t h, cl, rest, eh, el;
+    size_t h, cl = 0, rest, eh, el = 0;
 
     h = der_header(p8, len, 0x30, &cl);
     assert_true(h > 0);
