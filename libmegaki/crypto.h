@@ -31,39 +31,39 @@ typedef struct mkc_iov {
 
 /* --- hashing ------------------------------------------------------- */
 
-int mkc_sha256(const uint8_t *msg, size_t len, uint8_t out[MKC_SHA256_LEN]);
+MK_MUST_CHECK int mkc_sha256(const uint8_t *msg, size_t len, uint8_t out[MKC_SHA256_LEN]);
 
 /* Running SHA-256 (the transcript). */
 typedef struct mkc_hash mkc_hash;
-int mkc_hash_new(mkc_hash **out);
-int mkc_hash_update(mkc_hash *h, const uint8_t *p, size_t len);
+MK_MUST_CHECK int mkc_hash_new(mkc_hash **out);
+MK_MUST_CHECK int mkc_hash_update(mkc_hash *h, const uint8_t *p, size_t len);
 /* Digest of everything so far, without disturbing the running state. */
-int mkc_hash_peek(const mkc_hash *h, uint8_t out[MKC_SHA256_LEN]);
+MK_MUST_CHECK int mkc_hash_peek(const mkc_hash *h, uint8_t out[MKC_SHA256_LEN]);
 void mkc_hash_free(mkc_hash *h);
 
 /* --- MAC and KDF ----------------------------------------------------- */
 
 /* HMAC-SHA256 over the concatenation of iov[0..n). */
-int mkc_hmac_sha256(const uint8_t *key, size_t key_len, const mkc_iov *iov,
+MK_MUST_CHECK int mkc_hmac_sha256(const uint8_t *key, size_t key_len, const mkc_iov *iov,
                     size_t n, uint8_t out[MKC_SHA256_LEN]);
 
 /* RFC 5869. salt may be NULL with salt_len 0 (then HashLen zeros). */
-int mkc_hkdf_extract(const uint8_t *salt, size_t salt_len, const uint8_t *ikm,
+MK_MUST_CHECK int mkc_hkdf_extract(const uint8_t *salt, size_t salt_len, const uint8_t *ikm,
                      size_t ikm_len, uint8_t prk[MKC_SHA256_LEN]);
 /* out_len <= 255 * 32, else MK_ERR_USAGE. */
-int mkc_hkdf_expand(const uint8_t *prk, size_t prk_len, const uint8_t *info,
+MK_MUST_CHECK int mkc_hkdf_expand(const uint8_t *prk, size_t prk_len, const uint8_t *info,
                     size_t info_len, uint8_t *out, size_t out_len);
 
 /* --- AES-256-CBC with PKCS#7 padding --------------------------------- */
 
 /* out needs len + 16 - len % 16 bytes (always at least one padding byte). */
-int mkc_cbc_encrypt(const uint8_t key[MKC_AES_KEY_LEN],
+MK_MUST_CHECK int mkc_cbc_encrypt(const uint8_t key[MKC_AES_KEY_LEN],
                     const uint8_t iv[MKC_AES_BLOCK], const uint8_t *pt,
                     size_t len, uint8_t *out, size_t cap, size_t *out_len);
 /* len must be a positive multiple of 16; out needs len bytes. Any padding
  * error gives MK_ERR_BAD_RECORD_MAC (callers only decrypt after a good MAC,
  * so a bad pad means a broken peer, and it gets the generic error). */
-int mkc_cbc_decrypt(const uint8_t key[MKC_AES_KEY_LEN],
+MK_MUST_CHECK int mkc_cbc_decrypt(const uint8_t key[MKC_AES_KEY_LEN],
                     const uint8_t iv[MKC_AES_BLOCK], const uint8_t *ct,
                     size_t len, uint8_t *out, size_t cap, size_t *out_len);
 
@@ -71,11 +71,11 @@ int mkc_cbc_decrypt(const uint8_t key[MKC_AES_KEY_LEN],
 
 /* Public key of the given 32-byte private scalar (RFC 7748 clamping is
  * applied by the primitive). */
-int mkc_x25519_public(const uint8_t priv[MKC_X25519_LEN],
+MK_MUST_CHECK int mkc_x25519_public(const uint8_t priv[MKC_X25519_LEN],
                       uint8_t pub[MKC_X25519_LEN]);
 /* Shared secret; MK_ERR_BAD_KEY_SHARE if it is all zeros (small-order
  * peer point) or the derivation fails. */
-int mkc_x25519(const uint8_t priv[MKC_X25519_LEN],
+MK_MUST_CHECK int mkc_x25519(const uint8_t priv[MKC_X25519_LEN],
                const uint8_t peer[MKC_X25519_LEN],
                uint8_t shared[MKC_X25519_LEN]);
 
@@ -84,18 +84,18 @@ int mkc_x25519(const uint8_t priv[MKC_X25519_LEN],
 typedef struct mkc_rsa mkc_rsa; /* wraps an EVP_PKEY */
 
 /* Private key from PEM (PKCS#8 or PKCS#1, unencrypted). */
-int mkc_rsa_load_private(const uint8_t *pem, size_t len, mkc_rsa **out);
+MK_MUST_CHECK int mkc_rsa_load_private(const uint8_t *pem, size_t len, mkc_rsa **out);
 /* Public key from PEM or DER SubjectPublicKeyInfo (also accepts PKCS#1
  * "RSA PUBLIC KEY" PEM). */
-int mkc_rsa_load_public(const uint8_t *key, size_t len, mkc_rsa **out);
+MK_MUST_CHECK int mkc_rsa_load_public(const uint8_t *key, size_t len, mkc_rsa **out);
 /* Private key from DER PKCS#8 (the Wycheproof vectors carry these). */
-int mkc_rsa_load_private_der(const uint8_t *der, size_t len, mkc_rsa **out);
-int mkc_rsa_generate(unsigned bits, mkc_rsa **out);
+MK_MUST_CHECK int mkc_rsa_load_private_der(const uint8_t *der, size_t len, mkc_rsa **out);
+MK_MUST_CHECK int mkc_rsa_generate(unsigned bits, mkc_rsa **out);
 unsigned mkc_rsa_bits(const mkc_rsa *k);
 size_t mkc_rsa_size(const mkc_rsa *k); /* modulus bytes */
-int mkc_rsa_public_der(const mkc_rsa *k, uint8_t *out, size_t cap,
+MK_MUST_CHECK int mkc_rsa_public_der(const mkc_rsa *k, uint8_t *out, size_t cap,
                        size_t *out_len);
-int mkc_rsa_private_pem(const mkc_rsa *k, uint8_t *out, size_t cap,
+MK_MUST_CHECK int mkc_rsa_private_pem(const mkc_rsa *k, uint8_t *out, size_t cap,
                         size_t *out_len);
 void mkc_rsa_free(mkc_rsa *k);
 
@@ -106,7 +106,7 @@ void mkc_rsa_free(mkc_rsa *k);
  * encoding is done here, then the raw RSA public operation through EVP with
  * RSA_NO_PADDING. msg_len <= k - 2*32 - 2. out needs mkc_rsa_size() bytes.
  */
-int mkc_oaep_encrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
+MK_MUST_CHECK int mkc_oaep_encrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
                      const uint8_t *msg, size_t msg_len,
                      const uint8_t seed[MKC_SHA256_LEN], uint8_t *out,
                      size_t cap, size_t *out_len);
@@ -116,16 +116,16 @@ int mkc_oaep_encrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
  * MK_ERR_CRYPTO with *out_len = 0 and the error queue cleared, so callers
  * have a single failure value to fold into a constant-time select.
  */
-int mkc_oaep_decrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
+MK_MUST_CHECK int mkc_oaep_decrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
                      const uint8_t *ct, size_t ct_len, uint8_t *out,
                      size_t cap, size_t *out_len);
 
 /* --- randomness, constant time, wiping ------------------------------- */
 
 /* RAND_bytes; MK_ERR_RANDOM on failure (never a fallback). */
-int mkc_random(uint8_t *out, size_t len);
+MK_MUST_CHECK int mkc_random(uint8_t *out, size_t len);
 /* 1 if equal, 0 if not; time depends only on len. */
-int mkc_ct_equal(const uint8_t *a, const uint8_t *b, size_t len);
+MK_MUST_CHECK int mkc_ct_equal(const uint8_t *a, const uint8_t *b, size_t len);
 /* dst = cond ? a : b, byte by byte, without a branch on cond (0 or 1). */
 void mkc_ct_select(uint8_t *dst, unsigned cond, const uint8_t *a,
                    const uint8_t *b, size_t len);

@@ -115,7 +115,7 @@ enum mk_req_state {
     REQ_RECEIVING, /* server: request records arriving */
     REQ_SENDING,   /* client: request records being sent */
     REQ_WAITING,   /* request complete; response not yet complete */
-    REQ_ABORTED    /* server: answered with an error while still receiving */
+    REQ_ABORTED    /* answered with an error while still being sent */
 };
 
 typedef struct mk_req {
@@ -177,15 +177,15 @@ struct mk_session {
 };
 
 /* session.c */
-int mk__fail(mk_session *s, int err);
-int mk__random(const mk_session *s, uint8_t *out, size_t len);
-int mk__establish(mk_session *s);
+int mk__fail(mk_session *s, int err); /* returns the sticky error */
+MK_MUST_CHECK int mk__random(const mk_session *s, uint8_t *out, size_t len);
+MK_MUST_CHECK int mk__establish(mk_session *s);
 
 /* keysched.c (§6) */
-int mk__expand_label(const uint8_t secret[MK_SECRET_LEN], const char *label,
+MK_MUST_CHECK int mk__expand_label(const uint8_t secret[MK_SECRET_LEN], const char *label,
                      const uint8_t *ctx, size_t ctx_len, uint8_t *out,
                      size_t out_len);
-int mk__derive_secret(const uint8_t secret[MK_SECRET_LEN], const char *label,
+MK_MUST_CHECK int mk__derive_secret(const uint8_t secret[MK_SECRET_LEN], const char *label,
                       const uint8_t *msgs, size_t msgs_len,
                       uint8_t out[MK_SECRET_LEN]);
 
@@ -195,38 +195,38 @@ typedef struct mk_hs_keys {
     uint8_t session_id[MK_SESSION_ID_LEN];
 } mk_hs_keys;
 
-int mk__early_secret(const uint8_t root[MK_SECRET_LEN],
+MK_MUST_CHECK int mk__early_secret(const uint8_t root[MK_SECRET_LEN],
                      uint8_t early[MK_SECRET_LEN]);
-int mk__binder_key(const uint8_t early[MK_SECRET_LEN],
+MK_MUST_CHECK int mk__binder_key(const uint8_t early[MK_SECRET_LEN],
                    uint8_t key[MK_SECRET_LEN]);
-int mk__hs_secret(const uint8_t early[MK_SECRET_LEN],
+MK_MUST_CHECK int mk__hs_secret(const uint8_t early[MK_SECRET_LEN],
                   const uint8_t dh[MKC_X25519_LEN],
                   uint8_t hs[MK_SECRET_LEN]);
-int mk__extras_key(const uint8_t hs[MK_SECRET_LEN],
+MK_MUST_CHECK int mk__extras_key(const uint8_t hs[MK_SECRET_LEN],
                    const uint8_t ch_hash[MKC_SHA256_LEN],
                    uint8_t key[MK_SECRET_LEN]);
-int mk__hs_keys(const uint8_t hs[MK_SECRET_LEN],
+MK_MUST_CHECK int mk__hs_keys(const uint8_t hs[MK_SECRET_LEN],
                 const uint8_t th[MKC_SHA256_LEN], mk_hs_keys *k);
-int mk__resumption_secret(const uint8_t hs[MK_SECRET_LEN],
+MK_MUST_CHECK int mk__resumption_secret(const uint8_t hs[MK_SECRET_LEN],
                           const uint8_t ch_hash[MKC_SHA256_LEN],
                           uint8_t out[MK_SECRET_LEN]);
 /* Derive and install the record keys, resumption secret and session id;
  * hand back the Finished key. */
-int mk__install_keys(mk_session *s, const uint8_t hs[MK_SECRET_LEN],
+MK_MUST_CHECK int mk__install_keys(mk_session *s, const uint8_t hs[MK_SECRET_LEN],
                      const uint8_t ch_hash[MKC_SHA256_LEN],
                      const uint8_t th[MKC_SHA256_LEN],
                      uint8_t finished_key[MK_SECRET_LEN]);
-int mk__finished(const uint8_t key[MK_SECRET_LEN],
+MK_MUST_CHECK int mk__finished(const uint8_t key[MK_SECRET_LEN],
                  const uint8_t th[MKC_SHA256_LEN], uint8_t out[MK_MAC_LEN]);
 
 /* record.c (§5) */
-int mk__record_seal(mk_session *s, uint8_t type, uint8_t flags,
+MK_MUST_CHECK int mk__record_seal(mk_session *s, uint8_t type, uint8_t flags,
                     uint32_t request_id, const uint8_t *pt, size_t len,
                     uint8_t *out, size_t cap, size_t *out_len);
-int mk__record_open(mk_session *s, const uint8_t *unit, size_t unit_len,
+MK_MUST_CHECK int mk__record_open(mk_session *s, const uint8_t *unit, size_t unit_len,
                     uint8_t *out, size_t cap, size_t *pt_len,
                     uint32_t *request_id);
-int mk__handle_record(mk_session *s, const uint8_t *unit, size_t unit_len,
+MK_MUST_CHECK int mk__handle_record(mk_session *s, const uint8_t *unit, size_t unit_len,
                       uint8_t *out, size_t cap, mk_event *ev);
 size_t mk__record_wire_len(size_t pt_len);
 
@@ -238,35 +238,35 @@ typedef struct mk_ticket_state {
     uint8_t secret[MK_SECRET_LEN];
 } mk_ticket_state;
 
-int mk__ticket_seal(const mk_server_config *cfg, const mk_ticket_state *st,
+MK_MUST_CHECK int mk__ticket_seal(const mk_server_config *cfg, const mk_ticket_state *st,
                     const uint8_t iv[MK_IV_LEN], uint8_t *out, size_t cap,
                     size_t *out_len);
 /* MK_OK, or MK_ERR_BAD_MESSAGE for any reason the ticket is not usable
  * (unknown key, bad MAC, expired, malformed); the reason is not exposed to
  * the peer, which just gets HELLO_RETRY. */
-int mk__ticket_open(const mk_server_config *cfg, const uint8_t *ticket,
+MK_MUST_CHECK int mk__ticket_open(const mk_server_config *cfg, const uint8_t *ticket,
                     size_t len, uint64_t now_ms, mk_ticket_state *st);
 
 /* hs_client.c / hs_server.c (§4) */
-int mk__client_write_hello(mk_session *s, uint8_t *out, size_t cap,
+MK_MUST_CHECK int mk__client_write_hello(mk_session *s, uint8_t *out, size_t cap,
                            size_t *out_len);
-int mk__client_on_server_hello(mk_session *s, const uint8_t *unit,
+MK_MUST_CHECK int mk__client_on_server_hello(mk_session *s, const uint8_t *unit,
                                size_t len, uint8_t *out, size_t cap,
                                mk_event *ev);
-int mk__client_on_retry(mk_session *s, const uint8_t *unit, size_t len,
+MK_MUST_CHECK int mk__client_on_retry(mk_session *s, const uint8_t *unit, size_t len,
                         uint8_t *out, size_t cap, mk_event *ev);
-int mk__client_on_alert(mk_session *s, const uint8_t *unit, size_t len,
+MK_MUST_CHECK int mk__client_on_alert(mk_session *s, const uint8_t *unit, size_t len,
                         uint8_t *out, size_t cap, mk_event *ev);
-int mk__server_on_client_hello(mk_session *s, const uint8_t *unit,
+MK_MUST_CHECK int mk__server_on_client_hello(mk_session *s, const uint8_t *unit,
                                size_t len, uint8_t *out, size_t cap,
                                mk_event *ev);
 
 /* Write the 4-byte magic/version prefix that every handshake body starts
  * with, and check it: MK_ERR_BAD_MAGIC or MK_ERR_BAD_VERSION. */
 void mk__wr_magic(mk_wr *w);
-int mk__rd_magic(mk_rd *r);
+MK_MUST_CHECK int mk__rd_magic(mk_rd *r);
 
 /* keys.c */
-int mk__key_id_of(const mkc_rsa *k, uint8_t id[MK_KEY_ID_LEN]);
+MK_MUST_CHECK int mk__key_id_of(const mkc_rsa *k, uint8_t id[MK_KEY_ID_LEN]);
 
 #endif /* MK_INTERNAL_H */

@@ -182,8 +182,10 @@ static int server_on_data(mk_session *s, uint32_t id, int final, size_t n,
         }
         return ret;
     }
-    if (final)
+    if (final) {
         r->state = REQ_WAITING;
+        r->bytes = 0; /* now counts the response */
+    }
     ev->type = MK_EV_DATA;
     ev->request_id = id;
     ev->final = final;
@@ -233,7 +235,10 @@ static int client_on_error(mk_session *s, uint32_t id, uint8_t *out,
     }
     if ((r = req_find(s, id)) == NULL)
         return MK_ERR_BAD_REQUEST_ID;
-    req_done(s, r);
+    if (r->state == REQ_SENDING)
+        r->state = REQ_ABORTED; /* answered early: finish it, then forget */
+    else
+        req_done(s, r);
     return MK_OK;
 }
 
@@ -323,17 +328,21 @@ int mk_seal_record(mk_session *s, uint32_t request_id, int final,
             MK_FAIL_IF(s->nreqs >= s->max_inflight, MK_ERR_LIMIT);
             r = req_add(s, request_id, REQ_SENDING);
         }
-        MK_FAIL_IF(r == NULL || r->state != REQ_SENDING, MK_ERR_STATE);
-        MK_FAIL_IF(len > s->max_message - r->bytes, MK_ERR_MESSAGE_TOO_LARGE);
+        /* An aborted request (the server already answered it with an
+         * error) is still finished on the wire, so both sides free its
+         * slot at the same final record (§5.4). */
+        MK_FAIL_IF(r == NULL ||
+                       (r->state != REQ_SENDING && r->state != REQ_ABORTED),
+                   MK_ERR_STATE);
     }
+    MK_FAIL_IF(len > s->max_message - r->bytes, MK_ERR_MESSAGE_TOO_LARGE);
     MK_TRY(mk__record_seal(s, MK_UNIT_DATA, final ? MK_FLAG_FINAL : 0,
                            request_id, pt, len, out, cap, out_len));
-    if (s->is_server) {
-        if (final)
+    r->bytes += (uint32_t)len;
+    if (final) {
+        if (s->is_server || r->state == REQ_ABORTED) {
             req_done(s, r);
-    } else {
-        r->bytes += (uint32_t)len;
-        if (final) {
+        } else {
             r->state = REQ_WAITING;
             r->bytes = 0; /* now counts the response */
         }
@@ -366,7 +375,7 @@ int mk_seal_message(mk_session *s, uint32_t request_id, const uint8_t *msg,
     *out_len = 0;
     MK_FAIL_IF(msg == NULL && msg_len != 0, MK_ERR_USAGE);
     MK_FAIL_IF(cap < mk_message_wire_len(msg_len), MK_ERR_BUFFER);
-    if (!s->is_server && s->state == MK_STATE_ESTABLISHED)
+    if (s->state == MK_STATE_ESTABLISHED)
         MK_FAIL_IF(msg_len > s->max_message, MK_ERR_MESSAGE_TOO_LARGE);
     do {
         size_t n = msg_len - off;

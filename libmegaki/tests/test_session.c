@@ -401,6 +401,81 @@ static void test_key_rotation_retry(void **st)
     mk_client_config_unref(cc);
 }
 
+
+/* The server refuses a request before it has arrived whole (overloaded):
+ * the client finishes it with an empty final record, and both sides free
+ * the slot at that record. A response of more than the maximum is refused
+ * on the server before anything is sealed. */
+static void test_early_error(void **st)
+{
+    mk_server_config *sc = tu_server_config(&env, "server2048.pem", 0);
+    mk_client_config *cc = tu_client_config(&env, "server2048.pub.pem");
+    uint8_t rec[MK_RECORD_MAX_PLAINTEXT + 100], msg[100];
+    mk_session_info ci, si;
+    size_t n = 0;
+    tu_pair p;
+    (void)st;
+
+    make_pair(&p, sc, cc, NULL, 0);
+    assert_int_equal(tu_connect(&p), 0);
+    tu_pattern(msg, sizeof msg, 3);
+    assert_int_equal(mk_seal_record(p.c.s, 5, 0, msg, sizeof msg, rec,
+                                    sizeof rec, &n),
+                     MK_OK);
+    tu_buf_put(&p.c2s, rec, n);
+    assert_int_equal(tu_pump(&p), 0);
+    /* Not complete: the server may not answer with data yet. */
+    assert_int_equal(mk_seal_record(p.srv.s, 5, 1, msg, 1, rec, sizeof rec,
+                                    &n),
+                     MK_ERR_STATE);
+    assert_int_equal(mk_seal_error(p.srv.s, 5, MK_ECODE_OVERLOADED, "busy", 4,
+                                   rec, sizeof rec, &n),
+                     MK_OK);
+    tu_buf_put(&p.s2c, rec, n);
+    assert_int_equal(tu_pump(&p), 0);
+    assert_true(tu_find_msg(&p.c, 5)->error);
+    assert_int_equal(tu_find_msg(&p.c, 5)->ecode, MK_ECODE_OVERLOADED);
+    mk_session_get_info(p.c.s, &ci);
+    mk_session_get_info(p.srv.s, &si);
+    assert_int_equal(ci.inflight, 1);
+    assert_int_equal(si.inflight, 1);
+    /* More records of the refused request are swallowed, not delivered. */
+    assert_int_equal(mk_seal_record(p.c.s, 5, 0, msg, sizeof msg, rec,
+                                    sizeof rec, &n),
+                     MK_OK);
+    tu_buf_put(&p.c2s, rec, n);
+    assert_int_equal(mk_seal_record(p.c.s, 5, 1, NULL, 0, rec, sizeof rec,
+                                    &n),
+                     MK_OK);
+    tu_buf_put(&p.c2s, rec, n);
+    assert_int_equal(tu_pump(&p), 0);
+    assert_int_equal(tu_find_msg(&p.srv, 5)->data.len, sizeof msg);
+    mk_session_get_info(p.c.s, &ci);
+    mk_session_get_info(p.srv.s, &si);
+    assert_int_equal(ci.inflight, 0);
+    assert_int_equal(si.inflight, 0);
+    tu_clear_msgs(&p.srv);
+    tu_clear_msgs(&p.c);
+
+    /* The id is free again and works normally. */
+    roundtrip(&p, 5, 10);
+
+    /* A response over the maximum is refused before sealing. */
+    assert_int_equal(tu_send(&p, &p.c, 6, msg, 1), MK_OK);
+    assert_int_equal(tu_pump(&p), 0);
+    {
+        size_t big = MK_MESSAGE_MAX_DEFAULT + 1;
+        uint8_t *b = calloc(1, big);
+        assert_int_equal(tu_send(&p, &p.srv, 6, b, big),
+                         MK_ERR_MESSAGE_TOO_LARGE);
+        free(b);
+    }
+    assert_int_equal(mk_session_state(p.srv.s), MK_STATE_ESTABLISHED);
+    tu_pair_free(&p);
+    mk_server_config_unref(sc);
+    mk_client_config_unref(cc);
+}
+
 static void test_error_strings(void **st)
 {
     (void)st;
@@ -434,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_inflight_out_of_order),
         cmocka_unit_test(test_close),
         cmocka_unit_test(test_key_rotation_retry),
+        cmocka_unit_test(test_early_error),
         cmocka_unit_test(test_error_strings),
     };
     return cmocka_run_group_tests_name("session", tests, setup, NULL);
