@@ -73,8 +73,19 @@ MK_MUST_CHECK int mkc_cbc_decrypt(const uint8_t key[MKC_AES_KEY_LEN],
  * applied by the primitive). */
 MK_MUST_CHECK int mkc_x25519_public(const uint8_t priv[MKC_X25519_LEN],
                       uint8_t pub[MKC_X25519_LEN]);
+/* An ephemeral key kept for its one derivation: building it computes the
+ * public key, so keygen + derive is two scalar multiplications, not three. */
+typedef struct mkc_x25519_key mkc_x25519_key;
+MK_MUST_CHECK int mkc_x25519_new(const uint8_t priv[MKC_X25519_LEN],
+                                 mkc_x25519_key **out,
+                                 uint8_t pub[MKC_X25519_LEN]);
+MK_MUST_CHECK int mkc_x25519_derive(const mkc_x25519_key *k,
+                                    const uint8_t peer[MKC_X25519_LEN],
+                                    uint8_t shared[MKC_X25519_LEN]);
+void mkc_x25519_free(mkc_x25519_key *k);
+
 /* Shared secret; MK_ERR_BAD_KEY_SHARE if it is all zeros (small-order
- * peer point) or the derivation fails. */
+ * peer point) or the derivation fails. One-shot form of the above. */
 MK_MUST_CHECK int mkc_x25519(const uint8_t priv[MKC_X25519_LEN],
                const uint8_t peer[MKC_X25519_LEN],
                uint8_t shared[MKC_X25519_LEN]);

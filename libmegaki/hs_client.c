@@ -25,6 +25,7 @@ int mk__client_write_hello(mk_session *s, uint8_t *out, size_t cap,
 {
     uint8_t kem_secret[MK_SECRET_LEN], seed[MKC_SHA256_LEN];
     uint8_t kem[MKC_RSA_MAX_BYTES], bkey[MK_SECRET_LEN], h[MKC_SHA256_LEN];
+    uint8_t priv[MKC_X25519_LEN];
     const uint8_t *root;
     mk_ch ch;
     size_t len = 0, kem_len = 0;
@@ -37,8 +38,10 @@ int mk__client_write_hello(mk_session *s, uint8_t *out, size_t cap,
     s->mode = s->have_resume ? MK_MODE_RESUME : MK_MODE_FULL;
     ch.mode = (uint8_t)s->mode;
     MK_TRY(mk__random(s, ch.random, MK_RANDOM_LEN));
-    MK_TRY(mk__random(s, s->eph_priv, sizeof s->eph_priv));
-    MK_TRY(mkc_x25519_public(s->eph_priv, ch.share));
+    MK_TRY(mk__random(s, priv, sizeof priv));
+    mkc_x25519_free(s->eph); /* a retried hello uses a fresh share */
+    s->eph = NULL;
+    MK_TRY(mkc_x25519_new(priv, &s->eph, ch.share));
     ch.time_ms = s->env->now_ms(s->env->ctx);
 
     if (s->mode == MK_MODE_FULL) {
@@ -71,6 +74,7 @@ int mk__client_write_hello(mk_session *s, uint8_t *out, size_t cap,
     *out_len = len;
 out:
     mkc_cleanse(kem_secret, sizeof kem_secret);
+    mkc_cleanse(priv, sizeof priv);
     mkc_cleanse(seed, sizeof seed);
     mkc_cleanse(bkey, sizeof bkey);
     return ret;
@@ -90,12 +94,13 @@ int mk__client_on_server_hello(mk_session *s, const uint8_t *unit, size_t len,
     MK_TRY(mk__sh_parse(unit, len, &sh));
     /* Early data is never offered in this version, so never accepted. */
     MK_FAIL_IF(sh.mode != s->mode || sh.flags != 0, MK_ERR_BAD_MESSAGE);
-    MK_TRY(mkc_x25519(s->eph_priv, sh.share, dh));
+    MK_TRY(mkc_x25519_derive(s->eph, sh.share, dh));
     MK_TRY(mk__hs_secret(s->early_secret, dh, hs));
     MK_TRY(mkc_hash_peek(s->transcript, ch_hash));
     MK_TRY(mkc_hash_update(s->transcript, unit, len - MK_MAC_LEN));
     MK_TRY(mkc_hash_peek(s->transcript, th));
     MK_TRY(mk__install_keys(s, hs, ch_hash, th, fkey));
+    MK_TRY(mk__resumption_secret(hs, ch_hash, s->resumption_secret));
     MK_TRY(mk__finished(fkey, th, fin));
     /* Key confirmation: the one check that authenticates the server. */
     MK_FAIL_IF(!mkc_ct_equal(fin, sh.finished, MK_MAC_LEN),

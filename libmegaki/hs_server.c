@@ -86,7 +86,8 @@ int mk__server_on_client_hello(mk_session *s, const uint8_t *unit, size_t len,
     uint8_t ch_hash[MKC_SHA256_LEN], th[MKC_SHA256_LEN];
     uint8_t xkey[MK_SECRET_LEN], fkey[MK_SECRET_LEN];
     uint8_t xpt[32 + MK_TICKET_MAX], xct[MK_IV_LEN + 32 + MK_TICKET_MAX];
-    uint8_t ticket[MK_TICKET_MAX];
+    uint8_t ticket[MK_TICKET_MAX], priv[MKC_X25519_LEN];
+    mkc_x25519_key *eph = NULL;
     const mk_server_key *key = NULL;
     mk_ticket_state st;
     mk_extras x;
@@ -157,9 +158,9 @@ int mk__server_on_client_hello(mk_session *s, const uint8_t *unit, size_t len,
     sh.mode = ch.mode;
     sh.flags = 0;
     MK_TRY(mk__random(s, sh.random, MK_RANDOM_LEN));
-    MK_TRY(mk__random(s, s->eph_priv, sizeof s->eph_priv));
-    MK_TRY(mkc_x25519_public(s->eph_priv, sh.share));
-    if ((ret = mkc_x25519(s->eph_priv, ch.share, dh)) != MK_OK) {
+    MK_TRY(mk__random(s, priv, sizeof priv));
+    MK_TRY(mkc_x25519_new(priv, &eph, sh.share));
+    if ((ret = mkc_x25519_derive(eph, ch.share, dh)) != MK_OK) {
         send_alert(MK_ALERT_HANDSHAKE_FAILED, out, cap, ev);
         goto out;
     }
@@ -209,6 +210,8 @@ out:
         s->transcript = NULL;
         ret = mkc_hash_new(&s->transcript);
     }
+    mkc_x25519_free(eph);
+    mkc_cleanse(priv, sizeof priv);
     mkc_cleanse(root, sizeof root);
     mkc_cleanse(bkey, sizeof bkey);
     mkc_cleanse(dh, sizeof dh);

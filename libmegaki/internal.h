@@ -144,7 +144,7 @@ struct mk_session {
     mkc_hash *transcript;
 
     /* Handshake material, wiped once keys are agreed. */
-    uint8_t eph_priv[MKC_X25519_LEN];
+    mkc_x25519_key *eph; /* client: ephemeral key until SERVER_HELLO */
     uint8_t early_secret[MK_SECRET_LEN];
     size_t pin_index; /* client: pinned key used for the full handshake */
 
@@ -210,8 +210,9 @@ MK_MUST_CHECK int mk__hs_keys(const uint8_t hs[MK_SECRET_LEN],
 MK_MUST_CHECK int mk__resumption_secret(const uint8_t hs[MK_SECRET_LEN],
                           const uint8_t ch_hash[MKC_SHA256_LEN],
                           uint8_t out[MK_SECRET_LEN]);
-/* Derive and install the record keys, resumption secret and session id;
- * hand back the Finished key. */
+/* Derive and install the record keys and session id; hand back the
+ * Finished key. (The resumption secret is derived on its own: the server
+ * needs it before SERVER_HELLO exists, to seal the ticket.) */
 MK_MUST_CHECK int mk__install_keys(mk_session *s, const uint8_t hs[MK_SECRET_LEN],
                      const uint8_t ch_hash[MKC_SHA256_LEN],
                      const uint8_t th[MKC_SHA256_LEN],

@@ -88,7 +88,8 @@ int mk__random(const mk_session *s, uint8_t *out, size_t len)
 
 static void wipe_handshake(mk_session *s)
 {
-    mkc_cleanse(s->eph_priv, sizeof s->eph_priv);
+    mkc_x25519_free(s->eph);
+    s->eph = NULL;
     mkc_cleanse(s->early_secret, sizeof s->early_secret);
     mkc_cleanse(s->resume_secret, sizeof s->resume_secret);
     mkc_hash_free(s->transcript);
@@ -105,6 +106,10 @@ int mk__fail(mk_session *s, int err)
     mkc_cleanse(&s->in, sizeof s->in);
     mkc_cleanse(&s->out, sizeof s->out);
     mkc_cleanse(s->resumption_secret, sizeof s->resumption_secret);
+    /* A failed session hands out nothing to resume from: fail closed, even
+     * though its ticket may still be good. */
+    mkc_cleanse(s->ticket, sizeof s->ticket);
+    s->ticket_len = 0;
     return s->err;
 }
 
@@ -228,8 +233,10 @@ int mk_client_hello(mk_session *s, uint8_t *out, size_t cap, size_t *out_len)
     int ret;
 
     *out_len = 0;
+    if (s->state == MK_STATE_FAILED)
+        return s->err;
     if (s->is_server || s->hs != HS_CLIENT_START)
-        return s->state == MK_STATE_FAILED ? s->err : MK_ERR_STATE;
+        return MK_ERR_STATE;
     if ((ret = mk__client_write_hello(s, out, cap, out_len)) != MK_OK) {
         if (ret != MK_ERR_BUFFER)
             mk__fail(s, ret);
@@ -363,7 +370,7 @@ int mk_session_export(const mk_session *s, uint8_t *out, size_t cap,
     mk_wr w;
 
     *out_len = 0;
-    if (s->is_server || s->ticket_len == 0)
+    if (s->is_server || s->ticket_len == 0 || s->state == MK_STATE_FAILED)
         return MK_ERR_STATE;
     mk_wr_init(&w, out, cap);
     mk_wr_bytes(&w, (const uint8_t *)"MKS2", 4);
