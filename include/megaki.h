@@ -148,6 +148,12 @@ MK_API const mk_env *mk_env_system(void);
 MK_API MK_MUST_CHECK int mk_frame_check(const uint8_t *buf, size_t len,
                                         size_t *unit_len);
 
+/* 1 if unit is a well-formed CLIENT_HELLO asking to resume, else 0. A
+ * server uses it to charge only full handshakes (the RSA operation) to its
+ * rate limits before handing the hello to a session; anything that does
+ * not parse counts as full, so it cannot dodge the limit. */
+MK_API int mk_client_hello_resumes(const uint8_t *unit, size_t len);
+
 /* ------------------------------------------------------------------ */
 /* Keys                                                                 */
 

@@ -113,6 +113,13 @@ int mk__ch_parse(const uint8_t *unit, size_t len, mk_ch *ch)
     return MK_OK;
 }
 
+int mk_client_hello_resumes(const uint8_t *unit, size_t len)
+{
+    mk_ch ch;
+    return unit != NULL && mk__ch_parse(unit, len, &ch) == MK_OK &&
+           ch.mode == MK_MODE_RESUME;
+}
+
 /* --- SERVER_HELLO (§4.2) ----------------------------------------------- */
 
 int mk__sh_write(const mk_sh *sh, uint8_t *out, size_t cap, size_t *out_len)
