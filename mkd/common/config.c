@@ -1,0 +1,352 @@
+/*
+ * config.c -- see config.h. The option table is the single source of the
+ * names, defaults and bounds; docs/MKD.md lists the same table.
+ *
+ * The file format is deliberately small: `key = value` per line, `#` starts
+ * a comment line, blank lines are ignored, surrounding blanks are trimmed,
+ * a value may be quoted with "..." to keep blanks at its ends. A key given
+ * twice takes the last value. Unknown keys are an error, so a typo never
+ * silently leaves a limit at its default.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+enum opt_type { T_STR, T_U32, T_LEVEL };
+
+struct opt {
+    const char *name;
+    enum opt_type type;
+    size_t off;
+    size_t size;      /* T_STR: buffer size */
+    const char *def;  /* default as text */
+    uint32_t min, max;
+    size_t set_off;   /* offset of a "was set" flag, or 0 */
+};
+
+#define OFF(f) offsetof(mkd_config, f)
+#define STR(f) T_STR, OFF(f), sizeof(((mkd_config *)0)->f)
+#define U32(f) T_U32, OFF(f), 0
+
+static const struct opt opts[] = {
+    {"listen", STR(listen), "127.0.0.1", 0, 0, 0},
+    {"port", U32(port), "7410", 0, 65535, 0},
+    {"data_dir", STR(data_dir), "", 0, 0, 0},
+    {"key_file", STR(key_file), "", 0, 0, OFF(key_file_set)},
+    {"ticket_key_file", STR(ticket_key_file), "", 0, 0,
+     OFF(ticket_key_file_set)},
+    {"control_socket", STR(control_socket), "", 0, 0,
+     OFF(control_socket_set)},
+    {"backend", STR(backend), "echo", 0, 0, 0},
+    {"user", STR(user), "", 0, 0, 0},
+    {"ready_file", STR(ready_file), "", 0, 0, 0},
+    {"log_level", T_LEVEL, OFF(log_level), 0, "info", 0, 0, 0},
+    {"threads", U32(threads), "0", 0, 256, 0},
+    {"backlog", U32(backlog), "511", 1, 65535, 0},
+    {"max_connections", U32(max_connections), "10000", 1, 1000000, 0},
+    {"max_handshakes", U32(max_handshakes), "256", 1, 100000, 0},
+    {"max_pending_per_address", U32(max_pending_per_address), "64", 1,
+     1000000, 0},
+    {"handshake_rate", U32(handshake_rate), "50", 0, 1000000, 0},
+    {"handshake_burst", U32(handshake_burst), "100", 1, 1000000, 0},
+    {"retry_after_ms", U32(retry_after_ms), "1000", 0, 3600000, 0},
+    {"handshake_timeout_ms", U32(handshake_timeout_ms), "10000", 10,
+     3600000, 0},
+    {"idle_timeout_ms", U32(idle_timeout_ms), "120000", 10, 86400000, 0},
+    {"unit_timeout_ms", U32(unit_timeout_ms), "10000", 10, 3600000, 0},
+    {"write_timeout_ms", U32(write_timeout_ms), "30000", 10, 3600000, 0},
+    {"shutdown_timeout_ms", U32(shutdown_timeout_ms), "10000", 0, 3600000,
+     0},
+    {"max_message", U32(max_message), "1048576", 1, 256u << 20, 0},
+    {"max_inflight", U32(max_inflight), "32", 1, 1024, 0},
+    {"ticket_lifetime", U32(ticket_lifetime), "86400", 60, 7 * 86400, 0},
+    {"conn_buffer_max", U32(conn_buffer_max), "4194304", 65536,
+     1u << 30, 0},
+    {"write_high_water", U32(write_high_water), "1048576", 16384, 1u << 30,
+     0},
+    {"ticket_keys_keep", U32(ticket_keys_keep), "4", 1, 16, 0},
+    {"echo_delay_ms", U32(echo_delay_ms), "0", 0, 600000, 0},
+};
+
+static const struct opt *find_opt(const char *key)
+{
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (strcmp(opts[i].name, key) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+static int set_opt(mkd_config *c, const struct opt *o, const char *v,
+                   char *err, size_t errlen)
+{
+    char *base = (char *)c;
+
+    switch (o->type) {
+    case T_STR:
+        if (strlen(v) >= o->size) {
+            snprintf(err, errlen, "%s: value too long (max %zu bytes)",
+                     o->name, o->size - 1);
+            return -1;
+        }
+        memcpy(base + o->off, v, strlen(v) + 1);
+        break;
+    case T_U32: {
+        char *end = NULL;
+        unsigned long long x;
+        if (*v < '0' || *v > '9') {
+            snprintf(err, errlen, "%s: not a number: \"%s\"", o->name, v);
+            return -1;
+        }
+        errno = 0;
+        x = strtoull(v, &end, 10);
+        if (errno != 0 || *end != '\0' || x < o->min || x > o->max) {
+            snprintf(err, errlen, "%s: \"%s\" is not a number in %u..%u",
+                     o->name, v, o->min, o->max);
+            return -1;
+        }
+        *(uint32_t *)(void *)(base + o->off) = (uint32_t)x;
+        break;
+    }
+    case T_LEVEL: {
+        int l = mkd_log_level_parse(v);
+        if (l < 0) {
+            snprintf(err, errlen,
+                     "%s: \"%s\" is not error, warn, info or debug", o->name,
+                     v);
+            return -1;
+        }
+        *(int *)(void *)(base + o->off) = l;
+        break;
+    }
+    default:
+        snprintf(err, errlen, "%s: internal error", o->name);
+        return -1;
+    }
+    if (o->set_off)
+        *(int *)(void *)(base + o->set_off) = v[0] != '\0';
+    return 0;
+}
+
+void mkd_config_defaults(mkd_config *c)
+{
+    char err[128];
+
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (set_opt(c, &opts[i], opts[i].def, err, sizeof err) != 0)
+            abort(); /* a bad default is a build bug */
+}
+
+int mkd_config_set(mkd_config *c, const char *key, const char *value,
+                   char *err, size_t errlen)
+{
+    const struct opt *o = find_opt(key);
+
+    if (o == NULL) {
+        snprintf(err, errlen, "unknown option \"%s\"", key);
+        return -1;
+    }
+    return set_opt(c, o, value, err, errlen);
+}
+
+static int is_blank(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r';
+}
+
+int mkd_config_parse(mkd_config *c, const char *text, size_t len,
+                     const char *origin, char *err, size_t errlen)
+{
+    char line[1024], key[64], msg[256];
+    size_t pos = 0;
+    unsigned lineno = 0;
+
+    while (pos < len) {
+        size_t start = pos, n, k, v, e;
+        char *eq;
+
+        while (pos < len && text[pos] != '\n')
+            pos++;
+        n = pos - start;
+        pos++; /* the newline */
+        lineno++;
+        if (n >= sizeof line) {
+            snprintf(err, errlen, "%s:%u: line too long", origin, lineno);
+            return -1;
+        }
+        memcpy(line, text + start, n);
+        line[n] = '\0';
+        if (memchr(line, '\0', n) != NULL) {
+            snprintf(err, errlen, "%s:%u: NUL byte", origin, lineno);
+            return -1;
+        }
+        for (k = 0; is_blank(line[k]); k++)
+            ;
+        if (line[k] == '\0' || line[k] == '#')
+            continue;
+        eq = strchr(line + k, '=');
+        if (eq == NULL) {
+            snprintf(err, errlen, "%s:%u: expected key = value", origin,
+                     lineno);
+            return -1;
+        }
+        /* Key: from k to the '=' less trailing blanks. */
+        e = (size_t)(eq - line);
+        while (e > k && is_blank(line[e - 1]))
+            e--;
+        if (e == k || e - k >= sizeof key) {
+            snprintf(err, errlen, "%s:%u: bad key", origin, lineno);
+            return -1;
+        }
+        memcpy(key, line + k, e - k);
+        key[e - k] = '\0';
+        /* Value: after '=' trimmed; optional double quotes. */
+        for (v = (size_t)(eq - line) + 1; is_blank(line[v]); v++)
+            ;
+        e = strlen(line);
+        while (e > v && is_blank(line[e - 1]))
+            e--;
+        line[e] = '\0';
+        if (e - v >= 2 && line[v] == '"' && line[e - 1] == '"') {
+            line[e - 1] = '\0';
+            v++;
+        }
+        if (mkd_config_set(c, key, line + v, msg, sizeof msg) != 0) {
+            snprintf(err, errlen, "%s:%u: %s", origin, lineno, msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int mkd_config_load_file(mkd_config *c, const char *path, char *err,
+                         size_t errlen)
+{
+    FILE *f = NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    long n;
+    int ret = -1;
+
+    if ((f = fopen(path, "rb")) == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
+        fseek(f, 0, SEEK_SET) != 0) {
+        snprintf(err, errlen, "%s: cannot size", path);
+        goto out;
+    }
+    if (n > (1 << 20)) {
+        snprintf(err, errlen, "%s: larger than 1 MiB", path);
+        goto out;
+    }
+    if ((buf = malloc((size_t)n + 1)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    len = fread(buf, 1, (size_t)n, f);
+    if (len != (size_t)n) {
+        snprintf(err, errlen, "%s: read error", path);
+        goto out;
+    }
+    ret = mkd_config_parse(c, buf, len, path, err, errlen);
+out:
+    if (f != NULL)
+        fclose(f);
+    free(buf);
+    return ret;
+}
+
+int mkd_default_data_dir(char *out, size_t cap)
+{
+    const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    int r;
+
+    if (geteuid() == 0)
+        r = snprintf(out, cap, "/var/lib/megaki");
+    else if (xdg != NULL && xdg[0] == '/')
+        r = snprintf(out, cap, "%s/megaki", xdg);
+    else if (home != NULL && home[0] == '/')
+        r = snprintf(out, cap, "%s/.local/share/megaki", home);
+    else
+        return -1;
+    return r > 0 && (size_t)r < cap ? 0 : -1;
+}
+
+static int derive(char *dst, size_t cap, const char *dir, const char *name)
+{
+    int r = snprintf(dst, cap, "%s/%s", dir, name);
+    return r > 0 && (size_t)r < cap ? 0 : -1;
+}
+
+int mkd_config_finish(mkd_config *c, char *err, size_t errlen)
+{
+    if (c->data_dir[0] == '\0' &&
+        mkd_default_data_dir(c->data_dir, sizeof c->data_dir) != 0) {
+        snprintf(err, errlen,
+                 "no data directory: set data_dir (HOME is not set)");
+        return -1;
+    }
+    if ((!c->key_file_set &&
+         derive(c->key_file, sizeof c->key_file, c->data_dir,
+                "server.pem") != 0) ||
+        (!c->ticket_key_file_set &&
+         derive(c->ticket_key_file, sizeof c->ticket_key_file, c->data_dir,
+                "ticket.keys") != 0) ||
+        (!c->control_socket_set &&
+         derive(c->control_socket, sizeof c->control_socket, c->data_dir,
+                "mkd.sock") != 0)) {
+        snprintf(err, errlen, "data_dir too long");
+        return -1;
+    }
+    if (c->listen[0] == '\0') {
+        snprintf(err, errlen, "listen: no address");
+        return -1;
+    }
+    if (strcmp(c->backend, "echo") != 0) {
+        snprintf(err, errlen,
+                 "backend: \"%s\" is not available (this build has: echo)",
+                 c->backend);
+        return -1;
+    }
+    if (c->max_handshakes > c->max_connections)
+        c->max_handshakes = c->max_connections;
+    return 0;
+}
+
+size_t mkd_config_dump(const mkd_config *c, char *buf, size_t cap)
+{
+    const char *base = (const char *)c;
+    size_t n = 0;
+
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0] && n < cap; i++) {
+        const struct opt *o = &opts[i];
+        int r;
+        switch (o->type) {
+        case T_STR:
+            r = snprintf(buf + n, cap - n, "%s = %s\n", o->name,
+                         base + o->off);
+            break;
+        case T_U32:
+            r = snprintf(buf + n, cap - n, "%s = %u\n", o->name,
+                         *(const uint32_t *)(const void *)(base + o->off));
+            break;
+        default:
+            r = snprintf(buf + n, cap - n, "%s = %s\n", o->name,
+                         mkd_log_level_name(
+                             *(const int *)(const void *)(base + o->off)));
+            break;
+        }
+        if (r < 0)
+            break;
+        n += (size_t)r < cap - n ? (size_t)r : cap - n - 1;
+    }
+    return n;
+}

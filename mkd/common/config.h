@@ -1,0 +1,71 @@
+/*
+ * config.h -- MKD's configuration: one flat structure, filled from the
+ * built-in defaults, then a `key = value` file, then command-line
+ * overrides (`--key=value`). Every option, its default and its bounds are
+ * in one table in config.c (and documented in docs/MKD.md).
+ */
+#ifndef MKD_CONFIG_H
+#define MKD_CONFIG_H
+
+#include "compiler.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MKD_DEFAULT_PORT 7410
+#define MKD_PATH_MAX 512
+
+typedef struct mkd_config {
+    char listen[MKD_PATH_MAX];        /* comma-separated addresses */
+    uint32_t port;
+    char data_dir[MKD_PATH_MAX];      /* "" = the per-user default */
+    char key_file[MKD_PATH_MAX];      /* comma-separated PEM paths */
+    char ticket_key_file[MKD_PATH_MAX];
+    char control_socket[MKD_PATH_MAX];
+    char backend[32];
+    char user[64];
+    char ready_file[MKD_PATH_MAX];
+    int log_level;
+    uint32_t threads;
+    uint32_t backlog;
+    uint32_t max_connections;
+    uint32_t max_handshakes;
+    uint32_t max_pending_per_address;
+    uint32_t handshake_rate;          /* full handshakes/s per address */
+    uint32_t handshake_burst;
+    uint32_t retry_after_ms;
+    uint32_t handshake_timeout_ms;
+    uint32_t idle_timeout_ms;
+    uint32_t unit_timeout_ms;
+    uint32_t write_timeout_ms;
+    uint32_t shutdown_timeout_ms;
+    uint32_t max_message;
+    uint32_t max_inflight;
+    uint32_t ticket_lifetime;
+    uint32_t conn_buffer_max;         /* bytes buffered per connection */
+    uint32_t write_high_water;        /* stop reading above this */
+    uint32_t ticket_keys_keep;        /* for `mkd ticket-keys --rotate` */
+    uint32_t echo_delay_ms;           /* echo backend: answer after this */
+    /* Set when the path was given (not derived from data_dir). */
+    int key_file_set, ticket_key_file_set, control_socket_set;
+} mkd_config;
+
+/* Defaults (paths stay empty until mkd_config_finish). */
+void mkd_config_defaults(mkd_config *c);
+/* Set one option from text. Returns 0, or -1 with a message in err. */
+MKD_MUST_CHECK int mkd_config_set(mkd_config *c, const char *key, const char *value,
+                   char *err, size_t errlen);
+/* Parse a whole file; errors name the line. Returns 0 or -1. */
+MKD_MUST_CHECK int mkd_config_load_file(mkd_config *c, const char *path, char *err,
+                         size_t errlen);
+/* Parse text held in memory (the file parser's core; fuzzable). */
+MKD_MUST_CHECK int mkd_config_parse(mkd_config *c, const char *text, size_t len,
+                     const char *origin, char *err, size_t errlen);
+/* Fill data_dir and the paths derived from it; check cross-option rules. */
+MKD_MUST_CHECK int mkd_config_finish(mkd_config *c, char *err, size_t errlen);
+/* The default data directory for this user (XDG rules, /var/lib when root). */
+MKD_MUST_CHECK int mkd_default_data_dir(char *out, size_t cap);
+/* Write every option as `key = value` lines (for `mkd config`). */
+size_t mkd_config_dump(const mkd_config *c, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,498 @@
+/*
+ * test_units.c -- unit tests of MKD's parts without a network: the
+ * configuration parser, the framer (byte at a time, bad headers, buffers
+ * released), the per-address token bucket, the ticket-key file, and Yami's
+ * pool step driven against a real client session in memory.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "common/util.h"
+#include "yami/keys.h"
+#include "yami/pool.h"
+#include "yugi/framing.h"
+#include "yugi/limits.h"
+
+/* --- configuration --------------------------------------------------- */
+
+static void test_config(void **st)
+{
+    mkd_config c;
+    char err[256];
+    static const char text[] =
+        "# comment\n\n  port = 9000  \nlisten=::1, 127.0.0.1\n"
+        "key_file = \" /a b.pem \"\nlog_level = debug\r\n";
+    (void)st;
+
+    mkd_config_defaults(&c);
+    assert_int_equal(c.port, MKD_DEFAULT_PORT);
+    assert_string_equal(c.listen, "127.0.0.1");
+    assert_string_equal(c.backend, "echo");
+    assert_int_equal(c.max_inflight, 32);
+    assert_int_equal(mkd_config_parse(&c, text, sizeof text - 1, "t", err,
+                                      sizeof err),
+                     0);
+    assert_int_equal(c.port, 9000);
+    assert_string_equal(c.listen, "::1, 127.0.0.1");
+    assert_string_equal(c.key_file, " /a b.pem ");
+    assert_true(c.key_file_set);
+    assert_int_equal(c.log_level, 3);
+    /* Errors name the line and never leave a half-set value. */
+    assert_int_equal(
+        mkd_config_parse(&c, "port = 70000\n", 13, "t", err, sizeof err), -1);
+    assert_non_null(strstr(err, "t:1"));
+    assert_int_equal(c.port, 9000);
+    assert_int_equal(
+        mkd_config_parse(&c, "\nprot = 1\n", 10, "t", err, sizeof err), -1);
+    assert_non_null(strstr(err, "t:2"));
+    assert_int_equal(mkd_config_parse(&c, "port\n", 5, "t", err, sizeof err),
+                     -1);
+    assert_int_equal(
+        mkd_config_parse(&c, "port = -1\n", 10, "t", err, sizeof err), -1);
+    assert_int_equal(
+        mkd_config_parse(&c, "port = 1x\n", 10, "t", err, sizeof err), -1);
+    assert_int_equal(mkd_config_parse(&c, "port = 99999999999999999999\n",
+                                      28, "t", err, sizeof err),
+                     -1);
+    assert_int_equal(mkd_config_parse(&c, "log_level = loud\n", 17, "t", err,
+                                      sizeof err),
+                     -1);
+    assert_int_equal(mkd_config_set(&c, "backend", "php", err, sizeof err),
+                     0);
+    assert_int_equal(mkd_config_finish(&c, err, sizeof err), -1);
+    mkd_config_defaults(&c);
+    assert_int_equal(mkd_config_set(&c, "data_dir", "/x", err, sizeof err),
+                     0);
+    assert_int_equal(mkd_config_finish(&c, err, sizeof err), 0);
+    assert_string_equal(c.key_file, "/x/server.pem");
+    assert_string_equal(c.ticket_key_file, "/x/ticket.keys");
+    assert_string_equal(c.control_socket, "/x/mkd.sock");
+    /* Every line of the dump parses back. */
+    {
+        char buf[8192];
+        mkd_config d;
+        size_t n = mkd_config_dump(&c, buf, sizeof buf);
+        mkd_config_defaults(&d);
+        assert_int_equal(mkd_config_parse(&d, buf, n, "dump", err,
+                                          sizeof err),
+                         0);
+        assert_int_equal(d.port, c.port);
+    }
+}
+
+/* --- framing --------------------------------------------------------- */
+
+typedef struct units {
+    size_t n;
+    size_t total;
+    uint8_t last_type;
+} units;
+
+static int count_unit(void *arg, const uint8_t *u, size_t len)
+{
+    units *us = arg;
+    size_t ulen = 0;
+    assert_int_equal(mk_frame_check(u, len, &ulen), MK_OK);
+    assert_int_equal(ulen, len);
+    us->n++;
+    us->total += len;
+    us->last_type = u[0];
+    return 0;
+}
+
+static size_t make_alert(uint8_t *out)
+{
+    size_t n = 0;
+    assert_int_equal(mk_write_alert(MK_ALERT_RETRY_LATER, 5, out, 16, &n),
+                     MK_OK);
+    return n;
+}
+
+static void test_framer(void **st)
+{
+    uint8_t stream[4096];
+    size_t n = 0, a;
+    yugi_framer f;
+    units us;
+    (void)st;
+
+    for (int i = 0; i < 50; i++)
+        n += make_alert(stream + n);
+    a = n / 50;
+    /* All at once, byte at a time, and in odd chunks: same units. */
+    for (size_t chunk = 0; chunk < 8; chunk++) {
+        size_t step = chunk == 0 ? n : chunk == 1 ? 1 : chunk * 3 - 1;
+        memset(&f, 0, sizeof f);
+        memset(&us, 0, sizeof us);
+        for (size_t off = 0; off < n; off += step) {
+            size_t k = n - off < step ? n - off : step;
+            assert_int_equal(yugi_framer_feed(&f, stream + off, k,
+                                              count_unit, &us),
+                             0);
+        }
+        assert_int_equal(us.n, 50);
+        assert_int_equal(us.total, n);
+        /* Nothing left buffered between units. */
+        assert_null(f.buf);
+        assert_false(yugi_framer_partial(&f));
+        yugi_framer_free(&f);
+    }
+    /* A partial unit keeps only what arrived. */
+    memset(&f, 0, sizeof f);
+    memset(&us, 0, sizeof us);
+    {
+        uint8_t h[6] = {MK_UNIT_CLIENT_HELLO, 0, (uint8_t)(MK_UNIT_MAX_BODY >> 8),
+                        (uint8_t)MK_UNIT_MAX_BODY, 'M', 'G'};
+        assert_int_equal(yugi_framer_feed(&f, h, sizeof h, count_unit, &us),
+                         0);
+        assert_true(yugi_framer_partial(&f));
+        assert_true(f.cap <= 64);
+        assert_int_equal(f.need, MK_UNIT_MAX);
+        yugi_framer_free(&f);
+    }
+    /* Bad headers stop at once. */
+    {
+        static const uint8_t bad1[] = {0x47, 0x45, 0x54, 0x20};
+        static const uint8_t bad2[] = {MK_UNIT_DATA, 0, 0xFF, 0xFF};
+        static const uint8_t bad3[] = {MK_UNIT_ALERT, 0, 0, 9};
+        memset(&f, 0, sizeof f);
+        assert_int_equal(yugi_framer_feed(&f, bad1, 1, count_unit, &us),
+                         MK_ERR_BAD_UNIT_TYPE);
+        yugi_framer_free(&f);
+        assert_int_equal(yugi_framer_feed(&f, bad2, 3, count_unit, &us), 0);
+        assert_int_equal(yugi_framer_feed(&f, bad2 + 3, 1, count_unit, &us),
+                         MK_ERR_BAD_LENGTH);
+        yugi_framer_free(&f);
+        assert_int_equal(yugi_framer_feed(&f, bad3, 4, count_unit, &us),
+                         MK_ERR_BAD_LENGTH);
+        yugi_framer_free(&f);
+    }
+    (void)a;
+}
+
+/* --- limits ------------------------------------------------------------ */
+
+static void test_token_bucket(void **st)
+{
+    yugi_addrs t;
+    struct sockaddr_in a1, a2;
+    struct sockaddr_in6 b1, b2;
+    yugi_addr *x, *y, *z, *w;
+    (void)st;
+
+    assert_int_equal(yugi_addrs_init(&t, 2, 3), 0);
+    memset(&a1, 0, sizeof a1);
+    a1.sin_family = AF_INET;
+    a1.sin_addr.s_addr = htonl(0x7f000001);
+    a2 = a1;
+    a2.sin_addr.s_addr = htonl(0x7f000002);
+    x = yugi_addrs_get(&t, (struct sockaddr *)&a1, 1000);
+    y = yugi_addrs_get(&t, (struct sockaddr *)&a2, 1000);
+    assert_ptr_not_equal(x, y);
+    assert_ptr_equal(yugi_addrs_get(&t, (struct sockaddr *)&a1, 1000), x);
+    assert_int_equal(x->refs, 2);
+    /* Burst of 3, then wait for the refill at 2/s. */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(yugi_addr_take(&t, x, 1000), 0);
+    assert_int_equal(yugi_addr_take(&t, x, 1000), 500);
+    assert_int_equal(yugi_addr_take(&t, x, 1250), 250);
+    assert_int_equal(yugi_addr_take(&t, x, 1500), 0);
+    /* The other address is untouched. */
+    assert_int_equal(yugi_addr_take(&t, y, 1500), 0);
+    /* IPv6: one bucket per /64. */
+    memset(&b1, 0, sizeof b1);
+    b1.sin6_family = AF_INET6;
+    b1.sin6_addr.s6_addr[0] = 0x20;
+    b1.sin6_addr.s6_addr[15] = 1;
+    b2 = b1;
+    b2.sin6_addr.s6_addr[15] = 2;
+    z = yugi_addrs_get(&t, (struct sockaddr *)&b1, 1000);
+    w = yugi_addrs_get(&t, (struct sockaddr *)&b2, 1000);
+    assert_ptr_equal(z, w);
+    assert_int_equal(t.count, 3);
+    /* Sweep drops only unreferenced, refilled entries. */
+    yugi_addrs_put(&t, x);
+    yugi_addrs_put(&t, x);
+    yugi_addrs_put(&t, y);
+    yugi_addrs_sweep(&t, 1600);
+    assert_int_equal(t.count, 3); /* both still refilling */
+    yugi_addrs_sweep(&t, 10000);
+    assert_int_equal(t.count, 1); /* the IPv6 entry is still referenced */
+    yugi_addrs_free(&t);
+}
+
+/* --- ticket-key file --------------------------------------------------- */
+
+static void test_ticket_file(void **st)
+{
+    char dir[] = "/tmp/mkdu.XXXXXX", path[128], err[256];
+    mk_ticket_key k1[MK_TICKET_KEYS_MAX], k2[MK_TICKET_KEYS_MAX];
+    size_t n1 = 0, n2 = 0, n = 0;
+    struct stat sb;
+    (void)st;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/t.keys", dir);
+    assert_int_equal(yami_ticket_file_update(path, 0, 4, &n, err,
+                                             sizeof err),
+                     0);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    assert_int_equal(yami_ticket_file_read(path, k1, MK_TICKET_KEYS_MAX, &n1,
+                                           err, sizeof err),
+                     0);
+    assert_int_equal(n1, 1);
+    /* Create is idempotent; rotate prepends and keeps the old one. */
+    assert_int_equal(yami_ticket_file_update(path, 0, 4, &n, err,
+                                             sizeof err),
+                     0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(yami_ticket_file_update(path, 1, 4, &n, err,
+                                                 sizeof err),
+                         0);
+    assert_int_equal(yami_ticket_file_read(path, k2, MK_TICKET_KEYS_MAX, &n2,
+                                           err, sizeof err),
+                     0);
+    assert_int_equal(n2, 4);
+    assert_memory_not_equal(k2[0].name, k1[0].name, 16);
+    /* Malformed files are refused with the line. */
+    {
+        FILE *f = fopen(path, "w");
+        fputs("# x\n00112233445566778899aabbccddeeff 0011\n", f);
+        fclose(f);
+        assert_int_equal(yami_ticket_file_read(path, k2, MK_TICKET_KEYS_MAX,
+                                               &n2, err, sizeof err),
+                         -1);
+        assert_non_null(strstr(err, ":2:"));
+        f = fopen(path, "w");
+        fputs("# only a comment\n", f);
+        fclose(f);
+        assert_int_equal(yami_ticket_file_read(path, k2, MK_TICKET_KEYS_MAX,
+                                               &n2, err, sizeof err),
+                         -1);
+    }
+    mk_wipe(k1, sizeof k1);
+    mk_wipe(k2, sizeof k2);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* --- Yami's pool step ---------------------------------------------------- */
+
+static mk_server_config *server_config(uint32_t max_inflight)
+{
+    mk_server_config *sc = NULL;
+    mk_server_key *k = NULL;
+    mk_ticket_key tk;
+    uint8_t *pem = NULL;
+    size_t len = 0;
+
+    assert_int_equal(mkd_read_file("tests/vectors/keys/server2048.pem",
+                                   65536, &pem, &len),
+                     0);
+    assert_int_equal(mk_server_key_load_pem(&k, pem, len), MK_OK);
+    free(pem);
+    assert_int_equal(mk_server_config_new(&sc, mk_env_system()), MK_OK);
+    assert_int_equal(mk_server_config_add_key(sc, k), MK_OK);
+    memset(&tk, 7, sizeof tk);
+    assert_int_equal(mk_server_config_set_ticket_keys(sc, &tk, 1), MK_OK);
+    assert_int_equal(mk_server_config_set_limits(sc, 1u << 20, max_inflight,
+                                                 3600),
+                     MK_OK);
+    return sc;
+}
+
+static mk_client_config *client_config(void)
+{
+    mk_client_config *cc = NULL;
+    uint8_t *pem = NULL;
+    size_t len = 0;
+
+    assert_int_equal(mkd_read_file("tests/vectors/keys/server2048.pub.pem",
+                                   65536, &pem, &len),
+                     0);
+    assert_int_equal(mk_client_config_new(&cc, mk_env_system()), MK_OK);
+    assert_int_equal(mk_client_config_pin(cc, pem, len), MK_OK);
+    free(pem);
+    return cc;
+}
+
+static yami_op *op(int type, uint32_t id, const uint8_t *p, size_t len)
+{
+    yami_op *o = calloc(1, sizeof *o + len);
+    o->type = type;
+    o->request_id = id;
+    o->len = len;
+    if (len)
+        memcpy(o->data, p, len);
+    return o;
+}
+
+/* Hand every unit in out[0..n) to the client session; collect data. */
+static void client_take(mk_session *c, const uint8_t *p, size_t n,
+                        uint8_t *got, size_t *got_len, int *ecode)
+{
+    uint8_t *out = malloc(MK_HANDLE_OUT_LEN);
+    size_t off = 0;
+
+    while (off < n) {
+        size_t ulen = 0;
+        mk_event ev;
+        assert_int_equal(mk_frame_check(p + off, n - off, &ulen), MK_OK);
+        assert_int_equal(mk_session_handle(c, p + off, ulen, out,
+                                           MK_HANDLE_OUT_LEN, &ev),
+                         MK_OK);
+        if (ev.type == MK_EV_DATA && got) {
+            memcpy(got + *got_len, out, ev.len);
+            *got_len += ev.len;
+        }
+        if (ev.type == MK_EV_ERROR && ecode)
+            *ecode = (int)ev.error_code;
+        off += ulen;
+    }
+    free(out);
+}
+
+static void test_yami_run(void **st)
+{
+    mk_server_config *sc = server_config(4);
+    mk_client_config *cc = client_config();
+    mk_session *c = NULL, *s = NULL;
+    uint8_t hello[MK_HANDLE_OUT_LEN];
+    uint8_t *wire, *big, *got;
+    size_t n = 0, wn = 0, glen = 0;
+    yami_conn y;
+    yami_result res;
+    yami_op *o;
+    int ecode = 0;
+    (void)st;
+
+    assert_int_equal(mk_session_new_client(&c, cc, NULL, 0), MK_OK);
+    assert_int_equal(mk_session_new_server(&s, sc), MK_OK);
+    yami_conn_init(&y, s, 100000, NULL);
+
+    /* The hello: a SERVER_HELLO comes out, the session is established. */
+    assert_int_equal(mk_client_hello(c, hello, sizeof hello, &n), MK_OK);
+    memset(&res, 0, sizeof res);
+    o = op(YAMI_OP_UNITS, 0, hello, n);
+    yami__run(&y, o, &res);
+    free(o);
+    assert_int_equal(res.err, 0);
+    assert_true(res.established);
+    assert_false(res.resumed);
+    assert_int_equal(res.hellos, 1);
+    client_take(c, res.out, res.out_len, NULL, NULL, NULL);
+    assert_int_equal(mk_session_state(c), MK_STATE_ESTABLISHED);
+    yami_result_free(&res);
+
+    /* Two requests in one batch (one of 3 records): both come out whole. */
+    big = malloc(40000);
+    got = malloc(200000);
+    wire = malloc(200000);
+    for (size_t i = 0; i < 40000; i++)
+        big[i] = (uint8_t)(i * 7);
+    assert_int_equal(mk_seal_message(c, 1, big, 40000, wire, 200000, &wn),
+                     MK_OK);
+    assert_int_equal(mk_seal_message(c, 2, (const uint8_t *)"hi", 2,
+                                     wire + wn, 200000 - wn, &n),
+                     MK_OK);
+    wn += n;
+    memset(&res, 0, sizeof res);
+    o = op(YAMI_OP_UNITS, 0, wire, wn);
+    yami__run(&y, o, &res);
+    free(o);
+    assert_int_equal(res.err, 0);
+    assert_non_null(res.requests);
+    assert_int_equal(res.requests->id, 1);
+    assert_int_equal(res.requests->len, 40000);
+    assert_memory_equal(res.requests->body, big, 40000);
+    assert_non_null(res.requests->next);
+    assert_int_equal(res.requests->next->id, 2);
+    assert_int_equal(y.partial_bytes, 0);
+    yami_result_free(&res);
+
+    /* Responses sealed in queue order. */
+    memset(&res, 0, sizeof res);
+    o = op(YAMI_OP_RESPONSE, 2, (const uint8_t *)"ok", 2);
+    o->next = op(YAMI_OP_RESPONSE, 1, big, 40000);
+    yami__run(&y, o, &res);
+    free(o->next);
+    free(o);
+    assert_int_equal(res.err, 0);
+    assert_int_equal(res.responses, 2);
+    client_take(c, res.out, res.out_len, got, &glen, NULL);
+    assert_int_equal(glen, 40002);
+    assert_memory_equal(got, "ok", 2);
+    assert_memory_equal(got + 2, big, 40000);
+    yami_result_free(&res);
+
+    /* Over the buffer cap: the request is refused with "overloaded" and
+     * the session goes on. */
+    {
+        uint8_t *huge = calloc(1, 150000);
+        assert_int_equal(mk_seal_message(c, 3, huge, 150000, wire, 200000,
+                                         &wn),
+                         MK_OK);
+        free(huge);
+    }
+    memset(&res, 0, sizeof res);
+    o = op(YAMI_OP_UNITS, 0, wire, wn);
+    yami__run(&y, o, &res);
+    free(o);
+    assert_int_equal(res.err, 0);
+    assert_null(res.requests);
+    assert_int_equal(res.aborted, 1);
+    assert_int_equal(y.partial_bytes, 0);
+    client_take(c, res.out, res.out_len, NULL, NULL, &ecode);
+    assert_int_equal(ecode, MK_ECODE_OVERLOADED);
+    yami_result_free(&res);
+
+    /* A tampered record: the session fails, nothing comes out. */
+    assert_int_equal(mk_seal_message(c, 4, (const uint8_t *)"x", 1, wire,
+                                     200000, &wn),
+                     MK_OK);
+    wire[wn - 1] ^= 1;
+    memset(&res, 0, sizeof res);
+    o = op(YAMI_OP_UNITS, 0, wire, wn);
+    o->next = op(YAMI_OP_CLOSE, 0, NULL, 0);
+    yami__run(&y, o, &res);
+    free(o->next);
+    free(o);
+    assert_int_equal(res.err, MK_ERR_BAD_RECORD_MAC);
+    assert_false(res.internal);
+    assert_int_equal(res.out_len, 0);
+    assert_false(res.close_sent);
+    yami_result_free(&res);
+
+    free(big);
+    free(got);
+    free(wire);
+    yami_conn_free(&y);
+    mk_session_free(c);
+    mk_server_config_unref(sc);
+    mk_client_config_unref(cc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_framer),
+        cmocka_unit_test(test_token_bucket),
+        cmocka_unit_test(test_ticket_file),
+        cmocka_unit_test(test_yami_run),
+    };
+    return cmocka_run_group_tests_name("mkd_units", tests, NULL, NULL);
+}

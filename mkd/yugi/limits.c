@@ -1,0 +1,150 @@
+/*
+ * limits.c -- see limits.h.
+ */
+#include "limits.h"
+
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NBUCKETS 4096
+
+int yugi_addrs_init(yugi_addrs *t, uint32_t rate, uint32_t burst)
+{
+    memset(t, 0, sizeof *t);
+    t->nbuckets = NBUCKETS;
+    if ((t->buckets = calloc(t->nbuckets, sizeof *t->buckets)) == NULL)
+        return -1;
+    /* A per-process seed keeps an attacker from aiming addresses at one
+     * hash chain; it need not be secret-grade. */
+    t->seed = (uint32_t)(uintptr_t)t ^ (uint32_t)(uintptr_t)t->buckets;
+    yugi_addrs_set(t, rate, burst);
+    return 0;
+}
+
+void yugi_addrs_set(yugi_addrs *t, uint32_t rate, uint32_t burst)
+{
+    t->rate = rate;
+    t->burst = burst ? burst : 1;
+}
+
+void yugi_addrs_free(yugi_addrs *t)
+{
+    for (size_t i = 0; i < t->nbuckets && t->buckets; i++) {
+        yugi_addr *a = t->buckets[i];
+        while (a != NULL) {
+            yugi_addr *next = a->next;
+            free(a);
+            a = next;
+        }
+    }
+    free(t->buckets);
+    memset(t, 0, sizeof *t);
+}
+
+static void key_of(const struct sockaddr *sa, uint8_t key[16])
+{
+    memset(key, 0, 16);
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        key[10] = key[11] = 0xff; /* as a v4-mapped IPv6 address */
+        memcpy(key + 12, &s4->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        const uint8_t *b = s6->sin6_addr.s6_addr;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0,
+                                           0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(b, mapped, 12) == 0)
+            memcpy(key, b, 16); /* a v4 peer on a dual-stack socket */
+        else
+            memcpy(key, b, 8); /* the /64 */
+    }
+}
+
+static size_t hash(const yugi_addrs *t, const uint8_t key[16])
+{
+    uint32_t h = 2166136261u ^ t->seed;
+    for (int i = 0; i < 16; i++) {
+        h ^= key[i];
+        h *= 16777619u;
+    }
+    return h % t->nbuckets;
+}
+
+static void refill(yugi_addrs *t, yugi_addr *a, uint64_t now)
+{
+    if (now > a->stamp_ms) {
+        a->tokens += (double)(now - a->stamp_ms) * t->rate / 1000.0;
+        if (a->tokens > t->burst)
+            a->tokens = t->burst;
+    }
+    a->stamp_ms = now;
+}
+
+yugi_addr *yugi_addrs_get(yugi_addrs *t, const struct sockaddr *sa,
+                          uint64_t now_ms)
+{
+    uint8_t key[16];
+    size_t h;
+    yugi_addr *a;
+
+    key_of(sa, key);
+    h = hash(t, key);
+    for (a = t->buckets[h]; a != NULL; a = a->next)
+        if (memcmp(a->key, key, 16) == 0) {
+            a->refs++;
+            return a;
+        }
+    if ((a = calloc(1, sizeof *a)) == NULL)
+        return NULL;
+    memcpy(a->key, key, 16);
+    a->tokens = t->burst;
+    a->stamp_ms = now_ms;
+    a->refs = 1;
+    a->next = t->buckets[h];
+    t->buckets[h] = a;
+    t->count++;
+    return a;
+}
+
+void yugi_addrs_put(yugi_addrs *t, yugi_addr *a)
+{
+    (void)t;
+    if (a != NULL && a->refs > 0)
+        a->refs--;
+}
+
+uint32_t yugi_addr_take(yugi_addrs *t, yugi_addr *a, uint64_t now_ms)
+{
+    double wait;
+
+    if (t->rate <= 0)
+        return 0;
+    refill(t, a, now_ms);
+    if (a->tokens >= 1.0) {
+        a->tokens -= 1.0;
+        return 0;
+    }
+    wait = (1.0 - a->tokens) * 1000.0 / t->rate;
+    return wait < 1.0 ? 1 : (uint32_t)(wait + 0.999);
+}
+
+void yugi_addrs_sweep(yugi_addrs *t, uint64_t now_ms)
+{
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        yugi_addr **pp = &t->buckets[i];
+        while (*pp != NULL) {
+            yugi_addr *a = *pp;
+            if (a->refs == 0) {
+                refill(t, a, now_ms);
+                if (t->rate <= 0 || a->tokens >= t->burst) {
+                    *pp = a->next;
+                    free(a);
+                    t->count--;
+                    continue;
+                }
+            }
+            pp = &a->next;
+        }
+    }
+}

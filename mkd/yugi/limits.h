@@ -1,0 +1,52 @@
+/*
+ * limits.h -- per-source-address state: a token bucket for full handshakes
+ * (each costs the server one RSA private operation) and a count of
+ * connections from the address that have not finished their handshake.
+ *
+ * IPv4 addresses are keyed whole; IPv6 addresses by their /64 prefix,
+ * because one IPv6 host usually owns a whole /64 and could otherwise mint a
+ * fresh bucket per connection. Entries nobody references are swept once
+ * their bucket has refilled, so the table stays as small as the set of
+ * recently active addresses.
+ */
+#ifndef YUGI_LIMITS_H
+#define YUGI_LIMITS_H
+
+#include "../common/compiler.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+typedef struct yugi_addr {
+    struct yugi_addr *next;
+    uint8_t key[16];
+    uint32_t refs;     /* connections from here */
+    uint32_t pending;  /* of which not yet established */
+    double tokens;
+    uint64_t stamp_ms; /* last refill */
+} yugi_addr;
+
+typedef struct yugi_addrs {
+    yugi_addr **buckets;
+    size_t nbuckets;
+    size_t count;
+    double rate;  /* tokens per second; 0 = no limit */
+    double burst;
+    uint32_t seed;
+} yugi_addrs;
+
+MKD_MUST_CHECK int yugi_addrs_init(yugi_addrs *t, uint32_t rate, uint32_t burst);
+void yugi_addrs_set(yugi_addrs *t, uint32_t rate, uint32_t burst);
+void yugi_addrs_free(yugi_addrs *t);
+/* Find or create the entry for sa and take a reference; NULL if out of
+ * memory. */
+yugi_addr *yugi_addrs_get(yugi_addrs *t, const struct sockaddr *sa,
+                          uint64_t now_ms);
+void yugi_addrs_put(yugi_addrs *t, yugi_addr *a);
+/* Take one token. Returns 0, or the milliseconds until one is available. */
+uint32_t yugi_addr_take(yugi_addrs *t, yugi_addr *a, uint64_t now_ms);
+/* Drop unreferenced entries whose bucket is full again. */
+void yugi_addrs_sweep(yugi_addrs *t, uint64_t now_ms);
+
+#endif

@@ -1,0 +1,924 @@
+/*
+ * test_mkd.c -- the real `mkd` on loopback: handshakes, resumption (also
+ * across a restart and a SIGHUP key rotation), 200 concurrent clients,
+ * malformed peers, slowloris and idle timeouts, the connection limit, the
+ * per-address handshake rate, graceful SIGTERM. Each test starts its own
+ * daemon in a temporary directory on a port the kernel picks, and stops it
+ * in the teardown, which also requires a clean exit 0 (under ASan that
+ * includes the leak check).
+ *
+ * The client side is mkd/tests/mkt.c: libmegaki over plain sockets, so that
+ * malformed bytes can be put on the wire by hand.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mkt.h"
+
+#ifndef MKT_SANITIZED
+#define MKT_SANITIZED 0
+#endif
+
+static mkt_daemon D;
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int setup(void **st)
+{
+    (void)st;
+    return mkt_daemon_mkdir(&D);
+}
+
+/* Stop the daemon (if a test left it running) and require exit 0. */
+static int teardown(void **st)
+{
+    int ret = 0;
+    (void)st;
+    if (D.pid > 0) {
+        int s = mkt_daemon_stop(&D, SIGTERM, 15000);
+        if (s < 0 || !WIFEXITED(s) || WEXITSTATUS(s) != 0) {
+            char cmd[400];
+            fprintf(stderr, "mkd did not exit cleanly (status %d); log:\n",
+                    s);
+            snprintf(cmd, sizeof cmd, "tail -50 '%s' >&2", D.log);
+            if (system(cmd) != 0)
+                fprintf(stderr, "(no log)\n");
+            ret = -1;
+        }
+    }
+    mkt_daemon_cleanup(&D);
+    return ret;
+}
+
+static void start(const char *const *args)
+{
+    if (mkt_daemon_start(&D, args) != 0) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "cat '%s' >&2", D.log);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no log)\n");
+        fail_msg("mkd did not start");
+    }
+}
+
+static void stop_clean(void)
+{
+    int s = mkt_daemon_stop(&D, SIGTERM, 15000);
+    assert_true(s >= 0);
+    assert_true(WIFEXITED(s));
+    assert_int_equal(WEXITSTATUS(s), 0);
+}
+
+static void pattern(uint8_t *p, size_t n, uint32_t seed)
+{
+    uint32_t x = seed * 2654435761u + 7;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        p[i] = (uint8_t)x;
+    }
+}
+
+/* One echo round trip of len bytes. */
+static void echo_ok(mkt_client *c, size_t len, uint32_t seed)
+{
+    uint8_t *req = malloc(len + 1), *resp = NULL;
+    size_t rlen = 0;
+    unsigned ecode = 0;
+
+    assert_non_null(req);
+    pattern(req, len, seed);
+    assert_int_equal(mkt_client_request(c, req, len, &resp, &rlen, &ecode),
+                     MK_OK);
+    assert_int_equal(rlen, len);
+    if (len)
+        assert_memory_equal(resp, req, len);
+    free(req);
+    free(resp);
+}
+
+/* A client on the test daemon with a full handshake. */
+static mk_client_config *pinned(void)
+{
+    mk_client_config *cc = mkt_client_config(D.pub);
+    assert_non_null(cc);
+    return cc;
+}
+
+/* ------------------------------------------------------------------ */
+
+/* First run: no configuration, a key generated and reported, a full
+ * handshake and echo of messages up to the maximum size. */
+static void test_full_handshake(void **st)
+{
+    mk_client_config *cc;
+    mkt_client c;
+    struct stat sb;
+    char path[400];
+    (void)st;
+
+    start(NULL);
+    snprintf(path, sizeof path, "%s/server.pem", D.dir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    snprintf(path, sizeof path, "%s/ticket.keys", D.dir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    cc = pinned();
+    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
+    assert_false(mkt_client_resumed(&c));
+    echo_ok(&c, 0, 1);
+    echo_ok(&c, 1, 2);
+    echo_ok(&c, 16384, 3);
+    echo_ok(&c, 16385, 4);
+    echo_ok(&c, 300000, 5);
+    echo_ok(&c, 1u << 20, 6);
+    mkt_client_close(&c);
+    assert_int_equal(mkt_status(&D, "handshakes.full"), 1);
+    assert_int_equal(mkt_status(&D, "requests"), 6);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* Resume: from the exported blob, no RSA; then again across a restart
+ * with the same ticket-key file. */
+static void test_resumption_and_restart(void **st)
+{
+    mk_client_config *cc;
+    mkt_client c;
+    uint8_t blob[MK_SESSION_BLOB_MAX];
+    size_t blen = 0;
+    (void)st;
+
+    start(NULL);
+    cc = pinned();
+    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
+    assert_int_equal(mkt_client_export(&c, blob, sizeof blob, &blen), MK_OK);
+    mkt_client_close(&c);
+    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, blob, blen),
+                     MK_OK);
+    assert_true(mkt_client_resumed(&c));
+    echo_ok(&c, 1000, 9);
+    assert_int_equal(mkt_client_export(&c, blob, sizeof blob, &blen), MK_OK);
+    mkt_client_close(&c);
+    assert_int_equal(mkt_status(&D, "handshakes.resumed"), 1);
+    stop_clean();
+
+    /* Same data directory (key and ticket-key file), new process. */
+    D.port = 0;
+    start(NULL);
+    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, blob, blen),
+                     MK_OK);
+    assert_true(mkt_client_resumed(&c));
+    echo_ok(&c, 10, 10);
+    mkt_client_close(&c);
+    assert_int_equal(mkt_status(&D, "handshakes.full"), 0);
+    assert_int_equal(mkt_status(&D, "handshakes.resumed"), 1);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* 200 clients at once, each a full handshake and a few requests. */
+#define NCLIENTS 200
+typedef struct worker {
+    pthread_t t;
+    mk_client_config *cc;
+    pthread_barrier_t *bar;
+    uint32_t seed;
+    int ok;
+} worker;
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    mkt_client c;
+    int ok = 1;
+
+    pthread_barrier_wait(w->bar);
+    if (mkt_client_open(&c, w->cc, NULL, D.port, NULL, 0) != MK_OK) {
+        mkt_client_close(&c);
+        return NULL;
+    }
+    for (int i = 0; i < 3 && ok; i++) {
+        size_t len = (w->seed * 7919u + (unsigned)i * 104729u) % 40000;
+        uint8_t *req = malloc(len + 1), *resp = NULL;
+        size_t rlen = 0;
+        unsigned ecode = 0;
+        pattern(req, len, w->seed + (unsigned)i);
+        ok = mkt_client_request(&c, req, len, &resp, &rlen, &ecode) ==
+                 MK_OK &&
+             rlen == len && (len == 0 || memcmp(req, resp, len) == 0);
+        free(req);
+        free(resp);
+    }
+    mkt_client_close(&c);
+    w->ok = ok;
+    return NULL;
+}
+
+static void test_200_concurrent(void **st)
+{
+    static const char *const args[] = {
+        "--handshake_rate=0", "--max_pending_per_address=1000",
+        "--max_handshakes=1000", NULL};
+    static worker w[NCLIENTS];
+    pthread_barrier_t bar;
+    mk_client_config *cc;
+    int ok = 0;
+    (void)st;
+
+    start(args);
+    cc = pinned();
+    pthread_barrier_init(&bar, NULL, NCLIENTS);
+    for (int i = 0; i < NCLIENTS; i++) {
+        w[i].cc = cc;
+        w[i].bar = &bar;
+        w[i].seed = (uint32_t)i + 1;
+        w[i].ok = 0;
+        assert_int_equal(
+            pthread_create(&w[i].t, NULL, worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < NCLIENTS; i++) {
+        pthread_join(w[i].t, NULL);
+        ok += w[i].ok;
+    }
+    pthread_barrier_destroy(&bar);
+    assert_int_equal(ok, NCLIENTS);
+    assert_int_equal(mkt_status(&D, "handshakes.full"), NCLIENTS);
+    assert_int_equal(mkt_status(&D, "requests"), 3 * NCLIENTS);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* --- malformed peers ------------------------------------------------- */
+
+/* Send bytes on a fresh connection; the daemon must hang up. */
+static void bad_peer(const uint8_t *p, size_t n)
+{
+    int fd = mkt_tcp_connect(NULL, D.port);
+    assert_true(fd >= 0);
+    assert_int_equal(mkt_send_all(fd, p, n), 0);
+    assert_int_equal(mkt_wait_closed(fd, 5000), 0);
+    close(fd);
+}
+
+static void one_of_each_bad(mk_client_config *cc, uint32_t seed)
+{
+    uint8_t buf[20000];
+    mkt_client c;
+
+    /* Random bytes. */
+    pattern(buf, 1000, seed);
+    bad_peer(buf, 1000);
+    /* A valid hello header around a body with the wrong magic. */
+    pattern(buf, 300, seed + 1);
+    buf[0] = MK_UNIT_CLIENT_HELLO;
+    buf[1] = 0;
+    buf[2] = 1;
+    buf[3] = 40; /* 296 bytes of body */
+    memcpy(buf + 4, "HTTP", 4);
+    bad_peer(buf, 300);
+    /* Out of state: a data record before any handshake. */
+    pattern(buf, 100, seed + 2);
+    buf[0] = MK_UNIT_DATA;
+    buf[1] = 1;
+    buf[2] = 0;
+    buf[3] = 96;
+    bad_peer(buf, 100);
+    /* Huge declared lengths: over the bound of the unit type. */
+    {
+        static const uint8_t h1[] = {MK_UNIT_DATA, 1, 0xFF, 0xFF};
+        static const uint8_t h2[] = {MK_UNIT_CLIENT_HELLO, 0, 0xFF, 0xFF};
+        static const uint8_t h3[] = {MK_UNIT_ALERT, 0, 0x7F, 0xFF};
+        bad_peer(h1, sizeof h1);
+        bad_peer(h2, sizeof h2);
+        bad_peer(h3, sizeof h3);
+    }
+    /* Out of state after the handshake: a second CLIENT_HELLO. */
+    {
+        mk_session *s = NULL;
+        size_t n = 0;
+        assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0),
+                         MK_OK);
+        assert_int_equal(mk_session_new_client(&s, cc, NULL, 0), MK_OK);
+        assert_int_equal(mk_client_hello(s, buf, sizeof buf, &n), MK_OK);
+        mk_session_free(s);
+        assert_int_equal(mkt_send_all(c.fd, buf, n), 0);
+        assert_int_equal(mkt_wait_closed(c.fd, 5000), 0);
+        mkt_client_close(&c);
+    }
+}
+
+static void test_malformed_peers(void **st)
+{
+    /* Random bytes may form a valid header of a unit never completed:
+     * the unit deadline must then close it within bad_peer's wait. */
+    static const char *const args[] = {"--handshake_rate=0",
+                                       "--max_pending_per_address=10000",
+                                       "--unit_timeout_ms=2000", NULL};
+    mk_client_config *cc;
+    mkt_client good;
+    long rss0, rss1;
+    uint32_t rounds;
+    (void)st;
+
+    start(args);
+    cc = pinned();
+    assert_int_equal(mkt_client_open(&good, cc, NULL, D.port, NULL, 0),
+                     MK_OK);
+    /* Warm up the allocator, then measure. */
+    for (uint32_t i = 0; i < 20; i++) {
+        one_of_each_bad(cc, i * 10);
+        echo_ok(&good, 100, i);
+    }
+    rss0 = mkt_rss_kb(D.pid);
+    rounds = getenv("MKT_ROUNDS") ? (uint32_t)atoi(getenv("MKT_ROUNDS")) : 200;
+    for (uint32_t i = 20; i < 20 + rounds; i++) {
+        one_of_each_bad(cc, i * 10);
+        if (i % 10 == 0)
+            echo_ok(&good, 5000, i);
+    }
+    echo_ok(&good, 100000, 77);
+    rss1 = mkt_rss_kb(D.pid);
+    fprintf(stderr, "malformed: %u bad connections, VmRSS %ld -> %ld kB\n",
+            rounds * 7, rss0, rss1);
+    if (!MKT_SANITIZED)
+        assert_true(rss1 - rss0 < 2048);
+    assert_true(mkt_status(&D, "errors.MK_ERR_BAD_UNIT_TYPE") > 0);
+    assert_true(mkt_status(&D, "errors.MK_ERR_BAD_LENGTH") > 0);
+    assert_true(mkt_status(&D, "errors.MK_ERR_BAD_MAGIC") > 0);
+    assert_true(mkt_status(&D, "errors.MK_ERR_UNEXPECTED_MSG") > 0);
+    mkt_client_close(&good);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* 1000 connections each declaring the largest unit and stalling: memory
+ * grows only by what they sent, and they are closed at the deadline. */
+static void test_declared_length_stall(void **st)
+{
+    static const char *const args[] = {
+        "--handshake_rate=0", "--max_pending_per_address=10000",
+        "--unit_timeout_ms=3000", "--handshake_timeout_ms=60000", NULL};
+    enum { N = 1000 };
+    static int fds[N];
+    uint8_t hdr[100];
+    long rss0, rss1;
+    mk_client_config *cc;
+    mkt_client good;
+    uint64_t t0;
+    (void)st;
+
+    start(args);
+    cc = pinned();
+    rss0 = mkt_rss_kb(D.pid);
+    memset(hdr, 0x5A, sizeof hdr);
+    hdr[0] = MK_UNIT_CLIENT_HELLO;
+    hdr[1] = 0;
+    hdr[2] = (uint8_t)(MK_UNIT_MAX_BODY >> 8);
+    hdr[3] = (uint8_t)MK_UNIT_MAX_BODY;
+    for (int i = 0; i < N; i++) {
+        fds[i] = mkt_tcp_connect(NULL, D.port);
+        assert_true(fds[i] >= 0);
+        assert_int_equal(mkt_send_all(fds[i], hdr, sizeof hdr), 0);
+    }
+    t0 = mono_ms();
+    sleep_ms(500);
+    rss1 = mkt_rss_kb(D.pid);
+    fprintf(stderr, "stall: %d connections declaring %u bytes: VmRSS %ld -> "
+                    "%ld kB\n",
+            N, MK_UNIT_MAX, rss0, rss1);
+    if (!MKT_SANITIZED)
+        assert_true(rss1 - rss0 < 16 * 1024);
+    /* Others are still served meanwhile. */
+    assert_int_equal(mkt_client_open(&good, cc, NULL, D.port, NULL, 0),
+                     MK_OK);
+    echo_ok(&good, 1000, 1);
+    mkt_client_close(&good);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(mkt_wait_closed(fds[i], 10000), 0);
+        close(fds[i]);
+    }
+    /* Closed by the unit deadline, not before. */
+    assert_true(mono_ms() - t0 >= 2000);
+    assert_true(mkt_status(&D, "closed.timeout_unit") >= N);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* Slowloris (a unit trickled a byte at a time), a silent connection
+ * (handshake deadline) and an idle session (closed with a close record). */
+static void test_timeouts(void **st)
+{
+    static const char *const args[] = {
+        "--unit_timeout_ms=1000", "--handshake_timeout_ms=1500",
+        "--idle_timeout_ms=1000", NULL};
+    mk_client_config *cc;
+    mkt_client c;
+    uint8_t hello[MK_HANDLE_OUT_LEN];
+    mk_session *s = NULL;
+    size_t n = 0;
+    uint64_t t0;
+    int fd, closed = 0;
+    (void)st;
+
+    start(args);
+    cc = pinned();
+    /* Trickle a real hello, one byte every 300 ms: the unit deadline runs
+     * from its first byte, whatever arrives after. */
+    assert_int_equal(mk_session_new_client(&s, cc, NULL, 0), MK_OK);
+    assert_int_equal(mk_client_hello(s, hello, sizeof hello, &n), MK_OK);
+    mk_session_free(s);
+    fd = mkt_tcp_connect(NULL, D.port);
+    assert_true(fd >= 0);
+    t0 = mono_ms();
+    for (size_t i = 0; i < n && !closed; i++) {
+        if (mkt_send_all(fd, hello + i, 1) != 0)
+            closed = 1;
+        else if (mkt_wait_closed(fd, 300) == 0)
+            closed = 1;
+    }
+    assert_true(closed);
+    assert_true(mono_ms() - t0 < 3000);
+    close(fd);
+    assert_int_equal(mkt_status(&D, "closed.timeout_unit"), 1);
+
+    /* Connected, silent: the handshake deadline. */
+    fd = mkt_tcp_connect(NULL, D.port);
+    assert_true(fd >= 0);
+    t0 = mono_ms();
+    assert_int_equal(mkt_wait_closed(fd, 5000), 0);
+    assert_true(mono_ms() - t0 >= 1000);
+    close(fd);
+    assert_int_equal(mkt_status(&D, "closed.timeout_handshake"), 1);
+
+    /* Established and idle: an authenticated close, then the socket. */
+    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
+    echo_ok(&c, 10, 1);
+    t0 = mono_ms();
+    assert_int_equal(mkt_client_wait_close(&c), MK_OK);
+    assert_true(c.closed);
+    assert_true(mono_ms() - t0 >= 800);
+    mkt_client_close(&c);
+    sleep_ms(200);
+    assert_int_equal(mkt_status(&D, "closed.timeout_idle"), 1);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* A peer that stops reading: the daemon stops reading from it once too
+ * much waits to be written, and closes it at the write deadline. */
+static void test_write_stall(void **st)
+{
+    static const char *const args[] = {"--write_timeout_ms=1500",
+                                       "--idle_timeout_ms=60000", NULL};
+    mk_client_config *cc;
+    mkt_client c;
+    uint8_t *big = calloc(1, 1u << 20);
+    struct timeval tv = {3, 0};
+    int small = 4096, sent = 0;
+    uint64_t t0;
+    (void)st;
+
+    start(args);
+    cc = pinned();
+    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
+    assert_int_equal(setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small,
+                                sizeof small),
+                     0);
+    assert_int_equal(setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
+                                sizeof tv),
+                     0);
+    for (int i = 0; i < 10; i++) {
+        uint32_t id;
+        if (mkt_client_send(&c, big, 1u << 20, &id) != MK_OK)
+            break; /* our own send buffer is full: fine */
+        sent++;
+    }
+    assert_true(sent >= 3);
+    t0 = mono_ms();
+    /* Never read; wait for the daemon to give up on us. */
+    for (int i = 0; i < 100 && mkt_status(&D, "closed.timeout_write") < 1;
+         i++)
+        sleep_ms(100);
+    assert_int_equal(mkt_status(&D, "closed.timeout_write"), 1);
+    assert_true(mono_ms() - t0 < 8000);
+    c.eof = 1;
+    mkt_client_close(&c);
+    free(big);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* Started as root with user = nobody: binds, loads keys, then runs as
+ * nobody for good. */
+static void test_drop_privileges(void **st)
+{
+    static const char *const args[] = {"--user=nobody", NULL};
+    mk_client_config *cc;
+    mkt_client c;
+    char path[64], line[256];
+    FILE *f;
+    long uid = -1;
+    (void)st;
+
+    if (geteuid() != 0)
+        skip();
+    start(args);
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)D.pid);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, "Uid:", 4) == 0)
+            uid = strtol(line + 4, NULL, 10);
+    fclose(f);
+    assert_int_equal(uid, 65534);
+    cc = pinned();
+    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
+    echo_ok(&c, 100, 1);
+    mkt_client_close(&c);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* The connection limit: the one over it is told to retry later, cleanly,
+ * and a slot freed is a slot usable again. */
+static void test_connection_limit(void **st)
+{
+    static const char *const args[] = {"--max_connections=5",
+                                       "--retry_after_ms=777", NULL};
+    mk_client_config *cc;
+    mkt_client c[6];
+    (void)st;
+
+    start(args);
+    cc = pinned();
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(mkt_client_open(&c[i], cc, NULL, D.port, NULL, 0),
+                         MK_OK);
+    assert_int_equal(mkt_client_open(&c[5], cc, NULL, D.port, NULL, 0),
+                     MK_ERR_PEER_RETRY_LATER);
+    assert_int_equal(mk_session_retry_after(c[5].s), 777);
+    mkt_client_close(&c[5]);
+    for (int i = 0; i < 5; i++)
+        echo_ok(&c[i], 100, (uint32_t)i);
+    mkt_client_close(&c[0]);
+    sleep_ms(300); /* the server notices the close */
+    assert_int_equal(mkt_client_open(&c[0], cc, NULL, D.port, NULL, 0),
+                     MK_OK);
+    echo_ok(&c[0], 100, 9);
+    for (int i = 0; i < 5; i++)
+        mkt_client_close(&c[i]);
+    assert_int_equal(mkt_status(&D, "refused.connections"), 1);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* A full-handshake flood from 127.0.0.2 is throttled by its token bucket;
+ * 127.0.0.1 still handshakes, and resumption is not throttled. */
+static void test_handshake_flood(void **st)
+{
+    static const char *const args[] = {"--handshake_rate=2",
+                                       "--handshake_burst=3", NULL};
+    mk_client_config *cc;
+    mkt_client c;
+    uint8_t blob[MK_SESSION_BLOB_MAX];
+    size_t blen = 0;
+    int ok = 0, busy = 0;
+    (void)st;
+
+    start(args);
+    cc = pinned();
+    for (int i = 0; i < 20; i++) {
+        int r = mkt_client_open(&c, cc, "127.0.0.2", D.port, NULL, 0);
+        if (r == MK_OK) {
+            ok++;
+            if (blen == 0)
+                assert_int_equal(
+                    mkt_client_export(&c, blob, sizeof blob, &blen), MK_OK);
+        } else {
+            assert_int_equal(r, MK_ERR_PEER_RETRY_LATER);
+            assert_true(mk_session_retry_after(c.s) > 0);
+            busy++;
+        }
+        mkt_client_close(&c);
+    }
+    fprintf(stderr, "flood from 127.0.0.2: %d handshakes, %d retry-later\n",
+            ok, busy);
+    assert_true(ok >= 3);
+    assert_true(busy >= 10);
+    /* Another address is not affected. */
+    assert_int_equal(mkt_client_open(&c, cc, "127.0.0.1", D.port, NULL, 0),
+                     MK_OK);
+    echo_ok(&c, 10, 1);
+    mkt_client_close(&c);
+    /* The throttled address can still resume (no RSA work). */
+    assert_int_equal(mkt_client_open(&c, cc, "127.0.0.2", D.port, blob, blen),
+                     MK_OK);
+    assert_true(mkt_client_resumed(&c));
+    mkt_client_close(&c);
+    assert_true(mkt_status(&D, "refused.handshake_rate") >= 10);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* Hellos beyond the cap on handshakes in progress are told to retry
+ * later before any RSA work; the others complete. */
+static void test_handshakes_in_progress(void **st)
+{
+    static const char *const args[] = {"--max_handshakes=1",
+                                       "--handshake_rate=0",
+                                       "--max_pending_per_address=1000",
+                                       NULL};
+    enum { N = 30 };
+    static mkt_client c[N];
+    mk_client_config *cc;
+    int ok = 0, busy = 0;
+    (void)st;
+
+    start(args);
+    cc = pinned();
+    for (int i = 0; i < N; i++)
+        assert_int_equal(mkt_client_start(&c[i], cc, NULL, D.port, NULL, 0),
+                         MK_OK);
+    for (int i = 0; i < N; i++) {
+        int r = mkt_client_finish(&c[i]);
+        if (r == MK_OK)
+            ok++;
+        else if (r == MK_ERR_PEER_RETRY_LATER)
+            busy++;
+        mkt_client_close(&c[i]);
+    }
+    fprintf(stderr, "%d hellos at once, 1 allowed in progress: %d done, %d "
+                    "retry-later\n",
+            N, ok, busy);
+    assert_int_equal(ok + busy, N);
+    assert_true(ok >= 1);
+    assert_true(busy >= 1);
+    assert_int_equal(mkt_status(&D, "refused.handshakes_in_progress"), busy);
+    assert_int_equal(mkt_status(&D, "handshakes.in_progress"), 0);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* SIGTERM: no new connections, the request in flight is answered, then a
+ * close record, and exit 0. */
+static void test_sigterm_drains(void **st)
+{
+    static const char *const args[] = {"--echo_delay_ms=1500", NULL};
+    mk_client_config *cc;
+    mkt_client c;
+    uint8_t req[5000], *resp = NULL;
+    size_t rlen = 0;
+    uint32_t id;
+    unsigned ecode = 0;
+    int s, fd;
+    (void)st;
+
+    start(args);
+    cc = pinned();
+    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
+    pattern(req, sizeof req, 5);
+    assert_int_equal(mkt_client_send(&c, req, sizeof req, &id), MK_OK);
+    sleep_ms(300);
+    kill(D.pid, SIGTERM);
+    sleep_ms(300);
+    fd = mkt_tcp_connect(NULL, D.port);
+    assert_true(fd < 0); /* the listener is closed */
+    assert_int_equal(mkt_client_wait(&c, id, &resp, &rlen, &ecode), MK_OK);
+    assert_int_equal(rlen, sizeof req);
+    assert_memory_equal(resp, req, sizeof req);
+    free(resp);
+    assert_int_equal(mkt_client_wait_close(&c), MK_OK);
+    assert_true(c.closed);
+    mkt_client_close(&c);
+    s = mkt_daemon_stop(&D, 0, 5000); /* signal 0: just wait */
+    assert_true(s >= 0 && WIFEXITED(s));
+    assert_int_equal(WEXITSTATUS(s), 0);
+    mk_client_config_unref(cc);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* SIGHUP: a new server key added and the ticket keys rotated; sessions
+ * from before stay resumable, clients pinning either key handshake, and
+ * a ticket key rotated out of the file no longer resumes (the client falls
+ * back to a full handshake by itself). */
+static void test_sighup_rotation(void **st)
+{
+    char conf[400], key1[400], key2[400], tk[400], pub2[400], text[2048],
+        a_conf[420], a_tk[420], a_out[420];
+    mk_client_config *cc1, *cc2;
+    mkt_client c;
+    uint8_t blob[MK_SESSION_BLOB_MAX], blob2[MK_SESSION_BLOB_MAX];
+    size_t blen = 0, blen2 = 0;
+    const char *args[] = {a_conf, NULL};
+    (void)st;
+
+    snprintf(conf, sizeof conf, "%s/mkd.conf", D.dir);
+    snprintf(key1, sizeof key1, "%s/one.pem", D.dir);
+    snprintf(key2, sizeof key2, "%s/two.pem", D.dir);
+    snprintf(pub2, sizeof pub2, "%s/two.pub.pem", D.dir);
+    snprintf(tk, sizeof tk, "%s/shared.keys", D.dir);
+    snprintf(a_conf, sizeof a_conf, "--config=%s", conf);
+    snprintf(a_tk, sizeof a_tk, "--ticket_key_file=%s", tk);
+    snprintf(D.pub, sizeof D.pub, "%s/one.pub.pem", D.dir);
+    {
+        const char *kg[] = {"keygen", a_out, NULL};
+        snprintf(a_out, sizeof a_out, "--out=%s", key1);
+        assert_int_equal(mkt_run_mkd(kg), 0);
+        snprintf(a_out, sizeof a_out, "--out=%s", key2);
+        assert_int_equal(mkt_run_mkd(kg), 0);
+    }
+    snprintf(text, sizeof text,
+             "# test\nkey_file = %s\nticket_key_file = %s\n"
+             "log_level = debug\n",
+             key1, tk);
+    write_text(conf, text);
+    start(args);
+    cc1 = mkt_client_config(D.pub);
+    cc2 = mkt_client_config(pub2);
+    assert_non_null(cc1);
+    assert_non_null(cc2);
+    assert_int_equal(mkt_client_open(&c, cc1, NULL, D.port, NULL, 0), MK_OK);
+    assert_int_equal(mkt_client_export(&c, blob, sizeof blob, &blen), MK_OK);
+    mkt_client_close(&c);
+    /* Not yet served: key two. */
+    assert_int_not_equal(mkt_client_open(&c, cc2, NULL, D.port, NULL, 0),
+                         MK_OK);
+    mkt_client_close(&c);
+
+    {
+        const char *rot[] = {"ticket-keys", "--rotate", a_tk, NULL};
+        assert_int_equal(mkt_run_mkd(rot), 0);
+    }
+    snprintf(text, sizeof text,
+             "key_file = %s, %s\nticket_key_file = %s\nlog_level = debug\n",
+             key2, key1, tk);
+    write_text(conf, text);
+    kill(D.pid, SIGHUP);
+    for (int i = 0; i < 100 && mkt_status(&D, "reloads") != 1; i++)
+        sleep_ms(20);
+    assert_int_equal(mkt_status(&D, "reloads"), 1);
+
+    /* The old session resumes under the old (now accept-only) ticket key. */
+    assert_int_equal(mkt_client_open(&c, cc1, NULL, D.port, blob, blen),
+                     MK_OK);
+    assert_true(mkt_client_resumed(&c));
+    mkt_client_close(&c);
+    /* Both keys handshake. */
+    assert_int_equal(mkt_client_open(&c, cc1, NULL, D.port, NULL, 0), MK_OK);
+    echo_ok(&c, 10, 1);
+    mkt_client_close(&c);
+    assert_int_equal(mkt_client_open(&c, cc2, NULL, D.port, NULL, 0), MK_OK);
+    echo_ok(&c, 10, 2);
+    assert_int_equal(mkt_client_export(&c, blob2, sizeof blob2, &blen2),
+                     MK_OK);
+    mkt_client_close(&c);
+
+    /* Rotate again keeping one key: the first ticket key is gone. */
+    {
+        const char *rot[] = {"ticket-keys", "--rotate", "--keep=1", a_tk,
+                             NULL};
+        assert_int_equal(mkt_run_mkd(rot), 0);
+    }
+    kill(D.pid, SIGHUP);
+    for (int i = 0; i < 100 && mkt_status(&D, "reloads") != 2; i++)
+        sleep_ms(20);
+    assert_int_equal(mkt_status(&D, "reloads"), 2);
+    assert_int_equal(mkt_client_open(&c, cc1, NULL, D.port, blob, blen),
+                     MK_OK);
+    assert_false(mkt_client_resumed(&c)); /* fell back to a full handshake */
+    mkt_client_close(&c);
+    assert_int_equal(mkt_client_open(&c, cc2, NULL, D.port, blob2, blen2),
+                     MK_OK);
+    assert_false(mkt_client_resumed(&c));
+    mkt_client_close(&c);
+
+    /* A broken key file on reload: the old configuration stays. */
+    write_text(conf, "key_file = /nonexistent.pem\n");
+    kill(D.pid, SIGHUP);
+    for (int i = 0; i < 100 && mkt_status(&D, "reload_failures") != 1; i++)
+        sleep_ms(20);
+    assert_int_equal(mkt_status(&D, "reload_failures"), 1);
+    assert_int_equal(mkt_client_open(&c, cc2, NULL, D.port, NULL, 0), MK_OK);
+    mkt_client_close(&c);
+    mk_client_config_unref(cc1);
+    mk_client_config_unref(cc2);
+    stop_clean();
+}
+
+/* The operator commands: keygen output files and modes, ticket-key
+ * rotation bounded by --keep, status over the control socket. */
+static void test_operator_commands(void **st)
+{
+    char out[420], a_out[440], tk[420], a_tk[440], path[440], line[256];
+    struct stat sb;
+    FILE *f;
+    int keys = 0;
+    (void)st;
+
+    snprintf(out, sizeof out, "%s/k/srv.pem", D.dir);
+    snprintf(a_out, sizeof a_out, "--out=%s", out);
+    {
+        const char *kg[] = {"keygen", a_out, NULL};
+        assert_int_equal(mkt_run_mkd(kg), 0);
+        assert_int_equal(mkt_run_mkd(kg), 1); /* never overwrites */
+    }
+    assert_int_equal(stat(out, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    snprintf(path, sizeof path, "%s/k/srv.pub.pem", D.dir);
+    assert_int_equal(stat(path, &sb), 0);
+    snprintf(path, sizeof path, "%s/k/srv.pub.h", D.dir);
+    assert_int_equal(stat(path, &sb), 0);
+    snprintf(tk, sizeof tk, "%s/t/keys", D.dir);
+    snprintf(a_tk, sizeof a_tk, "--ticket_key_file=%s", tk);
+    {
+        const char *rot[] = {"ticket-keys", "--rotate", "--keep=3", a_tk,
+                             NULL};
+        for (int i = 0; i < 5; i++)
+            assert_int_equal(mkt_run_mkd(rot), 0);
+    }
+    assert_int_equal(stat(tk, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    f = fopen(tk, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f) != NULL)
+        keys += line[0] != '#';
+    fclose(f);
+    assert_int_equal(keys, 3);
+    start(NULL);
+    assert_int_equal(mkt_status(&D, "connections"), 0);
+    assert_true(mkt_status(&D, "backend.answered") == 0);
+    stop_clean();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_full_handshake, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_resumption_and_restart, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_200_concurrent, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_peers, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_declared_length_stall, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_timeouts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_stall, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_privileges, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_connection_limit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_flood, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_handshakes_in_progress, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_drains, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sighup_rotation, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_operator_commands, setup,
+                                        teardown),
+    };
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests_name("mkd_integration", tests, NULL, NULL);
+}
