@@ -35,13 +35,14 @@ count() {
 
 stage() {
   local name=$1 dir=$2; shift 2
-  local log="$dir.ctest.log"
+  local log="$dir/test-log.txt"
   echo "== $name =="
-  if ! cmake -S . -B "$dir" -DMK_WERROR=ON "$@" >"$dir.configure.log" 2>&1; then
-    cat "$dir.configure.log"; stages_failed+=("$name (configure)"); failed=$((failed + 1)); return
+  mkdir -p "$dir"
+  if ! cmake -S . -B "$dir" -DMK_WERROR=ON "$@" >"$dir/configure-log.txt" 2>&1; then
+    cat "$dir/configure-log.txt"; stages_failed+=("$name (configure)"); failed=$((failed + 1)); return
   fi
-  if ! cmake --build "$dir" -j"$jobs" >"$dir.build.log" 2>&1; then
-    tail -n 60 "$dir.build.log"; stages_failed+=("$name (build)"); failed=$((failed + 1)); return
+  if ! cmake --build "$dir" -j"$jobs" >"$dir/build-log.txt" 2>&1; then
+    tail -n 60 "$dir/build-log.txt"; stages_failed+=("$name (build)"); failed=$((failed + 1)); return
   fi
   (cd "$dir" && ctest --output-on-failure -j"$jobs" ${CTEST_ARGS:-}) 2>&1 | tee "$log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || stages_failed+=("$name")

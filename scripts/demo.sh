@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The README's first command: install what is needed, build, start MKD with
+# its defaults (a key generated on first run, the hello-world PHP app), send
+# one request with the `sazukari` client, print the answer, and stop MKD.
+#
+# MKD keeps its data (key, ticket keys) in a temporary directory here so the
+# demo never touches a real installation; it listens on 127.0.0.1 on a port
+# the kernel picks, so it cannot collide with a running mkd.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+echo "demo: building (cmake, build/) ..." >&2
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc 2>/dev/null || echo 2)" --target mkd sazukari_cli >/dev/null
+
+data=$(mktemp -d "${TMPDIR:-/tmp}/megaki-demo.XXXXXX")
+pid=""
+cleanup() {
+  if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$data"
+}
+trap cleanup EXIT
+
+build/mkd/mkd serve --data_dir="$data" --port=0 --ready_file="$data/port" \
+  --control_socket=none 2>"$data/mkd.log" &
+pid=$!
+for _ in $(seq 1 200); do
+  [ -s "$data/port" ] && break
+  if ! kill -0 "$pid" 2>/dev/null; then cat "$data/mkd.log" >&2; echo "demo: mkd did not start" >&2; exit 1; fi
+  sleep 0.05
+done
+[ -s "$data/port" ] || { cat "$data/mkd.log" >&2; echo "demo: mkd did not start" >&2; exit 1; }
+port=$(cat "$data/port")
+sed 's/^/mkd: /' "$data/mkd.log" >&2
+
+echo "demo: sazukari -k $data/server.pub.pem 127.0.0.1:$port 'Hello from the Megaki demo'" >&2
+build/libsazukari/sazukari -k "$data/server.pub.pem" "127.0.0.1:$port" 'Hello from the Megaki demo'
+echo
