@@ -1,0 +1,942 @@
+/*
+ * sazukari -- the Megaki command-line client.
+ *
+ *   sazukari [options] HOST:PORT [REQUEST]
+ *
+ * Sends one request (the argument, a file, or standard input) and writes
+ * the response, raw, to standard output; or, with --load, drives many
+ * requests over many connections and reports throughput and latency.
+ * Everything a script needs to know is in the exit code (see usage()).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sazukari.h"
+
+/* Exit codes: one per class of failure, stable for scripts. */
+enum {
+    EX_OK = 0,
+    EX_LOCAL = 1,    /* local failure: memory, crypto, writing output */
+    EX_USAGE = 2,    /* bad arguments, unreadable key or request file */
+    EX_PIN = 3,      /* the server is not the pinned server */
+    EX_CONNECT = 4,  /* name resolution or TCP connect failed */
+    EX_TIMEOUT = 5,  /* a connect, I/O or request timeout */
+    EX_IO = 6,       /* the connection broke or was closed */
+    EX_PROTOCOL = 7, /* protocol violation, handshake refused, version */
+    EX_SERVER = 8,   /* the server answered with an error */
+    EX_TOO_LARGE = 9,/* request over the server's maximum / "too large" */
+    EX_BUSY = 10     /* the server said "retry later" */
+};
+
+#define MAX_PINS 16
+#define MAX_REQUEST (256u << 20)
+
+static const char *prog = "sazukari";
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: %s [options] HOST:PORT [REQUEST]\n"
+"\n"
+"Send REQUEST to a Megaki server whose public key is pinned, and write the\n"
+"response (raw bytes) to standard output. The request is the REQUEST\n"
+"argument, else the file given with -f, else standard input.\n"
+"HOST may be a name, an IPv4 address or a bracketed IPv6 address:\n"
+"  sazukari -k server.pub.pem localhost:4433 'hello'\n"
+"  sazukari -k server.pub.pem '[::1]:4433' -f request.bin > response.bin\n"
+"\n"
+"Options:\n"
+"  -k, --key FILE          pin the server public key in FILE (PEM or DER;\n"
+"                          a PEM file may hold several keys). Repeatable;\n"
+"                          at least one is required.\n"
+"  -f, --file FILE         read the request from FILE ('-': standard input)\n"
+"  -s, --session FILE      resume the session saved in FILE if it exists,\n"
+"                          and save the new one there (mode 0600). The file\n"
+"                          is SECRET: it lets its holder resume the session.\n"
+"      --connect-timeout MS  TCP connect + handshake deadline (default 10000)\n"
+"      --timeout MS        deadline per request (default 60000)\n"
+"      --io-timeout MS     longest silence while awaiting a response, and\n"
+"                          longest stall of a write (default 30000)\n"
+"                          (0 disables any of the three)\n"
+"  -v, --verbose           describe the handshake on standard error\n"
+"  -h, --help              show this help\n"
+"  -V, --version           show the version\n"
+"\n"
+"Load mode (--load): send many requests and report throughput and latency.\n"
+"Progress goes to standard error, the summary to standard output; the\n"
+"responses are discarded.\n"
+"      --load              enable load mode\n"
+"  -n, --requests N        total number of requests (default 1000)\n"
+"  -c, --concurrency N     threads, each with its own connection (default 1)\n"
+"  -p, --inflight N        requests in flight per connection (default 1;\n"
+"                          --reuse only)\n"
+"      --reuse             keep one connection per thread (default)\n"
+"      --new-handshake-per-request\n"
+"                          a new connection and a full handshake (RSA) for\n"
+"                          every request\n"
+"      --resume-per-request\n"
+"                          a new connection for every request, resuming\n"
+"                          the session (no RSA)\n"
+"  -q, --quiet             no progress display\n"
+"In load mode the session file, if given, is read but not written.\n"
+"\n"
+"Exit status:\n"
+"   0  success\n"
+"   1  local failure (out of memory, cannot write the output, ...)\n"
+"   2  usage: bad arguments, unreadable key, request or session file\n"
+"   3  pin failure: the server holds none of the pinned keys, or could not\n"
+"      prove it (wrong server or an attack; nothing was sent)\n"
+"   4  could not connect (name resolution, TCP connect refused/failed)\n"
+"   5  timeout (connect, handshake, I/O or request)\n"
+"   6  I/O error: the connection broke or the server closed it\n"
+"   7  protocol error, handshake refused, or protocol version mismatch\n"
+"   8  the server answered with an error (application, timeout,\n"
+"      overloaded, internal, shutdown)\n"
+"   9  the request is too large for the server\n"
+"  10  the server is busy and asked to retry later\n"
+"In load mode the status is 0 if every request succeeded, otherwise the\n"
+"status of the first failure.\n",
+            prog);
+}
+
+static int exit_code(int err)
+{
+    switch (err) {
+    case SZ_OK:
+        return EX_OK;
+    case SZ_ERR_USAGE:
+    case SZ_ERR_KEY:
+        return EX_USAGE;
+    case SZ_ERR_PIN:
+        return EX_PIN;
+    case SZ_ERR_RESOLVE:
+    case SZ_ERR_CONNECT:
+        return EX_CONNECT;
+    case SZ_ERR_TIMEOUT:
+        return EX_TIMEOUT;
+    case SZ_ERR_IO:
+    case SZ_ERR_CLOSED:
+        return EX_IO;
+    case SZ_ERR_PROTOCOL:
+    case SZ_ERR_HANDSHAKE:
+    case SZ_ERR_VERSION:
+        return EX_PROTOCOL;
+    case SZ_ERR_SERVER_APP:
+    case SZ_ERR_SERVER_TIMEOUT:
+    case SZ_ERR_SERVER_OVERLOADED:
+    case SZ_ERR_SERVER_INTERNAL:
+    case SZ_ERR_SERVER_SHUTDOWN:
+    case SZ_ERR_SERVER_OTHER:
+        return EX_SERVER;
+    case SZ_ERR_TOO_LARGE:
+        return EX_TOO_LARGE;
+    case SZ_ERR_BUSY:
+        return EX_BUSY;
+    default:
+        return EX_LOCAL;
+    }
+}
+
+/* Print the last libsazukari failure and return its exit code. */
+static int report(int err, const char *what)
+{
+    sz_error_info ei;
+
+    sz_last_error(&ei);
+    fprintf(stderr, "%s: %s: %s (%s)", prog, what, sz_strerror(err),
+            sz_err_name(err));
+    if (ei.err == err && ei.text[0])
+        fprintf(stderr, ": %s", ei.text);
+    if (err == SZ_ERR_BUSY && ei.retry_after_ms)
+        fprintf(stderr, " [retry after %u ms]", ei.retry_after_ms);
+    fputc('\n', stderr);
+    return exit_code(err);
+}
+
+/* --- options -------------------------------------------------------------- */
+
+enum load_mode { LM_REUSE, LM_NEW_HANDSHAKE, LM_RESUME };
+
+typedef struct opts {
+    const char *keys[MAX_PINS];
+    int nkeys;
+    const char *file;
+    const char *session;
+    uint32_t connect_ms, io_ms, request_ms;
+    int verbose, quiet;
+    int load;
+    int mode;
+    uint64_t requests;
+    unsigned concurrency, inflight;
+    char host[256];
+    uint16_t port;
+    const char *request_arg;
+} opts;
+
+static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end = NULL;
+    unsigned long long v;
+
+    if (s == NULL || *s == 0 || *s == '-' || *s == '+')
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != 0 || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* "host:port", "[v6]:port". */
+static int parse_target(const char *t, opts *o)
+{
+    const char *colon, *host = t;
+    size_t hl;
+    uint64_t port;
+
+    if (t[0] == '[') {
+        const char *close = strchr(t, ']');
+        if (close == NULL || close[1] != ':')
+            return -1;
+        host = t + 1;
+        hl = (size_t)(close - host);
+        colon = close + 1;
+    } else {
+        colon = strrchr(t, ':');
+        if (colon == NULL)
+            return -1;
+        hl = (size_t)(colon - t);
+        /* A bare IPv6 address is ambiguous: ask for brackets. */
+        if (memchr(t, ':', hl) != NULL)
+            return -2;
+    }
+    if (hl == 0 || hl >= sizeof o->host ||
+        parse_u64(colon + 1, 1, 65535, &port) != 0)
+        return -1;
+    memcpy(o->host, host, hl);
+    o->host[hl] = 0;
+    o->port = (uint16_t)port;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, opts *o)
+{
+    enum {
+        O_LOAD = 256, O_REUSE, O_NEWHS, O_RESUME, O_CTO, O_TO, O_IOTO
+    };
+    static const struct option lopts[] = {
+        {"key", required_argument, NULL, 'k'},
+        {"file", required_argument, NULL, 'f'},
+        {"session", required_argument, NULL, 's'},
+        {"connect-timeout", required_argument, NULL, O_CTO},
+        {"timeout", required_argument, NULL, O_TO},
+        {"io-timeout", required_argument, NULL, O_IOTO},
+        {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"load", no_argument, NULL, O_LOAD},
+        {"requests", required_argument, NULL, 'n'},
+        {"concurrency", required_argument, NULL, 'c'},
+        {"inflight", required_argument, NULL, 'p'},
+        {"reuse", no_argument, NULL, O_REUSE},
+        {"new-handshake-per-request", no_argument, NULL, O_NEWHS},
+        {"resume-per-request", no_argument, NULL, O_RESUME},
+        {NULL, 0, NULL, 0},
+    };
+    uint64_t v;
+    int ch, r;
+
+    memset(o, 0, sizeof *o);
+    o->connect_ms = 10000;
+    o->io_ms = 30000;
+    o->request_ms = 60000;
+    o->requests = 1000;
+    o->concurrency = 1;
+    o->inflight = 1;
+    o->mode = LM_REUSE;
+    while ((ch = getopt_long(argc, argv, "k:f:s:vqhVn:c:p:", lopts, NULL)) !=
+           -1) {
+        switch (ch) {
+        case 'k':
+            if (o->nkeys == MAX_PINS) {
+                fprintf(stderr, "%s: at most %d keys\n", prog, MAX_PINS);
+                return -1;
+            }
+            o->keys[o->nkeys++] = optarg;
+            break;
+        case 'f':
+            o->file = optarg;
+            break;
+        case 's':
+            o->session = optarg;
+            break;
+        case O_CTO:
+        case O_TO:
+        case O_IOTO:
+            if (parse_u64(optarg, 0, UINT32_MAX, &v) != 0) {
+                fprintf(stderr, "%s: bad timeout '%s' (milliseconds)\n",
+                        prog, optarg);
+                return -1;
+            }
+            if (ch == O_CTO)
+                o->connect_ms = (uint32_t)v;
+            else if (ch == O_TO)
+                o->request_ms = (uint32_t)v;
+            else
+                o->io_ms = (uint32_t)v;
+            break;
+        case 'v':
+            o->verbose = 1;
+            break;
+        case 'q':
+            o->quiet = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(EX_OK);
+        case 'V':
+            printf("sazukari %s (Megaki protocol v2)\n", sz_version());
+            exit(EX_OK);
+        case O_LOAD:
+            o->load = 1;
+            break;
+        case 'n':
+            if (parse_u64(optarg, 1, UINT32_MAX, &o->requests) != 0) {
+                fprintf(stderr, "%s: bad -n '%s'\n", prog, optarg);
+                return -1;
+            }
+            break;
+        case 'c':
+            if (parse_u64(optarg, 1, 1024, &v) != 0) {
+                fprintf(stderr, "%s: bad -c '%s' (1..1024)\n", prog, optarg);
+                return -1;
+            }
+            o->concurrency = (unsigned)v;
+            break;
+        case 'p':
+            if (parse_u64(optarg, 1, 1024, &v) != 0) {
+                fprintf(stderr, "%s: bad -p '%s' (1..1024)\n", prog, optarg);
+                return -1;
+            }
+            o->inflight = (unsigned)v;
+            break;
+        case O_REUSE:
+            o->mode = LM_REUSE;
+            break;
+        case O_NEWHS:
+            o->mode = LM_NEW_HANDSHAKE;
+            break;
+        case O_RESUME:
+            o->mode = LM_RESUME;
+            break;
+        default:
+            fprintf(stderr, "Try '%s --help'.\n", prog);
+            return -1;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "%s: missing HOST:PORT\nTry '%s --help'.\n", prog,
+                prog);
+        return -1;
+    }
+    if ((r = parse_target(argv[optind], o)) != 0) {
+        fprintf(stderr, "%s: bad target '%s': %s\n", prog, argv[optind],
+                r == -2 ? "put an IPv6 address in brackets, [::1]:4433"
+                        : "expected HOST:PORT");
+        return -1;
+    }
+    optind++;
+    if (optind < argc)
+        o->request_arg = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
+        return -1;
+    }
+    if (o->request_arg != NULL && o->file != NULL) {
+        fprintf(stderr, "%s: give the request as an argument or with -f, "
+                        "not both\n", prog);
+        return -1;
+    }
+    if (o->nkeys == 0) {
+        fprintf(stderr, "%s: no pinned key: use -k FILE with the server's "
+                        "public key\n", prog);
+        return -1;
+    }
+    if (o->inflight > 1 && (!o->load || o->mode != LM_REUSE)) {
+        fprintf(stderr, "%s: -p applies to --load --reuse only\n", prog);
+        return -1;
+    }
+    return 0;
+}
+
+/* --- files ------------------------------------------------------------------- */
+
+/* Read all of fd, at most max bytes (more: *len = max + 1). */
+static int read_fd(int fd, size_t max, uint8_t **out, size_t *len)
+{
+    uint8_t *buf = NULL;
+    size_t n = 0, cap = 0;
+
+    *out = NULL;
+    *len = 0;
+    for (;;) {
+        ssize_t r;
+        if (n == cap) {
+            uint8_t *p;
+            if (cap > max)
+                break;
+            cap = cap ? cap * 2 : 65536;
+            if ((p = realloc(buf, cap)) == NULL) {
+                free(buf);
+                errno = ENOMEM;
+                return -1;
+            }
+            buf = p;
+        }
+        r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            free(buf);
+            return -1;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    *out = buf;
+    *len = n > max ? max + 1 : n;
+    return 0;
+}
+
+static int read_request(const opts *o, uint8_t **req, size_t *len)
+{
+    int fd = 0, ret;
+    const char *name = "standard input";
+
+    if (o->request_arg != NULL) {
+        *len = strlen(o->request_arg);
+        if ((*req = malloc(*len + 1)) == NULL)
+            return EX_LOCAL;
+        memcpy(*req, o->request_arg, *len + 1);
+        return EX_OK;
+    }
+    if (o->file != NULL && strcmp(o->file, "-") != 0) {
+        name = o->file;
+        if ((fd = open(o->file, O_RDONLY | O_CLOEXEC)) < 0) {
+            fprintf(stderr, "%s: %s: %s\n", prog, o->file, strerror(errno));
+            return EX_USAGE;
+        }
+    }
+    ret = read_fd(fd, MAX_REQUEST, req, len);
+    if (fd != 0)
+        close(fd);
+    if (ret != 0) {
+        fprintf(stderr, "%s: reading %s: %s\n", prog, name, strerror(errno));
+        return EX_USAGE;
+    }
+    if (*len > MAX_REQUEST) {
+        fprintf(stderr, "%s: %s: request larger than any server accepts "
+                        "(256 MiB)\n", prog, name);
+        return EX_TOO_LARGE;
+    }
+    return EX_OK;
+}
+
+/* The session file: absent is fine, anything wrong with it is a warning
+ * (a full handshake still works), never a failure. Read straight into the
+ * caller's buffer so the secret is in one place only. */
+static size_t load_session(const char *path, uint8_t *blob, size_t cap)
+{
+    uint8_t extra;
+    size_t len = 0;
+    struct stat st;
+    ssize_t r;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+    if (fd < 0) {
+        if (errno != ENOENT)
+            fprintf(stderr, "%s: warning: session file %s: %s\n", prog, path,
+                    strerror(errno));
+        return 0;
+    }
+    if (fstat(fd, &st) == 0 && (st.st_mode & 077) != 0)
+        fprintf(stderr, "%s: warning: session file %s is readable by "
+                        "others; it is secret\n", prog, path);
+    while (len < cap) {
+        r = read(fd, blob + len, cap - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    /* Longer than any session: not one of ours. */
+    if (len == 0 || (len == cap && read(fd, &extra, 1) > 0)) {
+        fprintf(stderr, "%s: warning: session file %s is unusable; doing a "
+                        "full handshake\n", prog, path);
+        sz_wipe(blob, cap);
+        len = 0;
+    }
+    close(fd);
+    return len;
+}
+
+/* Write atomically (temporary file, then rename) with mode 0600. */
+static int save_session(const char *path, const uint8_t *blob, size_t len)
+{
+    char tmp[4096];
+    int fd, n, ok = 0;
+
+    n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        goto out;
+    (void)unlink(tmp);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        goto out;
+    {
+        size_t off = 0;
+        while (off < len) {
+            ssize_t w = write(fd, blob + off, len - off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+        ok = off == len && fsync(fd) == 0;
+    }
+    if (close(fd) != 0)
+        ok = 0;
+    if (ok && rename(tmp, path) != 0)
+        ok = 0;
+    if (!ok)
+        (void)unlink(tmp);
+out:
+    if (!ok)
+        fprintf(stderr, "%s: warning: cannot save the session to %s: %s\n",
+                prog, path, strerror(errno));
+    return ok ? 0 : -1;
+}
+
+static void hex(const uint8_t *p, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+static void describe(const sz_conn *conn, const opts *o)
+{
+    sz_conn_info ci;
+    char sid[33], kid[17];
+
+    sz_conn_get_info(conn, &ci);
+    hex(ci.session_id, sizeof ci.session_id, sid);
+    hex(ci.key_id, sizeof ci.key_id, kid);
+    fprintf(stderr,
+            "%s: connected to %s port %u: %s handshake, session %s, key %s, "
+            "max message %u bytes, max in flight %u%s\n",
+            prog, o->host, (unsigned)o->port,
+            ci.resumed ? "resumed" : "full", sid, kid, ci.max_message,
+            ci.max_inflight, ci.has_session ? "" : ", no ticket");
+}
+
+static int setup_client(const opts *o, sz_client **out)
+{
+    sz_client *c = NULL;
+    int ret;
+
+    *out = NULL;
+    if ((ret = sz_client_new(&c)) != SZ_OK)
+        return report(ret, "client");
+    for (int i = 0; i < o->nkeys; i++)
+        if ((ret = sz_client_pin_file(c, o->keys[i])) != SZ_OK) {
+            sz_client_free(c);
+            return report(ret, "pinned key");
+        }
+    if ((ret = sz_client_set_timeouts(c, o->connect_ms, o->io_ms,
+                                      o->request_ms)) != SZ_OK ||
+        (ret = sz_client_set_resumption(c, !(o->load &&
+                                             o->mode == LM_NEW_HANDSHAKE))) !=
+            SZ_OK) {
+        sz_client_free(c);
+        return report(ret, "client");
+    }
+    *out = c;
+    return EX_OK;
+}
+
+/* --- one request ------------------------------------------------------------- */
+
+static int run_once(const opts *o, sz_client *client, const uint8_t *req,
+                    size_t req_len)
+{
+    uint8_t blob[SZ_SESSION_MAX];
+    size_t blen = 0, resp_len = 0;
+    uint8_t *resp = NULL;
+    sz_conn *conn = NULL;
+    int ret, code;
+
+    if (o->session != NULL)
+        blen = load_session(o->session, blob, sizeof blob);
+    ret = sz_connect(client, o->host, o->port, blen ? blob : NULL, blen,
+                     &conn);
+    sz_wipe(blob, sizeof blob);
+    if (ret != SZ_OK) {
+        code = report(ret, "connect");
+        goto out;
+    }
+    if (o->verbose)
+        describe(conn, o);
+    /* Save the new session before the request: it is valid whatever the
+     * request's fate. */
+    if (o->session != NULL &&
+        sz_conn_export_session(conn, blob, sizeof blob, &blen) == SZ_OK) {
+        (void)save_session(o->session, blob, blen);
+        sz_wipe(blob, sizeof blob);
+    }
+    ret = sz_request(conn, req, req_len, &resp, &resp_len);
+    if (ret != SZ_OK) {
+        code = report(ret, "request");
+        goto out;
+    }
+    code = EX_OK;
+    if ((resp_len > 0 && fwrite(resp, 1, resp_len, stdout) != resp_len) ||
+        fflush(stdout) != 0) {
+        fprintf(stderr, "%s: writing the response: %s\n", prog,
+                strerror(errno));
+        code = EX_LOCAL;
+    }
+out:
+    sz_free(resp);
+    sz_conn_close(conn);
+    return code;
+}
+
+/* --- load mode ------------------------------------------------------------------ */
+
+typedef struct load {
+    const opts *o;
+    sz_client *client;
+    const uint8_t *req;
+    size_t req_len;
+    const uint8_t *session; /* seed for the first connection of each thread */
+    size_t session_len;
+    atomic_uint_fast64_t next;  /* next request index to claim */
+    atomic_uint_fast64_t ok, failed, full_hs, resumed_hs;
+    atomic_int first_err;
+    atomic_uint errs[32];
+    uint64_t *lat_us; /* per request index; written once by its thread */
+} load;
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static int claim(load *l, uint64_t *idx)
+{
+    *idx = atomic_fetch_add(&l->next, 1);
+    return *idx < l->o->requests;
+}
+
+static void count_err(load *l, int err)
+{
+    int expected = 0;
+    atomic_fetch_add(&l->failed, 1);
+    if (err >= 0 && err < 32)
+        atomic_fetch_add(&l->errs[err], 1);
+    atomic_compare_exchange_strong(&l->first_err, &expected, err);
+}
+
+static int load_connect(load *l, int first, sz_conn **conn)
+{
+    sz_conn_info ci;
+    int ret;
+
+    ret = sz_connect(l->client, l->o->host, l->o->port,
+                     first ? l->session : NULL, first ? l->session_len : 0,
+                     conn);
+    if (ret == SZ_OK) {
+        sz_conn_get_info(*conn, &ci);
+        atomic_fetch_add(ci.resumed ? &l->resumed_hs : &l->full_hs, 1);
+    }
+    return ret;
+}
+
+/* A new connection per request (full or resumed handshake). */
+static void load_per_request(load *l)
+{
+    uint64_t idx;
+    int first = l->o->mode == LM_RESUME;
+
+    while (claim(l, &idx)) {
+        uint64_t t0 = now_us();
+        uint8_t *resp = NULL;
+        size_t rl = 0;
+        sz_conn *conn = NULL;
+        int ret = load_connect(l, first, &conn);
+        first = 0;
+        if (ret == SZ_OK)
+            ret = sz_request(conn, l->req, l->req_len, &resp, &rl);
+        sz_free(resp);
+        sz_conn_close(conn);
+        l->lat_us[idx] = now_us() - t0;
+        if (ret == SZ_OK)
+            atomic_fetch_add(&l->ok, 1);
+        else
+            count_err(l, ret);
+    }
+}
+
+typedef struct slot {
+    uint32_t id;
+    uint64_t idx, t0;
+} slot;
+
+/* One connection, up to -p requests in flight on it; reconnect (resuming)
+ * after a connection failure. */
+static void load_reuse(load *l)
+{
+    unsigned depth = l->o->inflight, used = 0;
+    slot *slots = calloc(depth, sizeof *slots);
+    sz_conn *conn = NULL;
+    int first = 1;
+
+    if (slots == NULL) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        exit(EX_LOCAL);
+    }
+    for (;;) {
+        uint8_t *resp = NULL;
+        size_t rl = 0;
+        uint32_t id = 0;
+        uint64_t idx;
+        int ret;
+
+        /* Fill the window, connecting first if need be. */
+        while (used < depth && claim(l, &idx)) {
+            uint64_t t0 = now_us();
+            ret = SZ_OK;
+            if (conn == NULL) {
+                ret = load_connect(l, first, &conn);
+                first = 0;
+            }
+            if (ret == SZ_OK)
+                ret = sz_submit(conn, l->req, l->req_len, &slots[used].id);
+            if (ret != SZ_OK) {
+                l->lat_us[idx] = now_us() - t0;
+                count_err(l, ret);
+                if (conn != NULL && sz_conn_error(conn) != SZ_OK)
+                    break; /* collect what is in flight, then reconnect */
+                continue;
+            }
+            slots[used].idx = idx;
+            slots[used].t0 = t0;
+            used++;
+        }
+        if (used == 0) {
+            if (conn != NULL && sz_conn_error(conn) != SZ_OK) {
+                sz_conn_close(conn);
+                conn = NULL;
+            }
+            if (atomic_load(&l->next) >= l->o->requests)
+                break;
+            continue;
+        }
+        /* Collect one response. */
+        ret = sz_poll(conn, -1, &id, &resp, &rl);
+        sz_free(resp);
+        if (id == 0) {
+            /* The connection failed: everything in flight failed. */
+            for (unsigned i = 0; i < used; i++) {
+                l->lat_us[slots[i].idx] = now_us() - slots[i].t0;
+                count_err(l, ret);
+            }
+            used = 0;
+            sz_conn_close(conn);
+            conn = NULL;
+            continue;
+        }
+        for (unsigned i = 0; i < used; i++) {
+            if (slots[i].id != id)
+                continue;
+            l->lat_us[slots[i].idx] = now_us() - slots[i].t0;
+            if (ret == SZ_OK)
+                atomic_fetch_add(&l->ok, 1);
+            else
+                count_err(l, ret);
+            slots[i] = slots[--used];
+            break;
+        }
+    }
+    sz_conn_close(conn);
+    free(slots);
+}
+
+static void *load_thread(void *arg)
+{
+    load *l = arg;
+    if (l->o->mode == LM_REUSE)
+        load_reuse(l);
+    else
+        load_per_request(l);
+    return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(const uint64_t *sorted, uint64_t n, double p)
+{
+    /* Nearest rank. */
+    uint64_t rank = (uint64_t)(p / 100.0 * (double)n + 0.999999);
+    if (rank == 0)
+        rank = 1;
+    if (rank > n)
+        rank = n;
+    return (double)sorted[rank - 1] / 1000.0;
+}
+
+static void progress(load *l, uint64_t t0, int final)
+{
+    uint64_t done = atomic_load(&l->ok) + atomic_load(&l->failed);
+    double secs = (double)(now_us() - t0) / 1e6;
+    int tty = isatty(2);
+
+    if (l->o->quiet)
+        return;
+    fprintf(stderr, "%s%llu/%llu requests, %llu failed, %.0f req/s%s",
+            tty ? "\r" : "", (unsigned long long)done,
+            (unsigned long long)l->o->requests,
+            (unsigned long long)atomic_load(&l->failed),
+            secs > 0 ? (double)done / secs : 0.0,
+            tty && !final ? "   " : "\n");
+    fflush(stderr);
+}
+
+static int run_load(const opts *o, sz_client *client, const uint8_t *req,
+                    size_t req_len)
+{
+    uint8_t blob[SZ_SESSION_MAX];
+    pthread_t *threads = NULL;
+    unsigned started = 0;
+    uint64_t t0, t1, last, n = o->requests;
+    load *l = NULL;
+    int code = EX_LOCAL;
+
+    if ((l = calloc(1, sizeof *l)) == NULL ||
+        (l->lat_us = calloc(n, sizeof *l->lat_us)) == NULL ||
+        (threads = calloc(o->concurrency, sizeof *threads)) == NULL) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        goto out;
+    }
+    l->o = o;
+    l->client = client;
+    l->req = req;
+    l->req_len = req_len;
+    if (o->session != NULL && o->mode != LM_NEW_HANDSHAKE) {
+        l->session_len = load_session(o->session, blob, sizeof blob);
+        l->session = l->session_len ? blob : NULL;
+    }
+    t0 = last = now_us();
+    for (; started < o->concurrency; started++)
+        if (pthread_create(&threads[started], NULL, load_thread, l) != 0) {
+            fprintf(stderr, "%s: cannot start thread %u\n", prog, started);
+            break;
+        }
+    if (started == 0)
+        goto out;
+    /* Show progress until every request has an outcome. */
+    while (atomic_load(&l->ok) + atomic_load(&l->failed) < n) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        if (now_us() - last >= (isatty(2) ? 200000u : 1000000u)) {
+            progress(l, t0, 0);
+            last = now_us();
+        }
+    }
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    t1 = now_us();
+    progress(l, t0, 1);
+    {
+        double secs = (double)(t1 - t0) / 1e6;
+        uint64_t ok = atomic_load(&l->ok), failed = atomic_load(&l->failed);
+        qsort(l->lat_us, n, sizeof *l->lat_us, cmp_u64);
+        printf("requests:     %llu ok, %llu failed\n",
+               (unsigned long long)ok, (unsigned long long)failed);
+        printf("elapsed:      %.3f s\n", secs);
+        printf("rate:         %.1f requests/s\n",
+               secs > 0 ? (double)(ok + failed) / secs : 0.0);
+        printf("latency (ms): p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
+               pct(l->lat_us, n, 50), pct(l->lat_us, n, 90),
+               pct(l->lat_us, n, 99), (double)l->lat_us[n - 1] / 1000.0);
+        printf("handshakes:   %llu full, %llu resumed\n",
+               (unsigned long long)atomic_load(&l->full_hs),
+               (unsigned long long)atomic_load(&l->resumed_hs));
+        if (failed) {
+            printf("errors:      ");
+            for (int e = 0; e < 32; e++)
+                if (atomic_load(&l->errs[e]))
+                    printf(" %s %u", sz_err_name(e), atomic_load(&l->errs[e]));
+            printf("\n");
+        }
+        fflush(stdout);
+        code = exit_code(atomic_load(&l->first_err));
+    }
+out:
+    sz_wipe(blob, sizeof blob);
+    free(threads);
+    if (l != NULL)
+        free(l->lat_us);
+    free(l);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    sz_client *client = NULL;
+    uint8_t *req = NULL;
+    size_t req_len = 0;
+    opts o;
+    int code;
+
+    /* Writes to a closed stdout must fail with EPIPE, not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+    if (parse_args(argc, argv, &o) != 0)
+        return EX_USAGE;
+    if ((code = setup_client(&o, &client)) != EX_OK)
+        goto out;
+    if ((code = read_request(&o, &req, &req_len)) != EX_OK)
+        goto out;
+    code = o.load ? run_load(&o, client, req, req_len)
+                  : run_once(&o, client, req, req_len);
+out:
+    free(req);
+    sz_client_free(client);
+    return code;
+}
