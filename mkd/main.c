@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "echo.h"
+#include "pegasus/pegasus.h"
 #include "megaki.h"
 #include "yami/keys.h"
 #include "yugi/yugi.h"
@@ -190,6 +191,47 @@ static void raise_nofile(void)
     }
 }
 
+/* The backend the configuration names: the PHP worker pool (the default,
+ * serving the hello-world app) or the built-in echo. */
+static mkd_backend *make_backend(uv_loop_t *loop, const mkd_config *cfg,
+                                 char *err, size_t errlen)
+{
+    const char *ini[2] = {NULL, NULL};
+    char mem[64];
+    pegasus_config pc;
+
+    if (strcmp(cfg->backend, "echo") == 0) {
+        mkd_backend *b = mkd_echo_new(loop, cfg->echo_delay_ms);
+        if (b == NULL)
+            snprintf(err, errlen, "out of memory");
+        return b;
+    }
+    pegasus_config_defaults(&pc);
+    pc.php = cfg->php;
+    pc.arcangelo = cfg->arcangelo;
+    pc.app = cfg->app;
+    if (cfg->php_memory_limit[0] != '\0') {
+        snprintf(mem, sizeof mem, "memory_limit=%s", cfg->php_memory_limit);
+        ini[0] = mem;
+        pc.php_ini = ini;
+    }
+    pc.workers_min = cfg->workers ? cfg->workers : uv_available_parallelism();
+    pc.workers_max = cfg->workers_max > pc.workers_min ? cfg->workers_max
+                                                       : pc.workers_min;
+    pc.queue_max = cfg->queue_max;
+    pc.queue_timeout_ms = cfg->queue_timeout_ms;
+    pc.request_timeout_ms = cfg->request_timeout_ms;
+    pc.start_timeout_ms = cfg->worker_start_timeout_ms;
+    pc.stop_timeout_ms = cfg->worker_stop_timeout_ms;
+    pc.idle_timeout_ms = cfg->worker_idle_timeout_ms;
+    pc.max_requests = cfg->worker_max_requests;
+    pc.max_lifetime_s = cfg->worker_max_lifetime_s;
+    pc.max_rss_kib = cfg->worker_max_rss_kib;
+    pc.max_message = cfg->max_message;
+    pc.expose_errors = cfg->expose_errors != 0;
+    return pegasus_new(loop, &pc, err, errlen);
+}
+
 static int serve(cmdline *cl)
 {
     mkd_config cfg;
@@ -226,8 +268,11 @@ static int serve(cmdline *cl)
         goto out;
     }
     loop_ok = 1;
-    if ((backend = mkd_echo_new(&loop, cfg.echo_delay_ms)) == NULL ||
-        (srv = calloc(1, sizeof *srv)) == NULL) {
+    if ((backend = make_backend(&loop, &cfg, err, sizeof err)) == NULL) {
+        mkd_err(0, "backend %s: %s", cfg.backend, err);
+        goto out;
+    }
+    if ((srv = calloc(1, sizeof *srv)) == NULL) {
         mkd_err(0, "out of memory");
         goto out;
     }

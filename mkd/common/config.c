@@ -43,7 +43,7 @@ static const struct opt opts[] = {
      OFF(ticket_key_file_set)},
     {"control_socket", STR(control_socket), "", 0, 0,
      OFF(control_socket_set)},
-    {"backend", STR(backend), "echo", 0, 0, 0},
+    {"backend", STR(backend), "php", 0, 0, 0},
     {"user", STR(user), "", 0, 0, 0},
     {"ready_file", STR(ready_file), "", 0, 0, 0},
     {"log_level", T_LEVEL, OFF(log_level), 0, "info", 0, 0, 0},
@@ -72,6 +72,27 @@ static const struct opt opts[] = {
      0},
     {"ticket_keys_keep", U32(ticket_keys_keep), "4", 1, 16, 0},
     {"echo_delay_ms", U32(echo_delay_ms), "0", 0, 600000, 0},
+    {"app", STR(app), MKD_SOURCE_ROOT "/apps/hello/app.php", 0, 0, 0},
+    {"php", STR(php), "/usr/bin/php", 0, 0, 0},
+    {"arcangelo", STR(arcangelo), MKD_SOURCE_ROOT "/arcangelo/bin/arcangelo.php",
+     0, 0, 0},
+    {"php_memory_limit", STR(php_memory_limit), "128M", 0, 0, 0},
+    {"workers", U32(workers), "0", 0, 4096, 0},
+    {"workers_max", U32(workers_max), "0", 0, 4096, 0},
+    {"queue_max", U32(queue_max), "256", 1, 1000000, 0},
+    {"queue_timeout_ms", U32(queue_timeout_ms), "0", 0, 3600000, 0},
+    {"request_timeout_ms", U32(request_timeout_ms), "30000", 10, 3600000, 0},
+    {"worker_start_timeout_ms", U32(worker_start_timeout_ms), "10000", 10,
+     600000, 0},
+    {"worker_stop_timeout_ms", U32(worker_stop_timeout_ms), "5000", 10,
+     600000, 0},
+    {"worker_idle_timeout_ms", U32(worker_idle_timeout_ms), "10000", 10,
+     86400000, 0},
+    {"worker_max_requests", U32(worker_max_requests), "0", 0, 1u << 30, 0},
+    {"worker_max_lifetime_s", U32(worker_max_lifetime_s), "0", 0,
+     30u * 86400u, 0},
+    {"worker_max_rss_kib", U32(worker_max_rss_kib), "0", 0, 1u << 30, 0},
+    {"expose_errors", U32(expose_errors), "0", 0, 1, 0},
 };
 
 static const struct opt *find_opt(const char *key)
@@ -310,10 +331,17 @@ int mkd_config_finish(mkd_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "listen: no address");
         return -1;
     }
-    if (strcmp(c->backend, "echo") != 0) {
+    if (strcmp(c->backend, "echo") != 0 && strcmp(c->backend, "php") != 0) {
         snprintf(err, errlen,
-                 "backend: \"%s\" is not available (this build has: echo)",
+                 "backend: \"%s\" is not available (this build has: php, "
+                 "echo)",
                  c->backend);
+        return -1;
+    }
+    if (c->workers_max != 0 && c->workers != 0 &&
+        c->workers_max < c->workers) {
+        snprintf(err, errlen, "workers_max (%u) is below workers (%u)",
+                 c->workers_max, c->workers);
         return -1;
     }
     if (c->max_handshakes > c->max_connections)

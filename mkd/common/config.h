@@ -46,6 +46,23 @@ typedef struct mkd_config {
     uint32_t write_high_water;        /* stop reading above this */
     uint32_t ticket_keys_keep;        /* for `mkd ticket-keys --rotate` */
     uint32_t echo_delay_ms;           /* echo backend: answer after this */
+    /* The php backend (Pegasus + Arcangelo), mkd/pegasus/pegasus.h. */
+    char app[MKD_PATH_MAX];           /* the application's PHP file */
+    char php[MKD_PATH_MAX];           /* PHP CLI binary */
+    char arcangelo[MKD_PATH_MAX];     /* arcangelo/bin/arcangelo.php */
+    char php_memory_limit[32];        /* php -d memory_limit=... */
+    uint32_t workers;                 /* 0 = one per CPU */
+    uint32_t workers_max;             /* 0 = workers (a fixed pool) */
+    uint32_t queue_max;
+    uint32_t queue_timeout_ms;
+    uint32_t request_timeout_ms;
+    uint32_t worker_start_timeout_ms;
+    uint32_t worker_stop_timeout_ms;
+    uint32_t worker_idle_timeout_ms;
+    uint32_t worker_max_requests;
+    uint32_t worker_max_lifetime_s;
+    uint32_t worker_max_rss_kib;
+    uint32_t expose_errors;           /* 0/1: exception text to clients */
     /* Set when the path was given (not derived from data_dir). */
     int key_file_set, ticket_key_file_set, control_socket_set;
 } mkd_config;

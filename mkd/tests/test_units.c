@@ -39,7 +39,7 @@ static void test_config(void **st)
     mkd_config_defaults(&c);
     assert_int_equal(c.port, MKD_DEFAULT_PORT);
     assert_string_equal(c.listen, "127.0.0.1");
-    assert_string_equal(c.backend, "echo");
+    assert_string_equal(c.backend, "php");
     assert_int_equal(c.max_inflight, 32);
     assert_int_equal(mkd_config_parse(&c, text, sizeof text - 1, "t", err,
                                       sizeof err),
@@ -69,7 +69,13 @@ static void test_config(void **st)
     assert_int_equal(mkd_config_parse(&c, "log_level = loud\n", 17, "t", err,
                                       sizeof err),
                      -1);
-    assert_int_equal(mkd_config_set(&c, "backend", "php", err, sizeof err),
+    assert_int_equal(mkd_config_set(&c, "backend", "fastcgi", err,
+                                    sizeof err),
+                     0);
+    assert_int_equal(mkd_config_finish(&c, err, sizeof err), -1);
+    mkd_config_defaults(&c);
+    assert_int_equal(mkd_config_set(&c, "workers", "4", err, sizeof err), 0);
+    assert_int_equal(mkd_config_set(&c, "workers_max", "2", err, sizeof err),
                      0);
     assert_int_equal(mkd_config_finish(&c, err, sizeof err), -1);
     mkd_config_defaults(&c);

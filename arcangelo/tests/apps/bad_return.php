@@ -1,0 +1,3 @@
+<?php
+// Not an application: it returns no handler.
+return 42;

@@ -1,0 +1,720 @@
+/*
+ * pool.c -- Pegasus as an mkd_backend: submit, cancel, the bounded queue,
+ * dispatch to idle workers, answers, reload, drain, status, free.
+ *
+ * A request has one owner at a time: the queue, or the worker running it
+ * (w->req). Whoever answers it takes it from its owner first, and
+ * pegasus__answer marks it answered, so a second answer is refused (and
+ * logged as a bug) instead of reaching the client.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "internal.h"
+#include "megaki.h"
+
+/* ------------------------------------------------------------------ */
+/* Requests and the queue                                              */
+
+void pegasus__req_unref(pegasus__req *r)
+{
+    if (--r->refs > 0)
+        return;
+    if (r->body != NULL) {
+        pegasus__wipe(r->body, r->len); /* a decrypted request */
+        free(r->body);
+    }
+    free(r);
+}
+
+static void q_remove(pegasus *p, pegasus__req *r)
+{
+    if (r->prev != NULL)
+        r->prev->next = r->next;
+    else
+        p->qhead = r->next;
+    if (r->next != NULL)
+        r->next->prev = r->prev;
+    else
+        p->qtail = r->prev;
+    r->prev = r->next = NULL;
+    p->queued--;
+}
+
+static void q_push_tail(pegasus *p, pegasus__req *r)
+{
+    r->next = NULL;
+    r->prev = p->qtail;
+    if (p->qtail != NULL)
+        p->qtail->next = r;
+    else
+        p->qhead = r;
+    p->qtail = r;
+    p->queued++;
+}
+
+static void on_queue_timer(uv_timer_t *t);
+
+static uint64_t queue_timeout(const pegasus *p)
+{
+    return p->cfg.queue_timeout_ms ? p->cfg.queue_timeout_ms
+                                   : p->cfg.request_timeout_ms;
+}
+
+/* Keep the queue timer on the head's deadline (the queue is FIFO and
+ * every request waits at most the same time, so the head expires first). */
+static void arm_queue_timer(pegasus *p)
+{
+    uint64_t now, due;
+
+    if (p->freeing || uv_is_closing((uv_handle_t *)&p->queue_timer))
+        return;
+    if (p->qhead == NULL) {
+        (void)uv_timer_stop(&p->queue_timer); /* cannot fail */
+        return;
+    }
+    now = uv_now(p->loop);
+    due = p->qhead->queued_at + queue_timeout(p);
+    if (uv_timer_start(&p->queue_timer, on_queue_timer,
+                       due > now ? due - now : 0, 0) != 0)
+        mkd_err(0, "pegasus: cannot arm the queue timer");
+}
+
+static void on_queue_timer(uv_timer_t *t)
+{
+    pegasus *p = t->data;
+    uint64_t now = uv_now(p->loop);
+    unsigned n = 0;
+
+    while (p->qhead != NULL &&
+           p->qhead->queued_at + queue_timeout(p) <= now) {
+        pegasus__req *r = p->qhead;
+        q_remove(p, r);
+        p->queue_timeouts++;
+        n++;
+        pegasus__answer(p, r, MK_ECODE_OVERLOADED, NULL, 0,
+                        "no worker became free in time");
+    }
+    if (n > 0)
+        mkd_warn(0, "pegasus: %u request(s) waited over %" PRIu64
+                 " ms for a worker", n, queue_timeout(p));
+    arm_queue_timer(p);
+}
+
+void pegasus__answer(pegasus *p, pegasus__req *r, unsigned status,
+                     const uint8_t *body, size_t len, const char *text)
+{
+    if (r->answered) {
+        mkd_err(r->ctx.conn_id, "pegasus: bug: request %" PRIu32
+                " answered twice; second answer dropped",
+                r->ctx.request_id);
+        return;
+    }
+    r->answered = 1;
+    p->answered++;
+    if (!r->cancelled)
+        r->done(r->token, status, body, len, text);
+    pegasus__req_unref(r); /* the owner's reference */
+}
+
+void pegasus__requeue(pegasus *p, pegasus__req *r)
+{
+    /* Back at the head: it has waited longest. */
+    r->prev = NULL;
+    r->next = p->qhead;
+    if (p->qhead != NULL)
+        p->qhead->prev = r;
+    else
+        p->qtail = r;
+    p->qhead = r;
+    p->queued++;
+    arm_queue_timer(p);
+    pegasus__kick(p);
+}
+
+void pegasus__fail_queue(pegasus *p, unsigned status, const char *text)
+{
+    while (p->qhead != NULL) {
+        pegasus__req *r = p->qhead;
+        q_remove(p, r);
+        pegasus__answer(p, r, status, NULL, 0, text);
+    }
+    arm_queue_timer(p);
+}
+
+/* The idle worker to use: the current generation first (a reload's old
+ * workers only fill in), then the most recently idle one, so that load
+ * concentrates and surplus workers reach their idle timeout; one waiting
+ * to be recycled comes last. */
+static pegasus__worker *pick_idle(pegasus *p)
+{
+    pegasus__worker *best = NULL;
+
+    for (pegasus__worker *w = p->workers; w != NULL; w = w->next) {
+        /* An idle worker whose exit or EOF is in but not yet settled
+         * (finalize waits for the rest of its output) is not one. */
+        if (w->state != PEGASUS_W_IDLE || w->exited || w->ipc_eof)
+            continue;
+        if (best == NULL) {
+            best = w;
+            continue;
+        }
+        int wc = w->gen == p->gen, bc = best->gen == p->gen;
+        if (wc != bc) {
+            if (wc)
+                best = w;
+            continue;
+        }
+        if (w->recycle != best->recycle) {
+            if (!w->recycle)
+                best = w;
+            continue;
+        }
+        if (w->idle_since > best->idle_since)
+            best = w;
+    }
+    return best;
+}
+
+void pegasus__dispatch(pegasus *p)
+{
+    pegasus__worker *w;
+
+    if (p->freeing)
+        return;
+    while (p->qhead != NULL && (w = pick_idle(p)) != NULL) {
+        pegasus__req *r = p->qhead;
+        q_remove(p, r);
+        pegasus__worker_send(w, r);
+    }
+    arm_queue_timer(p);
+}
+
+/* ------------------------------------------------------------------ */
+/* Backend operations                                                  */
+
+static unsigned pg_submit(mkd_backend *b, const mkd_request_ctx *ctx,
+                          uint8_t *body, size_t len,
+                          mkd_backend_done_fn done, void *token)
+{
+    pegasus *p = (pegasus *)b;
+    pegasus__req *r = NULL;
+    unsigned ret = 0;
+
+    if (p->draining || p->freeing) {
+        ret = MK_ECODE_SHUTDOWN;
+        goto out;
+    }
+    if (len > p->cfg.max_message) {
+        ret = MK_ECODE_TOO_LARGE;
+        goto out;
+    }
+    /* A crash loop with nobody able to serve: say so now rather than let
+     * the request wait out the queue timeout. */
+    if (p->crash_loop && uv_now(p->loop) < p->paused_until &&
+        pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_IDLE) |
+                                 PEGASUS_MASK(PEGASUS_W_BUSY) |
+                                 PEGASUS_MASK(PEGASUS_W_DRAINING)) == 0) {
+        p->overloaded++;
+        ret = MK_ECODE_OVERLOADED;
+        goto out;
+    }
+    r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        ret = MK_ECODE_INTERNAL;
+        goto out;
+    }
+    r->pool = p;
+    r->ctx = *ctx;
+    r->body = body;
+    r->len = len;
+    body = NULL; /* owned by r now */
+    r->done = done;
+    r->token = token;
+    r->tag = ++p->next_tag;
+    r->queued_at = uv_now(p->loop);
+    r->refs = 1;
+    q_push_tail(p, r);
+    pegasus__dispatch(p);
+    if (p->qtail == r && p->queued > p->cfg.queue_max) {
+        /* Still waiting, and over the bound: refuse it (done is not
+         * called; the caller answers "overloaded" at once). */
+        q_remove(p, r);
+        r->answered = 1;
+        pegasus__req_unref(r);
+        r = NULL;
+        p->overloaded++;
+        arm_queue_timer(p);
+        ret = MK_ECODE_OVERLOADED;
+        goto out;
+    }
+    p->submitted++;
+    if (p->queued > 0)
+        pegasus__kick(p); /* maybe grow the pool */
+
+out:
+    if (body != NULL) {
+        pegasus__wipe(body, len);
+        free(body);
+    }
+    return ret;
+}
+
+static void pg_cancel(mkd_backend *b, void *token)
+{
+    pegasus *p = (pegasus *)b;
+    pegasus__req *r = p->qhead;
+
+    while (r != NULL) {
+        pegasus__req *next = r->next;
+        if (r->token == token) {
+            q_remove(p, r);
+            r->cancelled = 1;
+            r->answered = 1;
+            p->cancelled++;
+            pegasus__req_unref(r);
+        }
+        r = next;
+    }
+    /* A request already with a worker runs to its end; only its answer is
+     * dropped (killing the worker would cost more than the answer). */
+    for (pegasus__worker *w = p->workers; w != NULL; w = w->next) {
+        if (w->req != NULL && w->req->token == token && !w->req->cancelled) {
+            w->req->cancelled = 1;
+            p->cancelled++;
+        }
+    }
+    arm_queue_timer(p);
+}
+
+static void pg_reload(mkd_backend *b)
+{
+    pegasus *p = (pegasus *)b;
+
+    if (p->draining || p->freeing)
+        return;
+    p->gen++;
+    p->reloads++;
+    /* The operator changed something: give the application a fresh chance
+     * instead of waiting out a crash-loop pause. */
+    p->crash_loop = 0;
+    p->paused_until = 0;
+    p->start_streak = 0;
+    p->next_spawn_at = 0;
+    p->fail_n = 0;
+    p->fail_pos = 0;
+    mkd_info(0, "pegasus: reload: starting generation %u; the previous "
+             "one retires as the new workers become ready", p->gen);
+    for (pegasus__worker *w = p->workers; w != NULL; w = w->next)
+        if (w->gen != p->gen && w->state == PEGASUS_W_STARTING)
+            pegasus__worker_stop(w, 1, "reload");
+    pegasus__kick(p);
+}
+
+static void pg_drain(mkd_backend *b, void (*done)(void *), void *arg)
+{
+    pegasus *p = (pegasus *)b;
+
+    p->draining = 1;
+    p->drain_cb = done;
+    p->drain_arg = arg;
+    mkd_info(0, "pegasus: draining: %zu queued, %u busy", p->queued,
+             pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_BUSY) |
+                                      PEGASUS_MASK(PEGASUS_W_DRAINING)));
+    pegasus__kick(p); /* done() is called from the loop, never from here */
+}
+
+/* Bounded appender for the status block. */
+typedef struct sbuf {
+    char *p;
+    size_t cap, n;
+} sbuf;
+
+static void sb_printf(sbuf *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void sb_printf(sbuf *s, const char *fmt, ...)
+{
+    va_list ap;
+    int r;
+
+    if (s->cap == 0 || s->n >= s->cap - 1)
+        return;
+    va_start(ap, fmt);
+    r = vsnprintf(s->p + s->n, s->cap - s->n, fmt, ap);
+    va_end(ap);
+    if (r < 0)
+        return;
+    if ((size_t)r >= s->cap - s->n) {
+        /* Truncated: drop the partial line so every line stays whole. */
+        s->p[s->n] = '\0';
+        s->n = s->cap - 1;
+        return;
+    }
+    s->n += (size_t)r;
+}
+
+static size_t pg_status(mkd_backend *b, char *buf, size_t cap)
+{
+    pegasus *p = (pegasus *)b;
+    sbuf s = {buf, cap, 0};
+    uint64_t now = uv_now(p->loop);
+    const unsigned live_mask = PEGASUS_MASK(PEGASUS_W_STARTING) |
+                               PEGASUS_MASK(PEGASUS_W_IDLE) |
+                               PEGASUS_MASK(PEGASUS_W_BUSY) |
+                               PEGASUS_MASK(PEGASUS_W_DRAINING);
+    uint64_t restarts = 0;
+
+    for (unsigned i = 0; i < p->nslots; i++)
+        restarts += p->slots[i].restarts;
+    if (cap > 0)
+        buf[0] = '\0';
+    sb_printf(&s, "backend pegasus\n");
+    sb_printf(&s, "backend.generation %u\n", p->gen);
+    sb_printf(&s, "backend.workers %u\n", pegasus__count(p, 0, live_mask));
+    sb_printf(&s, "backend.workers_idle %u\n",
+              pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_IDLE)));
+    sb_printf(&s, "backend.workers_busy %u\n",
+              pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_BUSY) |
+                                       PEGASUS_MASK(PEGASUS_W_DRAINING)));
+    sb_printf(&s, "backend.workers_starting %u\n",
+              pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_STARTING)));
+    sb_printf(&s, "backend.workers_min %" PRIu32 "\n", p->cfg.workers_min);
+    sb_printf(&s, "backend.workers_max %" PRIu32 "\n", p->cfg.workers_max);
+    sb_printf(&s, "backend.queued %zu\n", p->queued);
+    sb_printf(&s, "backend.queue_max %" PRIu32 "\n", p->cfg.queue_max);
+    sb_printf(&s, "backend.submitted %" PRIu64 "\n", p->submitted);
+    sb_printf(&s, "backend.answered %" PRIu64 "\n", p->answered);
+    sb_printf(&s, "backend.cancelled %" PRIu64 "\n", p->cancelled);
+    sb_printf(&s, "backend.app_errors %" PRIu64 "\n", p->app_errors);
+    sb_printf(&s, "backend.timeouts %" PRIu64 "\n", p->timeouts);
+    sb_printf(&s, "backend.queue_timeouts %" PRIu64 "\n", p->queue_timeouts);
+    sb_printf(&s, "backend.overloaded %" PRIu64 "\n", p->overloaded);
+    sb_printf(&s, "backend.crashes %" PRIu64 "\n", p->crashes);
+    sb_printf(&s, "backend.start_failures %" PRIu64 "\n", p->start_failures);
+    sb_printf(&s, "backend.protocol_errors %" PRIu64 "\n",
+              p->protocol_errors);
+    sb_printf(&s, "backend.recycled %" PRIu64 "\n", p->recycled);
+    sb_printf(&s, "backend.restarts %" PRIu64 "\n", restarts);
+    sb_printf(&s, "backend.spawned %" PRIu64 "\n", p->spawned);
+    sb_printf(&s, "backend.reloads %" PRIu64 "\n", p->reloads);
+    if (p->crash_loop && now < p->paused_until)
+        sb_printf(&s, "backend.crash_loop paused %" PRIu64 " ms\n",
+                  p->paused_until - now);
+    else
+        sb_printf(&s, "backend.crash_loop no\n");
+    sb_printf(&s, "backend.draining %s\n", p->draining ? "yes" : "no");
+    for (unsigned i = 0; i < p->nslots; i++) {
+        pegasus__worker *w = p->slots[i].w;
+        if (w == NULL) {
+            if (p->slots[i].used)
+                sb_printf(&s, "pegasus.w%u pid 0 state empty restarts %"
+                          PRIu64 " last_exit %s\n", i,
+                          p->slots[i].restarts,
+                          p->slots[i].last_exit[0] ? p->slots[i].last_exit
+                                                   : "-");
+            continue;
+        }
+        sb_printf(&s, "pegasus.w%u pid %d state %s gen %u served %" PRIu64
+                  " rss_kib %" PRIu64 " age_ms %" PRIu64 " restarts %" PRIu64
+                  " last_exit %s\n", i, w->pid,
+                  pegasus__state_name(w->state), w->gen, w->served,
+                  pegasus__rss_kib(w->pid), now - w->spawned_at,
+                  p->slots[i].restarts,
+                  p->slots[i].last_exit[0] ? p->slots[i].last_exit : "-");
+    }
+    return s.n;
+}
+
+static void free_pool(pegasus *p)
+{
+    if (p->php_ini != NULL)
+        for (size_t i = 0; p->php_ini[i] != NULL; i++)
+            free(p->php_ini[i]);
+    if (p->env != NULL)
+        for (size_t i = 0; p->env[i] != NULL; i++)
+            free(p->env[i]);
+    free(p->php_ini);
+    free(p->env);
+    free(p->php);
+    free(p->arcangelo);
+    free(p->app);
+    free(p->slots);
+    free(p);
+}
+
+void pegasus__handle_closed(pegasus *p)
+{
+    if (p->freeing) {
+        if (p->open_handles == 0 && p->workers == NULL)
+            free_pool(p);
+        return;
+    }
+    pegasus__kick(p); /* a worker is gone: maybe replace it, maybe the
+                         drain is complete */
+}
+
+static void on_pool_handle_closed(uv_handle_t *h)
+{
+    pegasus *p = h->data;
+
+    p->open_handles--;
+    pegasus__handle_closed(p);
+}
+
+static void pg_free(mkd_backend *b)
+{
+    pegasus *p = (pegasus *)b;
+    uv_timer_t *timers[] = {&p->kick, &p->tick, &p->spawn_timer,
+                            &p->queue_timer};
+
+    if (p->freeing)
+        return;
+    /* Set first: a done() called from here that submits again is
+     * refused. */
+    p->freeing = 1;
+    pegasus__fail_queue(p, MK_ECODE_SHUTDOWN, "server shutting down");
+    for (pegasus__worker *w = p->workers; w != NULL; w = w->next)
+        pegasus__worker_stop(w, 0, "shutdown");
+    for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
+        if (!uv_is_closing((uv_handle_t *)timers[i]))
+            uv_close((uv_handle_t *)timers[i], on_pool_handle_closed);
+    /* Workers go as their exits are reaped; the last close frees p. */
+}
+
+static const mkd_backend_ops pegasus_ops = {
+    "pegasus", pg_submit, pg_cancel, pg_reload,
+    pg_drain,  pg_status, pg_free,
+};
+
+/* ------------------------------------------------------------------ */
+/* Construction                                                        */
+
+void pegasus_config_defaults(pegasus_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->php = "/usr/bin/php";
+    c->workers_min = 2;
+    c->workers_max = 0; /* = workers_min */
+    c->queue_max = 256;
+    c->queue_timeout_ms = 0;
+    c->request_timeout_ms = 30000;
+    c->start_timeout_ms = 10000;
+    c->stop_timeout_ms = 5000;
+    c->idle_timeout_ms = 10000;
+    c->max_message = 1u << 20;
+    c->crash_loop_failures = 5;
+    c->crash_loop_window_ms = 10000;
+    c->crash_loop_pause_ms = 30000;
+    c->uid = -1;
+    c->gid = -1;
+}
+
+static char **copy_list(const char *const *src, size_t max, int *fail)
+{
+    size_t n = 0;
+    char **out;
+
+    if (src == NULL)
+        return NULL;
+    while (src[n] != NULL)
+        n++;
+    if (n > max) {
+        *fail = 1;
+        return NULL;
+    }
+    out = calloc(n + 1, sizeof *out);
+    if (out == NULL) {
+        *fail = 1;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[i] = strdup(src[i]);
+        if (out[i] == NULL) {
+            *fail = 1;
+            break;
+        }
+    }
+    return out;
+}
+
+/* path made absolute against the working directory, links kept. */
+static char *absolute(const char *path)
+{
+    char cwd[4096], *out;
+    size_t n;
+
+    if (path[0] == '/')
+        return strdup(path);
+    if (getcwd(cwd, sizeof cwd) == NULL)
+        return NULL;
+    n = strlen(cwd) + 1 + strlen(path) + 1;
+    out = malloc(n);
+    if (out != NULL && snprintf(out, n, "%s/%s", cwd, path) < 0) {
+        free(out);
+        out = NULL;
+    }
+    return out;
+}
+
+static int check_config(const pegasus_config *c, char *err, size_t errlen)
+{
+    const char *msg = NULL;
+
+    if (c->arcangelo == NULL || c->arcangelo[0] == '\0')
+        msg = "arcangelo: path to arcangelo.php is required";
+    else if (c->app == NULL || c->app[0] == '\0')
+        msg = "app: path to the application is required";
+    else if (c->php == NULL || c->php[0] == '\0')
+        msg = "php: path to the PHP binary is required";
+    else if (c->workers_min < 1 || c->workers_min > 1024)
+        msg = "workers_min must be 1..1024";
+    else if (c->workers_max != 0 &&
+             (c->workers_max < c->workers_min || c->workers_max > 1024))
+        msg = "workers_max must be workers_min..1024";
+    else if (c->queue_max > 1000000)
+        msg = "queue_max must be at most 1000000";
+    else if (c->request_timeout_ms == 0 || c->start_timeout_ms == 0 ||
+             c->stop_timeout_ms == 0 || c->idle_timeout_ms == 0)
+        msg = "timeouts must be at least 1 ms";
+    else if (c->max_message == 0 ||
+             c->max_message > PEGASUS_IPC_HARD_MAX - PEGASUS_IPC_OVERHEAD)
+        msg = "max_message must be 1 .. 256 MiB";
+    else if (c->crash_loop_failures == 0 ||
+             c->crash_loop_failures > PEGASUS_FAIL_RING)
+        msg = "crash_loop_failures must be 1..32";
+    else if (c->crash_loop_window_ms == 0 || c->crash_loop_pause_ms == 0)
+        msg = "crash loop window and pause must be at least 1 ms";
+    if (msg == NULL)
+        return 0;
+    if (err != NULL && errlen > 0)
+        (void)snprintf(err, errlen, "pegasus: %s", msg);
+    return -1;
+}
+
+static int check_path(const char *what, const char *path, int mode,
+                      char *err, size_t errlen)
+{
+    if (access(path, mode) == 0)
+        return 0;
+    if (err != NULL && errlen > 0)
+        (void)snprintf(err, errlen, "pegasus: %s %s: %s", what, path,
+                       strerror(errno));
+    return -1;
+}
+
+mkd_backend *pegasus_new(uv_loop_t *loop, const pegasus_config *cfg,
+                         char *err, size_t errlen)
+{
+    pegasus *p = NULL;
+    uv_timer_t *timers[4];
+    int fail = 0;
+    unsigned period;
+
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (loop == NULL || cfg == NULL || check_config(cfg, err, errlen) != 0)
+        return NULL;
+    /* Fail at start-up, with the path in the message, rather than as a
+     * crash loop of workers that cannot exec. A bare "php" is looked up
+     * in PATH by exec, so only paths are checked here. */
+    if ((strchr(cfg->php, '/') != NULL &&
+         check_path("php", cfg->php, X_OK, err, errlen) != 0) ||
+        check_path("arcangelo", cfg->arcangelo, R_OK, err, errlen) != 0 ||
+        check_path("app", cfg->app, R_OK, err, errlen) != 0)
+        return NULL;
+    p = calloc(1, sizeof *p);
+    if (p == NULL)
+        goto oom;
+    p->base.ops = &pegasus_ops;
+    p->loop = loop;
+    p->cfg = *cfg;
+    if (p->cfg.workers_max == 0)
+        p->cfg.workers_max = p->cfg.workers_min;
+    /* Workers run in the application's directory: every path they are
+     * given must be absolute. Symbolic links are kept: the app is resolved
+     * at each spawn (a deploy that swaps a link is picked up by a reload),
+     * and so is php (update-alternatives). */
+    p->php = strchr(cfg->php, '/') ? absolute(cfg->php) : strdup(cfg->php);
+    p->arcangelo = absolute(cfg->arcangelo);
+    p->app = absolute(cfg->app);
+    if (p->php == NULL || p->arcangelo == NULL || p->app == NULL) {
+        if (err != NULL && errlen > 0)
+            (void)snprintf(err, errlen, "pegasus: cannot resolve paths: %s",
+                           strerror(errno));
+        goto fail;
+    }
+    p->php_ini = copy_list(cfg->php_ini, 30, &fail);
+    p->env = copy_list(cfg->env, 30, &fail);
+    if (fail) {
+        if (err != NULL && errlen > 0)
+            (void)snprintf(err, errlen, "pegasus: php_ini and env take at "
+                           "most 30 entries each");
+        goto fail;
+    }
+    p->cfg.php = p->php;
+    p->cfg.arcangelo = p->arcangelo;
+    p->cfg.app = p->app;
+    p->cfg.php_ini = (const char *const *)p->php_ini;
+    p->cfg.env = (const char *const *)p->env;
+    if (snprintf(p->max_message_arg, sizeof p->max_message_arg,
+                 "--max-message=%" PRIu32, p->cfg.max_message) < 0)
+        goto fail;
+    /* Room for a full generation retiring while the next one starts. */
+    p->nslots = 2 * p->cfg.workers_max;
+    p->slots = calloc(p->nslots, sizeof *p->slots);
+    if (p->slots == NULL)
+        goto oom;
+    p->gen = 1;
+    p->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)p;
+    if (p->rng == 0)
+        p->rng = 0x9e3779b97f4a7c15ull;
+
+    timers[0] = &p->kick;
+    timers[1] = &p->tick;
+    timers[2] = &p->spawn_timer;
+    timers[3] = &p->queue_timer;
+    for (size_t i = 0; i < 4; i++) {
+        if (uv_timer_init(loop, timers[i]) != 0) {
+            /* Close the ones we made; p goes with the last close. */
+            p->freeing = 1;
+            for (size_t j = 0; j < i; j++)
+                uv_close((uv_handle_t *)timers[j], on_pool_handle_closed);
+            if (i == 0)
+                free_pool(p);
+            if (err != NULL && errlen > 0)
+                (void)snprintf(err, errlen, "pegasus: cannot create timers");
+            return NULL;
+        }
+        timers[i]->data = p;
+        p->open_handles++;
+    }
+    /* Supervision often enough for the idle timeout to be honoured within
+     * a quarter of itself, and at most once a second otherwise. */
+    period = p->cfg.idle_timeout_ms / 4;
+    if (period < 50)
+        period = 50;
+    if (period > 1000)
+        period = 1000;
+    if (uv_timer_start(&p->tick, pegasus__tick_cb, period, period) != 0)
+        mkd_err(0, "pegasus: cannot start the supervision timer");
+    mkd_info(0, "pegasus: %" PRIu32 "..%" PRIu32 " workers of %s for %s",
+             p->cfg.workers_min, p->cfg.workers_max, p->php, p->app);
+    pegasus__kick(p);
+    return &p->base;
+
+oom:
+    if (err != NULL && errlen > 0)
+        (void)snprintf(err, errlen, "pegasus: out of memory");
+fail:
+    if (p != NULL)
+        free_pool(p);
+    return NULL;
+}

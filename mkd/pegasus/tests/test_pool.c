@@ -1,0 +1,1204 @@
+/*
+ * test_pool.c -- Pegasus through real PHP workers (Arcangelo and the test
+ * applications in arcangelo/tests/apps/), driven by a libuv loop in this
+ * process, through the mkd_backend API only. No network.
+ *
+ *   test_pegasus GROUP     GROUP: basic faults limits lifecycle load
+ *
+ * Every answer is checked to arrive exactly once (on_done fails a second
+ * one); every test ends with free() and uv_loop_close(), so a leaked
+ * handle or an unreaped worker fails it too.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "../common/log.h"
+#include "megaki.h"
+#include "pegasus.h"
+
+#define ROOT PEGASUS_TEST_ROOT
+#define APPS ROOT "/arcangelo/tests/apps"
+#define ARCANGELO ROOT "/arcangelo/bin/arcangelo.php"
+
+/* ------------------------------------------------------------------ */
+/* Harness                                                             */
+
+typedef struct ans ans;
+struct ans {
+    int count;            /* answers received: must end at exactly 1 */
+    unsigned status;
+    uint8_t *body;
+    size_t len;
+    char text[1100];
+    void (*then)(ans *a); /* called after each answer (load tests) */
+    void *user;
+};
+
+static uv_loop_t loop;
+/* Load tests: "echo" answers at once; "slowecho" after 2 ms. */
+static const char *load_verb = "echo";
+static mkd_backend *B;
+static uv_timer_t poll_timer;
+static unsigned outstanding;
+static int double_answers;
+
+static void on_done(void *token, unsigned status, const uint8_t *body,
+                    size_t len, const char *text)
+{
+    ans *a = token;
+
+    a->count++;
+    if (a->count > 1) {
+        double_answers++;
+        return;
+    }
+    outstanding--;
+    a->status = status;
+    free(a->body);
+    a->body = malloc(len + 1);
+    assert_non_null(a->body);
+    if (len > 0)
+        memcpy(a->body, body, len);
+    a->body[len] = '\0';
+    a->len = len;
+    a->text[0] = '\0';
+    if (text != NULL)
+        snprintf(a->text, sizeof a->text, "%s", text);
+    if (a->then != NULL)
+        a->then(a);
+}
+
+static void ans_reset(ans *a)
+{
+    free(a->body);
+    a->body = NULL;
+    a->count = 0;
+    a->status = 999;
+    a->len = 0;
+    a->text[0] = '\0';
+}
+
+static unsigned submit_n(ans *a, const void *body, size_t len)
+{
+    mkd_request_ctx ctx;
+    uint8_t *copy = malloc(len ? len : 1);
+    unsigned r;
+
+    assert_non_null(copy);
+    memcpy(copy, body, len);
+    memset(&ctx, 0, sizeof ctx);
+    ctx.conn_id = 4242;
+    ctx.request_id = 17;
+    snprintf(ctx.peer_addr, sizeof ctx.peer_addr, "2001:db8::7");
+    ctx.peer_port = 5555;
+    for (int i = 0; i < 16; i++)
+        ctx.session_id[i] = (uint8_t)(0xa0 + i);
+    ctx.early = 1;
+    ans_reset(a);
+    r = B->ops->submit(B, &ctx, copy, len, on_done, a);
+    if (r == 0)
+        outstanding++;
+    return r;
+}
+
+static unsigned submit(ans *a, const char *cmd)
+{
+    return submit_n(a, cmd, strlen(cmd));
+}
+
+static void on_poll(uv_timer_t *t)
+{
+    (void)t; /* only wakes the loop so that predicates are re-checked */
+}
+
+/* Run the loop until pred() holds; fail after ms. */
+static void run_until(int (*pred)(void *), void *arg, uint64_t ms,
+                      const char *what)
+{
+    uint64_t deadline;
+
+    uv_update_time(&loop);
+    deadline = uv_now(&loop) + ms;
+    while (!pred(arg)) {
+        if (uv_now(&loop) >= deadline)
+            fail_msg("timed out after %llu ms waiting for %s",
+                     (unsigned long long)ms, what);
+        (void)uv_run(&loop, UV_RUN_ONCE);
+    }
+}
+
+static int p_answered(void *arg)
+{
+    return ((ans *)arg)->count > 0;
+}
+
+static int p_none_outstanding(void *arg)
+{
+    (void)arg;
+    return outstanding == 0;
+}
+
+static void run_for(uint64_t ms)
+{
+    uint64_t end;
+
+    uv_update_time(&loop);
+    end = uv_now(&loop) + ms;
+    while (uv_now(&loop) < end)
+        (void)uv_run(&loop, UV_RUN_ONCE);
+}
+
+static char status_buf[16384];
+
+static const char *status(void)
+{
+    size_t n = B->ops->status(B, status_buf, sizeof status_buf);
+    assert_true(n < sizeof status_buf);
+    status_buf[n] = '\0';
+    return status_buf;
+}
+
+/* A "backend.KEY N" value from the status block. */
+static long sval(const char *key)
+{
+    const char *s = status();
+    size_t kl = strlen(key);
+
+    for (const char *l = s; *l != '\0';) {
+        const char *nl = strchr(l, '\n');
+        if (strncmp(l, key, kl) == 0 && l[kl] == ' ')
+            return strtol(l + kl + 1, NULL, 10);
+        if (nl == NULL)
+            break;
+        l = nl + 1;
+    }
+    fail_msg("no %s in status:\n%s", key, s);
+    return -1;
+}
+
+/* Pids of workers in a state ("busy", "idle", ... or NULL for any live),
+ * from the status block. */
+static size_t pids(const char *state, int *out, size_t cap)
+{
+    const char *s = status();
+    size_t n = 0;
+
+    for (const char *l = s; l != NULL && *l != '\0';) {
+        int slot, pid;
+        char st[32];
+        if (sscanf(l, "pegasus.w%d pid %d state %31s", &slot, &pid, st) == 3 &&
+            pid > 0 && strcmp(st, "empty") != 0 &&
+            (state == NULL ? strcmp(st, "stopping") != 0
+                           : strcmp(st, state) == 0) && n < cap)
+            out[n++] = pid;
+        l = strchr(l, '\n');
+        if (l != NULL)
+            l++;
+    }
+    return n;
+}
+
+static long want_idle;
+
+static int p_idle(void *arg)
+{
+    (void)arg;
+    return sval("backend.workers_idle") == want_idle &&
+           sval("backend.workers") == want_idle;
+}
+
+static void wait_idle(long n, uint64_t ms)
+{
+    want_idle = n;
+    run_until(p_idle, NULL, ms, "the pool to be idle at full size");
+}
+
+static pegasus_config cfg;
+
+static void cfg_reset(const char *app)
+{
+    pegasus_config_defaults(&cfg);
+    cfg.php = PEGASUS_TEST_PHP;
+    cfg.arcangelo = ARCANGELO;
+    cfg.app = app;
+    cfg.workers_min = 2;
+    cfg.request_timeout_ms = 10000;
+    cfg.stop_timeout_ms = 2000;
+}
+
+static void start_pool(void)
+{
+    char err[256];
+
+    B = pegasus_new(&loop, &cfg, err, sizeof err);
+    if (B == NULL)
+        fail_msg("pegasus_new: %s", err);
+    wait_idle(cfg.workers_min, 10000);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    load_verb = "echo";
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(uv_timer_init(&loop, &poll_timer), 0);
+    assert_int_equal(uv_timer_start(&poll_timer, on_poll, 20, 20), 0);
+    B = NULL;
+    outstanding = 0;
+    double_answers = 0;
+    cfg_reset(APPS "/testapp.php");
+    return 0;
+}
+
+static void on_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "leftover handle type %s active %d\n",
+            uv_handle_type_name(uv_handle_get_type(h)), uv_is_active(h));
+}
+
+static void close_any(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static int teardown(void **state)
+{
+    int r;
+
+    (void)state;
+    if (B != NULL) {
+        B->ops->free(B);
+        B = NULL;
+    }
+    uv_close((uv_handle_t *)&poll_timer, NULL);
+    /* Workers are killed; the loop reaps them and closes everything, in
+     * well under a second, or something leaks. */
+    for (int i = 0; i < 500 && uv_loop_alive(&loop); i++) {
+        (void)uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(2000);
+    }
+    r = uv_loop_alive(&loop);
+    if (r) {
+        uv_walk(&loop, on_walk, NULL);
+        uv_walk(&loop, close_any, NULL); /* so that the next test can run */
+        (void)uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    assert_int_equal(r, 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(double_answers, 0);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Log capture (worker output goes to MKD's log, i.e. our stderr)      */
+
+static int saved_stderr = -1;
+static char log_path[] = "/tmp/pegasus-test-log-XXXXXX";
+
+static void capture_start(void)
+{
+    int fd = mkstemp(log_path);
+
+    assert_true(fd >= 0);
+    saved_stderr = dup(2);
+    assert_true(saved_stderr >= 0);
+    assert_true(dup2(fd, 2) >= 0);
+    assert_int_equal(close(fd), 0);
+}
+
+static char *capture_end(void)
+{
+    static char buf[65536];
+    int fd;
+    ssize_t n;
+
+    assert_true(dup2(saved_stderr, 2) >= 0);
+    assert_int_equal(close(saved_stderr), 0);
+    fd = open(log_path, O_RDONLY);
+    assert_true(fd >= 0);
+    n = read(fd, buf, sizeof buf - 1);
+    assert_true(n >= 0);
+    buf[n] = '\0';
+    assert_int_equal(close(fd), 0);
+    assert_int_equal(unlink(log_path), 0);
+    memcpy(log_path + strlen(log_path) - 6, "XXXXXX", 6);
+    return buf;
+}
+
+/* ------------------------------------------------------------------ */
+/* basic                                                               */
+
+static void test_hello_world(void **state)
+{
+    ans a = {0};
+
+    (void)state;
+    cfg_reset(ROOT "/apps/hello/app.php");
+    start_pool();
+    assert_int_equal(submit(&a, "hi"), 0);
+    run_until(p_answered, &a, 5000, "hello");
+    assert_int_equal(a.status, 0);
+    assert_true(strncmp((char *)a.body, "Hello, world!\n", 14) == 0);
+    assert_non_null(strstr((char *)a.body, "You are 2001:db8::7 port 5555"));
+    assert_non_null(strstr((char *)a.body, "request 17 of session a0a1a2a3 "
+                                           "(early), 2 bytes"));
+    ans_reset(&a);
+}
+
+static void test_context_and_echo(void **state)
+{
+    ans a = {0};
+
+    (void)state;
+    start_pool();
+    assert_int_equal(submit(&a, "ctx"), 0);
+    run_until(p_answered, &a, 5000, "ctx");
+    assert_int_equal(a.status, 0);
+    {
+        const char *want = "{\"request_id\":17,\"connection_id\":4242,"
+                           "\"client_address\":\"2001:db8::7\",\"client_port\":"
+                           "5555,\"session_id\":\"a0a1a2a3a4a5a6a7a8a9aaabacadae"
+                           "af\",\"early\":true,\"worker_id\":";
+        assert_true(strncmp((char *)a.body, want, strlen(want)) == 0);
+    }
+    assert_int_equal(submit(&a, "mixed"), 0);
+    run_until(p_answered, &a, 5000, "mixed");
+    assert_string_equal((char *)a.body, "ab");
+    assert_int_equal(submit_n(&a, "echo:\0\1\2", 8), 0);
+    run_until(p_answered, &a, 5000, "binary");
+    assert_int_equal(a.len, 3);
+    assert_memory_equal(a.body, "\0\1\2", 3);
+    assert_int_equal(submit(&a, ""), 0);
+    run_until(p_answered, &a, 5000, "empty");
+    assert_string_equal((char *)a.body, "unknown command ");
+    ans_reset(&a);
+}
+
+/* 1 MiB requests and responses, up to exactly the configured maximum. */
+static void test_big(void **state)
+{
+    const size_t max = 1u << 20;
+    uint8_t *big = malloc(max + 1);
+    ans a = {0};
+    char cmd[64];
+
+    (void)state;
+    assert_non_null(big);
+    memcpy(big, "echo:", 5);
+    for (size_t i = 5; i < max + 1; i++)
+        big[i] = (uint8_t)(i * 2654435761u >> 13);
+    cfg.max_message = (uint32_t)max;
+    start_pool();
+    /* A request of exactly max_message, echoed back. */
+    assert_int_equal(submit_n(&a, big, max), 0);
+    run_until(p_answered, &a, 10000, "1 MiB echo");
+    assert_int_equal(a.status, 0);
+    assert_int_equal(a.len, max - 5);
+    assert_memory_equal(a.body, big + 5, max - 5);
+    /* A response of exactly max_message. */
+    snprintf(cmd, sizeof cmd, "big:%zu", max);
+    assert_int_equal(submit(&a, cmd), 0);
+    run_until(p_answered, &a, 10000, "1 MiB response");
+    assert_int_equal(a.status, 0);
+    assert_int_equal(a.len, max);
+    /* One byte more either way. */
+    assert_int_equal(submit_n(&a, big, max + 1), MK_ECODE_TOO_LARGE);
+    snprintf(cmd, sizeof cmd, "big:%zu", max + 1);
+    assert_int_equal(submit(&a, cmd), 0);
+    run_until(p_answered, &a, 10000, "oversize response");
+    assert_int_equal(a.status, MK_ECODE_APPLICATION);
+    assert_string_equal(a.text, "response too large");
+    /* And the worker is fine afterwards. */
+    assert_int_equal(submit(&a, "echo:ok"), 0);
+    run_until(p_answered, &a, 5000, "after big");
+    assert_string_equal((char *)a.body, "ok");
+    free(big);
+    ans_reset(&a);
+}
+
+static void test_output_to_log(void **state)
+{
+    ans a = {0};
+    const char *log;
+    int pid[4];
+    char want[64];
+
+    (void)state;
+    start_pool();
+    capture_start();
+    assert_int_equal(submit(&a, "noisy"), 0);
+    run_until(p_answered, &a, 5000, "noisy");
+    assert_int_equal(pids("idle", pid, 4), 2);
+    run_for(100); /* the output pipe may trail the answer */
+    log = capture_end();
+    assert_int_equal(a.status, 0);
+    assert_string_equal((char *)a.body, "noisy-ok");
+    /* Both lines, tagged with the worker and the request's connection. */
+    assert_non_null(strstr(log, "c4242 pegasus w"));
+    assert_non_null(strstr(log, ": to-stdout"));
+    assert_non_null(strstr(log, ": to-stderr"));
+    assert_non_null(strstr(log, "PHP Warning: careful"));
+    snprintf(want, sizeof want, " pid %d: to-stdout", pid[0]);
+    if (strstr(log, want) == NULL) {
+        snprintf(want, sizeof want, " pid %d: to-stdout", pid[1]);
+        assert_non_null(strstr(log, want));
+    }
+    ans_reset(&a);
+}
+
+static void test_cancel_and_status(void **state)
+{
+    ans a = {0}, b = {0}, c = {0};
+    const char *s;
+
+    (void)state;
+    cfg.workers_min = 1;
+    start_pool();
+    assert_int_equal(submit(&a, "sleep:300"), 0);  /* runs */
+    assert_int_equal(submit(&b, "echo:queued"), 0); /* waits */
+    B->ops->cancel(B, &a);
+    B->ops->cancel(B, &b);
+    outstanding -= 2;
+    assert_int_equal(submit(&c, "echo:after"), 0);
+    run_until(p_answered, &c, 5000, "after cancel");
+    assert_string_equal((char *)c.body, "after");
+    run_for(50);
+    assert_int_equal(a.count, 0);
+    assert_int_equal(b.count, 0);
+    s = status();
+    assert_non_null(strstr(s, "backend pegasus\n"));
+    assert_non_null(strstr(s, "backend.cancelled 2\n"));
+    assert_non_null(strstr(s, "pegasus.w0 pid "));
+    assert_non_null(strstr(s, " state idle gen 1 served 2 rss_kib "));
+    /* a ran to its end (its answer dropped); b never ran. */
+    assert_true(sval("backend.answered") == 2);
+    ans_reset(&c);
+}
+
+static void test_bad_config(void **state)
+{
+    char err[256];
+
+    (void)state;
+    cfg.php = "/nonexistent/php";
+    assert_null(pegasus_new(&loop, &cfg, err, sizeof err));
+    assert_non_null(strstr(err, "/nonexistent/php"));
+    cfg_reset(APPS "/no-such-app.php");
+    assert_null(pegasus_new(&loop, &cfg, err, sizeof err));
+    assert_non_null(strstr(err, "no-such-app.php"));
+    cfg_reset(APPS "/testapp.php");
+    cfg.workers_min = 0;
+    assert_null(pegasus_new(&loop, &cfg, err, sizeof err));
+    cfg_reset(APPS "/testapp.php");
+    cfg.workers_max = 1;
+    assert_null(pegasus_new(&loop, &cfg, err, sizeof err));
+    assert_non_null(strstr(err, "workers_max"));
+}
+
+/* ------------------------------------------------------------------ */
+/* faults                                                              */
+
+static long want_busy;
+
+static int p_busy(void *arg)
+{
+    (void)arg;
+    return sval("backend.workers_busy") == want_busy;
+}
+
+static void test_sigkill_mid_request(void **state)
+{
+    ans a = {0}, b = {0};
+    int pid[4];
+
+    (void)state;
+    start_pool();
+    assert_int_equal(submit(&a, "sleep:5000"), 0);
+    want_busy = 1;
+    run_until(p_busy, NULL, 5000, "busy worker");
+    assert_int_equal(pids("busy", pid, 4), 1);
+    assert_int_equal(kill(pid[0], SIGKILL), 0);
+    run_until(p_answered, &a, 5000, "the killed request's answer");
+    assert_int_equal(a.status, MK_ECODE_INTERNAL);
+    assert_string_equal(a.text, "worker crashed");
+    assert_int_equal(submit(&b, "echo:next"), 0);
+    run_until(p_answered, &b, 5000, "the next request");
+    assert_int_equal(b.status, 0);
+    assert_string_equal((char *)b.body, "next");
+    wait_idle(2, 5000); /* back to full size */
+    assert_true(sval("backend.crashes") == 1);
+    assert_true(sval("backend.spawned") == 3);
+    ans_reset(&a);
+    ans_reset(&b);
+}
+
+static void test_timeout(void **state)
+{
+    ans a = {0}, b = {0};
+
+    (void)state;
+    cfg.request_timeout_ms = 400;
+    start_pool();
+    assert_int_equal(submit(&a, "sleep:5000"), 0);
+    run_until(p_answered, &a, 3000, "timeout");
+    assert_int_equal(a.status, MK_ECODE_TIMEOUT);
+    assert_int_equal(submit(&b, "echo:next"), 0);
+    run_until(p_answered, &b, 5000, "after timeout");
+    assert_int_equal(b.status, 0);
+    wait_idle(2, 5000);
+    assert_true(sval("backend.timeouts") == 1);
+    ans_reset(&a);
+    ans_reset(&b);
+}
+
+static void test_throw(void **state)
+{
+    ans a = {0};
+
+    (void)state;
+    start_pool();
+    assert_int_equal(submit(&a, "throw:db password is hunter2"), 0);
+    run_until(p_answered, &a, 5000, "throw");
+    assert_int_equal(a.status, MK_ECODE_APPLICATION);
+    assert_string_equal(a.text, "application error"); /* not exposed */
+    assert_int_equal(submit(&a, "echo:fine"), 0);
+    run_until(p_answered, &a, 5000, "after throw");
+    assert_int_equal(a.status, 0);
+    assert_true(sval("backend.app_errors") == 1);
+    assert_true(sval("backend.spawned") == 2); /* nobody restarted */
+    B->ops->free(B);
+    B = NULL;
+    run_for(50);
+
+    cfg.expose_errors = 1;
+    start_pool();
+    assert_int_equal(submit(&a, "throw:shown"), 0);
+    run_until(p_answered, &a, 5000, "exposed throw");
+    assert_string_equal(a.text, "RuntimeException: shown");
+    ans_reset(&a);
+}
+
+static void test_exit_fatal_selfkill(void **state)
+{
+    ans a = {0};
+    struct {
+        const char *cmd;
+        unsigned status;
+        const char *text_or_body;
+    } cases[] = {
+        {"exit", 0, "partial"},
+        {"fatal", MK_ECODE_APPLICATION, "application error"},
+        {"selfkill", MK_ECODE_INTERNAL, "worker crashed"},
+        {"recycle", 0, "bye"},
+    };
+
+    (void)state;
+    start_pool();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        long spawned = sval("backend.spawned");
+        assert_int_equal(submit(&a, cases[i].cmd), 0);
+        run_until(p_answered, &a, 5000, cases[i].cmd);
+        if (a.status != cases[i].status)
+            fail_msg("%s: status %u, want %u (%s)", cases[i].cmd, a.status,
+                     cases[i].status, a.text);
+        assert_string_equal(a.status == 0 ? (char *)a.body : a.text,
+                            cases[i].text_or_body);
+        /* The next request succeeds, and the pool is whole again. */
+        assert_int_equal(submit(&a, "echo:next"), 0);
+        run_until(p_answered, &a, 5000, "next");
+        assert_int_equal(a.status, 0);
+        wait_idle(2, 5000);
+        assert_true(sval("backend.spawned") == spawned + 1);
+    }
+    ans_reset(&a);
+}
+
+static void test_fake_workers(void **state)
+{
+    static const char *envs[][2] = {{"FAKE_MODE=badtag", NULL},
+                                    {"FAKE_MODE=oversize", NULL},
+                                    {"FAKE_MODE=garbage", NULL},
+                                    {"FAKE_MODE=double", NULL}};
+    static const unsigned want[] = {MK_ECODE_INTERNAL, MK_ECODE_APPLICATION,
+                                    MK_ECODE_INTERNAL, 0};
+    ans a = {0};
+    char err[256];
+
+    (void)state;
+    for (size_t i = 0; i < 4; i++) {
+        cfg_reset(APPS "/testapp.php");
+        cfg.arcangelo = APPS "/fake_worker.php";
+        cfg.workers_min = 1;
+        cfg.env = envs[i];
+        B = pegasus_new(&loop, &cfg, err, sizeof err);
+        assert_non_null(B);
+        wait_idle(1, 5000);
+        assert_int_equal(submit(&a, "x"), 0);
+        run_until(p_answered, &a, 5000, envs[i][0]);
+        if (a.status != want[i])
+            fail_msg("%s: status %u (%s)", envs[i][0], a.status, a.text);
+        /* The broken worker is killed and replaced. */
+        run_for(300);
+        assert_true(sval("backend.protocol_errors") == 1);
+        assert_true(sval("backend.spawned") >= 2);
+        B->ops->free(B);
+        B = NULL;
+        run_for(20);
+    }
+    ans_reset(&a);
+}
+
+static void test_start_failures(void **state)
+{
+    static const char *v2[] = {"FAKE_MODE=version2", NULL};
+    static const char *silent[] = {"FAKE_MODE=silent", NULL};
+    char err[256];
+    const char *log;
+
+    (void)state;
+    /* A worker of another protocol version never becomes ready. */
+    cfg.arcangelo = APPS "/fake_worker.php";
+    cfg.env = v2;
+    cfg.workers_min = 1;
+    cfg.crash_loop_failures = 2;
+    cfg.crash_loop_pause_ms = 60000;
+    B = pegasus_new(&loop, &cfg, err, sizeof err);
+    assert_non_null(B);
+    run_for(800);
+    assert_true(sval("backend.start_failures") == 2);
+    assert_true(sval("backend.workers_idle") == 0);
+    assert_non_null(strstr(status(), "backend.crash_loop paused"));
+    B->ops->free(B);
+    B = NULL;
+    run_for(20);
+    /* A PHP that cannot be executed at all (here: a directory) fails in
+     * uv_spawn itself: counted the same way, no spinning either. */
+    cfg_reset(APPS "/testapp.php");
+    cfg.php = "/tmp";
+    cfg.workers_min = 3;
+    cfg.crash_loop_failures = 4;
+    cfg.crash_loop_pause_ms = 60000;
+    capture_start();
+    B = pegasus_new(&loop, &cfg, err, sizeof err);
+    assert_non_null(B);
+    run_for(1000);
+    log = capture_end();
+    assert_non_null(strstr(log, "cannot start /tmp: permission denied"));
+    assert_true(sval("backend.start_failures") == 4);
+    assert_non_null(strstr(status(), "backend.crash_loop paused"));
+    B->ops->free(B);
+    B = NULL;
+    run_for(20);
+    /* One that never says HELLO is killed at the start timeout. */
+    cfg_reset(APPS "/testapp.php");
+    cfg.arcangelo = APPS "/fake_worker.php";
+    cfg.workers_min = 1;
+    cfg.env = silent;
+    cfg.start_timeout_ms = 300;
+    B = pegasus_new(&loop, &cfg, err, sizeof err);
+    assert_non_null(B);
+    run_for(500);
+    assert_true(sval("backend.start_failures") == 1);
+}
+
+static void test_crash_loop(void **state)
+{
+    char link[] = "/tmp/pegasus-test-app-XXXXXX";
+    char path[64];
+    ans a = {0}, b = {0};
+    long spawned;
+    const char *log;
+
+    (void)state;
+    /* The app is a symlink, as in a symlink-swap deploy. */
+    assert_non_null(mkdtemp(link));
+    snprintf(path, sizeof path, "%s/app.php", link);
+    assert_int_equal(symlink(APPS "/init_throws.php", path), 0);
+    cfg_reset(path);
+    cfg.crash_loop_failures = 3;
+    cfg.crash_loop_window_ms = 5000;
+    cfg.crash_loop_pause_ms = 700;
+    capture_start();
+    B = pegasus_new(&loop, &cfg, NULL, 0);
+    assert_non_null(B);
+    /* Queued before the loop is detected: answered with an error then. */
+    assert_int_equal(submit(&a, "echo:x"), 0);
+    run_until(p_answered, &a, 5000, "queued request failed");
+    assert_int_equal(a.status, MK_ECODE_INTERNAL);
+    assert_string_equal(a.text, "application unavailable");
+    assert_non_null(strstr(status(), "backend.crash_loop paused"));
+    /* While paused with nobody ready, a request is refused at once. */
+    assert_int_equal(submit(&b, "echo:y"), MK_ECODE_OVERLOADED);
+    /* It does not spin: over ~2 s, a probe per pause, not hundreds. */
+    spawned = sval("backend.spawned");
+    run_for(2000);
+    assert_true(sval("backend.spawned") - spawned <= 4);
+    assert_true(sval("backend.spawned") - spawned >= 1);
+    log = capture_end();
+    assert_non_null(strstr(log, "CRASH LOOP"));
+    assert_non_null(strstr(log, "cannot connect to the database"));
+    /* Fix the deploy and reload: served again at once. */
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(symlink(APPS "/testapp.php", path), 0);
+    B->ops->reload(B);
+    wait_idle(2, 5000);
+    assert_int_equal(submit(&b, "echo:back"), 0);
+    run_until(p_answered, &b, 5000, "after the fix");
+    assert_int_equal(b.status, 0);
+    assert_string_equal((char *)b.body, "back");
+    assert_non_null(strstr(status(), "backend.crash_loop no"));
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(rmdir(link), 0);
+    ans_reset(&a);
+    ans_reset(&b);
+}
+
+/* ------------------------------------------------------------------ */
+/* limits                                                              */
+
+static void test_queue_full(void **state)
+{
+    ans a[5] = {{0}};
+
+    (void)state;
+    cfg.workers_min = 1;
+    cfg.queue_max = 2;
+    start_pool();
+    assert_int_equal(submit(&a[0], "sleep:300"), 0); /* running */
+    assert_int_equal(submit(&a[1], "echo:1"), 0);    /* queued */
+    assert_int_equal(submit(&a[2], "echo:2"), 0);    /* queued */
+    assert_int_equal(submit(&a[3], "echo:3"), MK_ECODE_OVERLOADED);
+    run_until(p_none_outstanding, NULL, 5000, "answers");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(a[i].status, 0);
+    assert_int_equal(a[3].count, 0);
+    assert_true(sval("backend.overloaded") == 1);
+    for (int i = 0; i < 5; i++)
+        ans_reset(&a[i]);
+}
+
+static void test_queue_timeout(void **state)
+{
+    ans a = {0}, b = {0};
+
+    (void)state;
+    cfg.workers_min = 1;
+    cfg.queue_timeout_ms = 200;
+    start_pool();
+    assert_int_equal(submit(&a, "sleep:600"), 0);
+    assert_int_equal(submit(&b, "echo:late"), 0);
+    run_until(p_answered, &b, 2000, "queue timeout");
+    assert_int_equal(b.status, MK_ECODE_OVERLOADED);
+    assert_int_equal(a.count, 0); /* the running one is unaffected */
+    run_until(p_answered, &a, 2000, "running request");
+    assert_int_equal(a.status, 0);
+    ans_reset(&a);
+    ans_reset(&b);
+}
+
+static int seen_pid(const int *v, size_t n, int pid)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == pid)
+            return 1;
+    return 0;
+}
+
+static void test_max_requests_staggered(void **state)
+{
+    ans a = {0};
+    int seen[64];
+    size_t nseen = 0;
+    long max_starting = 0;
+
+    (void)state;
+    cfg.workers_min = 4;
+    cfg.max_requests = 10;
+    start_pool();
+    for (int i = 0; i < 120; i++) {
+        long st;
+        /* A few ms each, so that replacements (~25 ms to start) become
+         * ready while the test runs. */
+        assert_int_equal(submit(&a, "pidsleep:5"), 0);
+        run_until(p_answered, &a, 5000, "pid");
+        assert_int_equal(a.status, 0);
+        if (!seen_pid(seen, nseen, atoi((char *)a.body)) && nseen < 64)
+            seen[nseen++] = atoi((char *)a.body);
+        st = sval("backend.workers_starting");
+        if (st > max_starting)
+            max_starting = st;
+    }
+    /* 120 requests at 8..10 per worker; never more than one restarting at
+     * a time (a quarter of 4), so a worker past its limit may serve on
+     * while another one's replacement starts. */
+    fprintf(stderr, "%zu workers served, %ld recycled\n", nseen,
+            sval("backend.recycled"));
+    assert_true(nseen >= 6);
+    assert_true(max_starting <= 1);
+    assert_true(sval("backend.recycled") >= 5);
+    assert_true(sval("backend.crashes") == 0);
+    ans_reset(&a);
+}
+
+static void test_memory_recycle(void **state)
+{
+    ans a = {0};
+    int first = 0, recycled = 0;
+
+    (void)state;
+    cfg.workers_min = 1;
+    cfg.max_rss_kib = 96 * 1024;
+    start_pool();
+    for (int i = 0; i < 12; i++) {
+        assert_int_equal(submit(&a, "leak:16"), 0);
+        run_until(p_answered, &a, 5000, "leak");
+        assert_int_equal(a.status, 0);
+        /* Never more than ~6 x 16 MiB kept before a recycle. */
+        assert_true(atoi((char *)a.body + 5) <= 7);
+        if (atoi((char *)a.body + 5) == 1 && i > 0)
+            recycled++;
+        (void)first;
+    }
+    assert_true(recycled >= 1);
+    assert_true(sval("backend.recycled") >= 1);
+    assert_true(sval("backend.crashes") == 0);
+    ans_reset(&a);
+}
+
+static void test_lifetime(void **state)
+{
+    int before[4], after[4];
+
+    (void)state;
+    cfg.workers_min = 1;
+    cfg.max_lifetime_s = 1;
+    cfg.idle_timeout_ms = 200; /* a faster supervision tick */
+    start_pool();
+    assert_int_equal(pids("idle", before, 4), 1);
+    run_for(1500);
+    wait_idle(1, 3000);
+    assert_int_equal(pids("idle", after, 4), 1);
+    assert_true(before[0] != after[0]);
+    assert_true(sval("backend.recycled") >= 1);
+}
+
+static void test_grow_shrink(void **state)
+{
+    ans a[4] = {{0}};
+
+    (void)state;
+    cfg.workers_min = 1;
+    cfg.workers_max = 3;
+    cfg.idle_timeout_ms = 300;
+    start_pool();
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(submit(&a[i], "sleep:400"), 0);
+    run_until(p_none_outstanding, NULL, 5000, "answers");
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(a[i].status, 0);
+    assert_true(sval("backend.spawned") == 3); /* grew to the maximum */
+    wait_idle(1, 3000);                         /* and shrank back */
+    for (int i = 0; i < 4; i++)
+        ans_reset(&a[i]);
+}
+
+/* ------------------------------------------------------------------ */
+/* Load: clients that send their next request when answered            */
+
+typedef struct client {
+    ans a;             /* first: the token */
+    int id, sent, ok, failed, refused;
+    int total;
+    char expect[64];
+} client;
+
+
+static int load_running;
+
+static void client_next(client *c)
+{
+    char cmd[96];
+    unsigned r;
+
+    if (c->sent >= c->total)
+        return;
+    snprintf(c->expect, sizeof c->expect, "c%d-r%d", c->id, c->sent);
+    snprintf(cmd, sizeof cmd, "%s:%s", load_verb, c->expect);
+    c->sent++;
+    r = submit(&c->a, cmd);
+    if (r != 0) {
+        c->refused++;
+        c->sent = c->total; /* stop this client */
+    }
+}
+
+static void client_then(ans *a)
+{
+    client *c = (client *)a;
+
+    if (a->status == 0 && a->len == strlen(c->expect) &&
+        memcmp(a->body, c->expect, a->len) == 0)
+        c->ok++;
+    else
+        c->failed++;
+    if (load_running)
+        client_next(c);
+}
+
+static client *clients_start(int n, int per)
+{
+    client *cs = calloc((size_t)n, sizeof *cs);
+
+    assert_non_null(cs);
+    load_running = 1;
+    for (int i = 0; i < n; i++) {
+        cs[i].id = i;
+        cs[i].total = per;
+        cs[i].a.then = client_then;
+        client_next(&cs[i]);
+    }
+    return cs;
+}
+
+static void clients_free(client *cs, int n)
+{
+    for (int i = 0; i < n; i++)
+        ans_reset(&cs[i].a);
+    free(cs);
+}
+
+static void test_load_50x100(void **state)
+{
+    const int n = 50, per = 100;
+    client *cs;
+    int ok = 0, failed = 0;
+
+    (void)state;
+    cfg.workers_min = 4;
+    start_pool();
+    cs = clients_start(n, per);
+    run_until(p_none_outstanding, NULL, 60000, "5000 answers");
+    for (int i = 0; i < n; i++) {
+        ok += cs[i].ok;
+        failed += cs[i].failed + cs[i].refused;
+    }
+    assert_int_equal(failed, 0);
+    assert_int_equal(ok, n * per);
+    assert_true(sval("backend.answered") == n * per);
+    clients_free(cs, n);
+}
+
+/* Every live worker is of the current generation, and the pool is idle at
+ * full size. */
+static int p_one_generation(void *arg)
+{
+    const char *s;
+    long gen = sval("backend.generation");
+
+    (void)arg;
+    if (sval("backend.workers_idle") != 3 || sval("backend.workers") != 3)
+        return 0;
+    s = status();
+    for (const char *l = s; l != NULL && *l != '\0';) {
+        int slot, pid;
+        unsigned g;
+        char st[32];
+        if (sscanf(l, "pegasus.w%d pid %d state %31s gen %u", &slot, &pid, st,
+                   &g) == 4 && strcmp(st, "stopping") != 0 && (long)g != gen)
+            return 0;
+        l = strchr(l, '\n');
+        if (l != NULL)
+            l++;
+    }
+    return 1;
+}
+
+static void do_reload(uv_timer_t *t)
+{
+    (void)t;
+    B->ops->reload(B);
+}
+
+static void test_reload_under_load(void **state)
+{
+    const int n = 20, per = 60;
+    client *cs;
+    static uv_timer_t rt; /* static: it must outlive a failed assertion */
+    int ok = 0, failed = 0, p[16];
+    size_t np;
+
+    (void)state;
+    cfg.workers_min = 3;
+    start_pool();
+    load_verb = "slowecho";
+    assert_int_equal(uv_timer_init(&loop, &rt), 0);
+    /* Two reloads while the clients run. */
+    assert_int_equal(uv_timer_start(&rt, do_reload, 100, 150), 0);
+    cs = clients_start(n, per);
+    run_until(p_none_outstanding, NULL, 60000, "answers");
+    uv_close((uv_handle_t *)&rt, NULL);
+    load_verb = "echo";
+    for (int i = 0; i < n; i++) {
+        ok += cs[i].ok;
+        failed += cs[i].failed + cs[i].refused;
+    }
+    assert_int_equal(failed, 0);
+    assert_int_equal(ok, n * per);
+    assert_true(sval("backend.reloads") >= 2);
+    /* Only the newest generation is left, at full size (slots freed by
+     * exiting workers may take a moment to let the last one start). */
+    run_until(p_one_generation, NULL, 5000, "one generation left");
+    np = pids(NULL, p, 16);
+    assert_int_equal(np, 3);
+    assert_true(sval("backend.crashes") == 0);
+    clients_free(cs, n);
+}
+
+static int drained;
+
+static void on_drained(void *arg)
+{
+    int *flag = arg;
+    (*flag)++;
+}
+
+static void do_drain(uv_timer_t *t)
+{
+    (void)t;
+    B->ops->drain(B, on_drained, &drained);
+}
+
+static int p_drained(void *arg)
+{
+    (void)arg;
+    return drained > 0;
+}
+
+static void test_drain_under_load(void **state)
+{
+    const int n = 30, per = 1000;
+    client *cs;
+    static uv_timer_t dt; /* static: it must outlive a failed assertion */
+    int ok = 0, failed = 0, refused = 0, sent = 0;
+    ans late = {0};
+
+    (void)state;
+    cfg.workers_min = 3;
+    start_pool();
+    drained = 0;
+    assert_int_equal(uv_timer_init(&loop, &dt), 0);
+    assert_int_equal(uv_timer_start(&dt, do_drain, 200, 0), 0);
+    cs = clients_start(n, per);
+    run_until(p_drained, NULL, 30000, "drain");
+    uv_close((uv_handle_t *)&dt, NULL);
+    assert_int_equal(drained, 1);
+    /* Every accepted request was answered, and answered well. */
+    assert_int_equal(outstanding, 0);
+    for (int i = 0; i < n; i++) {
+        ok += cs[i].ok;
+        failed += cs[i].failed;
+        refused += cs[i].refused;
+        sent += cs[i].sent == per ? cs[i].ok + cs[i].failed + cs[i].refused
+                                  : cs[i].sent;
+    }
+    assert_int_equal(failed, 0);
+    assert_int_equal(refused, n); /* each client's first refused submit */
+    assert_true(ok > 0);
+    assert_int_equal(sval("backend.workers"), 0);
+    /* After the drain, a request is refused with "shutdown". */
+    assert_int_equal(submit(&late, "echo:late"), MK_ECODE_SHUTDOWN);
+    run_for(50);
+    assert_int_equal(drained, 1);
+    clients_free(cs, n);
+    (void)sent;
+}
+
+static void test_free_answers_outstanding(void **state)
+{
+    ans a[3] = {{0}};
+
+    (void)state;
+    start_pool();
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(submit(&a[i], "sleep:3000"), 0);
+    want_busy = 2;
+    run_until(p_busy, NULL, 5000, "two busy");
+    B->ops->free(B);
+    B = NULL;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(a[i].count, 1);
+        assert_int_equal(a[i].status, MK_ECODE_SHUTDOWN);
+    }
+    for (int i = 0; i < 3; i++)
+        ans_reset(&a[i]);
+}
+
+/* ------------------------------------------------------------------ */
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest basic[] = {
+        T(test_hello_world), T(test_context_and_echo), T(test_big),
+        T(test_output_to_log), T(test_cancel_and_status), T(test_bad_config),
+    };
+    const struct CMUnitTest faults[] = {
+        T(test_sigkill_mid_request), T(test_timeout), T(test_throw),
+        T(test_exit_fatal_selfkill), T(test_fake_workers),
+        T(test_start_failures), T(test_crash_loop),
+    };
+    const struct CMUnitTest limits[] = {
+        T(test_queue_full), T(test_queue_timeout),
+        T(test_max_requests_staggered), T(test_memory_recycle),
+        T(test_lifetime), T(test_grow_shrink),
+    };
+    const struct CMUnitTest lifecycle[] = {
+        T(test_reload_under_load), T(test_drain_under_load),
+        T(test_free_answers_outstanding),
+    };
+    const struct CMUnitTest load[] = {
+        T(test_load_50x100),
+    };
+    const char *g = argc > 1 ? argv[1] : "all";
+    int fails = 0, any = 0;
+
+    /* A worker dying while we write to it must not kill us (MKD ignores
+     * SIGPIPE the same way). */
+    signal(SIGPIPE, SIG_IGN);
+    if (getenv("PEGASUS_TEST_FILTER") != NULL)
+        cmocka_set_test_filter(getenv("PEGASUS_TEST_FILTER"));
+    mkd_log_set_level(getenv("PEGASUS_TEST_DEBUG") ? MKD_LOG_DEBUG
+                                                   : MKD_LOG_INFO);
+#define GROUP(name)                                                  \
+    if (strcmp(g, #name) == 0 || strcmp(g, "all") == 0) {            \
+        any = 1;                                                     \
+        fails += cmocka_run_group_tests_name(#name, name, NULL, NULL); \
+    }
+    GROUP(basic)
+    GROUP(faults)
+    GROUP(limits)
+    GROUP(lifecycle)
+    GROUP(load)
+    if (!any) {
+        fprintf(stderr, "unknown group %s\n", g);
+        return 2;
+    }
+    return fails ? 1 : 0;
+}
