@@ -18,6 +18,7 @@ passed=0
 failed=0
 stages_failed=()
 
+export FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 scripts/install-deps.sh || { echo "install-deps failed" >&2; exit 1; }
 
 # ctest prints "NN% tests passed, F tests failed out of T"; add it up.
