@@ -132,7 +132,8 @@ static void spec_label(const uint8_t *secret, const char *label,
     memcpy(info + n, label, strlen(label));
     n += strlen(label);
     info[n++] = (uint8_t)ctx_len;
-    memcpy(info + n, ctx, ctx_len);
+    if (ctx_len != 0)
+        memcpy(info + n, ctx, ctx_len);
     n += ctx_len;
     assert_int_equal(mkc_hkdf_expand(secret, 32, info, n, o, L), MK_OK);
 }
