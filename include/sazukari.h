@@ -306,8 +306,10 @@ SZ_API SZ_MUST_CHECK int sz_request(sz_conn *conn, const uint8_t *req,
  * to other requests that arrive meanwhile are kept) and hands it over; the
  * id is then forgotten. Errors that concern only this request
  * (SZ_ERR_SERVER_*, SZ_ERR_TOO_LARGE, and SZ_ERR_TIMEOUT from its
- * deadline) leave the connection usable; others end it. SZ_ERR_USAGE for an
- * id that is not outstanding.
+ * deadline) leave the connection usable; others end it. A response that
+ * was complete before the connection ended (say, right before the server's
+ * close record) is still handed over; the end is reported by the next call.
+ * SZ_ERR_USAGE for an id that is not outstanding.
  *
  * sz_poll() hands over whichever response completed first and sets
  * *request_id. timeout_ms as for poll(2): -1 waits until something

@@ -956,10 +956,18 @@ int sz_wait(sz_conn *c, uint32_t request_id, uint8_t **resp,
         if (r->state == RQ_DONE)
             return collect(c, r, resp, resp_len);
         ret = read_step(c, r->deadline);
-        if (ret == SZ_AGAIN)
+        if (ret == SZ_AGAIN) {
             expire(c, sz__now_ms());
-        else if (ret != SZ_OK)
+        } else if (ret != SZ_OK) {
+            /* The read that ended the connection may also have completed
+             * this request: a server's last answer and its close record
+             * often arrive together. The answer came first and stands;
+             * the failure is reported by the next call (as in sz_poll). */
+            r = req_find(c, request_id);
+            if (r != NULL && r->state == RQ_DONE)
+                return collect(c, r, resp, resp_len);
             return ret;
+        }
     }
 }
 

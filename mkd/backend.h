@@ -54,6 +54,9 @@ typedef struct mkd_backend_ops {
     /* Append a human-readable status block (one "key value" per line) to
      * buf, at most cap bytes; returns bytes written. */
     size_t (*status)(mkd_backend *b, char *buf, size_t cap);
+    /* Answer every request still outstanding (not cancelled) with
+     * MK_ECODE_SHUTDOWN, from inside this call, then release everything
+     * (handles close on the loop). Never called from a done callback. */
     void (*free)(mkd_backend *b);
 } mkd_backend_ops;
 

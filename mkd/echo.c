@@ -164,17 +164,28 @@ static void on_closed(uv_handle_t *h)
     free(h->data);
 }
 
+/* Anything still queued is answered "shutdown" (backend.h: free). Each
+ * request leaves the list before its done() runs: a done() that closes its
+ * connection cancels that connection's other requests, and the cancel
+ * must find them still listed. */
 static void echo_free(mkd_backend *b)
 {
     echo *e = (echo *)b;
-    echo_req *r = e->head;
+    echo_req *r;
 
-    while (r != NULL) {
-        echo_req *next = r->next;
+    e->draining = 1; /* a done() that submits again is refused */
+    while ((r = e->head) != NULL) {
+        e->head = r->next;
+        if (e->head == NULL)
+            e->tail = NULL;
+        e->queued--;
+        if (!r->cancelled) {
+            e->answered++;
+            r->done(r->token, MK_ECODE_SHUTDOWN, NULL, 0,
+                    "server shutting down");
+        }
         req_free(r);
-        r = next;
     }
-    e->head = e->tail = NULL;
     uv_close((uv_handle_t *)&e->timer, on_closed);
 }
 

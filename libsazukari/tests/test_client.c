@@ -516,6 +516,13 @@ static void test_server_errors(void **st)
     assert_int_equal(sz_conn_error(conn), SZ_ERR_CLOSED);
     expect_fail(conn, "after", SZ_ERR_CLOSED);
     sz_conn_close(conn);
+
+    /* The last answer and the close record in the same read: the answer
+     * is delivered, the close reported next. */
+    conn = connect_ok(c, s);
+    expect_echo(conn, "!lastword", "last word");
+    expect_fail(conn, "after", SZ_ERR_CLOSED);
+    sz_conn_close(conn);
     sz_client_free(c);
     ts_stop(s);
 }

@@ -238,6 +238,21 @@ static int serve_request(ts_server *s, mk_session *ss, int fd, uint32_t id,
             return -1;
         return 0;
     }
+    if (strcmp(cmd, "!lastword") == 0) {
+        /* The answer and a close record in one write: the client reads
+         * them together. */
+        static const char word[] = "last word";
+        size_t cap = mk_message_wire_len(sizeof word - 1) + 256, n = 0, m = 0;
+        uint8_t *out = malloc(cap);
+        int ret = -1;
+        if (out != NULL &&
+            mk_seal_message(ss, id, (const uint8_t *)word, sizeof word - 1,
+                            out, cap, &n) == MK_OK &&
+            mk_seal_close(ss, out + n, cap - n, &m) == MK_OK)
+            ret = send_all(fd, out, n + m);
+        free(out);
+        return ret;
+    }
     if (strcmp(cmd, "!hangup") == 0)
         return 1;
     return send_msg(ss, fd, id, msg, len);

@@ -15,6 +15,7 @@
  *   !badmac            send a DATA record with a corrupted tag
  *   !connerr CODE      send a connection-level error record (id 0)
  *   !closerec          send an authenticated close record
+ *   !lastword          answer "last word" and a close record in one write
  *   !hangup            close the TCP connection without a close record
  *
  * Whole-server behaviours (ts_config.mode) act before any key exists.

@@ -220,6 +220,9 @@ void pegasus__on_served(pegasus *p);
 /* After an answer: should this worker stop now (soft limits)? Sets
  * w->recycle and returns 1 when it should stop. */
 int pegasus__want_recycle(pegasus *p, pegasus__worker *w);
+/* After an answer: should this worker of an older generation (a reload)
+ * retire now, the current generation covering the load without it? */
+int pegasus__want_retire(pegasus *p, pegasus__worker *w);
 uint64_t pegasus__jitter(pegasus *p, uint64_t value);
 void pegasus__tick_cb(uv_timer_t *t);
 void pegasus__spawn_timer_cb(uv_timer_t *t);

@@ -31,9 +31,10 @@
  * may be restarting at a time, so a pool never restarts all at once.
  *
  * Reload. The generation number goes up; new workers are spawned up to
- * want; an idle worker of an older generation retires only while the
- * ready workers left would still cover want. A new generation that cannot
- * start therefore leaves the old one serving.
+ * want; a worker of an older generation retires, when idle or as soon as
+ * its answer is in (pegasus__want_retire), only while the ready workers
+ * left would still cover want. A new generation that cannot start
+ * therefore leaves the old one serving.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -237,6 +238,35 @@ int pegasus__want_recycle(pegasus *p, pegasus__worker *w)
            recycle_cap(p);
 }
 
+/* Workers wanted outside a drain: busy ones plus queued requests, within
+ * workers_min..workers_max. */
+static unsigned demand(const pegasus *p, unsigned busy)
+{
+    uint64_t d = (uint64_t)busy + p->queued;
+
+    return d < p->cfg.workers_min   ? p->cfg.workers_min
+           : d > p->cfg.workers_max ? p->cfg.workers_max
+                                    : (unsigned)d;
+}
+
+int pegasus__want_retire(pegasus *p, pegasus__worker *w)
+{
+    unsigned busy, cur_ready, old_ready;
+
+    if (w->gen == p->gen || p->draining)
+        return 0;
+    /* The rule maintain applies to an idle worker of an older generation,
+     * applied when its answer is in: under steady load such a worker is
+     * handed the next queued request as soon as it is idle, so maintain
+     * never sees it idle, and a reload would never complete. w still
+     * counts as busy and as an old ready worker here. */
+    busy = pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_BUSY) |
+                                    PEGASUS_MASK(PEGASUS_W_DRAINING));
+    cur_ready = pegasus__count(p, 1, M_READY);
+    old_ready = pegasus__count(p, -1, M_READY);
+    return cur_ready + old_ready - 1 >= demand(p, busy);
+}
+
 void pegasus__maintain(pegasus *p)
 {
     uint64_t now;
@@ -266,10 +296,7 @@ void pegasus__maintain(pegasus *p)
         if (want > p->cfg.workers_max)
             want = p->cfg.workers_max;
     } else {
-        uint64_t d = (uint64_t)busy + p->queued;
-        want = d < p->cfg.workers_min   ? p->cfg.workers_min
-               : d > p->cfg.workers_max ? p->cfg.workers_max
-                                        : (unsigned)d;
+        want = demand(p, busy);
     }
 
     /* 1. Older generations (reload): retire while coverage allows. */

@@ -609,6 +609,8 @@ static void on_answer(pegasus__worker *w, const pegasus_ipc_frame *f)
             arm(w, p->cfg.stop_timeout_ms, on_timer);
     } else if (w->state == PEGASUS_W_DRAINING) {
         pegasus__worker_stop(w, 1, w->stop_reason);
+    } else if (pegasus__want_retire(p, w)) {
+        pegasus__worker_stop(w, 1, "reload");
     } else if (pegasus__want_recycle(p, w)) {
         p->recycled++;
         pegasus__worker_stop(w, 1, w->stop_reason);

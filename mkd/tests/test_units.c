@@ -1,8 +1,10 @@
 /*
  * test_units.c -- unit tests of MKD's parts without a network: the
  * configuration parser, the framer (byte at a time, bad headers, buffers
- * released), the per-address token bucket, the ticket-key file, and Yami's
- * pool step driven against a real client session in memory.
+ * released), the per-address token bucket, the ticket-key file, Yami's
+ * pool step driven against a real client session in memory, the error
+ * texts of backend refusals, and the echo backend's free() answering what
+ * it still holds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,10 +22,12 @@
 
 #include "common/config.h"
 #include "common/util.h"
+#include "echo.h"
 #include "yami/keys.h"
 #include "yami/pool.h"
 #include "yugi/framing.h"
 #include "yugi/limits.h"
+#include "yugi/yugi.h"
 
 /* --- configuration --------------------------------------------------- */
 
@@ -491,6 +495,81 @@ static void test_yami_run(void **st)
     mk_client_config_unref(cc);
 }
 
+/* --- refusals and the end of a backend -------------------------------- */
+
+/* A request the backend refuses at submit() gets an error text that says
+ * what its code says, not "overloaded" for everything. */
+static void test_refusal_text(void **st)
+{
+    (void)st;
+    assert_string_equal(yugi_refusal_text(MK_ECODE_OVERLOADED),
+                        "server overloaded");
+    assert_string_equal(yugi_refusal_text(MK_ECODE_TOO_LARGE),
+                        "request too large");
+    assert_string_equal(yugi_refusal_text(MK_ECODE_SHUTDOWN),
+                        "server shutting down");
+    assert_string_equal(yugi_refusal_text(MK_ECODE_INTERNAL),
+                        "internal error");
+    assert_string_equal(yugi_refusal_text(99), "unknown");
+}
+
+typedef struct answers {
+    int n;
+    unsigned status[4];
+    void *token[4];
+} answers;
+
+static answers ans;
+
+static void record_done(void *token, unsigned status, const uint8_t *body,
+                        size_t len, const char *text)
+{
+    (void)body;
+    (void)len;
+    (void)text;
+    if (ans.n < 4) {
+        ans.status[ans.n] = status;
+        ans.token[ans.n] = token;
+    }
+    ans.n++;
+}
+
+/* The shutdown deadline frees the backend to get every outstanding
+ * request answered (backend.h: free). The echo backend answers them
+ * "shutdown", except what was cancelled. */
+static void test_echo_free_answers(void **st)
+{
+    uv_loop_t loop;
+    mkd_backend *b;
+    mkd_request_ctx ctx;
+    int tokens[3];
+    (void)st;
+
+    memset(&ans, 0, sizeof ans);
+    memset(&ctx, 0, sizeof ctx);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    b = mkd_echo_new(&loop, 60000);
+    assert_non_null(b);
+    for (int i = 0; i < 3; i++) {
+        uint8_t *body = malloc(4);
+        assert_non_null(body);
+        memcpy(body, "ping", 4);
+        assert_int_equal(b->ops->submit(b, &ctx, body, 4, record_done,
+                                        &tokens[i]),
+                         0);
+    }
+    b->ops->cancel(b, &tokens[1]);
+    assert_int_equal(ans.n, 0);
+    b->ops->free(b);
+    assert_int_equal(ans.n, 2);
+    assert_int_equal(ans.status[0], MK_ECODE_SHUTDOWN);
+    assert_ptr_equal(ans.token[0], &tokens[0]);
+    assert_int_equal(ans.status[1], MK_ECODE_SHUTDOWN);
+    assert_ptr_equal(ans.token[1], &tokens[2]);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -499,6 +578,8 @@ int main(void)
         cmocka_unit_test(test_token_bucket),
         cmocka_unit_test(test_ticket_file),
         cmocka_unit_test(test_yami_run),
+        cmocka_unit_test(test_refusal_text),
+        cmocka_unit_test(test_echo_free_answers),
     };
     return cmocka_run_group_tests_name("mkd_units", tests, NULL, NULL);
 }

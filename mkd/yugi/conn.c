@@ -100,10 +100,13 @@ void yugi_conn_close(yugi_conn *c, int reason)
     srv->st.closed++;
     mkd_debug(c->id, "close %s (%s:%u)", reason_names[c->close_reason],
               c->peer, c->peer_port);
-    /* The backend must never answer into a closed connection. */
+    /* The backend must never answer into a closed connection. (After the
+     * shutdown deadline the backend is gone, and with it every request:
+     * its free() answered them.) */
     while ((q = c->reqs) != NULL) {
         c->reqs = q->next;
-        srv->backend->ops->cancel(srv->backend, q);
+        if (srv->backend != NULL)
+            srv->backend->ops->cancel(srv->backend, q);
         free(q);
     }
     srv->hs_inflight -= c->hs_queued;
@@ -588,6 +591,24 @@ static void on_backend_done(void *token, unsigned status,
     conn_kick(c);
 }
 
+/* The text of the error record for a request the backend refused at
+ * submit(): it says what the code says (the client shows both). */
+const char *yugi_refusal_text(unsigned code)
+{
+    switch (code) {
+    case MK_ECODE_OVERLOADED:
+        return "server overloaded";
+    case MK_ECODE_TOO_LARGE:
+        return "request too large";
+    case MK_ECODE_SHUTDOWN:
+        return "server shutting down";
+    case MK_ECODE_INTERNAL:
+        return "internal error";
+    default:
+        return mk_error_code_name(code);
+    }
+}
+
 static void dispatch(yugi_conn *c, yami_request *r)
 {
     yugi_server *srv = c->srv;
@@ -605,7 +626,7 @@ static void dispatch(yugi_conn *c, yami_request *r)
     }
     c->inflight++;
     srv->st.requests++;
-    if (srv->shutting_down) {
+    if (srv->shutting_down || srv->backend == NULL) {
         mk_wipe(body, r->len);
         free(body);
         queue_error(c, r->id, MK_ECODE_SHUTDOWN, "server shutting down");
@@ -641,8 +662,9 @@ static void dispatch(yugi_conn *c, yami_request *r)
         if (q->next != NULL)
             q->next->prev = q->prev;
         free(q);
-        srv->st.backend_overloaded++;
-        queue_error(c, r->id, st, "server overloaded");
+        if (st == MK_ECODE_OVERLOADED)
+            srv->st.backend_overloaded++;
+        queue_error(c, r->id, st, yugi_refusal_text(st));
     }
 }
 

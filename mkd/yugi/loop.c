@@ -287,6 +287,10 @@ void yugi_server_reload(yugi_server *srv)
      * rest is taken. Sessions on the old configuration keep it (it is
      * reference counted) and old ticket keys listed in the file still
      * accept. */
+    /* threads = 0 was resolved to the CPU count at start-up (main.c):
+     * resolve it the same way, or every reload would warn. */
+    if (nc.threads == 0)
+        nc.threads = uv_available_parallelism();
     if (strcmp(nc.listen, srv->cfg.listen) != 0 || nc.port != srv->cfg.port ||
         strcmp(nc.user, srv->cfg.user) != 0 ||
         strcmp(nc.control_socket, srv->cfg.control_socket) != 0 ||
@@ -354,12 +358,53 @@ static void force_close_all(yugi_server *srv)
         yugi_conn_close(srv->conns, YUGI_CR_SHUTDOWN);
 }
 
+/* How long the answers given at the shutdown deadline have to be sealed
+ * and written before the connections are closed regardless. */
+#define SHUTDOWN_GRACE_MS 1000
+
+static void on_shutdown_grace(uv_timer_t *t)
+{
+    yugi_server *srv = t->data;
+    if (srv->nconns > 0)
+        mkd_warn(0, "shutdown: closing %zu connection(s) still open",
+                 srv->nconns);
+    force_close_all(srv);
+    yugi_maybe_finish(srv);
+}
+
+/*
+ * shutdown_timeout_ms is over and requests are still running (or the
+ * answers to them are still being written). Closing the connections now
+ * would leave the clients of running requests with a cut connection and
+ * no answer, so first the backend goes: its free() answers everything it
+ * still holds with MK_ECODE_SHUTDOWN through the done callbacks (backend.h),
+ * which queues authenticated error records to Yami. Those get
+ * SHUTDOWN_GRACE_MS to be sealed and written; a connection whose answers
+ * are all out then closes by itself with its close record, and the rest
+ * are closed when the grace ends.
+ */
 static void on_shutdown_deadline(uv_timer_t *t)
 {
     yugi_server *srv = t->data;
-    mkd_warn(0, "shutdown deadline: closing %zu connection(s)", srv->nconns);
+    mkd_backend *b = srv->backend;
+
+    mkd_warn(0, "shutdown deadline: answering what is still running with "
+                "\"shutdown\"; closing %zu connection(s) within %d ms",
+             srv->nconns, SHUTDOWN_GRACE_MS);
+    if (b != NULL) {
+        /* srv->backend stays set while free() runs: a connection that
+         * fails inside a done callback cancels its other requests
+         * through it. Nothing may reach the backend afterwards. (Such a
+         * close cannot finish the server from inside free(): either
+         * backend_drained is still 0, or the backend drained and holds
+         * nothing to answer.) */
+        b->ops->free(b);
+        srv->backend = NULL;
+    }
     srv->backend_drained = 1;
-    force_close_all(srv);
+    if (uv_timer_start(&srv->shutdown_timer, on_shutdown_grace,
+                       SHUTDOWN_GRACE_MS, 0) != 0)
+        force_close_all(srv);
     yugi_maybe_finish(srv);
 }
 

@@ -176,5 +176,7 @@ void yugi_conn_accepted(yugi_server *srv, uv_stream_t *listener);
 void yugi_conn_close(yugi_conn *c, int reason);
 /* Shutdown: ask a connection to finish its requests and close. */
 void yugi_conn_shutdown(yugi_conn *c);
+/* The error text sent for a request the backend refused with code. */
+const char *yugi_refusal_text(unsigned code);
 
 #endif
