@@ -233,6 +233,11 @@ static void finalize(pegasus__worker *w)
     /* Out of service first: counting the death may fail the queue, and
      * the done() callbacks that runs may submit again. */
     (void)set_state(w, PEGASUS_W_STOPPING);
+    /* Free the slot before counting the death: the replacement spawned
+     * from there takes this slot, so the slot's restart count and last
+     * exit describe one line of succession in the status view. */
+    if (w->slot < p->nslots && p->slots[w->slot].w == w)
+        p->slots[w->slot].w = NULL;
     switch (was) {
     case PEGASUS_W_STARTING:
     case PEGASUS_W_IDLE:
@@ -246,8 +251,6 @@ static void finalize(pegasus__worker *w)
     default:
         break;
     }
-    if (w->slot < p->nslots && p->slots[w->slot].w == w)
-        p->slots[w->slot].w = NULL;
     close_handle(w, (uv_handle_t *)&w->ipc);
     close_handle(w, (uv_handle_t *)&w->out);
     close_handle(w, (uv_handle_t *)&w->timer);
