@@ -67,6 +67,26 @@ MK_MUST_CHECK int mkc_cbc_decrypt(const uint8_t key[MKC_AES_KEY_LEN],
                     const uint8_t iv[MKC_AES_BLOCK], const uint8_t *ct,
                     size_t len, uint8_t *out, size_t cap, size_t *out_len);
 
+/*
+ * Record protection for one direction of one session: an AES-256-CBC
+ * context and an HMAC-SHA256 context keyed once, then reused for every
+ * record (keying per record cost more than the crypto of a small record).
+ * Not thread-safe: a session is used by one thread at a time.
+ */
+typedef struct mkc_rec mkc_rec;
+MK_MUST_CHECK int mkc_rec_new(const uint8_t enc_key[MKC_AES_KEY_LEN],
+                              const uint8_t mac_key[MKC_SHA256_LEN],
+                              int encrypt, mkc_rec **out);
+void mkc_rec_free(mkc_rec *r);
+/* Encrypt (pad) or decrypt (unpad) as created; same rules, errors and
+ * buffer sizes as mkc_cbc_encrypt / mkc_cbc_decrypt. */
+MK_MUST_CHECK int mkc_rec_cbc(mkc_rec *r, const uint8_t iv[MKC_AES_BLOCK],
+                              const uint8_t *in, size_t len, uint8_t *out,
+                              size_t cap, size_t *out_len);
+/* HMAC-SHA256 under the direction's MAC key over iov[0..n). */
+MK_MUST_CHECK int mkc_rec_mac(mkc_rec *r, const mkc_iov *iov, size_t n,
+                              uint8_t out[MKC_SHA256_LEN]);
+
 /* --- X25519 ---------------------------------------------------------- */
 
 /* Public key of the given 32-byte private scalar (RFC 7748 clamping is

@@ -305,99 +305,196 @@ out:
 /* ------------------------------------------------------------------ */
 /* AES-256-CBC with PKCS#7 padding                                      */
 
-int mkc_cbc_encrypt(const uint8_t key[MKC_AES_KEY_LEN],
-                    const uint8_t iv[MKC_AES_BLOCK], const uint8_t *pt,
-                    size_t len, uint8_t *out, size_t cap, size_t *out_len)
+/*
+ * One CBC pass on a context that already has the cipher and key (and the
+ * direction): set the IV, run the data, finish with PKCS#7. Shared by the
+ * one-shot functions and by mkc_rec, which keys its contexts once per
+ * session direction instead of once per record.
+ */
+static int cbc_pass(EVP_CIPHER_CTX *ctx, int enc, const uint8_t *iv,
+                    const uint8_t *in, size_t len, uint8_t *out, size_t cap,
+                    size_t *out_len)
 {
-    EVP_CIPHER_CTX *ctx = NULL;
     size_t need;
     int n1 = 0, n2 = 0, ret;
 
     *out_len = 0;
-    /* EVP takes int lengths; leave room for the padding block. */
-    if (len > (size_t)INT_MAX - MKC_AES_BLOCK) {
-        ret = MK_ERR_USAGE;
-        goto out;
+    if (enc) {
+        /* EVP takes int lengths; leave room for the padding block. */
+        if (len > (size_t)INT_MAX - MKC_AES_BLOCK) {
+            ret = MK_ERR_USAGE;
+            goto out;
+        }
+        need = len + MKC_AES_BLOCK - len % MKC_AES_BLOCK;
+    } else {
+        /* A ciphertext that is empty or not whole blocks cannot carry
+         * valid PKCS#7 padding: the same "broken peer" case as a bad pad. */
+        if (len == 0 || len % MKC_AES_BLOCK != 0 || len > (size_t)INT_MAX) {
+            ret = MK_ERR_BAD_RECORD_MAC;
+            goto out;
+        }
+        /* EVP writes at most len - 1 bytes here (it holds back the last
+         * block and strips at least one pad byte): len always suffices. */
+        need = len;
     }
-    need = len + MKC_AES_BLOCK - len % MKC_AES_BLOCK;
     if (cap < need) {
         ret = MK_ERR_BUFFER;
         goto out;
     }
-    if (!algs_ready() || algs.aes256cbc == NULL) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
-    ctx = EVP_CIPHER_CTX_new();
-    if (ctx == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
-    /* PKCS#7 padding is EVP's default; no EVP_CIPHER_CTX_set_padding. */
-    if (EVP_EncryptInit_ex2(ctx, algs.aes256cbc, key, iv, NULL) != 1 ||
-        EVP_EncryptUpdate(ctx, out, &n1, pt, (int)len) != 1 ||
-        EVP_EncryptFinal_ex(ctx, out + n1, &n2) != 1) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
-    if ((size_t)n1 + (size_t)n2 != need) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
-    *out_len = need;
-    ret = MK_OK;
-out:
-    EVP_CIPHER_CTX_free(ctx); /* cleanses the key schedule */
-    return ret;
-}
-
-int mkc_cbc_decrypt(const uint8_t key[MKC_AES_KEY_LEN],
-                    const uint8_t iv[MKC_AES_BLOCK], const uint8_t *ct,
-                    size_t len, uint8_t *out, size_t cap, size_t *out_len)
-{
-    EVP_CIPHER_CTX *ctx = NULL;
-    int n1 = 0, n2 = 0, ret;
-
-    *out_len = 0;
-    /* A ciphertext that is empty or not whole blocks cannot carry valid
-     * PKCS#7 padding; it is the same "broken peer" case as a bad pad. */
-    if (len == 0 || len % MKC_AES_BLOCK != 0 || len > (size_t)INT_MAX) {
-        ret = MK_ERR_BAD_RECORD_MAC;
-        goto out;
-    }
-    /* EVP writes at most len - 1 bytes here (it holds back the last block
-     * and strips at least one pad byte), so len bytes always suffice. */
-    if (cap < len) {
-        ret = MK_ERR_BUFFER;
-        goto out;
-    }
-    if (!algs_ready() || algs.aes256cbc == NULL) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
-    ctx = EVP_CIPHER_CTX_new();
-    if (ctx == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
-    if (EVP_DecryptInit_ex2(ctx, algs.aes256cbc, key, iv, NULL) != 1 ||
-        EVP_DecryptUpdate(ctx, out, &n1, ct, (int)len) != 1) {
+    if (EVP_CipherInit_ex2(ctx, NULL, NULL, iv, enc, NULL) != 1 ||
+        EVP_CipherUpdate(ctx, out, &n1, in, (int)len) != 1) {
         ret = fail(MK_ERR_CRYPTO);
         goto out;
     }
     /* Final is where the padding is checked. Its timing is not constant,
      * which is acceptable only because callers decrypt after the record MAC
      * verified (encrypt-then-MAC, style.md 3.7). */
-    if (EVP_DecryptFinal_ex(ctx, out + n1, &n2) != 1) {
+    if (EVP_CipherFinal_ex(ctx, out + n1, &n2) != 1) {
+        if (enc) {
+            ret = fail(MK_ERR_CRYPTO);
+            goto out;
+        }
         /* Do not leave a partial plaintext behind for a careless caller. */
         OPENSSL_cleanse(out, len);
         ret = fail(MK_ERR_BAD_RECORD_MAC);
         goto out;
     }
+    if (enc && (size_t)n1 + (size_t)n2 != need) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
     *out_len = (size_t)n1 + (size_t)n2;
     ret = MK_OK;
 out:
-    EVP_CIPHER_CTX_free(ctx);
+    return ret;
+}
+
+/* A context keyed for AES-256-CBC in one direction (PKCS#7 is EVP's
+ * default padding), or NULL with the error queue cleared. */
+static EVP_CIPHER_CTX *cbc_keyed(const uint8_t key[MKC_AES_KEY_LEN], int enc)
+{
+    EVP_CIPHER_CTX *ctx = NULL;
+
+    if (!algs_ready() || algs.aes256cbc == NULL ||
+        (ctx = EVP_CIPHER_CTX_new()) == NULL ||
+        EVP_CipherInit_ex2(ctx, algs.aes256cbc, key, NULL, enc, NULL) != 1) {
+        EVP_CIPHER_CTX_free(ctx);
+        ERR_clear_error();
+        return NULL;
+    }
+    return ctx;
+}
+
+static int cbc_once(const uint8_t key[MKC_AES_KEY_LEN], int enc,
+                    const uint8_t iv[MKC_AES_BLOCK], const uint8_t *in,
+                    size_t len, uint8_t *out, size_t cap, size_t *out_len)
+{
+    EVP_CIPHER_CTX *ctx = cbc_keyed(key, enc);
+    int ret;
+
+    *out_len = 0;
+    if (ctx == NULL)
+        return MK_ERR_CRYPTO;
+    ret = cbc_pass(ctx, enc, iv, in, len, out, cap, out_len);
+    EVP_CIPHER_CTX_free(ctx); /* cleanses the key schedule */
+    return ret;
+}
+
+int mkc_cbc_encrypt(const uint8_t key[MKC_AES_KEY_LEN],
+                    const uint8_t iv[MKC_AES_BLOCK], const uint8_t *pt,
+                    size_t len, uint8_t *out, size_t cap, size_t *out_len)
+{
+    return cbc_once(key, 1, iv, pt, len, out, cap, out_len);
+}
+
+int mkc_cbc_decrypt(const uint8_t key[MKC_AES_KEY_LEN],
+                    const uint8_t iv[MKC_AES_BLOCK], const uint8_t *ct,
+                    size_t len, uint8_t *out, size_t cap, size_t *out_len)
+{
+    return cbc_once(key, 0, iv, ct, len, out, cap, out_len);
+}
+
+/* --- keyed record contexts ------------------------------------------- */
+
+struct mkc_rec {
+    EVP_CIPHER_CTX *cbc; /* keyed once, for this direction */
+    EVP_MAC_CTX *mac;    /* keyed once; restarted per record */
+    int enc;
+};
+
+int mkc_rec_new(const uint8_t enc_key[MKC_AES_KEY_LEN],
+                const uint8_t mac_key[MKC_SHA256_LEN], int encrypt,
+                mkc_rec **out)
+{
+    mkc_rec *r = NULL;
+    int ret;
+
+    *out = NULL;
+    if (!algs_ready() || algs.hmac_tmpl == NULL) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    if ((r = OPENSSL_zalloc(sizeof *r)) == NULL) {
+        ret = fail(MK_ERR_NOMEM);
+        goto out;
+    }
+    r->enc = encrypt != 0;
+    if ((r->cbc = cbc_keyed(enc_key, r->enc)) == NULL ||
+        (r->mac = EVP_MAC_CTX_dup(algs.hmac_tmpl)) == NULL ||
+        EVP_MAC_init(r->mac, mac_key, MKC_SHA256_LEN, NULL) != 1) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    *out = r;
+    r = NULL;
+    ret = MK_OK;
+out:
+    mkc_rec_free(r);
+    return ret;
+}
+
+void mkc_rec_free(mkc_rec *r)
+{
+    if (r == NULL)
+        return;
+    EVP_CIPHER_CTX_free(r->cbc); /* both cleanse their key material */
+    EVP_MAC_CTX_free(r->mac);
+    OPENSSL_free(r);
+}
+
+int mkc_rec_cbc(mkc_rec *r, const uint8_t iv[MKC_AES_BLOCK],
+                const uint8_t *in, size_t len, uint8_t *out, size_t cap,
+                size_t *out_len)
+{
+    return cbc_pass(r->cbc, r->enc, iv, in, len, out, cap, out_len);
+}
+
+int mkc_rec_mac(mkc_rec *r, const mkc_iov *iov, size_t n,
+                uint8_t out[MKC_SHA256_LEN])
+{
+    size_t got = 0;
+    int ret;
+
+    /* A NULL key restarts HMAC with the key already set: the inner and
+     * outer pads are not recomputed (that is the saving). */
+    if (EVP_MAC_init(r->mac, NULL, 0, NULL) != 1) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (iov[i].len != 0 &&
+            EVP_MAC_update(r->mac, iov[i].p, iov[i].len) != 1) {
+            ret = fail(MK_ERR_CRYPTO);
+            goto out;
+        }
+    }
+    if (EVP_MAC_final(r->mac, out, &got, MKC_SHA256_LEN) != 1 ||
+        got != MKC_SHA256_LEN) {
+        ret = fail(MK_ERR_CRYPTO);
+        goto out;
+    }
+    ret = MK_OK;
+out:
     return ret;
 }
 

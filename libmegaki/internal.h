@@ -124,10 +124,10 @@ typedef struct mk_req {
     uint32_t bytes; /* message bytes so far, in the direction being read */
 } mk_req;
 
-/* Per-direction record protection state. */
+/* Per-direction record protection state: the direction's keys live only
+ * inside its keyed contexts. */
 typedef struct mk_dir {
-    uint8_t enc[MK_SECRET_LEN];
-    uint8_t mac[MK_SECRET_LEN];
+    mkc_rec *rec;
     uint64_t seq;
 } mk_dir;
 

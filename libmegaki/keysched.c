@@ -134,10 +134,11 @@ int mk__install_keys(mk_session *s, const uint8_t hs[MK_SECRET_LEN],
     (void)ch_hash;
     /* Each side writes with its own direction's keys and reads with the
      * other's, so a record reflected back to its sender never verifies. */
-    memcpy(s->is_server ? s->out.enc : s->in.enc, k.s2c_enc, 32);
-    memcpy(s->is_server ? s->out.mac : s->in.mac, k.s2c_mac, 32);
-    memcpy(s->is_server ? s->in.enc : s->out.enc, k.c2s_enc, 32);
-    memcpy(s->is_server ? s->in.mac : s->out.mac, k.c2s_mac, 32);
+    MK_FAIL_IF(s->in.rec != NULL || s->out.rec != NULL, MK_ERR_STATE);
+    MK_TRY(mkc_rec_new(k.s2c_enc, k.s2c_mac, s->is_server,
+                       s->is_server ? &s->out.rec : &s->in.rec));
+    MK_TRY(mkc_rec_new(k.c2s_enc, k.c2s_mac, !s->is_server,
+                       s->is_server ? &s->in.rec : &s->out.rec));
     s->in.seq = 0;
     s->out.seq = 0;
     memcpy(s->session_id, k.session_id, MK_SESSION_ID_LEN);

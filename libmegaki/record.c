@@ -19,14 +19,14 @@ size_t mk__record_wire_len(size_t pt_len)
     return MK_UNIT_HEADER_LEN + MK_RECORD_FIXED + pt_len + 16 - pt_len % 16;
 }
 
-static int record_mac(const mk_dir *d, const uint8_t hdr[MK_UNIT_HEADER_LEN],
+static int record_mac(mk_dir *d, const uint8_t hdr[MK_UNIT_HEADER_LEN],
                       const uint8_t *body, size_t body_len,
                       uint8_t tag[MK_MAC_LEN])
 {
     uint8_t seq[8];
     mk_put_u64(seq, d->seq);
     mkc_iov iov[3] = {{seq, 8}, {hdr, MK_UNIT_HEADER_LEN}, {body, body_len}};
-    return mkc_hmac_sha256(d->mac, MK_SECRET_LEN, iov, 3, tag);
+    return mkc_rec_mac(d->rec, iov, 3, tag);
 }
 
 int mk__record_seal(mk_session *s, uint8_t type, uint8_t flags,
@@ -51,8 +51,8 @@ int mk__record_seal(mk_session *s, uint8_t type, uint8_t flags,
     iv = out + 8;
     ct = iv + MK_IV_LEN;
     MK_TRY(mk__random(s, iv, MK_IV_LEN));
-    MK_TRY(mkc_cbc_encrypt(s->out.enc, iv, pt, len, ct,
-                           cap - (size_t)(ct - out), &ct_len));
+    MK_TRY(mkc_rec_cbc(s->out.rec, iv, pt, len, ct, cap - (size_t)(ct - out),
+                       &ct_len));
     MK_FAIL_IF(ct_len != total - MK_UNIT_HEADER_LEN - MK_RECORD_FIXED,
                MK_ERR_CRYPTO);
     MK_TRY(record_mac(&s->out, out, out + MK_UNIT_HEADER_LEN,
@@ -91,7 +91,7 @@ int mk__record_open(mk_session *s, const uint8_t *unit, size_t unit_len,
     MK_FAIL_IF(!mkc_ct_equal(tag, ct + ct_len, MK_MAC_LEN),
                MK_ERR_BAD_RECORD_MAC);
     /* Only now is anything decrypted. */
-    MK_TRY(mkc_cbc_decrypt(s->in.enc, iv, ct, ct_len, out, cap, pt_len));
+    MK_TRY(mkc_rec_cbc(s->in.rec, iv, ct, ct_len, out, cap, pt_len));
     s->in.seq++;
     *request_id = mk_get_u32(body);
 out:

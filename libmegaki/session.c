@@ -96,6 +96,15 @@ static void wipe_handshake(mk_session *s)
     s->transcript = NULL;
 }
 
+/* Drop the record keys (their contexts cleanse them). */
+static void drop_record_keys(mk_session *s)
+{
+    mkc_rec_free(s->in.rec);
+    mkc_rec_free(s->out.rec);
+    s->in.rec = NULL;
+    s->out.rec = NULL;
+}
+
 int mk__fail(mk_session *s, int err)
 {
     if (s->state != MK_STATE_FAILED) {
@@ -103,8 +112,7 @@ int mk__fail(mk_session *s, int err)
         s->err = err;
     }
     wipe_handshake(s);
-    mkc_cleanse(&s->in, sizeof s->in);
-    mkc_cleanse(&s->out, sizeof s->out);
+    drop_record_keys(s);
     mkc_cleanse(s->resumption_secret, sizeof s->resumption_secret);
     /* A failed session hands out nothing to resume from: fail closed, even
      * though its ticket may still be good. */
@@ -221,6 +229,7 @@ void mk_session_free(mk_session *s)
     if (s == NULL)
         return;
     wipe_handshake(s);
+    drop_record_keys(s);
     free(s->reqs);
     mk_server_config_unref(s->scfg);
     mk_client_config_unref(s->ccfg);
