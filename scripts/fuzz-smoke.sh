@@ -25,6 +25,7 @@ all=(fuzz_frame fuzz_client_hello fuzz_server_hello fuzz_record fuzz_ticket
      fuzz_key fuzz_session_blob)
 # Built by fuzz/CMakeLists.txt while its sources exist.
 [ -f fuzz/fuzz_ipc.c ] && [ -f mkd/pegasus/ipc.c ] && all+=(fuzz_ipc)
+[ -f fuzz/fuzz_mkd_files.c ] && [ -f mkd/common/config.c ] && all+=(fuzz_mkd_files)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 

@@ -17,8 +17,7 @@ int yami_ticket_file_read(const char *path, mk_ticket_key *keys, size_t max,
                           size_t *n, char *err, size_t errlen)
 {
     uint8_t *buf = NULL;
-    size_t len = 0, pos = 0;
-    unsigned lineno = 0;
+    size_t len = 0;
     int ret = -1, r;
 
     *n = 0;
@@ -26,6 +25,24 @@ int yami_ticket_file_read(const char *path, mk_ticket_key *keys, size_t max,
         snprintf(err, errlen, "%s: %s", path, strerror(r));
         goto out;
     }
+    ret = yami_ticket_keys_parse(buf, len, path, keys, max, n, err, errlen);
+out:
+    if (buf != NULL) {
+        mk_wipe(buf, len);
+        free(buf);
+    }
+    return ret;
+}
+
+int yami_ticket_keys_parse(const uint8_t *buf, size_t len, const char *path,
+                           mk_ticket_key *keys, size_t max, size_t *n,
+                           char *err, size_t errlen)
+{
+    size_t pos = 0;
+    unsigned lineno = 0;
+    int ret = -1;
+
+    *n = 0;
     while (pos < len) {
         const char *line = (const char *)buf + pos;
         size_t ll = 0, a = 0;
@@ -74,10 +91,6 @@ int yami_ticket_file_read(const char *path, mk_ticket_key *keys, size_t max,
     }
     ret = 0;
 out:
-    if (buf != NULL) {
-        mk_wipe(buf, len);
-        free(buf);
-    }
     if (ret != 0) {
         mk_wipe(keys, max * sizeof *keys);
         *n = 0;

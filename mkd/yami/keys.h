@@ -26,6 +26,13 @@
 
 /* Read a ticket-key file into keys[0..*n). Secrets are the caller's to
  * wipe. Returns 0, or -1 with a message in err. */
+/* The parser behind yami_ticket_file_read, on bytes in memory (fuzzed:
+ * fuzz/fuzz_mkd_files.c). path only names the origin in messages. */
+MKD_MUST_CHECK int yami_ticket_keys_parse(const uint8_t *buf, size_t len,
+                                          const char *path,
+                                          mk_ticket_key *keys, size_t max,
+                                          size_t *n, char *err,
+                                          size_t errlen);
 MKD_MUST_CHECK int yami_ticket_file_read(const char *path, mk_ticket_key *keys, size_t max,
                           size_t *n, char *err, size_t errlen);
 /* Create the file if missing (one fresh key) or, with rotate, prepend a
