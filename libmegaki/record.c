@@ -166,9 +166,11 @@ static int server_on_data(mk_session *s, uint32_t id, int final, size_t n,
         return MK_ERR_BAD_REQUEST_ID; /* request already complete */
     }
     if (r->state == REQ_ABORTED) {
-        /* Already answered with an error: drop the rest of it quietly. */
+        /* Already answered with an error: drop the rest of it quietly,
+         * plaintext included. */
         if (final)
             req_done(s, r);
+        mkc_cleanse(out, n);
         ev->type = MK_EV_NONE;
         ev->len = 0;
         return MK_OK;
@@ -290,6 +292,10 @@ out:
          * buffer after a failure. */
         mkc_cleanse(out, n);
         ev->len = 0;
+    } else if (ret != MK_OK && n > ev->len) {
+        /* An error record was sealed over the refused plaintext: wipe
+         * what is left of it beyond the record. */
+        mkc_cleanse(out + ev->len, n - ev->len);
     }
     return ret;
 }

@@ -5,6 +5,7 @@
  * pubkey, ticket-keys, status, config.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -241,7 +242,7 @@ static int serve(cmdline *cl)
     yugi_server *srv = NULL;
     size_t nk = 0, nt = 0;
     char err[512], threads[16];
-    int r, ret = 1, loop_ok = 0;
+    int r, ret = 1, loop_ok = 0, ready_fd = -1;
 
     if (build_config(cl, &cfg, err, sizeof err) != 0) {
         mkd_err(0, "%s", err);
@@ -289,18 +290,29 @@ static int serve(cmdline *cl)
     backend = NULL;
     srv->load_config = reload_config;
     srv->load_config_arg = cl;
-    if (cfg.ready_file[0] != '\0') {
-        char text[32];
-        int n = snprintf(text, sizeof text, "%u\n", srv->bound_port);
-        if ((r = mkd_write_file(cfg.ready_file, text, (size_t)n, 0644)) !=
-            0)
-            mkd_warn(0, "ready_file %s: %s", cfg.ready_file, strerror(r));
-    }
+    /* "Ready" means fully started, privileges dropped included, so the
+     * port is written only after the drop; the file is opened before it,
+     * while its directory may still be writable only by root. */
+    if (cfg.ready_file[0] != '\0' &&
+        (ready_fd = open(cfg.ready_file, O_WRONLY | O_CREAT | O_TRUNC |
+                                             O_CLOEXEC,
+                         0644)) < 0)
+        mkd_warn(0, "ready_file %s: %s", cfg.ready_file, strerror(errno));
     if (drop_privileges(cfg.user) != 0) {
         yugi_server_abort(srv);
         (void)yugi_server_run(srv);
         loop_ok = 0;
         goto out;
+    }
+    if (ready_fd >= 0) {
+        char text[32];
+        int n = snprintf(text, sizeof text, "%u\n", srv->bound_port);
+        /* One short write: a reader sees the whole line or nothing. */
+        if (n <= 0 || write(ready_fd, text, (size_t)n) != (ssize_t)n)
+            mkd_warn(0, "ready_file %s: %s", cfg.ready_file,
+                     strerror(errno));
+        (void)close(ready_fd);
+        ready_fd = -1;
     }
     mkd_info(0, "mkd %s serving (port %u, %zu key(s), %zu ticket key(s), "
                 "%u crypto threads, backend %s, data %s)",
@@ -310,6 +322,8 @@ static int serve(cmdline *cl)
     loop_ok = 0;
     mkd_info(0, "exit %d", ret);
 out:
+    if (ready_fd >= 0)
+        (void)close(ready_fd);
     if (backend != NULL)
         backend->ops->free(backend);
     if (loop_ok) {

@@ -70,6 +70,7 @@ static const struct opt opts[] = {
      1u << 30, 0},
     {"write_high_water", U32(write_high_water), "1048576", 16384, 1u << 30,
      0},
+    {"inline_crypto_max", U32(inline_crypto_max), "16384", 0, 1u << 20, 0},
     {"ticket_keys_keep", U32(ticket_keys_keep), "4", 1, 16, 0},
     {"echo_delay_ms", U32(echo_delay_ms), "0", 0, 600000, 0},
     {"app", STR(app), MKD_SOURCE_ROOT "/apps/hello/app.php", 0, 0, 0},

@@ -44,6 +44,8 @@ typedef struct mkd_config {
     uint32_t ticket_lifetime;
     uint32_t conn_buffer_max;         /* bytes buffered per connection */
     uint32_t write_high_water;        /* stop reading above this */
+    uint32_t inline_crypto_max;       /* record jobs up to this run on the
+                                         loop thread; 0 = all on the pool */
     uint32_t ticket_keys_keep;        /* for `mkd ticket-keys --rotate` */
     uint32_t echo_delay_ms;           /* echo backend: answer after this */
     /* The php backend (Pegasus + Arcangelo), mkd/pegasus/pegasus.h. */

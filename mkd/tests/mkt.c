@@ -478,6 +478,11 @@ static int next_event(mkt_client *c, uint8_t *out, mk_event *ev)
     return r;
 }
 
+int mkt_client_next_event(mkt_client *c, uint8_t *out, mk_event *ev)
+{
+    return next_event(c, out, ev);
+}
+
 int mkt_client_start(mkt_client *c, mk_client_config *cc, const char *src,
                      uint16_t port, const uint8_t *blob, size_t blob_len)
 {

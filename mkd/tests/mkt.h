@@ -90,6 +90,10 @@ int mkt_client_send(mkt_client *c, const uint8_t *req, size_t len,
 /* Wait for the response to id. */
 int mkt_client_wait(mkt_client *c, uint32_t id, uint8_t **resp,
                     size_t *resp_len, unsigned *ecode);
+/* The next unit from the server, handled: ev says what it was (DATA and
+ * ERROR in the order they arrive, for tests of ordering). out needs
+ * MK_HANDLE_OUT_LEN bytes. Not mixed with mkt_client_wait. */
+int mkt_client_next_event(mkt_client *c, uint8_t *out, mk_event *ev);
 /* Read until the server's close record (or EOF). Returns MK_OK if the
  * authenticated close came. */
 int mkt_client_wait_close(mkt_client *c);

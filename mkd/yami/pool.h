@@ -14,6 +14,18 @@
  * The owner keeps the yami_conn alive while yami_busy() is true; if the
  * connection closed meanwhile, the owner's callback is still called (with
  * the result) and simply discards it.
+ *
+ * Small record jobs run inline. Handing ~2 us of record crypto to a pool
+ * thread and back costs more than the crypto itself (two futex wake-ups
+ * and context switches per job). So when no job is in flight, the session
+ * is established, no CLIENT_HELLO is queued, and what is queued is small
+ * (at most inline_max bytes and YAMI_INLINE_RECORDS records), yami_kick()
+ * runs the job on the loop thread and hands the result to the owner's
+ * callback before it returns (res->ran_inline set). Handshakes, with their
+ * RSA operation, always go to the pool, as does anything larger. The owner
+ * must not free the yami_conn from inside that callback, and should drop
+ * the queue (yami_drop_queued) when the connection goes away, so that an
+ * inline run stops there.
  */
 #ifndef YAMI_POOL_H
 #define YAMI_POOL_H
@@ -66,6 +78,7 @@ typedef struct yami_result {
     unsigned responses;    /* responses and error records sealed */
     unsigned aborted;      /* requests refused for the buffer cap */
     uint8_t session_id[MK_SESSION_ID_LEN];
+    int ran_inline;        /* ran on the loop thread inside yami_kick() */
 } yami_result;
 
 typedef struct yami_conn yami_conn;
@@ -79,14 +92,24 @@ typedef struct yami_partial {
     uint8_t *buf;
 } yami_partial;
 
+/* An inline run (one yami_kick() call, all its rounds) handles at most
+ * inline_max bytes and at most this many records; what is left goes to the
+ * pool. A record costs ~2 us whatever its size (MAC and cipher set-up), so
+ * 16 small records weigh about what one 16 KiB record does (~30 us). */
+#define YAMI_INLINE_RECORDS 16
+
 struct yami_conn {
     mk_session *session;
     yami_result_fn on_result;
     size_t buffer_max;     /* cap on request bytes being reassembled */
+    size_t inline_max;     /* inline jobs up to this many bytes; 0: never */
     /* Loop side. */
     yami_op *head, *tail;
     size_t queued_bytes;
-    int busy;
+    size_t queued_records; /* units queued, and records to seal */
+    size_t queued_hellos;  /* CLIENT_HELLO units queued: pool only */
+    int busy;              /* a pool job is in flight */
+    int running_inline;    /* yami_kick() is running jobs inline */
     /* Pool side: touched only by the job in flight. */
     yami_partial *partials;
     size_t partial_bytes;
@@ -94,7 +117,8 @@ struct yami_conn {
 
 /* Process-wide counters read by the status view (loop thread). */
 typedef struct yami_stats {
-    uint64_t jobs_started, jobs_done;
+    uint64_t jobs_started, jobs_done; /* pool jobs */
+    uint64_t jobs_inline;             /* jobs run on the loop thread */
 } yami_stats;
 
 extern yami_stats yami_counters;
@@ -113,8 +137,12 @@ MKD_MUST_CHECK int yami_queue(yami_conn *y, int type, uint32_t request_id, unsig
 /* Drop every queued operation (the session failed: nothing more will be
  * sealed). */
 void yami_drop_queued(yami_conn *y);
-/* Start a job if none is in flight and operations are queued. Returns 0
- * or a libuv error. */
+/* Start a job if none is in flight and operations are queued: inline (see
+ * above: the owner's callback runs, possibly several times, before this
+ * returns) or on the pool. Called from inside the owner's callback for an
+ * inline result, it only leaves the operations queued: the outer call picks
+ * them up once the callback returns, so results are applied strictly in
+ * order and never nest. Returns 0 or a libuv error. */
 MKD_MUST_CHECK int yami_kick(uv_loop_t *loop, yami_conn *y);
 /* Release what a result holds (requests not taken, output). */
 void yami_result_free(yami_result *res);

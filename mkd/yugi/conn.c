@@ -6,10 +6,14 @@
  *
  * IMPLEMENTATION NOTES
  *  - Lifetime: a connection holds one reference per libuv handle (tcp,
- *    timer) and one while a Yami job runs. yugi_conn_close() issues
+ *    timer) and one while a Yami pool job runs. yugi_conn_close() issues
  *    uv_close on both handles; the memory goes when the last reference
  *    does, so a job that finishes after the close still finds its conn and
- *    simply drops its result.
+ *    simply drops its result. A small record job runs inline, inside
+ *    conn_kick() (yami/pool.h), and takes no reference: its result is
+ *    applied before conn_kick() returns, and even a close from there only
+ *    issues uv_close, whose callbacks (which drop the handles' references)
+ *    run in a later loop phase, so the conn outlives the call.
  *  - Memory: reads land in one loop-wide buffer (the loop thread reads one
  *    socket at a time); only a partial unit is copied aside, into a buffer
  *    that grows as bytes arrive and is freed when the unit completes. An
@@ -94,6 +98,10 @@ void yugi_conn_close(yugi_conn *c, int reason)
     if (c->state == YUGI_CLOSED)
         return;
     c->state = YUGI_CLOSED;
+    /* Nothing more is sealed or written. Dropping the queue also ends an
+     * inline Yami run that this close happens inside of. (A pool job in
+     * flight took its operations with it and is dropped in on_result.) */
+    yami_drop_queued(&c->yami);
     if (reason >= 0 && reason < YUGI_CR_COUNT)
         c->close_reason = reason;
     srv->st.close_reason[c->close_reason]++;
@@ -506,19 +514,27 @@ static void conn_flow(yugi_conn *c)
 
 /* --- Yami ------------------------------------------------------------- */
 
+/* Hand what is queued to Yami. A small record job runs inline: on_result
+ * is called from in here, so c may be CLOSED on return (callers check).
+ * From inside on_result for an inline result, this only queues; the run
+ * that is under way picks it up. */
 static void conn_kick(yugi_conn *c)
 {
     int was = yami_busy(&c->yami), r;
 
     if (c->state == YUGI_CLOSED)
         return;
+    /* Read at every kick, so a reload applies to open connections. */
+    c->yami.inline_max = c->srv->cfg.inline_crypto_max;
     if ((r = yami_kick(c->srv->loop, &c->yami)) != 0) {
         mkd_err(c->id, "cannot queue work: %s", uv_strerror(r));
         yugi_conn_close(c, YUGI_CR_INTERNAL);
         return;
     }
+    /* A pool job started (perhaps after some inline rounds): its
+     * reference, dropped in on_result. An inline job leaves busy clear. */
     if (!was && yami_busy(&c->yami))
-        c->refs++; /* the job's reference, dropped in on_result */
+        c->refs++;
 }
 
 /* Send our close record once nothing is owed: the peer closed, or we are
@@ -668,6 +684,9 @@ static void dispatch(yugi_conn *c, yami_request *r)
     }
 }
 
+/* A Yami job's result, from the pool (after-work callback) or inline
+ * (from inside conn_kick). Both take the same path; only the pool job
+ * holds a reference to drop. */
 static void on_result(yami_conn *y, yami_result *res)
 {
     yugi_conn *c = conn_of(y);
@@ -736,7 +755,8 @@ static void on_result(yami_conn *y, yami_result *res)
         conn_rearm(c);
     }
 out:
-    conn_unref(c); /* the job's reference */
+    if (!res->ran_inline)
+        conn_unref(c); /* the pool job's reference */
 }
 
 /* --- accept and shutdown ------------------------------------------------ */

@@ -93,6 +93,8 @@ size_t yugi_status(yugi_server *srv, char *buf, size_t cap)
                              yami_counters.jobs_done));
     PUT("queue.jobs_total %llu\n",
         (unsigned long long)yami_counters.jobs_started);
+    PUT("queue.jobs_inline %llu\n",
+        (unsigned long long)yami_counters.jobs_inline);
     PUT("bytes.in %llu\n", (unsigned long long)st->bytes_in);
     PUT("bytes.out %llu\n", (unsigned long long)st->bytes_out);
     PUT("addresses.tracked %zu\n", srv->addrs.count);

@@ -86,7 +86,7 @@ struct yugi_conn {
     struct yugi_conn *prev, *next; /* server's list */
     uint64_t id;
     int state;
-    int refs;              /* tcp, timer, Yami job */
+    int refs;              /* tcp, timer, Yami pool job */
     int close_reason;
     int close_hint;        /* reason to record once our close is sent */
     int counted;           /* counts toward srv->nconns */

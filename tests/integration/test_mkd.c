@@ -2,7 +2,8 @@
  * test_mkd.c -- the real `mkd` on loopback: handshakes, resumption (also
  * across a restart and a SIGHUP key rotation), 200 concurrent clients,
  * malformed peers, slowloris and idle timeouts, the connection limit, the
- * per-address handshake rate, graceful SIGTERM. Each test starts its own
+ * per-address handshake rate, graceful SIGTERM, pipelined requests with
+ * record crypto inline and on the pool. Each test starts its own
  * daemon in a temporary directory on a port the kernel picks, and stops it
  * in the teardown, which also requires a clean exit 0 (under ASan that
  * includes the leak check).
@@ -889,6 +890,111 @@ static void test_operator_commands(void **st)
     stop_clean();
 }
 
+/* --- inline record crypto ------------------------------------------------ */
+
+/* Request i of a round: mostly small (run inline on the loop thread), every
+ * tenth over inline_crypto_max (on the pool), 0 bytes now and then. */
+static size_t pipe_len(unsigned i)
+{
+    return i % 10 == 5 ? 20000 + i * 131 : (i * 337u) % 3000;
+}
+
+/* Many requests in flight on one connection, small ones around large ones:
+ * every answer is whole and right, and they come back in request order (the
+ * echo backend answers in arrival order, and Yami must keep that order
+ * across inline and pool jobs, or the records' implicit sequence numbers
+ * break). inline_on: whether the daemon runs with inlining. */
+static void pipelined(const char *const *args, int inline_on)
+{
+    enum { ROUNDS = 20, PER_ROUND = 30 };
+    mk_client_config *cc;
+    mkt_client c;
+    uint8_t *out = malloc(MK_HANDLE_OUT_LEN), *req = malloc(40000),
+            *got = malloc(40000);
+    long long inl, pool;
+
+    assert_non_null(out);
+    assert_non_null(req);
+    assert_non_null(got);
+    start(args);
+    cc = pinned();
+    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
+    /* One small request at a time: each is one job to open it and one to
+     * seal its answer, both inline (no pool job at all), or both on the
+     * pool. */
+    inl = mkt_status(&D, "queue.jobs_inline");
+    pool = mkt_status(&D, "queue.jobs_total");
+    for (unsigned i = 0; i < 20; i++)
+        echo_ok(&c, i * 700, 7000 + i);
+    if (inline_on) {
+        assert_int_equal(mkt_status(&D, "queue.jobs_inline"), inl + 40);
+        assert_int_equal(mkt_status(&D, "queue.jobs_total"), pool);
+    } else {
+        assert_int_equal(mkt_status(&D, "queue.jobs_inline"), 0);
+        assert_int_equal(mkt_status(&D, "queue.jobs_total"), pool + 40);
+    }
+    /* Then many at once. */
+    for (unsigned round = 0; round < ROUNDS; round++) {
+        uint32_t ids[PER_ROUND];
+        unsigned next = 0;
+        size_t glen = 0;
+
+        for (unsigned i = 0; i < PER_ROUND; i++) {
+            pattern(req, pipe_len(i), round * 100 + i);
+            assert_int_equal(mkt_client_send(&c, req, pipe_len(i), &ids[i]),
+                             MK_OK);
+        }
+        while (next < PER_ROUND) {
+            mk_event ev;
+            assert_int_equal(mkt_client_next_event(&c, out, &ev), MK_OK);
+            if (ev.type == MK_EV_NONE)
+                continue;
+            /* Only the answer that is due, never an error. */
+            assert_int_equal(ev.type, MK_EV_DATA);
+            assert_int_equal(ev.request_id, ids[next]);
+            assert_true(glen + ev.len <= pipe_len(next));
+            memcpy(got + glen, out, ev.len);
+            glen += ev.len;
+            if (!ev.final)
+                continue;
+            assert_int_equal(glen, pipe_len(next));
+            pattern(req, pipe_len(next), round * 100 + next);
+            if (glen)
+                assert_memory_equal(got, req, glen);
+            glen = 0;
+            next++;
+        }
+    }
+    mkt_client_close(&c);
+    assert_int_equal(mkt_status(&D, "requests"), 20 + ROUNDS * PER_ROUND);
+    assert_int_equal(mkt_status(&D, "responses"), 20 + ROUNDS * PER_ROUND);
+    /* The large requests always take the pool. (How many of the small
+     * ones ran inline depends on how reads and answers batch up.) */
+    assert_true(mkt_status(&D, "queue.jobs_total") >= pool + 2 * ROUNDS);
+    if (!inline_on)
+        assert_int_equal(mkt_status(&D, "queue.jobs_inline"), 0);
+    mk_client_config_unref(cc);
+    free(out);
+    free(req);
+    free(got);
+    stop_clean();
+}
+
+static void test_pipelined_inline(void **st)
+{
+    (void)st;
+    pipelined(NULL, 1);
+}
+
+/* The same with inlining off: every job on the pool, as before it
+ * existed. */
+static void test_pipelined_pool(void **st)
+{
+    static const char *const args[] = {"--inline_crypto_max=0", NULL};
+    (void)st;
+    pipelined(args, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -917,6 +1023,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sighup_rotation, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_operator_commands, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_inline, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_pool, setup,
                                         teardown),
     };
     signal(SIGPIPE, SIG_IGN);
