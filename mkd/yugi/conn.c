@@ -572,6 +572,18 @@ static void queue_error(yugi_conn *c, uint32_t id, unsigned code,
         yugi_conn_close(c, YUGI_CR_INTERNAL);
 }
 
+/* Take a request off its connection's list and free it. */
+static void req_unlink_free(yugi_conn *c, yugi_req *q)
+{
+    if (q->prev != NULL)
+        q->prev->next = q->next;
+    else
+        c->reqs = q->next;
+    if (q->next != NULL)
+        q->next->prev = q->prev;
+    free(q);
+}
+
 static void on_backend_done(void *token, unsigned status,
                             const uint8_t *body, size_t len,
                             const char *text)
@@ -580,13 +592,7 @@ static void on_backend_done(void *token, unsigned status,
     yugi_conn *c = q->conn;
     uint32_t id = q->id;
 
-    if (q->prev != NULL)
-        q->prev->next = q->next;
-    else
-        c->reqs = q->next;
-    if (q->next != NULL)
-        q->next->prev = q->prev;
-    free(q);
+    req_unlink_free(c, q);
     if (c->state == YUGI_CLOSED)
         return; /* cannot happen: closing cancels; be safe */
     if (c->failed) {
@@ -671,13 +677,7 @@ static void dispatch(yugi_conn *c, yami_request *r)
                                    on_backend_done, q);
     if (st != 0) {
         /* Refused at once: done() will not be called for it. */
-        if (q->prev != NULL)
-            q->prev->next = q->next;
-        else
-            c->reqs = q->next;
-        if (q->next != NULL)
-            q->next->prev = q->prev;
-        free(q);
+        req_unlink_free(c, q);
         if (st == MK_ECODE_OVERLOADED)
             srv->st.backend_overloaded++;
         queue_error(c, r->id, st, yugi_refusal_text(st));
