@@ -645,6 +645,7 @@ typedef struct load {
     atomic_int first_err;
     atomic_uint errs[32];
     uint64_t *lat_us; /* per request index; written once by its thread */
+    atomic_uint_fast64_t t_end; /* when the last thread finished its work */
 } load;
 
 static uint64_t now_us(void)
@@ -797,10 +798,18 @@ static void load_reuse(load *l)
 static void *load_thread(void *arg)
 {
     load *l = arg;
+    uint_fast64_t t, seen;
+
     if (l->o->mode == LM_REUSE)
         load_reuse(l);
     else
         load_per_request(l);
+    /* The run ends when the last thread's work does, not when the
+     * progress loop next wakes up (it sleeps 100 ms at a time). */
+    t = now_us();
+    seen = atomic_load(&l->t_end);
+    while (seen < t && !atomic_compare_exchange_weak(&l->t_end, &seen, t))
+        ;
     return NULL;
 }
 
@@ -881,7 +890,9 @@ static int run_load(const opts *o, sz_client *client, const uint8_t *req,
     }
     for (unsigned i = 0; i < started; i++)
         pthread_join(threads[i], NULL);
-    t1 = now_us();
+    t1 = atomic_load(&l->t_end);
+    if (t1 <= t0)
+        t1 = now_us();
     progress(l, t0, 1);
     {
         double secs = (double)(t1 - t0) / 1e6;
