@@ -167,6 +167,49 @@ void mkt_daemon_cleanup(mkt_daemon *d)
     }
 }
 
+/* 1 if a line of the daemon's log contains "bug:". */
+static int log_has_bug(const mkt_daemon *d)
+{
+    char line[1024];
+    FILE *f = fopen(d->log, "r");
+    int found = 0;
+
+    if (f == NULL)
+        return 0;
+    while (!found && fgets(line, sizeof line, f) != NULL)
+        found = strstr(line, "bug:") != NULL;
+    fclose(f);
+    return found;
+}
+
+int mkt_daemon_finish(mkt_daemon *d, int timeout_ms)
+{
+    char cmd[400];
+    int ret = 0;
+
+    if (d->pid > 0) {
+        int s = mkt_daemon_stop(d, SIGTERM, timeout_ms);
+        if (s < 0 || !WIFEXITED(s) || WEXITSTATUS(s) != 0) {
+            fprintf(stderr, "mkd did not exit 0 (status %d)\n", s);
+            ret = -1;
+        }
+    }
+    if (log_has_bug(d)) {
+        fprintf(stderr, "mkd logged a bug\n");
+        ret = -1;
+    }
+    if (ret != 0) {
+        fprintf(stderr, "log %s, last lines:\n", d->log);
+        snprintf(cmd, sizeof cmd, "tail -40 '%s' >&2", d->log);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no log)\n");
+        fprintf(stderr, "kept %s to look at\n", d->dir);
+        return ret;
+    }
+    mkt_daemon_cleanup(d);
+    return 0;
+}
+
 int mkt_status_text(const mkt_daemon *d, char *buf, size_t cap)
 {
     struct sockaddr_un sa;

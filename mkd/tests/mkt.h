@@ -38,6 +38,12 @@ int mkt_daemon_start(mkt_daemon *d, const char *const *args);
 int mkt_daemon_stop(mkt_daemon *d, int sig, int timeout_ms);
 /* Remove the temporary directory. */
 void mkt_daemon_cleanup(mkt_daemon *d);
+/* The end of a test (a cmocka teardown): stop mkd with SIGTERM if it still
+ * runs and require exit 0 (under ASan that includes its leak check), and
+ * require no "bug:" line in its log (Pegasus logs one for a refused state
+ * transition or a second answer). Then remove the directory, or on failure
+ * print the log's tail and keep it. Returns 0 or -1. */
+int mkt_daemon_finish(mkt_daemon *d, int timeout_ms);
 /* One counter from the status view ("handshakes.full"); -1 if absent. */
 long long mkt_status(const mkt_daemon *d, const char *key);
 /* Whole status text into buf. */

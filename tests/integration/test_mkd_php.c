@@ -175,31 +175,12 @@ static int setup(void **st)
     return mkt_daemon_mkdir(&D);
 }
 
-/* Every test ends with a graceful stop that must exit 0 (under ASan that
- * includes the leak check), and a log without a "bug:" line (Pegasus logs
- * one for a refused state transition or a second answer). */
+/* Every test ends with mkd stopped gracefully, exit 0 and no "bug:"
+ * line in its log (mkt_daemon_finish). */
 static int teardown(void **st)
 {
-    int ret = 0;
     (void)st;
-    if (D.pid > 0) {
-        int s = mkt_daemon_stop(&D, SIGTERM, 20000);
-        if (s < 0 || !WIFEXITED(s) || WEXITSTATUS(s) != 0) {
-            fprintf(stderr, "mkd did not exit 0 (status %d); log %s\n", s,
-                    D.log);
-            ret = -1;
-        }
-    }
-    if (log_has("bug:", NULL)) {
-        fprintf(stderr, "mkd logged a bug; log %s\n", D.log);
-        ret = -1;
-    }
-    if (ret != 0) {
-        fprintf(stderr, "kept %s to look at\n", D.dir);
-        return ret;
-    }
-    mkt_daemon_cleanup(&D);
-    return ret;
+    return mkt_daemon_finish(&D, 20000);
 }
 
 /* For a failure's diagnosis: the status view on stderr. */
