@@ -99,7 +99,7 @@ int mk__client_on_server_hello(mk_session *s, const uint8_t *unit, size_t len,
     MK_TRY(mkc_hash_peek(s->transcript, ch_hash));
     MK_TRY(mkc_hash_update(s->transcript, unit, len - MK_MAC_LEN));
     MK_TRY(mkc_hash_peek(s->transcript, th));
-    MK_TRY(mk__install_keys(s, hs, ch_hash, th, fkey));
+    MK_TRY(mk__install_keys(s, hs, th, fkey));
     MK_TRY(mk__resumption_secret(hs, ch_hash, s->resumption_secret));
     MK_TRY(mk__finished(fkey, th, fin));
     /* Key confirmation: the one check that authenticates the server. */

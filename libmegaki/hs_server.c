@@ -195,7 +195,7 @@ int mk__server_on_client_hello(mk_session *s, const uint8_t *unit, size_t len,
     MK_TRY(mk__sh_write(&sh, out, cap, &sh_len));
     MK_TRY(mkc_hash_update(s->transcript, out, sh_len - MK_MAC_LEN));
     MK_TRY(mkc_hash_peek(s->transcript, th));
-    MK_TRY(mk__install_keys(s, hs, ch_hash, th, fkey));
+    MK_TRY(mk__install_keys(s, hs, th, fkey));
     MK_TRY(mk__finished(fkey, th, out + sh_len - MK_MAC_LEN));
     s->resumed = ch.mode == MK_MODE_RESUME;
     s->max_message = c->max_message;

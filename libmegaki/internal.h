@@ -214,7 +214,6 @@ MK_MUST_CHECK int mk__resumption_secret(const uint8_t hs[MK_SECRET_LEN],
  * Finished key. (The resumption secret is derived on its own: the server
  * needs it before SERVER_HELLO exists, to seal the ticket.) */
 MK_MUST_CHECK int mk__install_keys(mk_session *s, const uint8_t hs[MK_SECRET_LEN],
-                     const uint8_t ch_hash[MKC_SHA256_LEN],
                      const uint8_t th[MKC_SHA256_LEN],
                      uint8_t finished_key[MK_SECRET_LEN]);
 MK_MUST_CHECK int mk__finished(const uint8_t key[MK_SECRET_LEN],

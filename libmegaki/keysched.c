@@ -123,7 +123,6 @@ int mk__finished(const uint8_t key[MK_SECRET_LEN],
 }
 
 int mk__install_keys(mk_session *s, const uint8_t hs[MK_SECRET_LEN],
-                     const uint8_t ch_hash[MKC_SHA256_LEN],
                      const uint8_t th[MKC_SHA256_LEN],
                      uint8_t finished_key[MK_SECRET_LEN])
 {
@@ -131,7 +130,6 @@ int mk__install_keys(mk_session *s, const uint8_t hs[MK_SECRET_LEN],
     int ret;
 
     MK_TRY(mk__hs_keys(hs, th, &k));
-    (void)ch_hash;
     /* Each side writes with its own direction's keys and reads with the
      * other's, so a record reflected back to its sender never verifies. */
     MK_FAIL_IF(s->in.rec != NULL || s->out.rec != NULL, MK_ERR_STATE);

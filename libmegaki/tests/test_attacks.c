@@ -1371,7 +1371,7 @@ static int attacker_request(mk_session *srv, const uint8_t *ch, size_t ch_len,
                             const uint8_t priv[32], const uint8_t root[32],
                             int *finished_ok, mk_event *out_ev)
 {
-    uint8_t early[32], dh[32], hs[32], ch_hash[32], th[32], fkey[32];
+    uint8_t early[32], dh[32], hs[32], th[32], fkey[32];
     uint8_t fin[32], rec[256];
     mkc_hash *h = NULL;
     mk_session *c = NULL;
@@ -1383,7 +1383,6 @@ static int attacker_request(mk_session *srv, const uint8_t *ch, size_t ch_len,
     assert_int_equal(mk__early_secret(root, early), MK_OK);
     assert_int_equal(mkc_x25519(priv, parsed.share, dh), MK_OK);
     assert_int_equal(mk__hs_secret(early, dh, hs), MK_OK);
-    assert_int_equal(mkc_sha256(ch, ch_len, ch_hash), MK_OK);
     assert_int_equal(mkc_hash_new(&h), MK_OK);
     assert_int_equal(mkc_hash_update(h, ch, ch_len), MK_OK);
     assert_int_equal(mkc_hash_update(h, sh, sh_len - MK_MAC_LEN), MK_OK);
@@ -1392,7 +1391,7 @@ static int attacker_request(mk_session *srv, const uint8_t *ch, size_t ch_len,
 
     /* A client session used only as a record-layer shell. */
     assert_int_equal(mk_session_new_client(&c, g_cc, NULL, 0), MK_OK);
-    assert_int_equal(mk__install_keys(c, hs, ch_hash, th, fkey), MK_OK);
+    assert_int_equal(mk__install_keys(c, hs, th, fkey), MK_OK);
     assert_int_equal(mk__finished(fkey, th, fin), MK_OK);
     *finished_ok = memcmp(fin, parsed.finished, MK_MAC_LEN) == 0;
     c->max_message = MK_MESSAGE_MAX_DEFAULT;
