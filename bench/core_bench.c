@@ -60,6 +60,7 @@
 #include <openssl/rsa.h>
 
 #include "megaki.h"
+#include "testlib.h"
 
 #ifndef MK_BENCH_KEYDIR_FALLBACK
 #define MK_BENCH_KEYDIR_FALLBACK "tests/vectors/keys"
@@ -81,22 +82,19 @@ __attribute__((format(printf, 1, 2), noreturn))
 #endif
 static void die(const char *fmt, ...);
 
+/* OpenSSL's reasons first, then the message (tl_die). */
 static void die(const char *fmt, ...)
 {
     va_list ap;
     unsigned long e;
 
-    fprintf(stderr, "core_bench: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
     while ((e = ERR_get_error()) != 0) {
         char buf[256];
         ERR_error_string_n(e, buf, sizeof buf);
-        fprintf(stderr, "  openssl: %s\n", buf);
+        fprintf(stderr, "core_bench: openssl: %s\n", buf);
     }
-    exit(1);
+    va_start(ap, fmt);
+    tl_vdie(fmt, ap);
 }
 
 static void mk_check(int r, const char *what)

@@ -9,6 +9,10 @@ if(MK_WERROR)
   add_compile_options(-Werror)
 endif()
 add_compile_options(-fstack-protector-strong)
+if(MK_ASAN AND MK_TSAN)
+  message(FATAL_ERROR "MK_ASAN and MK_TSAN cannot be combined: use two "
+    "build directories")
+endif()
 if(MK_ASAN)
   add_compile_options(-fsanitize=address -fno-omit-frame-pointer)
   add_link_options(-fsanitize=address)
@@ -18,23 +22,7 @@ if(MK_UBSAN)
     -fno-omit-frame-pointer)
   add_link_options(-fsanitize=undefined)
 endif()
-
-# With MK_VALGRIND, unit tests run under memcheck and any error or leak
-# fails them (scripts/test.sh runs them with `ctest -L unit`).
-option(MK_VALGRIND "Run unit tests under valgrind memcheck" OFF)
-set(MK_TEST_WRAPPER "")
-if(MK_VALGRIND)
-  set(MK_TEST_WRAPPER valgrind --quiet --error-exitcode=99 --leak-check=full
-    --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
-    --track-fds=no)
+if(MK_TSAN)
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
 endif()
-
-# mk_add_test(name src...): a cmocka unit test registered with ctest (label
-# "unit"), run from the source tree so that it finds its vector files.
-function(mk_add_test name)
-  add_executable(${name} ${ARGN})
-  target_link_libraries(${name} PRIVATE megaki_static PkgConfig::CMOCKA)
-  add_test(NAME ${name} COMMAND ${MK_TEST_WRAPPER} $<TARGET_FILE:${name}>
-    WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-  set_tests_properties(${name} PROPERTIES TIMEOUT 900 LABELS unit)
-endfunction()

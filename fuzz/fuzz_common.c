@@ -2,6 +2,7 @@
  * fuzz_common.c -- see fuzz_common.h.
  */
 #include "fuzz_common.h"
+#include "testlib.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@ uint8_t *fz_key_file(const char *name, size_t *len)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", MK_FUZZ_KEYDIR, name);
-    return tu_read_file(path, len); /* aborts if missing */
+    return tl_load(path, len); /* exits if missing */
 }
 
 mk_server_key *fz_server_key(const char *name)

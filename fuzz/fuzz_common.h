@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "megaki.h"
-#include "testutil.h"
+#include "pump.h"
 
 /* The libFuzzer entry point every harness defines. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -2,13 +2,15 @@
  * fuzz_ipc.c -- libFuzzer harness for the worker protocol's frame parser
  * (mkd/pegasus/ipc.c), the bytes Pegasus reads from a worker process.
  *
- * Build: this file plus mkd/pegasus/ipc.c, with mkd/pegasus on the include
- * path. Seeds: fuzz/corpus/fuzz_ipc/ (one frame stream per file).
+ * Build: this file plus mkd/pegasus/ipc.c and mkd/common/error.c, with
+ * their rooms' include directories on the include path. Seeds:
+ * fuzz/corpus/fuzz_ipc/ (one frame stream per file).
  *
  * What it checks, beyond "no crash, no overread" (ASan/UBSan):
  *   - the input is parsed as a stream, as on_ipc_read does: frame after
  *     frame, under a small limit and under the hard maximum;
- *   - a result is OK, NEED_MORE or an error, and *consumed agrees with it;
+ *   - a result is MKD_OK, MKD_WANT_MORE or a frame error, and *consumed
+ *     agrees with it;
  *   - every decoded field lies inside the input;
  *   - a decoded frame re-encodes to exactly the bytes it came from, unless
  *     its REQUEST context carries extension bytes (ctx_len larger than the
@@ -19,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ipc.h"
+#include "pegasus_ipc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -87,18 +89,22 @@ static void parse_stream(const uint8_t *data, size_t size, uint32_t max)
         size_t used = 0;
         int r = pegasus_ipc_parse(data + off, size - off, max, &f, &used);
 
-        if (r == PEGASUS_IPC_NEED_MORE) {
+        if (r == MKD_WANT_MORE) {
             /* Announced sizes are whole frames larger than what we have. */
             if (used != 0 && used <= size - off)
                 abort();
             return;
         }
-        if (r < 0) {
-            if (used != 0 || r < PEGASUS_IPC_E_ARG)
+        if (r != MKD_OK) {
+            /* Only the frame errors: a NULL argument cannot come from
+             * here, and nothing else is a result of the parser. */
+            if (used != 0 || (r != MKD_ERR_FRAME_TOO_LARGE &&
+                              r != MKD_ERR_FRAME_TYPE &&
+                              r != MKD_ERR_FRAME_MALFORMED))
                 abort();
             return;
         }
-        if (r != PEGASUS_IPC_OK || used < PEGASUS_IPC_HEADER ||
+        if (used < PEGASUS_IPC_HEADER ||
             used > size - off || used != PEGASUS_IPC_HEADER + (size_t)f.len)
             abort();
         in_input(f.body, f.len, data + off, used);

@@ -17,21 +17,16 @@
 #include <sys/stat.h>
 
 #include "fuzz_common.h"
+#include "testlib.h"
 #include "msg.h"
 
 static const char *outdir;
 static size_t nfiles;
 
-static void die(const char *what)
-{
-    fprintf(stderr, "make_corpus: %s\n", what);
-    exit(1);
-}
-
 static void mkdir_p(const char *path)
 {
     if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        die(path);
+        tl_die("%s:", path);
 }
 
 static void put(const char *target, const char *name, const uint8_t *p,
@@ -45,7 +40,7 @@ static void put(const char *target, const char *name, const uint8_t *p,
     snprintf(path, sizeof path, "%s/%s/%s", outdir, target, name);
     if ((fp = fopen(path, "wb")) == NULL || fwrite(p, 1, n, fp) != n ||
         fclose(fp) != 0)
-        die(path);
+        tl_die("%s:", path);
     nfiles++;
 }
 
@@ -62,7 +57,7 @@ static mk_event handle_ok(mk_session *s, const uint8_t *u, size_t n)
 {
     mk_event ev;
     if (mk_session_handle(s, u, n, out, sizeof out, &ev) != MK_OK)
-        die("a seed unit was refused by its own peer");
+        tl_die("a seed unit was refused by its own peer");
     return ev;
 }
 
@@ -95,29 +90,29 @@ static void client_hello_seeds(fz_fixture *f, tu_buf *frame_ch)
 
     /* A key the server does not hold: it answers with HELLO_RETRY. */
     if (mk__ch_parse(ch_full, n_full, &ch) != MK_OK)
-        die("parse");
+        tl_die("parse");
     key_id_of("other2048.pem", ch.key_id);
     if (mk__ch_write(&ch, buf, sizeof buf, &n) != MK_OK)
-        die("write");
+        tl_die("write");
     put("fuzz_client_hello", "unknown_key", buf + 4, n - 4);
 
     /* The reserved early block (skipped by this version). */
     if (mk__ch_parse(ch_full, n_full, &ch) != MK_OK)
-        die("parse");
+        tl_die("parse");
     memset(early, 0xE0, sizeof early);
     ch.flags = MK_CH_EARLY;
     ch.early = early;
     ch.early_len = sizeof early;
     if (mk__ch_write(&ch, buf, sizeof buf, &n) != MK_OK)
-        die("write");
+        tl_die("write");
     put("fuzz_client_hello", "early_block", buf + 4, n - 4);
 
     /* A small-order share. */
     if (mk__ch_parse(ch_full, n_full, &ch) != MK_OK)
-        die("parse");
+        tl_die("parse");
     memset(ch.share, 0, sizeof ch.share);
     if (mk__ch_write(&ch, buf, sizeof buf, &n) != MK_OK)
-        die("write");
+        tl_die("write");
     put("fuzz_client_hello", "zero_share", buf + 4, n - 4);
 }
 
@@ -139,7 +134,7 @@ static void server_seed(fz_fixture *f, int resume, mk_server_config *cfg,
     fz_reset(f);
     c = fz_client_hello(f, resume, ch, &n);
     if (mk_session_new_server(&s, cfg) != MK_OK)
-        die("server");
+        tl_die("server");
     tu_buf_put(&seed, &mode, 1);
     for (int step = 0; step < 2; step++) {
         ev = handle_ok(s, ch, n);
@@ -151,12 +146,12 @@ static void server_seed(fz_fixture *f, int resume, mk_server_config *cfg,
         if (ev.type == MK_EV_ESTABLISHED)
             break;
         if (ev.type != MK_EV_SEND)
-            die("unexpected client event");
+            tl_die("unexpected client event");
         memcpy(ch, out, ev.len); /* the client's second hello */
         n = ev.len;
     }
     if (mk_session_state(c) != MK_STATE_ESTABLISHED)
-        die("server seed does not establish");
+        tl_die("server seed does not establish");
     put_buf("fuzz_server_hello", name, &seed);
     tu_buf_free(&seed);
     mk_session_free(c);
@@ -180,7 +175,7 @@ static void server_hello_seeds(fz_fixture *f, tu_buf *frame_sh,
         /* The first unit of that exchange is the HELLO_RETRY. */
         size_t ul = 0;
         if (mk_frame_check(both.p, both.len, &ul) != MK_OK)
-            die("frame");
+            tl_die("frame");
         tu_buf_put(frame_hr, both.p, ul);
         tu_buf_free(&both);
     }
@@ -190,7 +185,7 @@ static void server_hello_seeds(fz_fixture *f, tu_buf *frame_sh,
     buf[0] = 0;
     if (mk_write_alert(MK_ALERT_RETRY_LATER, 250, buf + 1, sizeof buf - 1,
                        &n) != MK_OK)
-        die("alert");
+        tl_die("alert");
     put("fuzz_server_hello", "alert_retry_later", buf, n + 1);
     tu_buf_put(frame_alert, buf + 1, n);
 
@@ -203,7 +198,7 @@ static void server_hello_seeds(fz_fixture *f, tu_buf *frame_sh,
     key_id_of("other2048.pem", rt.key_ids[15]);
     buf[0] = 0;
     if (mk__retry_write(&rt, buf + 1, sizeof buf - 1, &n) != MK_OK)
-        die("retry");
+        tl_die("retry");
     put("fuzz_server_hello", "retry_16_keys", buf, n + 1);
 }
 
@@ -219,7 +214,7 @@ static void rs_begin(fz_fixture *f, rec_seed *r)
     memset(&r->buf, 0, sizeof r->buf);
     fz_reset(f);
     if (fz_record_pair(f, &r->p) != 0)
-        die("record pair");
+        tl_die("record pair");
 }
 
 static void rs_add(rec_seed *r, int to_client, const uint8_t *u, size_t n)
@@ -229,7 +224,7 @@ static void rs_add(rec_seed *r, int to_client, const uint8_t *u, size_t n)
     /* A sealed message may be several records: one direction byte each. */
     while (off < n) {
         if (mk_frame_check(u + off, n - off, &ul) != MK_OK)
-            die("frame");
+            tl_die("frame");
         tu_buf_put(&r->buf, &dir, 1);
         tu_buf_put(&r->buf, u + off, ul);
         off += ul;
@@ -248,12 +243,12 @@ static void rs_end(fz_fixture *f, rec_seed *r, const char *name)
     tu_pair_free(&r->p);
     fz_reset(f);
     if (fz_record_pair(f, &q) != 0)
-        die("record pair");
+        tl_die("record pair");
     while (off < r->buf.len) {
         mk_session *s = r->buf.p[off] & 1 ? q.c.s : q.srv.s;
         if (mk_frame_check(r->buf.p + off + 1, r->buf.len - off - 1, &ul) !=
             MK_OK)
-            die("frame");
+            tl_die("frame");
         (void)handle_ok(s, r->buf.p + off + 1, ul);
         off += 1 + ul;
     }
@@ -271,7 +266,7 @@ static void record_seeds(fz_fixture *f, tu_buf *frame_data,
     rs_begin(f, &r);
     if (mk_seal_message(r.p.srv.s, FZ_REQ_ID, (const uint8_t *)"response", 8,
                         rec, sizeof rec, &n) != MK_OK)
-        die("seal");
+        tl_die("seal");
     rs_add(&r, 1, rec, n);
     tu_buf_put(frame_data, rec, n);
     rs_end(f, &r, "response");
@@ -279,18 +274,18 @@ static void record_seeds(fz_fixture *f, tu_buf *frame_data,
     rs_begin(f, &r);
     if (mk_seal_record(r.p.srv.s, FZ_REQ_ID, 0, (const uint8_t *)"part one",
                        8, rec, sizeof rec, &n) != MK_OK)
-        die("seal");
+        tl_die("seal");
     rs_add(&r, 1, rec, n);
     if (mk_seal_record(r.p.srv.s, FZ_REQ_ID, 1, (const uint8_t *)"part two",
                        8, rec, sizeof rec, &n) != MK_OK)
-        die("seal");
+        tl_die("seal");
     rs_add(&r, 1, rec, n);
     rs_end(f, &r, "response_two_records");
 
     rs_begin(f, &r);
     if (mk_seal_error(r.p.srv.s, FZ_REQ_ID, MK_ECODE_APPLICATION, "failed",
                       6, rec, sizeof rec, &n) != MK_OK)
-        die("seal");
+        tl_die("seal");
     rs_add(&r, 1, rec, n);
     tu_buf_put(frame_error, rec, n);
     rs_end(f, &r, "error_request");
@@ -298,13 +293,13 @@ static void record_seeds(fz_fixture *f, tu_buf *frame_data,
     rs_begin(f, &r);
     if (mk_seal_error(r.p.srv.s, 0, MK_ECODE_SHUTDOWN, "bye", 3, rec,
                       sizeof rec, &n) != MK_OK)
-        die("seal");
+        tl_die("seal");
     rs_add(&r, 1, rec, n);
     rs_end(f, &r, "error_connection");
 
     rs_begin(f, &r);
     if (mk_seal_close(r.p.srv.s, rec, sizeof rec, &n) != MK_OK)
-        die("seal");
+        tl_die("seal");
     rs_add(&r, 1, rec, n);
     tu_buf_put(frame_close, rec, n);
     rs_end(f, &r, "close_from_server");
@@ -312,42 +307,42 @@ static void record_seeds(fz_fixture *f, tu_buf *frame_data,
     rs_begin(f, &r);
     if (mk_seal_message(r.p.c.s, 2, (const uint8_t *)"second", 6, rec,
                         sizeof rec, &n) != MK_OK)
-        die("seal");
+        tl_die("seal");
     rs_add(&r, 0, rec, n);
     if (mk_seal_record(r.p.c.s, 3, 0, (const uint8_t *)"a", 1, rec,
                        sizeof rec, &n) != MK_OK)
-        die("seal");
+        tl_die("seal");
     rs_add(&r, 0, rec, n);
     if (mk_seal_record(r.p.c.s, 3, 1, (const uint8_t *)"b", 1, rec,
                        sizeof rec, &n) != MK_OK)
-        die("seal");
+        tl_die("seal");
     rs_add(&r, 0, rec, n);
     if (mk_seal_close(r.p.c.s, rec, sizeof rec, &n) != MK_OK)
-        die("seal");
+        tl_die("seal");
     rs_add(&r, 0, rec, n);
     rs_end(f, &r, "requests_and_close");
 
     rs_begin(f, &r);
     if (mk_seal_message(r.p.c.s, 2, (const uint8_t *)"q2", 2, rec,
                         sizeof rec, &n) != MK_OK)
-        die("seal");
+        tl_die("seal");
     rs_add(&r, 0, rec, n);
     if (mk_seal_message(r.p.srv.s, FZ_REQ_ID, (const uint8_t *)"r1", 2, rec,
                         sizeof rec, &n) != MK_OK)
-        die("seal");
+        tl_die("seal");
     rs_add(&r, 1, rec, n);
     if (mk_seal_close(r.p.srv.s, rec, sizeof rec, &n) != MK_OK)
-        die("seal");
+        tl_die("seal");
     rs_add(&r, 1, rec, n);
     if (mk_seal_close(r.p.c.s, rec, sizeof rec, &n) != MK_OK)
-        die("seal");
+        tl_die("seal");
     rs_add(&r, 0, rec, n);
     rs_end(f, &r, "interleaved");
 
     /* A response of a full-size record and a short one. */
     big = malloc(20000);
     if (big == NULL)
-        die("memory");
+        tl_die("memory");
     tu_pattern(big, 20000, 5);
     rs_begin(f, &r);
     {
@@ -356,7 +351,7 @@ static void record_seeds(fz_fixture *f, tu_buf *frame_data,
         if (w == NULL ||
             mk_seal_message(r.p.srv.s, FZ_REQ_ID, big, 20000, w, cap, &n) !=
                 MK_OK)
-            die("seal");
+            tl_die("seal");
         rs_add(&r, 1, w, n);
         free(w);
     }
@@ -385,27 +380,27 @@ static void ticket_seeds(fz_fixture *f)
     st.lifetime = MK_TICKET_LIFETIME_DEFAULT;
     memset(st.secret, 0x5A, sizeof st.secret);
     if (mk__ticket_seal(f->sc, &st, iv, t, sizeof t, &n) != MK_OK)
-        die("ticket");
+        tl_die("ticket");
     put("fuzz_ticket", "sealed", t, n);
     st.lifetime = 0;
     if (mk__ticket_seal(f->sc, &st, iv, t, sizeof t, &n) != MK_OK)
-        die("ticket");
+        tl_die("ticket");
     put("fuzz_ticket", "lifetime_zero", t, n);
     st.lifetime = MK_TICKET_LIFETIME_LIMIT + 1;
     if (mk__ticket_seal(f->sc, &st, iv, t, sizeof t, &n) != MK_OK)
-        die("ticket");
+        tl_die("ticket");
     put("fuzz_ticket", "lifetime_over_limit", t, n);
     st.lifetime = MK_TICKET_LIFETIME_LIMIT;
     st.issued_ms = f->senv.now_ms + 10 * 60 * 1000;
     if (mk__ticket_seal(f->sc, &st, iv, t, sizeof t, &n) != MK_OK)
-        die("ticket");
+        tl_die("ticket");
     put("fuzz_ticket", "issued_in_future", t, n);
 
     /* Under the fixture's second (accept-only) key. */
     ba = fz_server_config(&f->senv.env, "server2048.pem", "BA", 0x10);
     st.issued_ms = f->senv.now_ms;
     if (mk__ticket_seal(ba, &st, iv, t, sizeof t, &n) != MK_OK)
-        die("ticket");
+        tl_die("ticket");
     put("fuzz_ticket", "second_key", t, n);
     mk_server_config_unref(ba);
 }
@@ -467,7 +462,7 @@ static void key_seeds(void)
     k = fz_server_key("server2048.pem");
     if (mk_server_key_public_der(k, der, sizeof der, &n) != MK_OK || n < 24 ||
         der[19] != 0x03 || der[23] != 0x00)
-        die("spki");
+        tl_die("spki");
     base64_pem("RSA PUBLIC KEY", der + 24, n - 24, &pem);
     put_buf("fuzz_key", "server2048.pkcs1.pub.pem", &pem);
     tu_buf_free(&pem);
@@ -500,6 +495,7 @@ int main(int argc, char **argv)
     fz_fixture *f;
     uint8_t hdr[4] = {MK_UNIT_DATA, 0, 0xFF, 0xFF};
 
+    tl_set_prog("make_corpus");
     if (argc != 2) {
         fprintf(stderr, "usage: %s CORPUS-DIR (e.g. fuzz/corpus)\n",
                 argv[0]);

@@ -5,6 +5,8 @@
  */
 #include "internal.h"
 
+#include "megaki_version.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,7 +45,7 @@ const char *sz_strerror(int err)
 
 const char *sz_version(void)
 {
-    return "2.0.0";
+    return MEGAKI_VERSION;
 }
 
 /* errno-style: each thread sees the failure of its own last call. A

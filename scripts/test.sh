@@ -3,11 +3,15 @@
 #
 #   1. release build with warnings as errors, every ctest test;
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer build, every ctest test;
-#   3. valgrind (memcheck, leaks are errors) over the unit tests;
-#   4. a short libFuzzer run per fuzz target (FUZZ_SECONDS, default 20).
+#   3. ThreadSanitizer build, every test that runs threads (ctest label
+#      "threads": Yami's pool, libsazukari's submit/wait, the daemon
+#      integration suites);
+#   4. valgrind (memcheck, leaks are errors) over the unit tests;
+#   5. a short libFuzzer run per fuzz target (FUZZ_SECONDS, default 20).
 #
 # Options: --quick runs stage 1 only. Build trees go to build/, build-asan/,
-# build-vg/ and build-fuzz/. The last line is "N passed, N failed".
+# build-tsan/, build-vg/ and build-fuzz/. The last line is "N passed, N
+# failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,6 +57,10 @@ stage() {
 stage "release" build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ $quick -eq 0 ]; then
   stage "asan+ubsan" build-asan -DCMAKE_BUILD_TYPE=Debug -DMK_ASAN=ON -DMK_UBSAN=ON -DMK_BENCH=OFF
+  # halt_on_error: a race fails its test (ctest sees the exit status);
+  # second_deadlock_stack: both stacks of a lock-order report.
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" CTEST_ARGS="-L threads" \
+    stage "tsan" build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMK_TSAN=ON -DMK_BENCH=OFF
   CTEST_ARGS="-L unit" stage "valgrind" build-vg -DCMAKE_BUILD_TYPE=Debug -DMK_VALGRIND=ON -DMK_BENCH=OFF
   if [ -x scripts/fuzz-smoke.sh ]; then
     echo "== fuzz smoke =="

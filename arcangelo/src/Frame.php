@@ -2,7 +2,7 @@
 /*
  * Frame.php -- the worker protocol's frame codec (docs/WORKER-PROTOCOL.md),
  * the PHP twin of mkd/pegasus/ipc.c. Pure functions on strings: no I/O.
- * Both are checked against mkd/pegasus/tests/ipc-vectors.txt.
+ * Both are checked against tests/vectors/worker-ipc.txt.
  *
  *   frame = type u8 | length u32 (big-endian) | body[length]
  */

@@ -1,7 +1,7 @@
 <?php
 /*
  * Arcangelo's tests: the frame codec against the shared vectors
- * (mkd/pegasus/tests/ipc-vectors.txt, also run by the C codec's tests), and
+ * (tests/vectors/worker-ipc.txt, also run by the C codec's tests), and
  * the worker loop, driven as Pegasus drives it: a real `php arcangelo.php`
  * child with a socket pair on fd 3.
  *
@@ -195,7 +195,7 @@ final class Child
 function vectors(): array
 {
     $out = [];
-    foreach (file(ROOT . '/mkd/pegasus/tests/ipc-vectors.txt') as $line) {
+    foreach (file(ROOT . '/tests/vectors/worker-ipc.txt') as $line) {
         $line = trim($line);
         if ($line === '' || $line[0] === '#') {
             continue;

@@ -1,6 +1,6 @@
 /*
- * test_attacks.c -- an active attacker between client and server
- * (threats-and-tests.md §1.1-1.3, §3).
+ * test_attacks.c -- an active attacker between client and server: the
+ * RSA-OAEP oracles, record tampering and replay, and downgrades.
  *
  * Every test pumps real sessions in memory and tampers with the bytes in
  * flight: every bit of every handshake message and of every record kind is
@@ -31,7 +31,8 @@
 #include <cmocka.h>
 
 #include "msg.h"
-#include "testutil.h"
+#include "pump.h"
+#include "testlib.h"
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
@@ -115,7 +116,7 @@ static void pin_file(mk_client_config *c, const char *name)
     uint8_t *pem;
 
     snprintf(path, sizeof path, KEYDIR "%s", name);
-    pem = tu_read_file(path, &len);
+    pem = tl_load(path, &len);
     assert_int_equal(mk_client_config_pin(c, pem, len), MK_OK);
     free(pem);
 }
@@ -1026,7 +1027,7 @@ static void test_mitm_unknown_key_share(void **st)
     (void)st;
 
     key_id_of("other2048.pem", other_id);
-    pem = tu_read_file(KEYDIR "other2048.pub.pem", &len);
+    pem = tl_load(KEYDIR "other2048.pub.pem", &len);
     assert_int_equal(mkc_rsa_load_public(pem, len, &other_pub), MK_OK);
     free(pem);
     memset(secret, 0x5E, sizeof secret);
@@ -1429,7 +1430,7 @@ static void test_oaep_uniformity(void **st)
     (void)st;
 
     key_id_of("server2048.pem", key_id);
-    pem = tu_read_file(KEYDIR "server2048.pub.pem", &len);
+    pem = tl_load(KEYDIR "server2048.pub.pem", &len);
     assert_int_equal(mkc_rsa_load_public(pem, len, &pub), MK_OK);
     free(pem);
     modulus_of(pub, n_bytes);

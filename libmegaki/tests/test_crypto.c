@@ -7,7 +7,7 @@
  * read from tests/vectors/wycheproof/ relative to the working directory
  * (ctest runs this from the project root).
  *
- * Result handling (threats-and-tests.md 2.6): every "valid" case must pass
+ * Result handling: every "valid" case must pass
  * and every "invalid" case must be rejected; each file prints its counts and
  * the run + skipped total must equal the file's numberOfTests, so a parsing
  * slip cannot silently drop cases. "acceptable" cases are decided per file
@@ -28,37 +28,18 @@
 
 /* The one libcrypto include outside crypto_evp.c, test-only: it checks the
  * adapter's promise that a failed call leaves the thread's OpenSSL error
- * queue empty (threats-and-tests.md 1.1 (a)), which crypto.h cannot
- * express. */
+ * queue empty (a stale entry read later would give a decryption failure a
+ * second, observable signal: a Bleichenbacher/Manger oracle), which
+ * crypto.h cannot express. */
 #include <openssl/err.h>
 
 #include "crypto.h"
+#include "testlib.h"
 
 #define VECTOR_DIR "tests/vectors/wycheproof/"
 
 /* ------------------------------------------------------------------ */
 /* Helpers: files, JSON, hex, counts                                    */
-
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    uint8_t *buf = NULL;
-    long n = 0;
-
-    if (f == NULL)
-        fail_msg("cannot open %s (run from the project root)", path);
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
-        fseek(f, 0, SEEK_SET) != 0)
-        fail_msg("cannot size %s", path);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-        fail_msg("short read on %s", path);
-    buf[n] = 0;
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
 
 static cJSON *load_vectors(const char *file)
 {
@@ -68,7 +49,7 @@ static cJSON *load_vectors(const char *file)
     cJSON *root;
 
     snprintf(path, sizeof(path), "%s%s", VECTOR_DIR, file);
-    text = read_file(path, &len);
+    text = tl_load(path, &len);
     root = cJSON_ParseWithLength((const char *)text, len);
     free(text);
     if (root == NULL)

@@ -13,7 +13,8 @@
 
 #include <cmocka.h>
 
-#include "testutil.h"
+#include "pump.h"
+#include "testlib.h"
 
 static tu_env env;
 
@@ -105,7 +106,7 @@ static void test_pin_der(void **st)
     /* A DER SPKI pin and a PEM pin of the same key are one key. */
     mk_client_config *cc = NULL;
     size_t len;
-    uint8_t *der = tu_read_file("tests/vectors/keys/server2048.pub.der", &len);
+    uint8_t *der = tl_load("tests/vectors/keys/server2048.pub.der", &len);
     uint8_t id1[MK_KEY_ID_LEN], id2[MK_KEY_ID_LEN];
     mk_server_key *k = tu_server_key("server2048.pem");
     (void)st;
@@ -123,7 +124,7 @@ static void test_pin_der(void **st)
 static void test_weak_key_refused(void **st)
 {
     size_t len;
-    uint8_t *pem = tu_read_file("tests/vectors/keys/weak1024.pem", &len);
+    uint8_t *pem = tl_load("tests/vectors/keys/weak1024.pem", &len);
     uint8_t *pub = NULL;
     mk_server_key *k = NULL;
     mk_client_config *cc = NULL;
@@ -131,7 +132,7 @@ static void test_weak_key_refused(void **st)
     assert_int_equal(mk_server_key_load_pem(&k, pem, len), MK_ERR_KEY_SIZE);
     assert_null(k);
     free(pem);
-    pub = tu_read_file("tests/vectors/keys/weak1024.pub.pem", &len);
+    pub = tl_load("tests/vectors/keys/weak1024.pub.pem", &len);
     assert_int_equal(mk_client_config_new(&cc, &env.env), MK_OK);
     assert_int_equal(mk_client_config_pin(cc, pub, len), MK_ERR_KEY_SIZE);
     assert_int_equal(mk_client_config_pin(cc, (const uint8_t *)"junk", 4),
@@ -378,7 +379,7 @@ static void test_key_rotation_retry(void **st)
     mk_server_config *sc = tu_server_config(&env, "server3072.pem", 0);
     mk_client_config *cc = tu_client_config(&env, "other2048.pub.pem");
     size_t len;
-    uint8_t *pub = tu_read_file("tests/vectors/keys/server3072.pub.pem", &len);
+    uint8_t *pub = tl_load("tests/vectors/keys/server3072.pub.pem", &len);
     mk_session_info ci;
     tu_pair p;
     (void)st;

@@ -23,7 +23,8 @@
 #include <cmocka.h>
 
 #include "crypto.h"
-#include "testutil.h"
+#include "pump.h"
+#include "testlib.h"
 
 #define VECTOR_FILE "tests/vectors/protocol-v2.txt"
 #define SPEC_FILE "docs/PROTOCOL.md"
@@ -260,7 +261,7 @@ static void setup_configs(void)
     mk_ticket_key tk;
     mk_server_key *key = tu_server_key("server2048.pem");
     size_t len;
-    uint8_t *pub = tu_read_file("tests/vectors/keys/server2048.pub.pem", &len);
+    uint8_t *pub = tl_load("tests/vectors/keys/server2048.pub.pem", &len);
 
     memcpy(tk.name, "vector-ticket-k1", 16);
     for (int i = 0; i < 32; i++)
@@ -366,7 +367,7 @@ static void full_vector(void)
      * at 90) decrypts to kem_secret under the label "megaki v2" (§4.1). */
     {
         size_t klen;
-        uint8_t *pem = tu_read_file("tests/vectors/keys/server2048.pem", &klen);
+        uint8_t *pem = tl_load("tests/vectors/keys/server2048.pem", &klen);
         mkc_rsa *rsa = NULL;
         assert_int_equal(mkc_rsa_load_private(pem, klen, &rsa), MK_OK);
         assert_int_equal((size_t)ch[90] << 8 | ch[91], 256);
@@ -567,7 +568,7 @@ static void test_vectors(void **st)
         fprintf(stderr, "wrote %s (%zu bytes)\n", VECTOR_FILE, text_len);
     } else {
         size_t len;
-        uint8_t *want = tu_read_file(VECTOR_FILE, &len);
+        uint8_t *want = tl_load(VECTOR_FILE, &len);
         if (len != text_len || memcmp(want, text, len) != 0) {
             fprintf(stderr, "vectors differ from %s; got:\n%s\n", VECTOR_FILE,
                     text);
@@ -582,8 +583,8 @@ static void test_vectors(void **st)
 static void test_spec_quotes_vectors(void **st)
 {
     size_t vl, sl;
-    uint8_t *v = tu_read_file(VECTOR_FILE, &vl);
-    uint8_t *s = tu_read_file(SPEC_FILE, &sl);
+    uint8_t *v = tl_load(VECTOR_FILE, &vl);
+    uint8_t *s = tl_load(SPEC_FILE, &sl);
     (void)st;
     assert_non_null(strstr((const char *)s, (const char *)v));
     free(v);

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "megaki_version.h"
 #include "sztest.h"
 
 #ifndef SZ_CLI_PATH
@@ -280,7 +281,7 @@ static void test_cli_help(void **st)
     done(&r);
     run(&r, NULL, "--version", NULL);
     expect_code(&r, 0);
-    assert_non_null(strstr(r.out, "2.0.0"));
+    assert_non_null(strstr(r.out, MEGAKI_VERSION));
     done(&r);
 }
 

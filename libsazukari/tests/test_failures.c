@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "megaki.h"
+#include "megaki_version.h"
 #include "sztest.h"
 
 static uint64_t ms_now(void)
@@ -346,7 +347,7 @@ static void test_error_table(void **st)
         for (int j = 0; j < i; j++)
             assert_string_not_equal(sz_err_name(i), sz_err_name(j));
     }
-    assert_string_equal(sz_version(), "2.0.0");
+    assert_string_equal(sz_version(), MEGAKI_VERSION);
 }
 
 int main(void)

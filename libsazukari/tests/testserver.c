@@ -5,6 +5,8 @@
  */
 #include "testserver.h"
 
+#include "testlib.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -46,12 +48,6 @@ struct ts_server {
     unsigned finished;
     ts_stats st;
 };
-
-static void die(const char *what)
-{
-    fprintf(stderr, "testserver: %s: %s\n", what, strerror(errno));
-    abort();
-}
 
 void ts_pattern(uint8_t *p, size_t n, uint32_t seed)
 {
@@ -538,7 +534,7 @@ ts_server *ts_start(const ts_config *cfg)
             abort();
     }
     if (pipe(s->stop_pipe) < 0)
-        die("pipe");
+        tl_die("testserver: %s:", "pipe");
     if (pthread_mutex_init(&s->lock, NULL) != 0)
         abort();
     if (s->cfg.ipv6) {
@@ -550,7 +546,7 @@ ts_server *ts_start(const ts_config *cfg)
         if ((s->lfd = socket(AF_INET6, SOCK_STREAM, 0)) < 0 ||
             bind(s->lfd, (struct sockaddr *)&a, sizeof a) < 0 ||
             getsockname(s->lfd, (struct sockaddr *)&a, &al) < 0)
-            die("ipv6 listen");
+            tl_die("testserver: %s:", "ipv6 listen");
         s->port = ntohs(a.sin6_port);
     } else {
         struct sockaddr_in a;
@@ -563,11 +559,11 @@ ts_server *ts_start(const ts_config *cfg)
                 0 ||
             bind(s->lfd, (struct sockaddr *)&a, sizeof a) < 0 ||
             getsockname(s->lfd, (struct sockaddr *)&a, &al) < 0)
-            die("listen");
+            tl_die("testserver: %s:", "listen");
         s->port = ntohs(a.sin_port);
     }
     if (listen(s->lfd, 128) < 0)
-        die("listen");
+        tl_die("testserver: %s:", "listen");
     if (pthread_create(&s->acceptor, NULL, accept_main, s) != 0)
         abort();
     return s;
@@ -603,7 +599,7 @@ int ts_wait_conns_done(ts_server *s, unsigned n, unsigned ms)
 void ts_stop(ts_server *s)
 {
     if (write(s->stop_pipe[1], "x", 1) != 1)
-        die("stop");
+        tl_die("testserver: %s:", "stop");
     pthread_join(s->acceptor, NULL);
     /* No more adoptions can race with this: the acceptor is gone and the
      * tests adopt only from their own thread. */

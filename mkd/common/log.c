@@ -1,9 +1,9 @@
 /*
- * log.c -- see log.h. One fprintf per line under a single format so that
+ * log.c -- see mkd_log.h. One fprintf per line under a single format so that
  * lines from the loop thread never interleave mid-line (stderr is
  * unbuffered; the line is formatted into a local buffer first).
  */
-#include "log.h"
+#include "mkd_log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

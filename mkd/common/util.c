@@ -1,40 +1,50 @@
 /*
- * util.c -- see util.h.
+ * util.c -- see mkd_util.h.
  */
-#include "util.h"
+#include "mkd_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "megaki.h"
+static int sys_fail(mkd_diag *d, const char *path, int e)
+{
+    return mkd_fail(d, e == ENOMEM ? MKD_ERR_NOMEM : MKD_ERR_SYSTEM, "%s: %s",
+                    path, strerror(e));
+}
 
-int mkd_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
+int mkd_read_file(const char *path, size_t max, uint8_t **out, size_t *len,
+                  mkd_diag *d)
 {
     struct stat st;
     uint8_t *buf = NULL;
     size_t got = 0;
-    int fd, ret = 0;
+    int fd, ret = MKD_OK;
 
     *out = NULL;
     *len = 0;
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return errno;
+        return sys_fail(d, path, errno);
     if (fstat(fd, &st) != 0) {
-        ret = errno;
+        ret = sys_fail(d, path, errno);
         goto out;
     }
-    if (!S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
-        ret = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
+    if (!S_ISREG(st.st_mode)) {
+        ret = mkd_fail(d, MKD_ERR_SYSTEM, "%s: not a regular file", path);
+        goto out;
+    }
+    if ((size_t)st.st_size > max) {
+        ret = mkd_fail(d, MKD_ERR_SYSTEM, "%s: larger than %zu bytes", path,
+                       max);
         goto out;
     }
     if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-        ret = ENOMEM;
+        ret = sys_fail(d, path, ENOMEM);
         goto out;
     }
     while (got < (size_t)st.st_size) {
@@ -42,7 +52,7 @@ int mkd_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            ret = r < 0 ? errno : EIO;
+            ret = sys_fail(d, path, r < 0 ? errno : EIO);
             goto out;
         }
         got += (size_t)r;
@@ -53,7 +63,7 @@ int mkd_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
     buf = NULL;
 out:
     if (buf != NULL) {
-        mk_wipe(buf, got);
+        mkd_wipe(buf, got);
         free(buf);
     }
     close(fd);
@@ -61,68 +71,83 @@ out:
 }
 
 int mkd_write_file(const char *path, const void *data, size_t len,
-                   mode_t mode)
+                   mode_t mode, mkd_diag *d)
 {
     char tmp[1024];
     const uint8_t *p = data;
     size_t done = 0;
-    int fd = -1, ret = 0, r;
+    int fd = -1, ret = MKD_OK, r;
 
     r = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     if (r < 0 || (size_t)r >= sizeof tmp)
-        return ENAMETOOLONG;
+        return sys_fail(d, path, ENAMETOOLONG);
     /* O_EXCL and the final mode at creation: a secret is never readable
      * by others, not even for a moment. */
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0)
-        return errno;
+        return sys_fail(d, tmp, errno);
     while (done < len) {
         ssize_t w = write(fd, p + done, len - done);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            ret = w < 0 ? errno : EIO;
+            ret = sys_fail(d, tmp, w < 0 ? errno : EIO);
             goto out;
         }
         done += (size_t)w;
     }
     if (fchmod(fd, mode) != 0 || fsync(fd) != 0) {
-        ret = errno;
+        ret = sys_fail(d, tmp, errno);
         goto out;
     }
-    if (close(fd) != 0) {
-        fd = -1;
-        ret = errno;
-        goto out;
-    }
+    r = close(fd);
     fd = -1;
+    if (r != 0) {
+        ret = sys_fail(d, tmp, errno);
+        goto out;
+    }
     if (rename(tmp, path) != 0)
-        ret = errno;
+        ret = sys_fail(d, path, errno);
 out:
     if (fd >= 0)
         close(fd);
-    if (ret != 0)
+    if (ret != MKD_OK)
         (void)unlink(tmp);
     return ret;
 }
 
-int mkd_mkdirs(const char *path, mode_t mode)
+int mkd_mkdirs(const char *path, mode_t mode, mkd_diag *d)
 {
     char buf[1024];
     size_t n = strlen(path);
 
     if (n == 0 || n >= sizeof buf)
-        return EINVAL;
+        return mkd_fail(d, MKD_ERR_ARG, "directory name empty or too long");
     memcpy(buf, path, n + 1);
     for (size_t i = 1; i <= n; i++) {
         if (buf[i] != '/' && buf[i] != '\0')
             continue;
         buf[i] = '\0';
         if (mkdir(buf, mode) != 0 && errno != EEXIST)
-            return errno;
+            return sys_fail(d, buf, errno);
         buf[i] = i < n ? '/' : '\0';
     }
-    return 0;
+    return MKD_OK;
+}
+
+int mkd_mkdirs_for(const char *path, mode_t mode, mkd_diag *d)
+{
+    char dir[1024];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash != NULL ? (size_t)(slash - path) : 0;
+
+    if (n == 0)
+        return MKD_OK; /* a bare name, or a file in / */
+    if (n >= sizeof dir)
+        return mkd_fail(d, MKD_ERR_ARG, "%s: path too long", path);
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    return mkd_mkdirs(dir, mode, d);
 }
 
 int mkd_file_exists(const char *path)
@@ -155,20 +180,50 @@ static int nibble(char c)
 int mkd_unhex(const char *s, size_t slen, uint8_t *out, size_t len)
 {
     if (slen != 2 * len)
-        return -1;
+        return MKD_ERR_ARG;
     for (size_t i = 0; i < len; i++) {
         int hi = nibble(s[2 * i]), lo = nibble(s[2 * i + 1]);
         if (hi < 0 || lo < 0)
-            return -1;
+            return MKD_ERR_ARG;
         out[i] = (uint8_t)(hi << 4 | lo);
     }
-    return 0;
+    return MKD_OK;
 }
 
-uint64_t mkd_now_ms(void)
+void mkd_wipe(void *p, size_t n)
 {
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    if (p != NULL && n > 0)
+        explicit_bzero(p, n);
+}
+
+void mkd_text_init(mkd_text *t, char *buf, size_t cap)
+{
+    t->buf = buf;
+    t->cap = cap;
+    t->len = 0;
+    t->overflow = cap == 0;
+    if (cap > 0)
+        buf[0] = '\0';
+}
+
+void mkd_text_put(mkd_text *t, const char *fmt, ...)
+{
+    va_list ap;
+    int r;
+
+    if (t->overflow)
+        return;
+    va_start(ap, fmt);
+    r = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    if (r < 0)
+        return;
+    if ((size_t)r >= t->cap - t->len) {
+        /* Drop the piece that did not fit whole: a status line is either
+         * there or not, never cut. */
+        t->buf[t->len] = '\0';
+        t->overflow = 1;
+        return;
+    }
+    t->len += (size_t)r;
 }

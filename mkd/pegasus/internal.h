@@ -23,7 +23,8 @@
 
 #include <uv.h>
 
-#include "ipc.h"
+#include "pegasus_ipc.h"
+#include "mkd_util.h"
 #include "pegasus.h"
 
 /*
@@ -169,18 +170,10 @@ struct pegasus {
         reloads, cancelled, protocol_errors;
 };
 
-/* Plaintext (requests, responses) is wiped before its memory is freed;
- * explicit_bzero cannot be optimised away. */
-static inline void pegasus__wipe(void *ptr, size_t n)
-{
-    if (ptr != NULL && n > 0)
-        explicit_bzero(ptr, n);
-}
-
 /* pool.c */
 /* Answer r (unless already answered; done is skipped if cancelled) and
  * drop the owner's reference. status 0 = body is the response. */
-void pegasus__answer(pegasus *p, pegasus__req *r, unsigned status,
+void pegasus__answer(pegasus *p, pegasus__req *r, mkd_backend_status status,
                      const uint8_t *body, size_t len, const char *text);
 void pegasus__req_unref(pegasus__req *r);
 /* Put a request back at the head of the queue (its worker could not take
@@ -189,7 +182,8 @@ void pegasus__requeue(pegasus *p, pegasus__req *r);
 /* Hand queued requests to idle workers. */
 void pegasus__dispatch(pegasus *p);
 /* Answer every queued request with an error (crash loop, free). */
-void pegasus__fail_queue(pegasus *p, unsigned status, const char *text);
+void pegasus__fail_queue(pegasus *p, mkd_backend_status status,
+                         const char *text);
 void pegasus__handle_closed(pegasus *p);
 
 /* worker.c */

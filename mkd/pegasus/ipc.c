@@ -3,7 +3,7 @@
  * checked cursor below (style guide 3.4): no pointer arithmetic on wire
  * data outside it, and a body must be consumed exactly.
  */
-#include "ipc.h"
+#include "pegasus_ipc.h"
 
 #include <string.h>
 
@@ -141,14 +141,14 @@ static int parse_hello(rd *b, pegasus_ipc_frame *f)
 
     if (rd_u16(b, &f->version) != 0 || rd_u16(b, &flags) != 0 ||
         rd_u32(b, &f->pid) != 0)
-        return PEGASUS_IPC_E_MALFORMED;
+        return MKD_ERR_FRAME_MALFORMED;
     /* Reserved flags must be zero so that a later version can use them. */
     if (flags != 0 || rd_left(b) > PEGASUS_IPC_SOFTWARE_MAX)
-        return PEGASUS_IPC_E_MALFORMED;
+        return MKD_ERR_FRAME_MALFORMED;
     f->data_len = rd_left(b);
     if (rd_bytes(b, f->data_len, &f->data) != 0)
-        return PEGASUS_IPC_E_MALFORMED;
-    return PEGASUS_IPC_OK;
+        return MKD_ERR_FRAME_MALFORMED;
+    return MKD_OK;
 }
 
 static int parse_request(rd *b, pegasus_ipc_frame *f)
@@ -160,20 +160,20 @@ static int parse_request(rd *b, pegasus_ipc_frame *f)
 
     if (rd_u16(b, &ctx_len) != 0 || ctx_len < PEGASUS_IPC_CTX_FIXED ||
         ctx_len > PEGASUS_IPC_CTX_MAX || rd_sub(b, ctx_len, &cx) != 0)
-        return PEGASUS_IPC_E_MALFORMED;
+        return MKD_ERR_FRAME_MALFORMED;
     if (rd_u64(&cx, &c->tag) != 0 || rd_u64(&cx, &c->conn_id) != 0 ||
         rd_u32(&cx, &c->request_id) != 0 || rd_u16(&cx, &c->port) != 0 ||
         rd_u8(&cx, &c->flags) != 0 || rd_u8(&cx, &c->addr_len) != 0 ||
         rd_bytes(&cx, sizeof c->session_id, &sid) != 0)
-        return PEGASUS_IPC_E_MALFORMED;
+        return MKD_ERR_FRAME_MALFORMED;
     if ((c->flags & ~PEGASUS_IPC_REQ_EARLY) != 0 ||
         c->addr_len > PEGASUS_IPC_ADDR_MAX ||
         rd_bytes(&cx, c->addr_len, &addr) != 0)
-        return PEGASUS_IPC_E_MALFORMED;
+        return MKD_ERR_FRAME_MALFORMED;
     /* An address is printable ASCII; anything else is a broken peer. */
     for (size_t i = 0; i < c->addr_len; i++)
         if (addr[i] < 0x21 || addr[i] > 0x7e)
-            return PEGASUS_IPC_E_MALFORMED;
+            return MKD_ERR_FRAME_MALFORMED;
     memcpy(c->session_id, sid, sizeof c->session_id);
     memcpy(c->addr, addr, c->addr_len);
     c->addr[c->addr_len] = '\0';
@@ -183,23 +183,23 @@ static int parse_request(rd *b, pegasus_ipc_frame *f)
     f->flags = c->flags;
     f->data_len = rd_left(b);
     if (rd_bytes(b, f->data_len, &f->data) != 0)
-        return PEGASUS_IPC_E_MALFORMED;
-    return PEGASUS_IPC_OK;
+        return MKD_ERR_FRAME_MALFORMED;
+    return MKD_OK;
 }
 
 static int parse_answer(rd *b, pegasus_ipc_frame *f)
 {
     if (rd_u64(b, &f->tag) != 0 || rd_u8(b, &f->flags) != 0)
-        return PEGASUS_IPC_E_MALFORMED;
+        return MKD_ERR_FRAME_MALFORMED;
     if ((f->flags & ~PEGASUS_IPC_ANS_EXITING) != 0)
-        return PEGASUS_IPC_E_MALFORMED;
+        return MKD_ERR_FRAME_MALFORMED;
     f->data_len = rd_left(b);
     if (f->type == PEGASUS_IPC_APP_ERROR &&
         f->data_len > PEGASUS_IPC_ERROR_TEXT_MAX)
-        return PEGASUS_IPC_E_MALFORMED;
+        return MKD_ERR_FRAME_MALFORMED;
     if (rd_bytes(b, f->data_len, &f->data) != 0)
-        return PEGASUS_IPC_E_MALFORMED;
-    return PEGASUS_IPC_OK;
+        return MKD_ERR_FRAME_MALFORMED;
+    return MKD_OK;
 }
 
 int pegasus_ipc_parse(const uint8_t *buf, size_t len, uint32_t max_len,
@@ -212,26 +212,26 @@ int pegasus_ipc_parse(const uint8_t *buf, size_t len, uint32_t max_len,
     rd r, b;
 
     if (out == NULL || consumed == NULL || (buf == NULL && len > 0))
-        return PEGASUS_IPC_E_ARG;
+        return MKD_ERR_ARG;
     *consumed = 0;
     memset(out, 0, sizeof *out);
     if (len == 0)
-        return PEGASUS_IPC_NEED_MORE; /* (NULL + 0 is not C) */
+        return MKD_WANT_MORE; /* (NULL + 0 is not C) */
     if (max_len == 0 || max_len > PEGASUS_IPC_HARD_MAX)
         max_len = PEGASUS_IPC_HARD_MAX;
     r.p = buf;
     r.end = buf + len;
     if (rd_u8(&r, &type) != 0 || rd_u32(&r, &blen) != 0)
-        return PEGASUS_IPC_NEED_MORE;
+        return MKD_WANT_MORE;
     /* Type and size are judged on the header alone, before anyone buffers
      * the body: a bad peer costs five bytes, not max_len. */
     if (type < PEGASUS_IPC_HELLO || type > PEGASUS_IPC_SHUTDOWN)
-        return PEGASUS_IPC_E_TYPE;
+        return MKD_ERR_FRAME_TYPE;
     if (blen > max_len)
-        return PEGASUS_IPC_E_TOO_LARGE;
+        return MKD_ERR_FRAME_TOO_LARGE;
     if (rd_bytes(&r, blen, &body) != 0) {
         *consumed = PEGASUS_IPC_HEADER + (size_t)blen;
-        return PEGASUS_IPC_NEED_MORE;
+        return MKD_WANT_MORE;
     }
     out->type = type;
     out->len = blen;
@@ -250,40 +250,20 @@ int pegasus_ipc_parse(const uint8_t *buf, size_t len, uint32_t max_len,
         ret = parse_answer(&b, out);
         break;
     case PEGASUS_IPC_SHUTDOWN:
-        ret = blen == 0 ? PEGASUS_IPC_OK : PEGASUS_IPC_E_MALFORMED;
+        ret = blen == 0 ? MKD_OK : MKD_ERR_FRAME_MALFORMED;
         break;
     default:
-        ret = PEGASUS_IPC_E_TYPE;
+        ret = MKD_ERR_FRAME_TYPE;
         break;
     }
-    if (ret == PEGASUS_IPC_OK && rd_left(&b) != 0)
-        ret = PEGASUS_IPC_E_MALFORMED;
-    if (ret != PEGASUS_IPC_OK) {
+    if (ret == MKD_OK && rd_left(&b) != 0)
+        ret = MKD_ERR_FRAME_MALFORMED;
+    if (ret != MKD_OK) {
         memset(out, 0, sizeof *out);
         return ret;
     }
     *consumed = PEGASUS_IPC_HEADER + (size_t)blen;
-    return PEGASUS_IPC_OK;
-}
-
-const char *pegasus_ipc_strerror(int result)
-{
-    switch (result) {
-    case PEGASUS_IPC_OK:
-        return "ok";
-    case PEGASUS_IPC_NEED_MORE:
-        return "incomplete frame";
-    case PEGASUS_IPC_E_TOO_LARGE:
-        return "frame too large";
-    case PEGASUS_IPC_E_TYPE:
-        return "unknown frame type";
-    case PEGASUS_IPC_E_MALFORMED:
-        return "malformed frame";
-    case PEGASUS_IPC_E_ARG:
-        return "bad argument";
-    default:
-        return "unknown result";
-    }
+    return MKD_OK;
 }
 
 const char *pegasus_ipc_type_name(unsigned type)

@@ -10,15 +10,14 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "../common/log.h"
+#include "mkd_log.h"
 #include "internal.h"
-#include "megaki.h"
+#include "mkd_util.h"
 
 /* ------------------------------------------------------------------ */
 /* Requests and the queue                                              */
@@ -28,7 +27,7 @@ void pegasus__req_unref(pegasus__req *r)
     if (--r->refs > 0)
         return;
     if (r->body != NULL) {
-        pegasus__wipe(r->body, r->len); /* a decrypted request */
+        mkd_wipe(r->body, r->len); /* a decrypted request */
         free(r->body);
     }
     free(r);
@@ -84,7 +83,7 @@ static void arm_queue_timer(pegasus *p)
     due = p->qhead->queued_at + queue_timeout(p);
     if (uv_timer_start(&p->queue_timer, on_queue_timer,
                        due > now ? due - now : 0, 0) != 0)
-        mkd_err(0, "pegasus: cannot arm the queue timer");
+        mkd_error(0, "pegasus: cannot arm the queue timer");
 }
 
 static void on_queue_timer(uv_timer_t *t)
@@ -99,7 +98,7 @@ static void on_queue_timer(uv_timer_t *t)
         q_remove(p, r);
         p->queue_timeouts++;
         n++;
-        pegasus__answer(p, r, MK_ECODE_OVERLOADED, NULL, 0,
+        pegasus__answer(p, r, MKD_BACKEND_OVERLOADED, NULL, 0,
                         "no worker became free in time");
     }
     if (n > 0)
@@ -108,11 +107,11 @@ static void on_queue_timer(uv_timer_t *t)
     arm_queue_timer(p);
 }
 
-void pegasus__answer(pegasus *p, pegasus__req *r, unsigned status,
+void pegasus__answer(pegasus *p, pegasus__req *r, mkd_backend_status status,
                      const uint8_t *body, size_t len, const char *text)
 {
     if (r->answered) {
-        mkd_err(r->ctx.conn_id, "pegasus: bug: request %" PRIu32
+        mkd_error(r->ctx.conn_id, "pegasus: bug: request %" PRIu32
                 " answered twice; second answer dropped",
                 r->ctx.request_id);
         return;
@@ -139,7 +138,8 @@ void pegasus__requeue(pegasus *p, pegasus__req *r)
     pegasus__kick(p);
 }
 
-void pegasus__fail_queue(pegasus *p, unsigned status, const char *text)
+void pegasus__fail_queue(pegasus *p, mkd_backend_status status,
+                         const char *text)
 {
     while (p->qhead != NULL) {
         pegasus__req *r = p->qhead;
@@ -200,20 +200,21 @@ void pegasus__dispatch(pegasus *p)
 /* ------------------------------------------------------------------ */
 /* Backend operations                                                  */
 
-static unsigned pg_submit(mkd_backend *b, const mkd_request_ctx *ctx,
-                          uint8_t *body, size_t len,
-                          mkd_backend_done_fn done, void *token)
+static mkd_backend_status pg_submit(mkd_backend *b,
+                                   const mkd_request_ctx *ctx, uint8_t *body,
+                                   size_t len, mkd_backend_done_fn done,
+                                   void *token)
 {
     pegasus *p = (pegasus *)b;
     pegasus__req *r = NULL;
-    unsigned ret = 0;
+    mkd_backend_status ret = MKD_BACKEND_OK;
 
     if (p->draining || p->freeing) {
-        ret = MK_ECODE_SHUTDOWN;
+        ret = MKD_BACKEND_SHUTDOWN;
         goto out;
     }
     if (len > p->cfg.max_message) {
-        ret = MK_ECODE_TOO_LARGE;
+        ret = MKD_BACKEND_TOO_LARGE;
         goto out;
     }
     /* A crash loop with nobody able to serve: say so now rather than let
@@ -223,12 +224,12 @@ static unsigned pg_submit(mkd_backend *b, const mkd_request_ctx *ctx,
                                  PEGASUS_MASK(PEGASUS_W_BUSY) |
                                  PEGASUS_MASK(PEGASUS_W_DRAINING)) == 0) {
         p->overloaded++;
-        ret = MK_ECODE_OVERLOADED;
+        ret = MKD_BACKEND_OVERLOADED;
         goto out;
     }
     r = calloc(1, sizeof *r);
     if (r == NULL) {
-        ret = MK_ECODE_INTERNAL;
+        ret = MKD_BACKEND_INTERNAL;
         goto out;
     }
     r->pool = p;
@@ -252,7 +253,7 @@ static unsigned pg_submit(mkd_backend *b, const mkd_request_ctx *ctx,
         r = NULL;
         p->overloaded++;
         arm_queue_timer(p);
-        ret = MK_ECODE_OVERLOADED;
+        ret = MKD_BACKEND_OVERLOADED;
         goto out;
     }
     p->submitted++;
@@ -261,7 +262,7 @@ static unsigned pg_submit(mkd_backend *b, const mkd_request_ctx *ctx,
 
 out:
     if (body != NULL) {
-        pegasus__wipe(body, len);
+        mkd_wipe(body, len);
         free(body);
     }
     return ret;
@@ -331,41 +332,9 @@ static void pg_drain(mkd_backend *b, void (*done)(void *), void *arg)
     pegasus__kick(p); /* done() is called from the loop, never from here */
 }
 
-/* Bounded appender for the status block. */
-typedef struct sbuf {
-    char *p;
-    size_t cap, n;
-} sbuf;
-
-static void sb_printf(sbuf *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(sbuf *s, const char *fmt, ...)
+/* The pool-wide lines of the status block. */
+static void put_counters(pegasus *p, mkd_text *s, uint64_t now)
 {
-    va_list ap;
-    int r;
-
-    if (s->cap == 0 || s->n >= s->cap - 1)
-        return;
-    va_start(ap, fmt);
-    r = vsnprintf(s->p + s->n, s->cap - s->n, fmt, ap);
-    va_end(ap);
-    if (r < 0)
-        return;
-    if ((size_t)r >= s->cap - s->n) {
-        /* Truncated: drop the partial line so every line stays whole. */
-        s->p[s->n] = '\0';
-        s->n = s->cap - 1;
-        return;
-    }
-    s->n += (size_t)r;
-}
-
-static size_t pg_status(mkd_backend *b, char *buf, size_t cap)
-{
-    pegasus *p = (pegasus *)b;
-    sbuf s = {buf, cap, 0};
-    uint64_t now = uv_now(p->loop);
     const unsigned live_mask = PEGASUS_MASK(PEGASUS_W_STARTING) |
                                PEGASUS_MASK(PEGASUS_W_IDLE) |
                                PEGASUS_MASK(PEGASUS_W_BUSY) |
@@ -374,63 +343,76 @@ static size_t pg_status(mkd_backend *b, char *buf, size_t cap)
 
     for (unsigned i = 0; i < p->nslots; i++)
         restarts += p->slots[i].restarts;
-    if (cap > 0)
-        buf[0] = '\0';
-    sb_printf(&s, "backend pegasus\n");
-    sb_printf(&s, "backend.generation %u\n", p->gen);
-    sb_printf(&s, "backend.workers %u\n", pegasus__count(p, 0, live_mask));
-    sb_printf(&s, "backend.workers_idle %u\n",
-              pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_IDLE)));
-    sb_printf(&s, "backend.workers_busy %u\n",
-              pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_BUSY) |
-                                       PEGASUS_MASK(PEGASUS_W_DRAINING)));
-    sb_printf(&s, "backend.workers_starting %u\n",
-              pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_STARTING)));
-    sb_printf(&s, "backend.workers_min %" PRIu32 "\n", p->cfg.workers_min);
-    sb_printf(&s, "backend.workers_max %" PRIu32 "\n", p->cfg.workers_max);
-    sb_printf(&s, "backend.queued %zu\n", p->queued);
-    sb_printf(&s, "backend.queue_max %" PRIu32 "\n", p->cfg.queue_max);
-    sb_printf(&s, "backend.submitted %" PRIu64 "\n", p->submitted);
-    sb_printf(&s, "backend.answered %" PRIu64 "\n", p->answered);
-    sb_printf(&s, "backend.cancelled %" PRIu64 "\n", p->cancelled);
-    sb_printf(&s, "backend.app_errors %" PRIu64 "\n", p->app_errors);
-    sb_printf(&s, "backend.timeouts %" PRIu64 "\n", p->timeouts);
-    sb_printf(&s, "backend.queue_timeouts %" PRIu64 "\n", p->queue_timeouts);
-    sb_printf(&s, "backend.overloaded %" PRIu64 "\n", p->overloaded);
-    sb_printf(&s, "backend.crashes %" PRIu64 "\n", p->crashes);
-    sb_printf(&s, "backend.start_failures %" PRIu64 "\n", p->start_failures);
-    sb_printf(&s, "backend.protocol_errors %" PRIu64 "\n",
-              p->protocol_errors);
-    sb_printf(&s, "backend.recycled %" PRIu64 "\n", p->recycled);
-    sb_printf(&s, "backend.restarts %" PRIu64 "\n", restarts);
-    sb_printf(&s, "backend.spawned %" PRIu64 "\n", p->spawned);
-    sb_printf(&s, "backend.reloads %" PRIu64 "\n", p->reloads);
+    mkd_text_put(s, "backend pegasus\n");
+    mkd_text_put(s, "backend.generation %u\n", p->gen);
+    mkd_text_put(s, "backend.workers %u\n", pegasus__count(p, 0, live_mask));
+    mkd_text_put(s, "backend.workers_idle %u\n",
+                 pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_IDLE)));
+    mkd_text_put(s, "backend.workers_busy %u\n",
+                 pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_BUSY) |
+                                          PEGASUS_MASK(PEGASUS_W_DRAINING)));
+    mkd_text_put(s, "backend.workers_starting %u\n",
+                 pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_STARTING)));
+    mkd_text_put(s, "backend.workers_min %" PRIu32 "\n", p->cfg.workers_min);
+    mkd_text_put(s, "backend.workers_max %" PRIu32 "\n", p->cfg.workers_max);
+    mkd_text_put(s, "backend.queued %zu\n", p->queued);
+    mkd_text_put(s, "backend.queue_max %" PRIu32 "\n", p->cfg.queue_max);
+    mkd_text_put(s, "backend.submitted %" PRIu64 "\n", p->submitted);
+    mkd_text_put(s, "backend.answered %" PRIu64 "\n", p->answered);
+    mkd_text_put(s, "backend.cancelled %" PRIu64 "\n", p->cancelled);
+    mkd_text_put(s, "backend.app_errors %" PRIu64 "\n", p->app_errors);
+    mkd_text_put(s, "backend.timeouts %" PRIu64 "\n", p->timeouts);
+    mkd_text_put(s, "backend.queue_timeouts %" PRIu64 "\n",
+                 p->queue_timeouts);
+    mkd_text_put(s, "backend.overloaded %" PRIu64 "\n", p->overloaded);
+    mkd_text_put(s, "backend.crashes %" PRIu64 "\n", p->crashes);
+    mkd_text_put(s, "backend.start_failures %" PRIu64 "\n",
+                 p->start_failures);
+    mkd_text_put(s, "backend.protocol_errors %" PRIu64 "\n",
+                 p->protocol_errors);
+    mkd_text_put(s, "backend.recycled %" PRIu64 "\n", p->recycled);
+    mkd_text_put(s, "backend.restarts %" PRIu64 "\n", restarts);
+    mkd_text_put(s, "backend.spawned %" PRIu64 "\n", p->spawned);
+    mkd_text_put(s, "backend.reloads %" PRIu64 "\n", p->reloads);
     if (p->crash_loop && now < p->paused_until)
-        sb_printf(&s, "backend.crash_loop paused %" PRIu64 " ms\n",
-                  p->paused_until - now);
+        mkd_text_put(s, "backend.crash_loop paused %" PRIu64 " ms\n",
+                     p->paused_until - now);
     else
-        sb_printf(&s, "backend.crash_loop no\n");
-    sb_printf(&s, "backend.draining %s\n", p->draining ? "yes" : "no");
-    for (unsigned i = 0; i < p->nslots; i++) {
-        pegasus__worker *w = p->slots[i].w;
-        if (w == NULL) {
-            if (p->slots[i].used)
-                sb_printf(&s, "pegasus.w%u pid 0 state empty restarts %"
-                          PRIu64 " last_exit %s\n", i,
-                          p->slots[i].restarts,
-                          p->slots[i].last_exit[0] ? p->slots[i].last_exit
-                                                   : "-");
-            continue;
-        }
-        sb_printf(&s, "pegasus.w%u pid %d state %s gen %u served %" PRIu64
-                  " rss_kib %" PRIu64 " age_ms %" PRIu64 " restarts %" PRIu64
-                  " last_exit %s\n", i, w->pid,
-                  pegasus__state_name(w->state), w->gen, w->served,
-                  pegasus__rss_kib(w->pid), now - w->spawned_at,
-                  p->slots[i].restarts,
-                  p->slots[i].last_exit[0] ? p->slots[i].last_exit : "-");
+        mkd_text_put(s, "backend.crash_loop no\n");
+    mkd_text_put(s, "backend.draining %s\n", p->draining ? "yes" : "no");
+}
+
+/* One line per worker slot. */
+static void put_slot(pegasus *p, mkd_text *s, unsigned i, uint64_t now)
+{
+    const pegasus__slot *sl = &p->slots[i];
+    const pegasus__worker *w = sl->w;
+    const char *last = sl->last_exit[0] ? sl->last_exit : "-";
+
+    if (w == NULL) {
+        if (sl->used)
+            mkd_text_put(s, "pegasus.w%u pid 0 state empty restarts %" PRIu64
+                         " last_exit %s\n", i, sl->restarts, last);
+        return;
     }
-    return s.n;
+    mkd_text_put(s, "pegasus.w%u pid %d state %s gen %u served %" PRIu64
+                 " rss_kib %" PRIu64 " age_ms %" PRIu64 " restarts %" PRIu64
+                 " last_exit %s\n", i, w->pid, pegasus__state_name(w->state),
+                 w->gen, w->served, pegasus__rss_kib(w->pid),
+                 now - w->spawned_at, sl->restarts, last);
+}
+
+static size_t pg_status(mkd_backend *b, char *buf, size_t cap)
+{
+    pegasus *p = (pegasus *)b;
+    uint64_t now = uv_now(p->loop);
+    mkd_text s;
+
+    mkd_text_init(&s, buf, cap);
+    put_counters(p, &s, now);
+    for (unsigned i = 0; i < p->nslots; i++)
+        put_slot(p, &s, i, now);
+    return s.len;
 }
 
 static void free_pool(pegasus *p)
@@ -480,7 +462,7 @@ static void pg_free(mkd_backend *b)
     /* Set first: a done() called from here that submits again is
      * refused. */
     p->freeing = 1;
-    pegasus__fail_queue(p, MK_ECODE_SHUTDOWN, "server shutting down");
+    pegasus__fail_queue(p, MKD_BACKEND_SHUTDOWN, "server shutting down");
     for (pegasus__worker *w = p->workers; w != NULL; w = w->next)
         pegasus__worker_stop(w, 0, "shutdown");
     for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
@@ -564,157 +546,150 @@ static char *absolute(const char *path)
     return out;
 }
 
-static int check_config(const pegasus_config *c, char *err, size_t errlen)
+static const char *config_problem(const pegasus_config *c)
 {
-    const char *msg = NULL;
-
     if (c->arcangelo == NULL || c->arcangelo[0] == '\0')
-        msg = "arcangelo: path to arcangelo.php is required";
-    else if (c->app == NULL || c->app[0] == '\0')
-        msg = "app: path to the application is required";
-    else if (c->php == NULL || c->php[0] == '\0')
-        msg = "php: path to the PHP binary is required";
-    else if (c->workers_min < 1 || c->workers_min > 1024)
-        msg = "workers_min must be 1..1024";
-    else if (c->workers_max != 0 &&
-             (c->workers_max < c->workers_min || c->workers_max > 1024))
-        msg = "workers_max must be workers_min..1024";
-    else if (c->queue_max > 1000000)
-        msg = "queue_max must be at most 1000000";
-    else if (c->request_timeout_ms == 0 || c->start_timeout_ms == 0 ||
-             c->stop_timeout_ms == 0 || c->idle_timeout_ms == 0)
-        msg = "timeouts must be at least 1 ms";
-    else if (c->max_message == 0 ||
-             c->max_message > PEGASUS_IPC_HARD_MAX - PEGASUS_IPC_OVERHEAD)
-        msg = "max_message must be 1 .. 256 MiB";
-    else if (c->crash_loop_failures == 0 ||
-             c->crash_loop_failures > PEGASUS_FAIL_RING)
-        msg = "crash_loop_failures must be 1..32";
-    else if (c->crash_loop_window_ms == 0 || c->crash_loop_pause_ms == 0)
-        msg = "crash loop window and pause must be at least 1 ms";
-    if (msg == NULL)
-        return 0;
-    if (err != NULL && errlen > 0)
-        (void)snprintf(err, errlen, "pegasus: %s", msg);
-    return -1;
+        return "arcangelo: path to arcangelo.php is required";
+    if (c->app == NULL || c->app[0] == '\0')
+        return "app: path to the application is required";
+    if (c->php == NULL || c->php[0] == '\0')
+        return "php: path to the PHP binary is required";
+    if (c->workers_min < 1 || c->workers_min > 1024)
+        return "workers_min must be 1..1024";
+    if (c->workers_max != 0 &&
+        (c->workers_max < c->workers_min || c->workers_max > 1024))
+        return "workers_max must be workers_min..1024";
+    if (c->queue_max > 1000000)
+        return "queue_max must be at most 1000000";
+    if (c->request_timeout_ms == 0 || c->start_timeout_ms == 0 ||
+        c->stop_timeout_ms == 0 || c->idle_timeout_ms == 0)
+        return "timeouts must be at least 1 ms";
+    if (c->max_message == 0 ||
+        c->max_message > PEGASUS_IPC_HARD_MAX - PEGASUS_IPC_OVERHEAD)
+        return "max_message must be 1 .. 256 MiB";
+    if (c->crash_loop_failures == 0 ||
+        c->crash_loop_failures > PEGASUS_FAIL_RING)
+        return "crash_loop_failures must be 1..32";
+    if (c->crash_loop_window_ms == 0 || c->crash_loop_pause_ms == 0)
+        return "crash loop window and pause must be at least 1 ms";
+    return NULL;
 }
 
 static int check_path(const char *what, const char *path, int mode,
-                      char *err, size_t errlen)
+                      mkd_diag *d)
 {
     if (access(path, mode) == 0)
-        return 0;
-    if (err != NULL && errlen > 0)
-        (void)snprintf(err, errlen, "pegasus: %s %s: %s", what, path,
-                       strerror(errno));
-    return -1;
+        return MKD_OK;
+    return mkd_fail(d, MKD_ERR_BACKEND, "pegasus: %s %s: %s", what, path,
+                    strerror(errno));
 }
 
-mkd_backend *pegasus_new(uv_loop_t *loop, const pegasus_config *cfg,
-                         char *err, size_t errlen)
+/* The settings make sense and the files are there: fail at start-up, with
+ * the path in the message, rather than as a crash loop of workers that
+ * cannot exec. A bare "php" is looked up in PATH by exec, so only paths
+ * are checked. */
+static int check_config(const pegasus_config *c, mkd_diag *d)
 {
-    pegasus *p = NULL;
-    uv_timer_t *timers[4];
-    int fail = 0;
-    unsigned period;
+    const char *problem = config_problem(c);
+    int r;
 
-    if (err != NULL && errlen > 0)
-        err[0] = '\0';
-    if (loop == NULL || cfg == NULL || check_config(cfg, err, errlen) != 0)
-        return NULL;
-    /* Fail at start-up, with the path in the message, rather than as a
-     * crash loop of workers that cannot exec. A bare "php" is looked up
-     * in PATH by exec, so only paths are checked here. */
-    if ((strchr(cfg->php, '/') != NULL &&
-         check_path("php", cfg->php, X_OK, err, errlen) != 0) ||
-        check_path("arcangelo", cfg->arcangelo, R_OK, err, errlen) != 0 ||
-        check_path("app", cfg->app, R_OK, err, errlen) != 0)
-        return NULL;
-    p = calloc(1, sizeof *p);
-    if (p == NULL)
-        goto oom;
-    p->base.ops = &pegasus_ops;
-    p->loop = loop;
+    if (problem != NULL)
+        return mkd_fail(d, MKD_ERR_BACKEND, "pegasus: %s", problem);
+    if ((strchr(c->php, '/') != NULL &&
+         (r = check_path("php", c->php, X_OK, d)) != MKD_OK) ||
+        (r = check_path("arcangelo", c->arcangelo, R_OK, d)) != MKD_OK ||
+        (r = check_path("app", c->app, R_OK, d)) != MKD_OK)
+        return r;
+    return MKD_OK;
+}
+
+/* Our own copies of the configuration's strings. Workers run in the
+ * application's directory: every path they are given must be absolute.
+ * Symbolic links are kept: the app is resolved at each spawn (a deploy
+ * that swaps a link is picked up by a reload), and so is php
+ * (update-alternatives). */
+static int copy_config(pegasus *p, const pegasus_config *cfg, mkd_diag *d)
+{
+    int fail = 0;
+
     p->cfg = *cfg;
     if (p->cfg.workers_max == 0)
         p->cfg.workers_max = p->cfg.workers_min;
-    /* Workers run in the application's directory: every path they are
-     * given must be absolute. Symbolic links are kept: the app is resolved
-     * at each spawn (a deploy that swaps a link is picked up by a reload),
-     * and so is php (update-alternatives). */
     p->php = strchr(cfg->php, '/') ? absolute(cfg->php) : strdup(cfg->php);
     p->arcangelo = absolute(cfg->arcangelo);
     p->app = absolute(cfg->app);
-    if (p->php == NULL || p->arcangelo == NULL || p->app == NULL) {
-        if (err != NULL && errlen > 0)
-            (void)snprintf(err, errlen, "pegasus: cannot resolve paths: %s",
-                           strerror(errno));
-        goto fail;
-    }
+    if (p->php == NULL || p->arcangelo == NULL || p->app == NULL)
+        return mkd_fail(d, MKD_ERR_BACKEND, "pegasus: cannot resolve paths: "
+                        "%s", strerror(errno));
     p->php_ini = copy_list(cfg->php_ini, 30, &fail);
     p->env = copy_list(cfg->env, 30, &fail);
-    if (fail) {
-        if (err != NULL && errlen > 0)
-            (void)snprintf(err, errlen, "pegasus: php_ini and env take at "
-                           "most 30 entries each");
-        goto fail;
-    }
+    if (fail)
+        return mkd_fail(d, MKD_ERR_BACKEND, "pegasus: php_ini and env take "
+                        "at most 30 entries each");
     p->cfg.php = p->php;
     p->cfg.arcangelo = p->arcangelo;
     p->cfg.app = p->app;
     p->cfg.php_ini = (const char *const *)p->php_ini;
     p->cfg.env = (const char *const *)p->env;
-    if (snprintf(p->max_message_arg, sizeof p->max_message_arg,
-                 "--max-message=%" PRIu32, p->cfg.max_message) < 0)
-        goto fail;
+    (void)snprintf(p->max_message_arg, sizeof p->max_message_arg,
+                   "--max-message=%" PRIu32, p->cfg.max_message);
     /* Room for a full generation retiring while the next one starts. */
     p->nslots = 2 * p->cfg.workers_max;
-    p->slots = calloc(p->nslots, sizeof *p->slots);
-    if (p->slots == NULL)
-        goto oom;
-    p->gen = 1;
-    p->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)p;
-    if (p->rng == 0)
-        p->rng = 0x9e3779b97f4a7c15ull;
+    if ((p->slots = calloc(p->nslots, sizeof *p->slots)) == NULL)
+        return mkd_fail(d, MKD_ERR_NOMEM, "pegasus: out of memory");
+    return MKD_OK;
+}
 
-    timers[0] = &p->kick;
-    timers[1] = &p->tick;
-    timers[2] = &p->spawn_timer;
-    timers[3] = &p->queue_timer;
-    for (size_t i = 0; i < 4; i++) {
-        if (uv_timer_init(loop, timers[i]) != 0) {
-            /* Close the ones we made; p goes with the last close. */
-            p->freeing = 1;
-            for (size_t j = 0; j < i; j++)
-                uv_close((uv_handle_t *)timers[j], on_pool_handle_closed);
-            if (i == 0)
-                free_pool(p);
-            if (err != NULL && errlen > 0)
-                (void)snprintf(err, errlen, "pegasus: cannot create timers");
-            return NULL;
-        }
+/* The pool's timers, and supervision started: often enough for the idle
+ * timeout to be honoured within a quarter of itself, and at most once a
+ * second otherwise. uv_timer_init cannot fail on a live loop. */
+static void start_timers(pegasus *p)
+{
+    uv_timer_t *timers[] = {&p->kick, &p->tick, &p->spawn_timer,
+                            &p->queue_timer};
+    unsigned period = p->cfg.idle_timeout_ms / 4;
+
+    for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
+        (void)uv_timer_init(p->loop, timers[i]);
         timers[i]->data = p;
         p->open_handles++;
     }
-    /* Supervision often enough for the idle timeout to be honoured within
-     * a quarter of itself, and at most once a second otherwise. */
-    period = p->cfg.idle_timeout_ms / 4;
     if (period < 50)
         period = 50;
     if (period > 1000)
         period = 1000;
     if (uv_timer_start(&p->tick, pegasus__tick_cb, period, period) != 0)
-        mkd_err(0, "pegasus: cannot start the supervision timer");
+        mkd_error(0, "pegasus: cannot start the supervision timer");
+}
+
+int pegasus_new(uv_loop_t *loop, const pegasus_config *cfg,
+                mkd_backend **out, mkd_diag *d)
+{
+    pegasus *p;
+    int r;
+
+    mkd_diag_clear(d);
+    *out = NULL;
+    if (loop == NULL || cfg == NULL)
+        return mkd_fail(d, MKD_ERR_ARG, "pegasus: no loop or configuration");
+    if ((r = check_config(cfg, d)) != MKD_OK)
+        return r;
+    if ((p = calloc(1, sizeof *p)) == NULL)
+        return mkd_fail(d, MKD_ERR_NOMEM, "pegasus: out of memory");
+    p->base.ops = &pegasus_ops;
+    p->loop = loop;
+    if ((r = copy_config(p, cfg, d)) != MKD_OK) {
+        free_pool(p);
+        return r;
+    }
+    p->gen = 1;
+    p->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)p;
+    if (p->rng == 0)
+        p->rng = 0x9e3779b97f4a7c15ull;
+    start_timers(p);
     mkd_info(0, "pegasus: %" PRIu32 "..%" PRIu32 " workers of %s for %s",
              p->cfg.workers_min, p->cfg.workers_max, p->php, p->app);
     pegasus__kick(p);
-    return &p->base;
-
-oom:
-    if (err != NULL && errlen > 0)
-        (void)snprintf(err, errlen, "pegasus: out of memory");
-fail:
-    if (p != NULL)
-        free_pool(p);
-    return NULL;
+    *out = &p->base;
+    return MKD_OK;
 }

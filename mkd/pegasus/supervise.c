@@ -39,9 +39,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "../common/log.h"
+#include "mkd_log.h"
 #include "internal.h"
-#include "megaki.h"
+#include "mkd_util.h"
 
 #define BACKOFF_BASE_MS 100u
 #define BACKOFF_MAX_MS 5000u
@@ -92,7 +92,7 @@ void pegasus__kick(pegasus *p)
         uv_is_active((uv_handle_t *)&p->kick))
         return;
     if (uv_timer_start(&p->kick, on_kick, 0, 0) != 0)
-        mkd_err(0, "pegasus: cannot schedule maintenance");
+        mkd_error(0, "pegasus: cannot schedule maintenance");
 }
 
 void pegasus__tick_cb(uv_timer_t *t)
@@ -119,7 +119,7 @@ static void arm_spawn_timer(pegasus *p, uint64_t at)
         return;
     if (uv_timer_start(&p->spawn_timer, pegasus__spawn_timer_cb,
                        at > now ? at - now : 0, 0) != 0)
-        mkd_err(0, "pegasus: cannot arm the spawn timer");
+        mkd_error(0, "pegasus: cannot arm the spawn timer");
 }
 
 void pegasus__on_death(pegasus *p, pegasus__worker *w)
@@ -155,7 +155,7 @@ void pegasus__on_death(pegasus *p, pegasus__worker *w)
      * a worker answers a request. */
     p->crash_loop = 1;
     p->paused_until = now + p->cfg.crash_loop_pause_ms;
-    mkd_err(0, "pegasus: CRASH LOOP: %u worker(s) died before serving a "
+    mkd_error(0, "pegasus: CRASH LOOP: %u worker(s) died before serving a "
             "request within %" PRIu32 " ms (last: w%u pid %d); not "
             "starting workers for %" PRIu32 " ms. Check the application "
             "%s and the worker output above.", recent,
@@ -279,9 +279,9 @@ void pegasus__maintain(pegasus *p)
     if (p->fail_queue_pending) {
         p->fail_queue_pending = 0;
         if (pegasus__count(p, 0, M_SERVING) == 0 && p->qhead != NULL) {
-            mkd_err(0, "pegasus: no worker can serve; failing %zu queued "
+            mkd_error(0, "pegasus: no worker can serve; failing %zu queued "
                     "request(s)", p->queued);
-            pegasus__fail_queue(p, MK_ECODE_INTERNAL,
+            pegasus__fail_queue(p, MKD_BACKEND_INTERNAL,
                                 "application unavailable");
         }
     }

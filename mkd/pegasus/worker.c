@@ -16,7 +16,7 @@
  * failed at once and the process killed.
  *
  * Who answers a request. Exactly one of: the worker's RESPONSE/APP_ERROR,
- * the request timer (MK_ECODE_TIMEOUT), a broken frame (the worker is
+ * the request timer (MKD_BACKEND_TIMEOUT), a broken frame (the worker is
  * killed), finalize (crash), or free(). Each of them detaches the request
  * from the worker (w->req = NULL) before answering, and pegasus__answer
  * refuses a second answer, so no request is answered twice.
@@ -35,9 +35,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../common/log.h"
+#include "mkd_log.h"
 #include "internal.h"
-#include "megaki.h"
+#include "mkd_util.h"
 
 #define LINGER_MS 250
 #define RX_CHUNK 65536
@@ -88,7 +88,7 @@ static int set_state(pegasus__worker *w, enum pegasus_wstate to)
     if (w->state == to)
         return 0;
     if (!allowed[w->state][to]) {
-        mkd_err(cid(w), "pegasus w%u pid %d: bug: refused transition %s -> %s",
+        mkd_error(cid(w), "pegasus w%u pid %d: bug: refused transition %s -> %s",
                 w->slot, w->pid, pegasus__state_name(w->state),
                 pegasus__state_name(to));
         return -1;
@@ -105,7 +105,7 @@ static void arm(pegasus__worker *w, uint64_t ms, uv_timer_cb cb)
         return;
     /* uv_timer_start only fails for a closing handle or a NULL cb. */
     if (uv_timer_start(&w->timer, cb, ms, 0) != 0)
-        mkd_err(0, "pegasus w%u: cannot arm timer", w->slot);
+        mkd_error(0, "pegasus w%u: cannot arm timer", w->slot);
 }
 
 static void disarm(pegasus__worker *w)
@@ -177,10 +177,10 @@ static void on_closed(uv_handle_t *h)
     if (w->next != NULL)
         w->next->prev = w->prev;
     if (w->rx != NULL) {
-        pegasus__wipe(w->rx, w->rx_cap);
+        mkd_wipe(w->rx, w->rx_cap);
         free(w->rx);
     }
-    pegasus__wipe(w->line, sizeof w->line);
+    mkd_wipe(w->line, sizeof w->line);
     free(w);
     pegasus__handle_closed(p);
 }
@@ -257,7 +257,7 @@ static void finalize(pegasus__worker *w)
     close_handle(w, (uv_handle_t *)&w->proc);
     if (r != NULL) {
         r->worker = NULL;
-        pegasus__answer(p, r, MK_ECODE_INTERNAL, NULL, 0, "worker crashed");
+        pegasus__answer(p, r, MKD_BACKEND_INTERNAL, NULL, 0, "worker crashed");
     }
     pegasus__dispatch(p);
     pegasus__kick(p);
@@ -265,7 +265,8 @@ static void finalize(pegasus__worker *w)
 
 /* The channel is unusable while the process may still run: fail the
  * request now (no answer can come any more) and kill the process. */
-static void lost(pegasus__worker *w, unsigned code, const char *text,
+static void lost(pegasus__worker *w, mkd_backend_status code,
+                 const char *text,
                  const char *why)
 {
     pegasus *p = w->pool;
@@ -284,7 +285,7 @@ static void lost(pegasus__worker *w, unsigned code, const char *text,
     if (!w->exited)
         arm(w, p->cfg.stop_timeout_ms, on_timer);
     /* A request timeout is our decision, not a failure of the worker. */
-    if (code != MK_ECODE_TIMEOUT)
+    if (code != MKD_BACKEND_TIMEOUT)
         pegasus__on_death(p, w);
     if (r != NULL) {
         r->worker = NULL;
@@ -345,7 +346,7 @@ static void on_timer(uv_timer_t *t)
     }
     switch (w->state) {
     case PEGASUS_W_STARTING:
-        lost(w, MK_ECODE_INTERNAL, "worker crashed",
+        lost(w, MKD_BACKEND_INTERNAL, "worker crashed",
              "not ready within start_timeout_ms");
         break;
     case PEGASUS_W_BUSY:
@@ -355,7 +356,7 @@ static void on_timer(uv_timer_t *t)
                  " timed out after %" PRIu32 " ms; killing the worker",
                  w->slot, w->pid, w->req ? w->req->ctx.request_id : 0,
                  p->cfg.request_timeout_ms);
-        lost(w, MK_ECODE_TIMEOUT, "request timed out", "request timed out");
+        lost(w, MKD_BACKEND_TIMEOUT, "request timed out", "request timed out");
         break;
     case PEGASUS_W_STOPPING:
         if (!w->killed) {
@@ -364,7 +365,7 @@ static void on_timer(uv_timer_t *t)
                      p->cfg.stop_timeout_ms);
             pegasus__worker_kill(w);
         } else {
-            mkd_err(0, "pegasus w%u pid %d: still alive after SIGKILL",
+            mkd_error(0, "pegasus w%u pid %d: still alive after SIGKILL",
                     w->slot, w->pid);
         }
         arm(w, p->cfg.stop_timeout_ms, on_timer);
@@ -500,7 +501,7 @@ void pegasus__worker_stop(pegasus__worker *w, int graceful,
         w->req = NULL;
         r->worker = NULL;
         stop_now(w, 0, reason);
-        pegasus__answer(p, r, MK_ECODE_SHUTDOWN, NULL, 0,
+        pegasus__answer(p, r, MKD_BACKEND_SHUTDOWN, NULL, 0,
                         "server shutting down");
         break;
     case PEGASUS_W_STOPPING:
@@ -520,16 +521,16 @@ static void protocol_error(pegasus__worker *w, int res)
     unsigned type = w->rx_len > 0 ? w->rx[0] : 0;
 
     p->protocol_errors++;
-    mkd_err(cid(w), "pegasus w%u pid %d: protocol error: %s (%s frame)",
-            w->slot, w->pid, pegasus_ipc_strerror(res),
+    mkd_error(cid(w), "pegasus w%u pid %d: protocol error: %s (%s frame)",
+            w->slot, w->pid, mkd_strerror(res),
             pegasus_ipc_type_name(type));
     /* A response over max_message is the application's doing; anything
      * else means the worker (Arcangelo or a replacement) is broken. */
-    if (res == PEGASUS_IPC_E_TOO_LARGE && type == PEGASUS_IPC_RESPONSE)
-        lost(w, MK_ECODE_APPLICATION, "response too large",
+    if (res == MKD_ERR_FRAME_TOO_LARGE && type == PEGASUS_IPC_RESPONSE)
+        lost(w, MKD_BACKEND_APPLICATION, "response too large",
              "response over max_message");
     else
-        lost(w, MK_ECODE_INTERNAL, "worker failed", "protocol error");
+        lost(w, MKD_BACKEND_INTERNAL, "worker failed", "protocol error");
 }
 
 static void on_hello(pegasus__worker *w, const pegasus_ipc_frame *f)
@@ -547,13 +548,13 @@ static void on_hello(pegasus__worker *w, const pegasus_ipc_frame *f)
     case PEGASUS_W_DEAD:
     case PEGASUS_W_NSTATES:
     default:
-        protocol_error(w, PEGASUS_IPC_E_MALFORMED);
+        protocol_error(w, MKD_ERR_FRAME_MALFORMED);
         return;
     }
     if (f->version != PEGASUS_IPC_VERSION) {
-        mkd_err(0, "pegasus w%u pid %d: speaks worker protocol version %u, "
+        mkd_error(0, "pegasus w%u pid %d: speaks worker protocol version %u, "
                 "not %u", w->slot, w->pid, f->version, PEGASUS_IPC_VERSION);
-        lost(w, MK_ECODE_INTERNAL, "worker failed", "wrong protocol version");
+        lost(w, MKD_BACKEND_INTERNAL, "worker failed", "wrong protocol version");
         return;
     }
     if (f->pid != (uint32_t)w->pid)
@@ -590,11 +591,11 @@ static void on_answer(pegasus__worker *w, const pegasus_ipc_frame *f)
     case PEGASUS_W_DEAD:
     case PEGASUS_W_NSTATES:
     default:
-        protocol_error(w, PEGASUS_IPC_E_MALFORMED);
+        protocol_error(w, MKD_ERR_FRAME_MALFORMED);
         return;
     }
     if (r == NULL || f->tag != r->tag) {
-        protocol_error(w, PEGASUS_IPC_E_MALFORMED);
+        protocol_error(w, MKD_ERR_FRAME_MALFORMED);
         return;
     }
     /* Detach and settle the worker's next state before answering: done()
@@ -622,12 +623,12 @@ static void on_answer(pegasus__worker *w, const pegasus_ipc_frame *f)
     }
     pegasus__on_served(p);
     if (f->type == PEGASUS_IPC_RESPONSE) {
-        pegasus__answer(p, r, 0, f->data, f->data_len, NULL);
+        pegasus__answer(p, r, MKD_BACKEND_OK, f->data, f->data_len, NULL);
     } else {
         p->app_errors++;
         memcpy(text, f->data, f->data_len);
         text[f->data_len] = '\0';
-        pegasus__answer(p, r, MK_ECODE_APPLICATION, NULL, 0,
+        pegasus__answer(p, r, MKD_BACKEND_APPLICATION, NULL, 0,
                         f->data_len > 0 ? text : "application error");
     }
     pegasus__dispatch(p);
@@ -656,7 +657,7 @@ static void ipc_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
          * memory. */
         if (w->rx != NULL) {
             memcpy(n, w->rx, w->rx_len);
-            pegasus__wipe(w->rx, w->rx_cap);
+            mkd_wipe(w->rx, w->rx_cap);
             free(w->rx);
         }
         w->rx = n;
@@ -676,16 +677,16 @@ static void on_ipc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
     (void)buf;
     if (nread == UV_ENOBUFS) {
-        mkd_err(cid(w), "pegasus w%u pid %d: out of memory for a frame",
+        mkd_error(cid(w), "pegasus w%u pid %d: out of memory for a frame",
                 w->slot, w->pid);
-        lost(w, MK_ECODE_INTERNAL, "out of memory", "out of memory");
+        lost(w, MKD_BACKEND_INTERNAL, "out of memory", "out of memory");
         return;
     }
     if (nread < 0) {
         (void)uv_read_stop(s); /* always 0 */
         w->ipc_eof = 1;
         if (!w->exited && w->state != PEGASUS_W_STOPPING)
-            lost(w, MK_ECODE_INTERNAL, "worker crashed",
+            lost(w, MKD_BACKEND_INTERNAL, "worker crashed",
                  "closed its channel");
         maybe_finalize(w);
         return;
@@ -694,12 +695,12 @@ static void on_ipc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     while (w->rx_len > 0 && w->state != PEGASUS_W_DEAD &&
            !uv_is_closing((uv_handle_t *)&w->ipc)) {
         res = pegasus_ipc_parse(w->rx, w->rx_len, rx_limit(p), &f, &used);
-        if (res == PEGASUS_IPC_NEED_MORE) {
+        if (res == MKD_WANT_MORE) {
             w->rx_need = used;
             break;
         }
         w->rx_need = 0;
-        if (res != PEGASUS_IPC_OK) {
+        if (res != MKD_OK) {
             protocol_error(w, res);
             w->rx_len = 0; /* the stream is dead; drop the rest */
             break;
@@ -715,11 +716,11 @@ static void on_ipc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         case PEGASUS_IPC_REQUEST:
         case PEGASUS_IPC_SHUTDOWN:
         default:
-            protocol_error(w, PEGASUS_IPC_E_TYPE); /* wrong direction */
+            protocol_error(w, MKD_ERR_FRAME_TYPE); /* wrong direction */
             break;
         }
         if (w->rx_len >= used) {
-            pegasus__wipe(w->rx, used);
+            mkd_wipe(w->rx, used);
             memmove(w->rx, w->rx + used, w->rx_len - used);
             w->rx_len -= used;
         } else {
@@ -728,7 +729,7 @@ static void on_ipc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     /* Give back what a large frame made us hold. */
     if (w->rx_len == 0 && w->rx_cap > RX_CHUNK * 2) {
-        pegasus__wipe(w->rx, w->rx_cap);
+        mkd_wipe(w->rx, w->rx_cap);
         free(w->rx);
         w->rx = NULL;
         w->rx_cap = 0;
@@ -752,11 +753,11 @@ static void on_req_written(uv_write_t *wr, int status)
                  uv_strerror(status));
         w->req = NULL;
         r->worker = NULL;
-        lost(w, MK_ECODE_INTERNAL, "worker crashed", "channel write failed");
+        lost(w, MKD_BACKEND_INTERNAL, "worker crashed", "channel write failed");
         if (r->attempts < 3)
             pegasus__requeue(w->pool, r);
         else
-            pegasus__answer(w->pool, r, MK_ECODE_INTERNAL, NULL, 0,
+            pegasus__answer(w->pool, r, MKD_BACKEND_INTERNAL, NULL, 0,
                             "worker failed");
         pegasus__dispatch(w->pool);
     }
@@ -790,7 +791,7 @@ void pegasus__worker_send(pegasus__worker *w, pegasus__req *r)
     if (n == 0) {
         /* Unreachable: the address was filtered above and submit() bounds
          * the body far below the hard maximum. */
-        pegasus__answer(p, r, MK_ECODE_INTERNAL, NULL, 0, "bad request");
+        pegasus__answer(p, r, MKD_BACKEND_INTERNAL, NULL, 0, "bad request");
         return;
     }
     bufs[0] = uv_buf_init((char *)r->head, (unsigned)n);
@@ -806,7 +807,7 @@ void pegasus__worker_send(pegasus__worker *w, pegasus__req *r)
         r->worker = NULL;
         mkd_warn(r->ctx.conn_id, "pegasus w%u pid %d: cannot write to the "
                  "worker (%s)", w->slot, w->pid, uv_strerror(rc));
-        lost(w, MK_ECODE_INTERNAL, "worker crashed", "channel write failed");
+        lost(w, MKD_BACKEND_INTERNAL, "worker crashed", "channel write failed");
         pegasus__requeue(p, r);
         return;
     }
@@ -814,7 +815,7 @@ void pegasus__worker_send(pegasus__worker *w, pegasus__req *r)
     w->last_conn = r->ctx.conn_id;
     if (set_state(w, PEGASUS_W_BUSY) != 0) {
         /* Cannot happen: dispatch only picks IDLE workers. */
-        lost(w, MK_ECODE_INTERNAL, "worker failed", "bad state");
+        lost(w, MKD_BACKEND_INTERNAL, "worker failed", "bad state");
         return;
     }
     arm(w, p->cfg.request_timeout_ms, on_timer);
@@ -886,7 +887,7 @@ int pegasus__worker_spawn(pegasus *p)
     apath = realpath(p->app, NULL);
     if (apath == NULL) {
         rc = uv_translate_sys_error(errno);
-        mkd_err(0, "pegasus: application %s: %s", p->app, strerror(errno));
+        mkd_error(0, "pegasus: application %s: %s", p->app, strerror(errno));
         goto fail_spawn;
     }
     dir = strdup(apath);
@@ -962,7 +963,7 @@ int pegasus__worker_spawn(pegasus *p)
     (void)close(fds[1]); /* the child has its copy (or never will) */
     fds[1] = -1;
     if (rc != 0) {
-        mkd_err(0, "pegasus w%u: cannot start %s: %s", slot, p->php,
+        mkd_error(0, "pegasus w%u: cannot start %s: %s", slot, p->php,
                 uv_strerror(rc));
         goto fail_spawn;
     }
@@ -983,7 +984,7 @@ int pegasus__worker_spawn(pegasus *p)
 fail_running:
     /* The process runs but we cannot talk to it: kill it, and let the
      * exit path count the start failure. */
-    mkd_err(0, "pegasus w%u pid %d: cannot watch the worker: %s", slot,
+    mkd_error(0, "pegasus w%u pid %d: cannot watch the worker: %s", slot,
             w->pid, uv_strerror(rc));
     if (fds[0] >= 0)
         (void)close(fds[0]);

@@ -10,7 +10,8 @@
 #ifndef YUGI_FRAMING_H
 #define YUGI_FRAMING_H
 
-#include "../common/compiler.h"
+#include "mkd_compiler.h"
+#include "mkd_err.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -22,17 +23,20 @@ typedef struct yugi_framer {
 } yugi_framer;
 
 /* Called for each complete unit; the bytes are borrowed for the call.
- * Return 0 to go on, nonzero to stop (that value is returned by feed). */
+ * Returns MKD_OK to go on, anything else to stop feeding (feed returns
+ * it). */
 typedef int (*yugi_unit_fn)(void *arg, const uint8_t *unit, size_t len);
 
-/* Feed n bytes. Returns 0, the callback's nonzero value, an mk_err for an
- * invalid header (the connection must close), or -1 when out of memory. */
-MKD_MUST_CHECK int yugi_framer_feed(yugi_framer *f, const uint8_t *p, size_t n,
-                     yugi_unit_fn cb, void *arg);
-static inline int yugi_framer_partial(const yugi_framer *f)
+/* Feed n bytes. Returns MKD_OK, the callback's code that stopped it,
+ * MKD_ERR_BAD_UNIT for an invalid header (the connection must close; the
+ * header's mk_err is in *bad), or MKD_ERR_NOMEM. */
+MKD_MUST_CHECK int yugi__framer_feed(yugi_framer *f, const uint8_t *p,
+                                     size_t n, yugi_unit_fn cb, void *arg,
+                                     int *bad);
+static inline int yugi__framer_partial(const yugi_framer *f)
 {
     return f->len != 0;
 }
-void yugi_framer_free(yugi_framer *f);
+void yugi__framer_free(yugi_framer *f);
 
 #endif

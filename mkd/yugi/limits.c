@@ -9,26 +9,26 @@
 
 #define NBUCKETS 4096
 
-int yugi_addrs_init(yugi_addrs *t, uint32_t rate, uint32_t burst)
+int yugi__addrs_init(yugi_addrs *t, uint32_t rate, uint32_t burst)
 {
     memset(t, 0, sizeof *t);
     t->nbuckets = NBUCKETS;
     if ((t->buckets = calloc(t->nbuckets, sizeof *t->buckets)) == NULL)
-        return -1;
+        return MKD_ERR_NOMEM;
     /* A per-process seed keeps an attacker from aiming addresses at one
      * hash chain; it need not be secret-grade. */
     t->seed = (uint32_t)(uintptr_t)t ^ (uint32_t)(uintptr_t)t->buckets;
-    yugi_addrs_set(t, rate, burst);
-    return 0;
+    yugi__addrs_set(t, rate, burst);
+    return MKD_OK;
 }
 
-void yugi_addrs_set(yugi_addrs *t, uint32_t rate, uint32_t burst)
+void yugi__addrs_set(yugi_addrs *t, uint32_t rate, uint32_t burst)
 {
     t->rate = rate;
     t->burst = burst ? burst : 1;
 }
 
-void yugi_addrs_free(yugi_addrs *t)
+void yugi__addrs_free(yugi_addrs *t)
 {
     for (size_t i = 0; i < t->nbuckets && t->buckets; i++) {
         yugi_addr *a = t->buckets[i];
@@ -81,7 +81,7 @@ static void refill(yugi_addrs *t, yugi_addr *a, uint64_t now)
     a->stamp_ms = now;
 }
 
-yugi_addr *yugi_addrs_get(yugi_addrs *t, const struct sockaddr *sa,
+yugi_addr *yugi__addrs_get(yugi_addrs *t, const struct sockaddr *sa,
                           uint64_t now_ms)
 {
     uint8_t key[16];
@@ -107,14 +107,14 @@ yugi_addr *yugi_addrs_get(yugi_addrs *t, const struct sockaddr *sa,
     return a;
 }
 
-void yugi_addrs_put(yugi_addrs *t, yugi_addr *a)
+void yugi__addrs_put(yugi_addrs *t, yugi_addr *a)
 {
     (void)t;
     if (a != NULL && a->refs > 0)
         a->refs--;
 }
 
-uint32_t yugi_addr_take(yugi_addrs *t, yugi_addr *a, uint64_t now_ms)
+uint32_t yugi__addr_take(yugi_addrs *t, yugi_addr *a, uint64_t now_ms)
 {
     double wait;
 
@@ -129,7 +129,7 @@ uint32_t yugi_addr_take(yugi_addrs *t, yugi_addr *a, uint64_t now_ms)
     return wait < 1.0 ? 1 : (uint32_t)(wait + 0.999);
 }
 
-void yugi_addrs_sweep(yugi_addrs *t, uint64_t now_ms)
+void yugi__addrs_sweep(yugi_addrs *t, uint64_t now_ms)
 {
     for (size_t i = 0; i < t->nbuckets; i++) {
         yugi_addr **pp = &t->buckets[i];

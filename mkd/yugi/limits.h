@@ -12,7 +12,8 @@
 #ifndef YUGI_LIMITS_H
 #define YUGI_LIMITS_H
 
-#include "../common/compiler.h"
+#include "mkd_compiler.h"
+#include "mkd_err.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -36,17 +37,19 @@ typedef struct yugi_addrs {
     uint32_t seed;
 } yugi_addrs;
 
-MKD_MUST_CHECK int yugi_addrs_init(yugi_addrs *t, uint32_t rate, uint32_t burst);
-void yugi_addrs_set(yugi_addrs *t, uint32_t rate, uint32_t burst);
-void yugi_addrs_free(yugi_addrs *t);
+/* MKD_OK or MKD_ERR_NOMEM. */
+MKD_MUST_CHECK int yugi__addrs_init(yugi_addrs *t, uint32_t rate,
+                                    uint32_t burst);
+void yugi__addrs_set(yugi_addrs *t, uint32_t rate, uint32_t burst);
+void yugi__addrs_free(yugi_addrs *t);
 /* Find or create the entry for sa and take a reference; NULL if out of
  * memory. */
-yugi_addr *yugi_addrs_get(yugi_addrs *t, const struct sockaddr *sa,
+yugi_addr *yugi__addrs_get(yugi_addrs *t, const struct sockaddr *sa,
                           uint64_t now_ms);
-void yugi_addrs_put(yugi_addrs *t, yugi_addr *a);
+void yugi__addrs_put(yugi_addrs *t, yugi_addr *a);
 /* Take one token. Returns 0, or the milliseconds until one is available. */
-uint32_t yugi_addr_take(yugi_addrs *t, yugi_addr *a, uint64_t now_ms);
+uint32_t yugi__addr_take(yugi_addrs *t, yugi_addr *a, uint64_t now_ms);
 /* Drop unreferenced entries whose bucket is full again. */
-void yugi_addrs_sweep(yugi_addrs *t, uint64_t now_ms);
+void yugi__addrs_sweep(yugi_addrs *t, uint64_t now_ms);
 
 #endif

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/log.h"
-#include "yugi.h"
+#include "internal.h"
+#include "mkd_log.h"
 
 static void on_connection(uv_stream_t *s, int status)
 {
@@ -27,11 +27,34 @@ static void on_connection(uv_stream_t *s, int status)
         }
         return;
     }
-    yugi_conn_accepted(l->srv, s);
+    yugi__conn_accepted(l->srv, s);
+}
+
+/* The port the kernel chose for a listener bound to port 0. */
+static unsigned bound_port(yugi_listener *l)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+
+    if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    return ntohs(ss.ss_family == AF_INET6
+                     ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                     : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* "addr:port", with brackets around an IPv6 address. */
+static void name_listener(yugi_listener *l, const char *addr, unsigned port,
+                          int v6)
+{
+    if (v6)
+        snprintf(l->name, sizeof l->name, "[%s]:%u", addr, port);
+    else
+        snprintf(l->name, sizeof l->name, "%s:%u", addr, port);
 }
 
 static int bind_one(yugi_server *srv, yugi_listener *l, const char *addr,
-                    unsigned port)
+                    unsigned port, mkd_diag *d)
 {
     struct sockaddr_storage ss;
     int r, v6 = strchr(addr, ':') != NULL;
@@ -39,62 +62,55 @@ static int bind_one(yugi_server *srv, yugi_listener *l, const char *addr,
     memset(&ss, 0, sizeof ss);
     r = v6 ? uv_ip6_addr(addr, (int)port, (struct sockaddr_in6 *)&ss)
            : uv_ip4_addr(addr, (int)port, (struct sockaddr_in *)&ss);
-    if (r != 0) {
-        mkd_err(0, "listen: \"%s\" is not an IPv4 or IPv6 address", addr);
-        return r;
-    }
-    snprintf(l->name, sizeof l->name, v6 ? "[%s]:%u" : "%s:%u", addr, port);
+    if (r != 0)
+        return mkd_fail(d, MKD_ERR_LISTEN,
+                        "listen: \"%s\" is not an IPv4 or IPv6 address",
+                        addr);
+    name_listener(l, addr, port, v6);
     if ((r = uv_tcp_init(srv->loop, &l->tcp)) != 0)
-        return r;
-    l->srv = srv; /* initialised: yugi_listeners_close must close it */
+        return mkd_fail(d, MKD_ERR_LOOP, "listen on %s: %s", l->name,
+                        uv_strerror(r));
+    l->srv = srv; /* initialised: yugi__listeners_close must close it */
     l->tcp.data = l;
     /* An IPv6 listener takes IPv6 only, so that "::" and "0.0.0.0" can
      * both be listed without a clash. */
     if ((r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss,
                          v6 ? UV_TCP_IPV6ONLY : 0)) != 0 ||
-        (r = uv_listen((uv_stream_t *)&l->tcp, (int)srv->cfg.backlog,
-                       on_connection)) != 0) {
-        mkd_err(0, "listen on %s: %s", l->name, uv_strerror(r));
-        return r;
-    }
-    if (port == 0) {
-        int len = sizeof ss;
-        if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len) == 0) {
-            unsigned p = ntohs(ss.ss_family == AF_INET6
-                                   ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                   : ((struct sockaddr_in *)&ss)->sin_port);
-            srv->bound_port = (uint16_t)p;
-            snprintf(l->name, sizeof l->name, v6 ? "[%s]:%u" : "%s:%u", addr,
-                     p);
-        }
+        (r = uv_listen((uv_stream_t *)&l->tcp, (int)srv->backlog,
+                       on_connection)) != 0)
+        return mkd_fail(d, MKD_ERR_LISTEN, "listen on %s: %s", l->name,
+                        uv_strerror(r));
+    if (port == 0 && (port = bound_port(l)) != 0) {
+        srv->port = (uint16_t)port;
+        name_listener(l, addr, port, v6);
     }
     mkd_info(0, "listening on %s", l->name);
-    return 0;
+    return MKD_OK;
 }
 
-int yugi_listen(yugi_server *srv)
+int yugi__listen(yugi_server *srv, mkd_diag *d)
 {
-    char list[MKD_PATH_MAX], *save = NULL, *tok;
+    char list[sizeof srv->listen], *save = NULL, *tok;
     size_t n = 1;
-    int r = 0;
+    int r;
 
-    for (const char *p = srv->cfg.listen; *p; p++)
-        n += *p == ',';
+    for (const char *p = srv->listen; *p; p++)
+        n += *p == ',' || *p == ' ' || *p == '\t';
     if ((srv->listeners = calloc(n, sizeof *srv->listeners)) == NULL)
-        return UV_ENOMEM;
-    srv->bound_port = (uint16_t)srv->cfg.port;
-    memcpy(list, srv->cfg.listen, sizeof list);
+        return mkd_fail(d, MKD_ERR_NOMEM, "out of memory");
+    memcpy(list, srv->listen, sizeof list);
     for (tok = strtok_r(list, ", \t", &save); tok != NULL;
          tok = strtok_r(NULL, ", \t", &save)) {
         /* With port 0 the first listener picks; the others follow it. */
-        r = bind_one(srv, &srv->listeners[srv->nlisteners], tok,
-                     srv->bound_port);
+        r = bind_one(srv, &srv->listeners[srv->nlisteners], tok, srv->port,
+                     d);
         if (srv->listeners[srv->nlisteners].srv != NULL)
             srv->nlisteners++;
-        if (r != 0)
+        if (r != MKD_OK)
             return r;
     }
-    return srv->nlisteners ? 0 : UV_EINVAL;
+    return srv->nlisteners ? MKD_OK
+                           : mkd_fail(d, MKD_ERR_LISTEN, "listen: no address");
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -102,7 +118,7 @@ static void on_listener_closed(uv_handle_t *h)
     (void)h;
 }
 
-void yugi_listeners_close(yugi_server *srv)
+void yugi__listeners_close(yugi_server *srv)
 {
     for (size_t i = 0; i < srv->nlisteners; i++)
         if (!uv_is_closing((uv_handle_t *)&srv->listeners[i].tcp))

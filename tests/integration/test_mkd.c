@@ -32,51 +32,13 @@
 #include <unistd.h>
 
 #include "mkt.h"
+#include "testlib.h"
 
 #ifndef MKT_SANITIZED
 #define MKT_SANITIZED 0
 #endif
 
-static mkt_daemon D;
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static int setup(void **st)
-{
-    (void)st;
-    return mkt_daemon_mkdir(&D);
-}
-
-/* Every test ends with mkd stopped gracefully, exit 0 and no "bug:"
- * line in its log (mkt_daemon_finish). */
-static int teardown(void **st)
-{
-    (void)st;
-    return mkt_daemon_finish(&D, 15000);
-}
-
-static void start(const char *const *args)
-{
-    if (mkt_daemon_start(&D, args) != 0) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "cat '%s' >&2", D.log);
-        if (system(cmd) != 0)
-            fprintf(stderr, "(no log)\n");
-        fail_msg("mkd did not start");
-    }
-}
+#define D mkt_D
 
 static void stop_clean(void)
 {
@@ -135,7 +97,7 @@ static void test_full_handshake(void **st)
     char path[400];
     (void)st;
 
-    start(NULL);
+    assert_int_equal(mkt_daemon_start(&D, NULL), 0);
     snprintf(path, sizeof path, "%s/server.pem", D.dir);
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
@@ -168,7 +130,7 @@ static void test_resumption_and_restart(void **st)
     size_t blen = 0;
     (void)st;
 
-    start(NULL);
+    assert_int_equal(mkt_daemon_start(&D, NULL), 0);
     cc = pinned();
     assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
     assert_int_equal(mkt_client_export(&c, blob, sizeof blob, &blen), MK_OK);
@@ -184,7 +146,7 @@ static void test_resumption_and_restart(void **st)
 
     /* Same data directory (key and ticket-key file), new process. */
     D.port = 0;
-    start(NULL);
+    assert_int_equal(mkt_daemon_start(&D, NULL), 0);
     assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, blob, blen),
                      MK_OK);
     assert_true(mkt_client_resumed(&c));
@@ -245,7 +207,7 @@ static void test_200_concurrent(void **st)
     int ok = 0;
     (void)st;
 
-    start(args);
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
     cc = pinned();
     pthread_barrier_init(&bar, NULL, NCLIENTS);
     for (int i = 0; i < NCLIENTS; i++) {
@@ -340,7 +302,7 @@ static void test_malformed_peers(void **st)
     uint32_t rounds;
     (void)st;
 
-    start(args);
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
     cc = pinned();
     assert_int_equal(mkt_client_open(&good, cc, NULL, D.port, NULL, 0),
                      MK_OK);
@@ -387,7 +349,7 @@ static void test_declared_length_stall(void **st)
     uint64_t t0;
     (void)st;
 
-    start(args);
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
     cc = pinned();
     rss0 = mkt_rss_kb(D.pid);
     memset(hdr, 0x5A, sizeof hdr);
@@ -400,8 +362,8 @@ static void test_declared_length_stall(void **st)
         assert_true(fds[i] >= 0);
         assert_int_equal(mkt_send_all(fds[i], hdr, sizeof hdr), 0);
     }
-    t0 = mono_ms();
-    sleep_ms(500);
+    t0 = tl_now_ms();
+    tl_sleep_ms(500);
     rss1 = mkt_rss_kb(D.pid);
     fprintf(stderr, "stall: %d connections declaring %u bytes: VmRSS %ld -> "
                     "%ld kB\n",
@@ -418,7 +380,7 @@ static void test_declared_length_stall(void **st)
         close(fds[i]);
     }
     /* Closed by the unit deadline, not before. */
-    assert_true(mono_ms() - t0 >= 2000);
+    assert_true(tl_now_ms() - t0 >= 2000);
     assert_true(mkt_status(&D, "closed.timeout_unit") >= N);
     mk_client_config_unref(cc);
     stop_clean();
@@ -440,7 +402,7 @@ static void test_timeouts(void **st)
     int fd, closed = 0;
     (void)st;
 
-    start(args);
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
     cc = pinned();
     /* Trickle a real hello, one byte every 300 ms: the unit deadline runs
      * from its first byte, whatever arrives after. */
@@ -449,7 +411,7 @@ static void test_timeouts(void **st)
     mk_session_free(s);
     fd = mkt_tcp_connect(NULL, D.port);
     assert_true(fd >= 0);
-    t0 = mono_ms();
+    t0 = tl_now_ms();
     for (size_t i = 0; i < n && !closed; i++) {
         if (mkt_send_all(fd, hello + i, 1) != 0)
             closed = 1;
@@ -457,28 +419,28 @@ static void test_timeouts(void **st)
             closed = 1;
     }
     assert_true(closed);
-    assert_true(mono_ms() - t0 < 3000);
+    assert_true(tl_now_ms() - t0 < 3000);
     close(fd);
     assert_int_equal(mkt_status(&D, "closed.timeout_unit"), 1);
 
     /* Connected, silent: the handshake deadline. */
     fd = mkt_tcp_connect(NULL, D.port);
     assert_true(fd >= 0);
-    t0 = mono_ms();
+    t0 = tl_now_ms();
     assert_int_equal(mkt_wait_closed(fd, 5000), 0);
-    assert_true(mono_ms() - t0 >= 1000);
+    assert_true(tl_now_ms() - t0 >= 1000);
     close(fd);
     assert_int_equal(mkt_status(&D, "closed.timeout_handshake"), 1);
 
     /* Established and idle: an authenticated close, then the socket. */
     assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
     echo_ok(&c, 10, 1);
-    t0 = mono_ms();
+    t0 = tl_now_ms();
     assert_int_equal(mkt_client_wait_close(&c), MK_OK);
     assert_true(c.closed);
-    assert_true(mono_ms() - t0 >= 800);
+    assert_true(tl_now_ms() - t0 >= 800);
     mkt_client_close(&c);
-    sleep_ms(200);
+    tl_sleep_ms(200);
     assert_int_equal(mkt_status(&D, "closed.timeout_idle"), 1);
     mk_client_config_unref(cc);
     stop_clean();
@@ -498,7 +460,7 @@ static void test_write_stall(void **st)
     uint64_t t0;
     (void)st;
 
-    start(args);
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
     cc = pinned();
     assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
     assert_int_equal(setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small,
@@ -514,13 +476,13 @@ static void test_write_stall(void **st)
         sent++;
     }
     assert_true(sent >= 3);
-    t0 = mono_ms();
+    t0 = tl_now_ms();
     /* Never read; wait for the daemon to give up on us. */
     for (int i = 0; i < 100 && mkt_status(&D, "closed.timeout_write") < 1;
          i++)
-        sleep_ms(100);
+        tl_sleep_ms(100);
     assert_int_equal(mkt_status(&D, "closed.timeout_write"), 1);
-    assert_true(mono_ms() - t0 < 8000);
+    assert_true(tl_now_ms() - t0 < 8000);
     c.eof = 1;
     mkt_client_close(&c);
     free(big);
@@ -542,7 +504,7 @@ static void test_drop_privileges(void **st)
 
     if (geteuid() != 0)
         skip();
-    start(args);
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
     snprintf(path, sizeof path, "/proc/%ld/status", (long)D.pid);
     f = fopen(path, "r");
     assert_non_null(f);
@@ -569,7 +531,7 @@ static void test_connection_limit(void **st)
     mkt_client c[6];
     (void)st;
 
-    start(args);
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
     cc = pinned();
     for (int i = 0; i < 5; i++)
         assert_int_equal(mkt_client_open(&c[i], cc, NULL, D.port, NULL, 0),
@@ -581,7 +543,7 @@ static void test_connection_limit(void **st)
     for (int i = 0; i < 5; i++)
         echo_ok(&c[i], 100, (uint32_t)i);
     mkt_client_close(&c[0]);
-    sleep_ms(300); /* the server notices the close */
+    tl_sleep_ms(300); /* the server notices the close */
     assert_int_equal(mkt_client_open(&c[0], cc, NULL, D.port, NULL, 0),
                      MK_OK);
     echo_ok(&c[0], 100, 9);
@@ -605,7 +567,7 @@ static void test_handshake_flood(void **st)
     int ok = 0, busy = 0;
     (void)st;
 
-    start(args);
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
     cc = pinned();
     for (int i = 0; i < 20; i++) {
         int r = mkt_client_open(&c, cc, "127.0.0.2", D.port, NULL, 0);
@@ -654,7 +616,7 @@ static void test_handshakes_in_progress(void **st)
     int ok = 0, busy = 0;
     (void)st;
 
-    start(args);
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
     cc = pinned();
     for (int i = 0; i < N; i++)
         assert_int_equal(mkt_client_start(&c[i], cc, NULL, D.port, NULL, 0),
@@ -693,14 +655,14 @@ static void test_sigterm_drains(void **st)
     int s, fd;
     (void)st;
 
-    start(args);
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
     cc = pinned();
     assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
     pattern(req, sizeof req, 5);
     assert_int_equal(mkt_client_send(&c, req, sizeof req, &id), MK_OK);
-    sleep_ms(300);
+    tl_sleep_ms(300);
     kill(D.pid, SIGTERM);
-    sleep_ms(300);
+    tl_sleep_ms(300);
     fd = mkt_tcp_connect(NULL, D.port);
     assert_true(fd < 0); /* the listener is closed */
     assert_int_equal(mkt_client_wait(&c, id, &resp, &rlen, &ecode), MK_OK);
@@ -759,7 +721,7 @@ static void test_sighup_rotation(void **st)
              "log_level = debug\n",
              key1, tk);
     write_text(conf, text);
-    start(args);
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
     cc1 = mkt_client_config(D.pub);
     cc2 = mkt_client_config(pub2);
     assert_non_null(cc1);
@@ -782,7 +744,7 @@ static void test_sighup_rotation(void **st)
     write_text(conf, text);
     kill(D.pid, SIGHUP);
     for (int i = 0; i < 100 && mkt_status(&D, "reloads") != 1; i++)
-        sleep_ms(20);
+        tl_sleep_ms(20);
     assert_int_equal(mkt_status(&D, "reloads"), 1);
 
     /* The old session resumes under the old (now accept-only) ticket key. */
@@ -808,7 +770,7 @@ static void test_sighup_rotation(void **st)
     }
     kill(D.pid, SIGHUP);
     for (int i = 0; i < 100 && mkt_status(&D, "reloads") != 2; i++)
-        sleep_ms(20);
+        tl_sleep_ms(20);
     assert_int_equal(mkt_status(&D, "reloads"), 2);
     assert_int_equal(mkt_client_open(&c, cc1, NULL, D.port, blob, blen),
                      MK_OK);
@@ -823,7 +785,7 @@ static void test_sighup_rotation(void **st)
     write_text(conf, "key_file = /nonexistent.pem\n");
     kill(D.pid, SIGHUP);
     for (int i = 0; i < 100 && mkt_status(&D, "reload_failures") != 1; i++)
-        sleep_ms(20);
+        tl_sleep_ms(20);
     assert_int_equal(mkt_status(&D, "reload_failures"), 1);
     assert_int_equal(mkt_client_open(&c, cc2, NULL, D.port, NULL, 0), MK_OK);
     mkt_client_close(&c);
@@ -871,7 +833,7 @@ static void test_operator_commands(void **st)
         keys += line[0] != '#';
     fclose(f);
     assert_int_equal(keys, 3);
-    start(NULL);
+    assert_int_equal(mkt_daemon_start(&D, NULL), 0);
     assert_int_equal(mkt_status(&D, "connections"), 0);
     assert_true(mkt_status(&D, "backend.answered") == 0);
     stop_clean();
@@ -903,7 +865,7 @@ static void pipelined(const char *const *args, int inline_on)
     assert_non_null(out);
     assert_non_null(req);
     assert_non_null(got);
-    start(args);
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
     cc = pinned();
     assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
     /* One small request at a time: each is one job to open it and one to
@@ -985,36 +947,36 @@ static void test_pipelined_pool(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_full_handshake, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_resumption_and_restart, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_200_concurrent, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_malformed_peers, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_declared_length_stall, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_timeouts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_stall, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_drop_privileges, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_connection_limit, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_handshake_flood, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_handshakes_in_progress, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_sigterm_drains, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_sighup_rotation, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_operator_commands, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_pipelined_inline, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_pipelined_pool, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_full_handshake, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_resumption_and_restart, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_200_concurrent, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_peers, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_declared_length_stall, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_timeouts, mkt_setup, mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_write_stall, mkt_setup, mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_drop_privileges, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_connection_limit, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_flood, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_handshakes_in_progress, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_drains, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_sighup_rotation, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_operator_commands, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_inline, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_pool, mkt_setup,
+                                        mkt_teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests_name("mkd_integration", tests, NULL, NULL);

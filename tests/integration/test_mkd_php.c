@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "mkt.h"
+#include "testlib.h"
 #include "sazukari.h"
 
 #ifndef MKT_APPS_DIR
@@ -59,81 +60,9 @@
 #define MKT_PHP "/usr/bin/php"
 #endif
 
-static mkt_daemon D;
+#define D mkt_D
 
 /* --- small things -------------------------------------------------------- */
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-/* Poll cond every 10 ms until it holds (ok = 1) or ms pass (ok = 0). */
-#define POLL_UNTIL(ok, cond, ms)                      \
-    do {                                              \
-        uint64_t until_ = now_ms() + (ms);            \
-        for (;;) {                                    \
-            if (cond) {                               \
-                (ok) = 1;                             \
-                break;                                \
-            }                                         \
-            if (now_ms() >= until_) {                 \
-                (ok) = 0;                             \
-                break;                                \
-            }                                         \
-            sleep_ms(10);                             \
-        }                                             \
-    } while (0)
-
-/* The whole file, NUL-terminated; NULL if it cannot be read. */
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-
-    if (f == NULL)
-        return NULL;
-    for (;;) {
-        size_t got;
-        if (cap - n < 4096) {
-            char *b = realloc(buf, cap + 65536);
-            if (b == NULL) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = b;
-            cap += 65536;
-        }
-        got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    if (len != NULL)
-        *len = n;
-    return buf;
-}
-
-static void write_file(const char *path, const char *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
 
 /* Copy a test application from the source tree into the data directory:
  * its __DIR__ (where executed.log goes) is then this test's own. */
@@ -145,17 +74,17 @@ static void copy_app(const char *name)
 
     snprintf(src, sizeof src, "%s/%s", MKT_APPS_DIR, name);
     snprintf(dst, sizeof dst, "%s/%s", D.dir, name);
-    text = read_file(src, &len);
+    text = tl_read_file(src, &len);
     if (text == NULL)
         fail_msg("cannot read %s", src);
-    write_file(dst, text, len);
+    assert_int_equal(tl_write_file(dst, text, len), 0);
     free(text);
 }
 
 /* A line of mkd's log holding both a and b (b may be NULL). */
 static int log_has(const char *a, const char *b)
 {
-    char *log = read_file(D.log, NULL), *line, *save = NULL;
+    char *log = tl_read_file(D.log, NULL), *line, *save = NULL;
     int found = 0;
 
     if (log == NULL)
@@ -168,20 +97,6 @@ static int log_has(const char *a, const char *b)
 }
 
 /* --- the daemon ---------------------------------------------------------- */
-
-static int setup(void **st)
-{
-    (void)st;
-    return mkt_daemon_mkdir(&D);
-}
-
-/* Every test ends with mkd stopped gracefully, exit 0 and no "bug:"
- * line in its log (mkt_daemon_finish). */
-static int teardown(void **st)
-{
-    (void)st;
-    return mkt_daemon_finish(&D, 20000);
-}
 
 /* For a failure's diagnosis: the status view on stderr. */
 static void dump_status(const char *why)
@@ -234,7 +149,7 @@ static void start_php(const char *app, unsigned workers,
     args[n] = NULL;
     if (mkt_daemon_start(&D, args) != 0)
         fail_msg("mkd did not start (log %s)", D.log);
-    POLL_UNTIL(ok, pool_full(workers), 30000);
+    TL_POLL_UNTIL(ok, pool_full(workers), 30000);
     if (!ok)
         fail_msg("the PHP pool did not become ready (log %s)", D.log);
 }
@@ -338,7 +253,7 @@ static void executed_load(executed *e)
 
     memset(e, 0, sizeof *e);
     snprintf(path, sizeof path, "%s/executed.log", D.dir);
-    e->text = read_file(path, NULL);
+    e->text = tl_read_file(path, NULL);
     if (e->text == NULL) {
         e->text = strdup(""); /* nothing ran */
         assert_non_null(e->text);
@@ -454,7 +369,7 @@ static uint64_t request_fails(sz_conn *conn, const char *req, int err,
     uint8_t *resp = NULL;
     size_t rlen = 0;
     sz_error_info ei;
-    uint64_t t0 = now_ms();
+    uint64_t t0 = tl_now_ms();
     int r = sz_request(conn, (const uint8_t *)req, strlen(req), &resp, &rlen);
 
     sz_last_error(&ei);
@@ -464,7 +379,7 @@ static uint64_t request_fails(sz_conn *conn, const char *req, int err,
     assert_null(resp);
     if (text != NULL)
         assert_string_equal(ei.text, text);
-    return now_ms() - t0;
+    return tl_now_ms() - t0;
 }
 
 /* A response "... pid=N" from a test app: N. */
@@ -993,7 +908,7 @@ static int is_worker(int pid)
     int yes = 0;
 
     snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
-    if ((cmd = read_file(path, &len)) == NULL)
+    if ((cmd = tl_read_file(path, &len)) == NULL)
         return 0;
     for (size_t i = 0; i < len; i++)
         if (cmd[i] == '\0')
@@ -1026,7 +941,7 @@ static void test_sigkill_worker(void **st)
                      SZ_OK);
     /* Mid-request: the handler runs (a worker is "busy" as soon as the
      * request is written to it, before PHP has read it). */
-    POLL_UNTIL(ok, has_run("k1"), 10000);
+    TL_POLL_UNTIL(ok, has_run("k1"), 10000);
     assert_true(ok);
     pid = busy_worker_pid();
     assert_true(pid > 0);
@@ -1044,7 +959,7 @@ static void test_sigkill_worker(void **st)
 
     /* The pool is back to its size with a new worker, the crash counted,
      * and the dead worker's slot shows how it ended. */
-    POLL_UNTIL(ok, pool_full(2), 10000);
+    TL_POLL_UNTIL(ok, pool_full(2), 10000);
     assert_true(ok);
     assert_int_equal(st_get("backend.crashes"), 1);
     assert_int_equal(st_get("backend.spawned"), 3);
@@ -1105,7 +1020,7 @@ static void test_request_timeout(void **st)
     sz_conn_close(conn);
     sz_client_free(c);
 
-    POLL_UNTIL(ok, pool_full(2), 10000);
+    TL_POLL_UNTIL(ok, pool_full(2), 10000);
     assert_true(ok);
     assert_int_equal(st_get("backend.timeouts"), 1);
     assert_true(log_has("timed out after 1000 ms; killing the worker", NULL));
@@ -1175,7 +1090,7 @@ static void test_exit(void **st)
     sz_conn_close(conn);
     sz_client_free(c);
 
-    POLL_UNTIL(ok, pool_full(1), 10000);
+    TL_POLL_UNTIL(ok, pool_full(1), 10000);
     assert_true(ok);
     assert_true(log_has("exit() ends the worker", NULL));
     /* A worker that announced its exit did not crash; it was replaced. */
@@ -1212,7 +1127,7 @@ static void test_fatal(void **st)
     sz_conn_close(conn);
     sz_client_free(c);
 
-    POLL_UNTIL(ok, pool_full(1), 10000);
+    TL_POLL_UNTIL(ok, pool_full(1), 10000);
     assert_true(ok);
     assert_true(log_has("fatal error ends the worker: Allowed memory size",
                         NULL));
@@ -1266,7 +1181,7 @@ static void test_output(void **st)
 
     /* The output pipe is read on its own: the lines may trail the answer. */
     snprintf(tag, sizeof tag, "c%lu pegasus w0 pid ", conn_id);
-    POLL_UNTIL(ok, log_has(tag, ": to-stdout TAG4711") &&
+    TL_POLL_UNTIL(ok, log_has(tag, ": to-stdout TAG4711") &&
                        log_has(tag, ": to-stderr TAG4711") &&
                        log_has(tag, ": via-php-stdout TAG4711") &&
                        log_has(tag, "a notice TAG4711") &&
@@ -1344,20 +1259,20 @@ static void test_sighup_under_load(void **st)
 
     start_php("sleep.php", 2, NULL);
     t = load_start(CLIENTS, 20000, 1, "sleep:3");
-    POLL_UNTIL(ok, atomic_load(&L.ok) >= 40, 20000);
+    TL_POLL_UNTIL(ok, atomic_load(&L.ok) >= 40, 20000);
     for (unsigned gen = 2; ok && gen <= 4; gen++) {
         before = atomic_load(&L.ok);
         if (kill(D.pid, SIGHUP) != 0) {
             ok = 0;
             break;
         }
-        POLL_UNTIL(ok, generation_is(gen, 2), 20000);
+        TL_POLL_UNTIL(ok, generation_is(gen, 2), 20000);
         if (!ok) {
             dump_status("reload incomplete");
             break;
         }
         /* Requests go on being answered by the new generation. */
-        POLL_UNTIL(ok, atomic_load(&L.ok) >= before + 40, 20000);
+        TL_POLL_UNTIL(ok, atomic_load(&L.ok) >= before + 40, 20000);
         if (!ok) {
             dump_status("no progress after a reload");
             break;
@@ -1407,7 +1322,7 @@ static void test_sigterm_under_load(void **st)
 
     start_php("sleep.php", 2, NULL);
     t = load_start(CLIENTS, 20000, 2, "sleep:15");
-    POLL_UNTIL(ok, atomic_load(&L.ok) >= 60, 20000);
+    TL_POLL_UNTIL(ok, atomic_load(&L.ok) >= 60, 20000);
     if (!ok) {
         /* No client thread may outlive the test. */
         atomic_store(&L.stop, 1);
@@ -1415,13 +1330,13 @@ static void test_sigterm_under_load(void **st)
         fail_msg("the clients made no progress (log %s)", D.log);
     }
     atomic_store(&L.signalled, 1); /* before the signal: see load_main */
-    t0 = now_ms();
+    t0 = tl_now_ms();
     assert_int_equal(kill(D.pid, SIGTERM), 0);
     load_join(t, CLIENTS);
     s = mkt_daemon_stop(&D, 0, 20000); /* signal 0: wait for the exit */
     assert_true(s >= 0 && WIFEXITED(s));
     assert_int_equal(WEXITSTATUS(s), 0);
-    assert_true(now_ms() - t0 < 10000);
+    assert_true(tl_now_ms() - t0 < 10000);
 
     for (unsigned i = 0; i < CLIENTS; i++) {
         after += t[i].ok_after_signal;
@@ -1476,20 +1391,20 @@ static void test_shutdown_deadline(void **st)
     assert_int_equal(sz_submit(a, (const uint8_t *)"id:d1\nsleep:30000", 17,
                                &ida),
                      SZ_OK);
-    POLL_UNTIL(ok, has_run("d1"), 10000);
+    TL_POLL_UNTIL(ok, has_run("d1"), 10000);
     assert_true(ok);
     assert_int_equal(sz_submit(b, (const uint8_t *)"id:d2\nsleep:30000", 17,
                                &idb),
                      SZ_OK);
-    POLL_UNTIL(ok, st_get("backend.queued") == 1, 10000);
+    TL_POLL_UNTIL(ok, st_get("backend.queued") == 1, 10000);
     assert_true(ok);
 
-    t0 = now_ms();
+    t0 = tl_now_ms();
     assert_int_equal(kill(D.pid, SIGTERM), 0);
     assert_int_equal(sz_wait(a, ida, &resp, &rlen), SZ_ERR_SERVER_SHUTDOWN);
     sz_last_error(&ei);
     assert_int_equal(ei.server_code, MK_ECODE_SHUTDOWN);
-    took = now_ms() - t0;
+    took = tl_now_ms() - t0;
     assert_int_equal(sz_wait(b, idb, &resp, &rlen), SZ_ERR_SERVER_SHUTDOWN);
     assert_true(took >= 1400 && took < 5000);
     /* Then each connection ends with the server's authenticated close. */
@@ -1531,12 +1446,12 @@ static void test_shutdown_deadline_echo(void **st)
     c = client();
     a = connect_to(c);
     assert_int_equal(sz_submit(a, (const uint8_t *)"slow", 4, &id), SZ_OK);
-    POLL_UNTIL(ok, st_get("backend.queued") == 1, 10000);
+    TL_POLL_UNTIL(ok, st_get("backend.queued") == 1, 10000);
     assert_true(ok);
-    t0 = now_ms();
+    t0 = tl_now_ms();
     assert_int_equal(kill(D.pid, SIGTERM), 0);
     assert_int_equal(sz_wait(a, id, &resp, &rlen), SZ_ERR_SERVER_SHUTDOWN);
-    took = now_ms() - t0;
+    took = tl_now_ms() - t0;
     assert_true(took >= 400 && took < 4000);
     sz_conn_close(a);
     sz_client_free(c);
@@ -1547,7 +1462,7 @@ static void test_shutdown_deadline_echo(void **st)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, mkt_setup, mkt_teardown)
     const struct CMUnitTest tests[] = {
         T(test_hello_world),
         T(test_sizes),

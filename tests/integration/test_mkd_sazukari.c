@@ -23,36 +23,10 @@
 #include <unistd.h>
 
 #include "mkt.h"
+#include "testlib.h"
 #include "sazukari.h"
 
-static mkt_daemon D;
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static int setup(void **st)
-{
-    (void)st;
-    return mkt_daemon_mkdir(&D);
-}
-
-/* Every test ends with mkd stopped gracefully, exit 0 and no "bug:"
- * line in its log (mkt_daemon_finish). */
-static int teardown(void **st)
-{
-    (void)st;
-    return mkt_daemon_finish(&D, 15000);
-}
-
-static void start(const char *const *args)
-{
-    if (mkt_daemon_start(&D, args) != 0)
-        fail_msg("mkd did not start (log %s)", D.log);
-}
+#define D mkt_D
 
 static sz_client *client(void)
 {
@@ -87,7 +61,7 @@ static void test_sz_handshake_and_pipelining(void **st)
     static const char *const args[] = {"--listen=127.0.0.1,::1", NULL};
     (void)st;
 
-    start(args);
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
     c = client();
     /* IPv6 too, on the same (kernel-chosen) port. */
     assert_int_equal(sz_connect(c, "::1", D.port, NULL, 0, &conn), SZ_OK);
@@ -132,7 +106,7 @@ static void test_sz_resumption_restart(void **st)
     int s;
     (void)st;
 
-    start(NULL);
+    assert_int_equal(mkt_daemon_start(&D, NULL), 0);
     c = client();
     assert_int_equal(sz_connect(c, "127.0.0.1", D.port, NULL, 0, &conn),
                      SZ_OK);
@@ -152,7 +126,7 @@ static void test_sz_resumption_restart(void **st)
     s = mkt_daemon_stop(&D, SIGTERM, 15000);
     assert_true(s >= 0 && WIFEXITED(s) && WEXITSTATUS(s) == 0);
     D.port = 0;
-    start(NULL);
+    assert_int_equal(mkt_daemon_start(&D, NULL), 0);
     c = client();
     assert_int_equal(sz_connect(c, "127.0.0.1", D.port, blob, blen, &conn),
                      SZ_OK);
@@ -177,7 +151,7 @@ static void test_sz_busy_and_sigterm(void **st)
     int s;
     (void)st;
 
-    start(args);
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
     c = client();
     assert_int_equal(sz_connect(c, "127.0.0.1", D.port, NULL, 0, &conn),
                      SZ_OK);
@@ -185,7 +159,7 @@ static void test_sz_busy_and_sigterm(void **st)
                      SZ_ERR_BUSY);
     assert_null(other);
     assert_int_equal(sz_submit(conn, (const uint8_t *)"slow", 4, &id), SZ_OK);
-    sleep_ms(200);
+    tl_sleep_ms(200);
     kill(D.pid, SIGTERM);
     assert_int_equal(sz_wait(conn, id, &resp, &rlen), SZ_OK);
     assert_int_equal(rlen, 4);
@@ -215,7 +189,7 @@ static void test_sz_cli(void **st)
     size_t n;
     (void)st;
 
-    start(NULL);
+    assert_int_equal(mkt_daemon_start(&D, NULL), 0);
     snprintf(cmd, sizeof cmd, "'%s' -k '%s' 127.0.0.1:%u 'hello mkd'",
              SAZUKARI_CLI, D.pub, D.port);
     p = popen(cmd, "r");
@@ -230,12 +204,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sz_handshake_and_pipelining,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sz_resumption_restart, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_sz_busy_and_sigterm, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_sz_cli, setup, teardown),
+                                        mkt_setup, mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_sz_resumption_restart, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_sz_busy_and_sigterm, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_sz_cli, mkt_setup, mkt_teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests_name("mkd_sazukari", tests, NULL, NULL);

@@ -18,8 +18,7 @@
 
 #include <uv.h>
 
-#include "../common/log.h"
-#include "megaki.h"
+#include "mkd_log.h"
 #include "pegasus.h"
 
 #define MAX_SAMPLES (1u << 22)
@@ -37,7 +36,7 @@ typedef struct client {
 
 static void submit_one(client *c);
 
-static void on_done(void *token, unsigned status, const uint8_t *body,
+static void on_done(void *token, mkd_backend_status status, const uint8_t *body,
                     size_t len, const char *text)
 {
     client *c = token;
@@ -101,7 +100,7 @@ int main(int argc, char **argv)
     const char *app = argc > 3 ? argv[3] : PEGASUS_TEST_ROOT "/apps/hello/app.php";
     static const unsigned conc[] = {1, 8, 32};
     pegasus_config cfg;
-    char err[256];
+    mkd_diag d;
     uv_timer_t t;
 
     signal(SIGPIPE, SIG_IGN);
@@ -115,9 +114,8 @@ int main(int argc, char **argv)
     cfg.app = app;
     cfg.workers_min = workers;
     cfg.queue_max = 1024;
-    B = pegasus_new(&loop, &cfg, err, sizeof err);
-    if (B == NULL) {
-        fprintf(stderr, "%s\n", err);
+    if (pegasus_new(&loop, &cfg, &B, &d) != MKD_OK) {
+        fprintf(stderr, "%s\n", d.text);
         return 1;
     }
     /* Let the workers start. */

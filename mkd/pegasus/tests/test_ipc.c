@@ -1,6 +1,6 @@
 /*
  * test_ipc.c -- the worker protocol's frame codec: the shared vectors
- * (tests/ipc-vectors.txt, also run by Arcangelo's PHP tests), truncation at
+ * (tests/vectors/worker-ipc.txt, also run by Arcangelo's PHP tests), truncation at
  * every byte, limits, and the encoders' argument checks.
  */
 #include <setjmp.h>
@@ -13,9 +13,10 @@
 
 #include <cmocka.h>
 
-#include "ipc.h"
+#include "pegasus_ipc.h"
 
-#define VEC_FILE PEGASUS_TEST_ROOT "/mkd/pegasus/tests/ipc-vectors.txt"
+/* Tests run from the project root. */
+#define VEC_FILE "tests/vectors/worker-ipc.txt"
 
 typedef struct vec {
     char name[64];
@@ -87,15 +88,15 @@ static void free_vectors(vec *v, size_t n)
 static int expect_code(const char *e)
 {
     if (strcmp(e, "ok") == 0 || strcmp(e, "ok_ext") == 0)
-        return PEGASUS_IPC_OK;
+        return MKD_OK;
     if (strcmp(e, "need") == 0)
-        return PEGASUS_IPC_NEED_MORE;
+        return MKD_WANT_MORE;
     if (strcmp(e, "too_large") == 0)
-        return PEGASUS_IPC_E_TOO_LARGE;
+        return MKD_ERR_FRAME_TOO_LARGE;
     if (strcmp(e, "type") == 0)
-        return PEGASUS_IPC_E_TYPE;
+        return MKD_ERR_FRAME_TYPE;
     if (strcmp(e, "malformed") == 0)
-        return PEGASUS_IPC_E_MALFORMED;
+        return MKD_ERR_FRAME_MALFORMED;
     fail_msg("unknown expectation %s", e);
     return 99;
 }
@@ -149,15 +150,15 @@ static void test_vectors(void **state)
         int got = pegasus_ipc_parse(v[i].bytes, v[i].len, 0, &f, &used);
         if (got != want)
             fail_msg("%s: got %s, want %s", v[i].name,
-                     pegasus_ipc_strerror(got), v[i].expect);
-        if (got == PEGASUS_IPC_OK) {
+                     mkd_strerror(got), v[i].expect);
+        if (got == MKD_OK) {
             assert_int_equal(used, v[i].len);
             if (strcmp(v[i].expect, "ok") == 0) {
                 size_t m = reencode(&f, buf, sizeof buf);
                 if (m != v[i].len || memcmp(buf, v[i].bytes, m) != 0)
                     fail_msg("%s: re-encoding differs", v[i].name);
             }
-        } else if (got != PEGASUS_IPC_NEED_MORE) {
+        } else if (got != MKD_WANT_MORE) {
             assert_int_equal(used, 0);
         }
     }
@@ -176,7 +177,7 @@ static void test_fields(void **state)
         size_t used;
         if (strcmp(v[i].name, "request_v4_early") == 0) {
             assert_int_equal(pegasus_ipc_parse(v[i].bytes, v[i].len, 0, &f,
-                                               &used), PEGASUS_IPC_OK);
+                                               &used), MKD_OK);
             assert_int_equal(f.type, PEGASUS_IPC_REQUEST);
             assert_true(f.ctx.tag == 0x0102030405060708ull);
             assert_int_equal(f.ctx.conn_id, 99);
@@ -190,21 +191,21 @@ static void test_fields(void **state)
             seen++;
         } else if (strcmp(v[i].name, "request_ctx_ext") == 0) {
             assert_int_equal(pegasus_ipc_parse(v[i].bytes, v[i].len, 0, &f,
-                                               &used), PEGASUS_IPC_OK);
+                                               &used), MKD_OK);
             assert_string_equal(f.ctx.addr, "10.0.0.1");
             assert_int_equal(f.data_len, 4);
             assert_memory_equal(f.data, "body", 4);
             seen++;
         } else if (strcmp(v[i].name, "hello_v1") == 0) {
             assert_int_equal(pegasus_ipc_parse(v[i].bytes, v[i].len, 0, &f,
-                                               &used), PEGASUS_IPC_OK);
+                                               &used), MKD_OK);
             assert_int_equal(f.version, 1);
             assert_int_equal(f.pid, 12345);
             assert_int_equal(f.data_len, strlen("arcangelo/1 php/8.2"));
             seen++;
         } else if (strcmp(v[i].name, "response_exiting_empty") == 0) {
             assert_int_equal(pegasus_ipc_parse(v[i].bytes, v[i].len, 0, &f,
-                                               &used), PEGASUS_IPC_OK);
+                                               &used), MKD_OK);
             assert_int_equal(f.flags, PEGASUS_IPC_ANS_EXITING);
             assert_int_equal(f.tag, 9);
             assert_int_equal(f.data_len, 0);
@@ -234,7 +235,7 @@ static void test_truncation(void **state)
             assert_non_null(cut);
             memcpy(cut, v[i].bytes, k);
             assert_int_equal(pegasus_ipc_parse(cut, k, 0, &f, &used),
-                             PEGASUS_IPC_NEED_MORE);
+                             MKD_WANT_MORE);
             assert_int_equal(used, k < PEGASUS_IPC_HEADER ? 0 : v[i].len);
             free(cut);
         }
@@ -254,9 +255,9 @@ static void test_limits_and_concat(void **state)
     assert_int_equal(a, PEGASUS_IPC_HEADER + PEGASUS_IPC_ANSWER_FIXED);
     /* The limit applies to the length field, from the header alone. */
     assert_int_equal(pegasus_ipc_parse(buf, a, 108, &f, &used),
-                     PEGASUS_IPC_E_TOO_LARGE);
+                     MKD_ERR_FRAME_TOO_LARGE);
     assert_int_equal(pegasus_ipc_parse(buf, a, 109, &f, &used),
-                     PEGASUS_IPC_NEED_MORE);
+                     MKD_WANT_MORE);
     assert_int_equal(used, a + 100);
 
     /* Two frames back to back: the first is consumed alone. */
@@ -264,18 +265,18 @@ static void test_limits_and_concat(void **state)
     b = pegasus_ipc_encode_hello(buf + a, sizeof buf - a, 1, 77, "x");
     assert_true(a == 5 && b == 14);
     assert_int_equal(pegasus_ipc_parse(buf, a + b, 0, &f, &used),
-                     PEGASUS_IPC_OK);
+                     MKD_OK);
     assert_int_equal(f.type, PEGASUS_IPC_SHUTDOWN);
     assert_int_equal(used, a);
     assert_int_equal(pegasus_ipc_parse(buf + used, a + b - used, 0, &f,
-                                       &used), PEGASUS_IPC_OK);
+                                       &used), MKD_OK);
     assert_int_equal(f.type, PEGASUS_IPC_HELLO);
     assert_int_equal(f.pid, 77);
 
     assert_int_equal(pegasus_ipc_parse(NULL, 0, 0, &f, &used),
-                     PEGASUS_IPC_NEED_MORE);
+                     MKD_WANT_MORE);
     assert_int_equal(pegasus_ipc_parse(buf, 5, 0, NULL, &used),
-                     PEGASUS_IPC_E_ARG);
+                     MKD_ERR_ARG);
 }
 
 static void test_encoder_checks(void **state)

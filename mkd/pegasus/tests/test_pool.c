@@ -25,8 +25,7 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "../common/log.h"
-#include "megaki.h"
+#include "mkd_log.h"
 #include "pegasus.h"
 
 #define ROOT PEGASUS_TEST_ROOT
@@ -55,7 +54,7 @@ static uv_timer_t poll_timer;
 static unsigned outstanding;
 static int double_answers;
 
-static void on_done(void *token, unsigned status, const uint8_t *body,
+static void on_done(void *token, mkd_backend_status status, const uint8_t *body,
                     size_t len, const char *text)
 {
     ans *a = token;
@@ -91,11 +90,11 @@ static void ans_reset(ans *a)
     a->text[0] = '\0';
 }
 
-static unsigned submit_n(ans *a, const void *body, size_t len)
+static mkd_backend_status submit_n(ans *a, const void *body, size_t len)
 {
     mkd_request_ctx ctx;
     uint8_t *copy = malloc(len ? len : 1);
-    unsigned r;
+    mkd_backend_status r;
 
     assert_non_null(copy);
     memcpy(copy, body, len);
@@ -114,7 +113,7 @@ static unsigned submit_n(ans *a, const void *body, size_t len)
     return r;
 }
 
-static unsigned submit(ans *a, const char *cmd)
+static mkd_backend_status submit(ans *a, const char *cmd)
 {
     return submit_n(a, cmd, strlen(cmd));
 }
@@ -239,13 +238,21 @@ static void cfg_reset(const char *app)
     cfg.stop_timeout_ms = 2000;
 }
 
+/* pegasus_new on cfg: the pool, or NULL with the reason in d. */
+static mkd_backend *pool_new(mkd_diag *d)
+{
+    mkd_backend *b = NULL;
+
+    return pegasus_new(&loop, &cfg, &b, d) == MKD_OK ? b : NULL;
+}
+
 static void start_pool(void)
 {
-    char err[256];
+    mkd_diag d;
 
-    B = pegasus_new(&loop, &cfg, err, sizeof err);
+    B = pool_new(&d);
     if (B == NULL)
-        fail_msg("pegasus_new: %s", err);
+        fail_msg("pegasus_new: %s", d.text);
     wait_idle(cfg.workers_min, 10000);
 }
 
@@ -418,11 +425,11 @@ static void test_big(void **state)
     assert_int_equal(a.status, 0);
     assert_int_equal(a.len, max);
     /* One byte more either way. */
-    assert_int_equal(submit_n(&a, big, max + 1), MK_ECODE_TOO_LARGE);
+    assert_int_equal(submit_n(&a, big, max + 1), MKD_BACKEND_TOO_LARGE);
     snprintf(cmd, sizeof cmd, "big:%zu", max + 1);
     assert_int_equal(submit(&a, cmd), 0);
     run_until(p_answered, &a, 10000, "oversize response");
-    assert_int_equal(a.status, MK_ECODE_APPLICATION);
+    assert_int_equal(a.status, MKD_BACKEND_APPLICATION);
     assert_string_equal(a.text, "response too large");
     /* And the worker is fine afterwards. */
     assert_int_equal(submit(&a, "echo:ok"), 0);
@@ -493,22 +500,22 @@ static void test_cancel_and_status(void **state)
 
 static void test_bad_config(void **state)
 {
-    char err[256];
+    mkd_diag d;
 
     (void)state;
     cfg.php = "/nonexistent/php";
-    assert_null(pegasus_new(&loop, &cfg, err, sizeof err));
-    assert_non_null(strstr(err, "/nonexistent/php"));
+    assert_null(pool_new(&d));
+    assert_non_null(strstr(d.text, "/nonexistent/php"));
     cfg_reset(APPS "/no-such-app.php");
-    assert_null(pegasus_new(&loop, &cfg, err, sizeof err));
-    assert_non_null(strstr(err, "no-such-app.php"));
+    assert_null(pool_new(&d));
+    assert_non_null(strstr(d.text, "no-such-app.php"));
     cfg_reset(APPS "/testapp.php");
     cfg.workers_min = 0;
-    assert_null(pegasus_new(&loop, &cfg, err, sizeof err));
+    assert_null(pool_new(&d));
     cfg_reset(APPS "/testapp.php");
     cfg.workers_max = 1;
-    assert_null(pegasus_new(&loop, &cfg, err, sizeof err));
-    assert_non_null(strstr(err, "workers_max"));
+    assert_null(pool_new(&d));
+    assert_non_null(strstr(d.text, "workers_max"));
 }
 
 /* ------------------------------------------------------------------ */
@@ -535,7 +542,7 @@ static void test_sigkill_mid_request(void **state)
     assert_int_equal(pids("busy", pid, 4), 1);
     assert_int_equal(kill(pid[0], SIGKILL), 0);
     run_until(p_answered, &a, 5000, "the killed request's answer");
-    assert_int_equal(a.status, MK_ECODE_INTERNAL);
+    assert_int_equal(a.status, MKD_BACKEND_INTERNAL);
     assert_string_equal(a.text, "worker crashed");
     assert_int_equal(submit(&b, "echo:next"), 0);
     run_until(p_answered, &b, 5000, "the next request");
@@ -557,7 +564,7 @@ static void test_timeout(void **state)
     start_pool();
     assert_int_equal(submit(&a, "sleep:5000"), 0);
     run_until(p_answered, &a, 3000, "timeout");
-    assert_int_equal(a.status, MK_ECODE_TIMEOUT);
+    assert_int_equal(a.status, MKD_BACKEND_TIMEOUT);
     assert_int_equal(submit(&b, "echo:next"), 0);
     run_until(p_answered, &b, 5000, "after timeout");
     assert_int_equal(b.status, 0);
@@ -575,7 +582,7 @@ static void test_throw(void **state)
     start_pool();
     assert_int_equal(submit(&a, "throw:db password is hunter2"), 0);
     run_until(p_answered, &a, 5000, "throw");
-    assert_int_equal(a.status, MK_ECODE_APPLICATION);
+    assert_int_equal(a.status, MKD_BACKEND_APPLICATION);
     assert_string_equal(a.text, "application error"); /* not exposed */
     assert_int_equal(submit(&a, "echo:fine"), 0);
     run_until(p_answered, &a, 5000, "after throw");
@@ -603,8 +610,8 @@ static void test_exit_fatal_selfkill(void **state)
         const char *text_or_body;
     } cases[] = {
         {"exit", 0, "partial"},
-        {"fatal", MK_ECODE_APPLICATION, "application error"},
-        {"selfkill", MK_ECODE_INTERNAL, "worker crashed"},
+        {"fatal", MKD_BACKEND_APPLICATION, "application error"},
+        {"selfkill", MKD_BACKEND_INTERNAL, "worker crashed"},
         {"recycle", 0, "bye"},
     };
 
@@ -635,10 +642,10 @@ static void test_fake_workers(void **state)
                                     {"FAKE_MODE=oversize", NULL},
                                     {"FAKE_MODE=garbage", NULL},
                                     {"FAKE_MODE=double", NULL}};
-    static const unsigned want[] = {MK_ECODE_INTERNAL, MK_ECODE_APPLICATION,
-                                    MK_ECODE_INTERNAL, 0};
+    static const unsigned want[] = {MKD_BACKEND_INTERNAL, MKD_BACKEND_APPLICATION,
+                                    MKD_BACKEND_INTERNAL, 0};
     ans a = {0};
-    char err[256];
+    mkd_diag d;
 
     (void)state;
     for (size_t i = 0; i < 4; i++) {
@@ -646,7 +653,7 @@ static void test_fake_workers(void **state)
         cfg.arcangelo = APPS "/fake_worker.php";
         cfg.workers_min = 1;
         cfg.env = envs[i];
-        B = pegasus_new(&loop, &cfg, err, sizeof err);
+        B = pool_new(&d);
         assert_non_null(B);
         wait_idle(1, 5000);
         assert_int_equal(submit(&a, "x"), 0);
@@ -668,7 +675,7 @@ static void test_start_failures(void **state)
 {
     static const char *v2[] = {"FAKE_MODE=version2", NULL};
     static const char *silent[] = {"FAKE_MODE=silent", NULL};
-    char err[256];
+    mkd_diag d;
     const char *log;
 
     (void)state;
@@ -678,7 +685,7 @@ static void test_start_failures(void **state)
     cfg.workers_min = 1;
     cfg.crash_loop_failures = 2;
     cfg.crash_loop_pause_ms = 60000;
-    B = pegasus_new(&loop, &cfg, err, sizeof err);
+    B = pool_new(&d);
     assert_non_null(B);
     run_for(800);
     assert_true(sval("backend.start_failures") == 2);
@@ -695,7 +702,7 @@ static void test_start_failures(void **state)
     cfg.crash_loop_failures = 4;
     cfg.crash_loop_pause_ms = 60000;
     capture_start();
-    B = pegasus_new(&loop, &cfg, err, sizeof err);
+    B = pool_new(&d);
     assert_non_null(B);
     run_for(1000);
     log = capture_end();
@@ -711,7 +718,7 @@ static void test_start_failures(void **state)
     cfg.workers_min = 1;
     cfg.env = silent;
     cfg.start_timeout_ms = 300;
-    B = pegasus_new(&loop, &cfg, err, sizeof err);
+    B = pool_new(&d);
     assert_non_null(B);
     run_for(500);
     assert_true(sval("backend.start_failures") == 1);
@@ -735,16 +742,16 @@ static void test_crash_loop(void **state)
     cfg.crash_loop_window_ms = 5000;
     cfg.crash_loop_pause_ms = 700;
     capture_start();
-    B = pegasus_new(&loop, &cfg, NULL, 0);
+    B = pool_new(NULL);
     assert_non_null(B);
     /* Queued before the loop is detected: answered with an error then. */
     assert_int_equal(submit(&a, "echo:x"), 0);
     run_until(p_answered, &a, 5000, "queued request failed");
-    assert_int_equal(a.status, MK_ECODE_INTERNAL);
+    assert_int_equal(a.status, MKD_BACKEND_INTERNAL);
     assert_string_equal(a.text, "application unavailable");
     assert_non_null(strstr(status(), "backend.crash_loop paused"));
     /* While paused with nobody ready, a request is refused at once. */
-    assert_int_equal(submit(&b, "echo:y"), MK_ECODE_OVERLOADED);
+    assert_int_equal(submit(&b, "echo:y"), MKD_BACKEND_OVERLOADED);
     /* It does not spin: over ~2 s, a probe per pause, not hundreds. */
     spawned = sval("backend.spawned");
     run_for(2000);
@@ -783,7 +790,7 @@ static void test_queue_full(void **state)
     assert_int_equal(submit(&a[0], "sleep:300"), 0); /* running */
     assert_int_equal(submit(&a[1], "echo:1"), 0);    /* queued */
     assert_int_equal(submit(&a[2], "echo:2"), 0);    /* queued */
-    assert_int_equal(submit(&a[3], "echo:3"), MK_ECODE_OVERLOADED);
+    assert_int_equal(submit(&a[3], "echo:3"), MKD_BACKEND_OVERLOADED);
     run_until(p_none_outstanding, NULL, 5000, "answers");
     for (int i = 0; i < 3; i++)
         assert_int_equal(a[i].status, 0);
@@ -804,7 +811,7 @@ static void test_queue_timeout(void **state)
     assert_int_equal(submit(&a, "sleep:600"), 0);
     assert_int_equal(submit(&b, "echo:late"), 0);
     run_until(p_answered, &b, 2000, "queue timeout");
-    assert_int_equal(b.status, MK_ECODE_OVERLOADED);
+    assert_int_equal(b.status, MKD_BACKEND_OVERLOADED);
     assert_int_equal(a.count, 0); /* the running one is unaffected */
     run_until(p_answered, &a, 2000, "running request");
     assert_int_equal(a.status, 0);
@@ -1126,7 +1133,7 @@ static void test_drain_under_load(void **state)
     assert_true(ok > 0);
     assert_int_equal(sval("backend.workers"), 0);
     /* After the drain, a request is refused with "shutdown". */
-    assert_int_equal(submit(&late, "echo:late"), MK_ECODE_SHUTDOWN);
+    assert_int_equal(submit(&late, "echo:late"), MKD_BACKEND_SHUTDOWN);
     run_for(50);
     assert_int_equal(drained, 1);
     clients_free(cs, n);
@@ -1147,7 +1154,7 @@ static void test_free_answers_outstanding(void **state)
     B = NULL;
     for (int i = 0; i < 3; i++) {
         assert_int_equal(a[i].count, 1);
-        assert_int_equal(a[i].status, MK_ECODE_SHUTDOWN);
+        assert_int_equal(a[i].status, MKD_BACKEND_SHUTDOWN);
     }
     for (int i = 0; i < 3; i++)
         ans_reset(&a[i]);

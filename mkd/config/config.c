@@ -1,0 +1,348 @@
+/*
+ * config.c -- see mkd_config.h. The option table is the single source of the
+ * names, defaults and bounds; docs/MKD.md lists the same table.
+ *
+ * The file format is deliberately small: `key = value` per line, `#` starts
+ * a comment line, blank lines are ignored, surrounding blanks are trimmed,
+ * a value may be quoted with "..." to keep blanks at its ends. A key given
+ * twice takes the last value. Unknown keys are an error, so a typo never
+ * silently leaves a limit at its default.
+ */
+#include "mkd_config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mkd_log.h"
+#include "mkd_util.h"
+
+enum opt_type { T_STR, T_U32, T_LEVEL };
+
+struct opt {
+    const char *name;
+    enum opt_type type;
+    size_t off;
+    size_t size;      /* T_STR: buffer size */
+    const char *def;  /* default as text */
+    uint32_t min, max;
+    size_t set_off;   /* offset of a "was set" flag, or 0 */
+};
+
+#define OFF(f) offsetof(mkd_config, f)
+#define STR(f) T_STR, OFF(f), sizeof(((mkd_config *)0)->f)
+#define U32(f) T_U32, OFF(f), 0
+
+static const struct opt opts[] = {
+    {"listen", STR(listen), "127.0.0.1", 0, 0, 0},
+    {"port", U32(port), "7410", 0, 65535, 0},
+    {"data_dir", STR(data_dir), "", 0, 0, 0},
+    {"key_file", STR(key_file), "", 0, 0, OFF(key_file_set)},
+    {"ticket_key_file", STR(ticket_key_file), "", 0, 0,
+     OFF(ticket_key_file_set)},
+    {"control_socket", STR(control_socket), "", 0, 0,
+     OFF(control_socket_set)},
+    {"backend", STR(backend), "php", 0, 0, 0},
+    {"user", STR(user), "", 0, 0, 0},
+    {"ready_file", STR(ready_file), "", 0, 0, 0},
+    {"log_level", T_LEVEL, OFF(log_level), 0, "info", 0, 0, 0},
+    {"threads", U32(threads), "0", 0, 256, 0},
+    {"backlog", U32(backlog), "511", 1, 65535, 0},
+    {"max_connections", U32(max_connections), "10000", 1, 1000000, 0},
+    {"max_handshakes", U32(max_handshakes), "256", 1, 100000, 0},
+    {"max_pending_per_address", U32(max_pending_per_address), "64", 1,
+     1000000, 0},
+    {"handshake_rate", U32(handshake_rate), "50", 0, 1000000, 0},
+    {"handshake_burst", U32(handshake_burst), "100", 1, 1000000, 0},
+    {"retry_after_ms", U32(retry_after_ms), "1000", 0, 3600000, 0},
+    {"handshake_timeout_ms", U32(handshake_timeout_ms), "10000", 10,
+     3600000, 0},
+    {"idle_timeout_ms", U32(idle_timeout_ms), "120000", 10, 86400000, 0},
+    {"unit_timeout_ms", U32(unit_timeout_ms), "10000", 10, 3600000, 0},
+    {"write_timeout_ms", U32(write_timeout_ms), "30000", 10, 3600000, 0},
+    {"shutdown_timeout_ms", U32(shutdown_timeout_ms), "10000", 0, 3600000,
+     0},
+    {"max_message", U32(max_message), "1048576", 1, 256u << 20, 0},
+    {"max_inflight", U32(max_inflight), "32", 1, 1024, 0},
+    {"ticket_lifetime", U32(ticket_lifetime), "86400", 60, 7 * 86400, 0},
+    {"conn_buffer_max", U32(conn_buffer_max), "4194304", 65536,
+     1u << 30, 0},
+    {"write_high_water", U32(write_high_water), "1048576", 16384, 1u << 30,
+     0},
+    {"inline_crypto_max", U32(inline_crypto_max), "16384", 0, 1u << 20, 0},
+    {"ticket_keys_keep", U32(ticket_keys_keep), "4", 1, 16, 0},
+    {"echo_delay_ms", U32(echo_delay_ms), "0", 0, 600000, 0},
+    {"app", STR(app), MKD_SOURCE_ROOT "/apps/hello/app.php", 0, 0, 0},
+    {"php", STR(php), "/usr/bin/php", 0, 0, 0},
+    {"arcangelo", STR(arcangelo), MKD_SOURCE_ROOT "/arcangelo/bin/arcangelo.php",
+     0, 0, 0},
+    {"php_memory_limit", STR(php_memory_limit), "128M", 0, 0, 0},
+    {"workers", U32(workers), "0", 0, 4096, 0},
+    {"workers_max", U32(workers_max), "0", 0, 4096, 0},
+    {"queue_max", U32(queue_max), "256", 1, 1000000, 0},
+    {"queue_timeout_ms", U32(queue_timeout_ms), "0", 0, 3600000, 0},
+    {"request_timeout_ms", U32(request_timeout_ms), "30000", 10, 3600000, 0},
+    {"worker_start_timeout_ms", U32(worker_start_timeout_ms), "10000", 10,
+     600000, 0},
+    {"worker_stop_timeout_ms", U32(worker_stop_timeout_ms), "5000", 10,
+     600000, 0},
+    {"worker_idle_timeout_ms", U32(worker_idle_timeout_ms), "10000", 10,
+     86400000, 0},
+    {"worker_max_requests", U32(worker_max_requests), "0", 0, 1u << 30, 0},
+    {"worker_max_lifetime_s", U32(worker_max_lifetime_s), "0", 0,
+     30u * 86400u, 0},
+    {"worker_max_rss_kib", U32(worker_max_rss_kib), "0", 0, 1u << 30, 0},
+    {"expose_errors", U32(expose_errors), "0", 0, 1, 0},
+};
+
+static const struct opt *find_opt(const char *key)
+{
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (strcmp(opts[i].name, key) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+static int set_opt(mkd_config *c, const struct opt *o, const char *v,
+                   mkd_diag *d)
+{
+    char *base = (char *)c;
+
+    switch (o->type) {
+    case T_STR:
+        if (strlen(v) >= o->size)
+            return mkd_fail(d, MKD_ERR_CONFIG,
+                            "%s: value too long (max %zu bytes)", o->name,
+                            o->size - 1);
+        memcpy(base + o->off, v, strlen(v) + 1);
+        break;
+    case T_U32: {
+        char *end = NULL;
+        unsigned long long x;
+        if (*v < '0' || *v > '9')
+            return mkd_fail(d, MKD_ERR_CONFIG, "%s: not a number: \"%s\"",
+                            o->name, v);
+        errno = 0;
+        x = strtoull(v, &end, 10);
+        if (errno != 0 || *end != '\0' || x < o->min || x > o->max)
+            return mkd_fail(d, MKD_ERR_CONFIG,
+                            "%s: \"%s\" is not a number in %u..%u", o->name,
+                            v, o->min, o->max);
+        *(uint32_t *)(void *)(base + o->off) = (uint32_t)x;
+        break;
+    }
+    case T_LEVEL: {
+        int l = mkd_log_level_parse(v);
+        if (l < 0)
+            return mkd_fail(d, MKD_ERR_CONFIG,
+                            "%s: \"%s\" is not error, warn, info or debug",
+                            o->name, v);
+        *(int *)(void *)(base + o->off) = l;
+        break;
+    }
+    default:
+        return mkd_fail(d, MKD_ERR_ARG, "%s: unknown option type", o->name);
+    }
+    if (o->set_off)
+        *(int *)(void *)(base + o->set_off) = v[0] != '\0';
+    return MKD_OK;
+}
+
+void mkd_config_defaults(mkd_config *c)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (set_opt(c, &opts[i], opts[i].def, NULL) != MKD_OK)
+            abort(); /* a bad default is a build bug */
+}
+
+int mkd_config_set(mkd_config *c, const char *key, const char *value,
+                   mkd_diag *d)
+{
+    const struct opt *o = find_opt(key);
+
+    if (o == NULL)
+        return mkd_fail(d, MKD_ERR_CONFIG, "unknown option \"%s\"", key);
+    return set_opt(c, o, value, d);
+}
+
+static int is_blank(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r';
+}
+
+/* One line of the file (NUL-terminated, modified in place): blank,
+ * comment, or `key = value`. */
+static int parse_line(mkd_config *c, char *line, const char *origin,
+                      unsigned lineno, mkd_diag *d)
+{
+    char key[64];
+    size_t k, v, e;
+    char *eq;
+    int r;
+
+    for (k = 0; is_blank(line[k]); k++)
+        ;
+    if (line[k] == '\0' || line[k] == '#')
+        return MKD_OK;
+    if ((eq = strchr(line + k, '=')) == NULL)
+        return mkd_fail(d, MKD_ERR_CONFIG, "%s:%u: expected key = value",
+                        origin, lineno);
+    /* Key: from k to the '=' less trailing blanks. */
+    e = (size_t)(eq - line);
+    while (e > k && is_blank(line[e - 1]))
+        e--;
+    if (e == k || e - k >= sizeof key)
+        return mkd_fail(d, MKD_ERR_CONFIG, "%s:%u: bad key", origin, lineno);
+    memcpy(key, line + k, e - k);
+    key[e - k] = '\0';
+    /* Value: after '=' trimmed; optional double quotes. */
+    for (v = (size_t)(eq - line) + 1; is_blank(line[v]); v++)
+        ;
+    e = strlen(line);
+    while (e > v && is_blank(line[e - 1]))
+        e--;
+    line[e] = '\0';
+    if (e - v >= 2 && line[v] == '"' && line[e - 1] == '"') {
+        line[e - 1] = '\0';
+        v++;
+    }
+    if ((r = mkd_config_set(c, key, line + v, d)) != MKD_OK) {
+        char msg[sizeof d->text];
+        /* Prefix where it was; set_opt said what. */
+        (void)snprintf(msg, sizeof msg, "%s", mkd_diag_text(d, r));
+        return mkd_fail(d, r, "%s:%u: %s", origin, lineno, msg);
+    }
+    return MKD_OK;
+}
+
+int mkd_config_parse(mkd_config *c, const char *text, size_t len,
+                     const char *origin, mkd_diag *d)
+{
+    char line[1024];
+    size_t pos = 0;
+    unsigned lineno = 0;
+    int r;
+
+    mkd_diag_clear(d);
+    while (pos < len) {
+        size_t start = pos, n;
+
+        while (pos < len && text[pos] != '\n')
+            pos++;
+        n = pos - start;
+        pos++; /* the newline */
+        lineno++;
+        if (n >= sizeof line)
+            return mkd_fail(d, MKD_ERR_CONFIG, "%s:%u: line too long", origin,
+                            lineno);
+        if (memchr(text + start, '\0', n) != NULL)
+            return mkd_fail(d, MKD_ERR_CONFIG, "%s:%u: NUL byte", origin,
+                            lineno);
+        memcpy(line, text + start, n);
+        line[n] = '\0';
+        if ((r = parse_line(c, line, origin, lineno, d)) != MKD_OK)
+            return r;
+    }
+    return MKD_OK;
+}
+
+int mkd_config_load_file(mkd_config *c, const char *path, mkd_diag *d)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int r;
+
+    if ((r = mkd_read_file(path, MKD_CONFIG_FILE_MAX, &buf, &len, d)) !=
+        MKD_OK)
+        return r == MKD_ERR_NOMEM ? r : MKD_ERR_CONFIG;
+    r = mkd_config_parse(c, (const char *)buf, len, path, d);
+    free(buf);
+    return r;
+}
+
+int mkd_default_data_dir(char *out, size_t cap)
+{
+    const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    int r;
+
+    if (geteuid() == 0)
+        r = snprintf(out, cap, "/var/lib/megaki");
+    else if (xdg != NULL && xdg[0] == '/')
+        r = snprintf(out, cap, "%s/megaki", xdg);
+    else if (home != NULL && home[0] == '/')
+        r = snprintf(out, cap, "%s/.local/share/megaki", home);
+    else
+        return MKD_ERR_CONFIG;
+    return r > 0 && (size_t)r < cap ? MKD_OK : MKD_ERR_CONFIG;
+}
+
+/* dst = dir/name unless the option was given. */
+static int derive(char *dst, size_t cap, int given, const char *dir,
+                  const char *name)
+{
+    int r;
+
+    if (given)
+        return MKD_OK;
+    r = snprintf(dst, cap, "%s/%s", dir, name);
+    return r > 0 && (size_t)r < cap ? MKD_OK : MKD_ERR_CONFIG;
+}
+
+int mkd_config_finish(mkd_config *c, mkd_diag *d)
+{
+    mkd_diag_clear(d);
+    if (c->data_dir[0] == '\0' &&
+        mkd_default_data_dir(c->data_dir, sizeof c->data_dir) != MKD_OK)
+        return mkd_fail(d, MKD_ERR_CONFIG,
+                        "no data directory: set data_dir (HOME is not set)");
+    if (derive(c->key_file, sizeof c->key_file, c->key_file_set,
+               c->data_dir, "server.pem") != MKD_OK ||
+        derive(c->ticket_key_file, sizeof c->ticket_key_file,
+               c->ticket_key_file_set, c->data_dir, "ticket.keys") != MKD_OK ||
+        derive(c->control_socket, sizeof c->control_socket,
+               c->control_socket_set, c->data_dir, "mkd.sock") != MKD_OK)
+        return mkd_fail(d, MKD_ERR_CONFIG, "data_dir too long");
+    if (c->listen[0] == '\0')
+        return mkd_fail(d, MKD_ERR_CONFIG, "listen: no address");
+    if (strcmp(c->backend, "echo") != 0 && strcmp(c->backend, "php") != 0)
+        return mkd_fail(d, MKD_ERR_CONFIG,
+                        "backend: \"%s\" is not available (this build has: "
+                        "php, echo)",
+                        c->backend);
+    if (c->workers_max != 0 && c->workers != 0 && c->workers_max < c->workers)
+        return mkd_fail(d, MKD_ERR_CONFIG,
+                        "workers_max (%u) is below workers (%u)",
+                        c->workers_max, c->workers);
+    if (c->max_handshakes > c->max_connections)
+        c->max_handshakes = c->max_connections;
+    return MKD_OK;
+}
+
+size_t mkd_config_dump(const mkd_config *c, char *buf, size_t cap)
+{
+    const char *base = (const char *)c;
+    mkd_text t;
+
+    mkd_text_init(&t, buf, cap);
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        const struct opt *o = &opts[i];
+        const void *v = base + o->off;
+        switch (o->type) {
+        case T_STR:
+            mkd_text_put(&t, "%s = %s\n", o->name, (const char *)v);
+            break;
+        case T_U32:
+            mkd_text_put(&t, "%s = %u\n", o->name, *(const uint32_t *)v);
+            break;
+        case T_LEVEL:
+        default:
+            mkd_text_put(&t, "%s = %s\n", o->name,
+                         mkd_log_level_name(*(const int *)v));
+            break;
+        }
+    }
+    return t.len;
+}

@@ -1,0 +1,100 @@
+/*
+ * mkd_config.h -- MKD's configuration: one flat structure, filled from the
+ * built-in defaults, then a `key = value` file, then command-line
+ * overrides (`--key=value`). Every option, its default and its bounds are
+ * in one table in config.c (and documented in docs/MKD.md). Each room of
+ * mkd gets its own settings from main, which reads them from here; no
+ * other room includes this header.
+ *
+ * Errors: MKD_ERR_CONFIG with the option, file and line in the diag.
+ */
+#ifndef MKD_CONFIG_H
+#define MKD_CONFIG_H
+
+#include "mkd_compiler.h"
+#include "mkd_err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MKD_DEFAULT_PORT 7410
+#define MKD_PATH_MAX 512
+#define MKD_CONFIG_FILE_MAX (1u << 20)
+
+typedef struct mkd_config {
+    char listen[MKD_PATH_MAX];        /* comma-separated addresses */
+    uint32_t port;
+    char data_dir[MKD_PATH_MAX];      /* "" = the per-user default */
+    char key_file[MKD_PATH_MAX];      /* comma-separated PEM paths */
+    char ticket_key_file[MKD_PATH_MAX];
+    char control_socket[MKD_PATH_MAX];
+    char backend[32];
+    char user[64];
+    char ready_file[MKD_PATH_MAX];
+    int log_level;
+    uint32_t threads;
+    uint32_t backlog;
+    uint32_t max_connections;
+    uint32_t max_handshakes;
+    uint32_t max_pending_per_address;
+    uint32_t handshake_rate;          /* full handshakes/s per address */
+    uint32_t handshake_burst;
+    uint32_t retry_after_ms;
+    uint32_t handshake_timeout_ms;
+    uint32_t idle_timeout_ms;
+    uint32_t unit_timeout_ms;
+    uint32_t write_timeout_ms;
+    uint32_t shutdown_timeout_ms;
+    uint32_t max_message;
+    uint32_t max_inflight;
+    uint32_t ticket_lifetime;
+    uint32_t conn_buffer_max;         /* bytes buffered per connection */
+    uint32_t write_high_water;        /* stop reading above this */
+    uint32_t inline_crypto_max;       /* record jobs up to this run on the
+                                         loop thread; 0 = all on the pool */
+    uint32_t ticket_keys_keep;        /* for `mkd ticket-keys --rotate` */
+    uint32_t echo_delay_ms;           /* echo backend: answer after this */
+    /* The php backend (Pegasus + Arcangelo), mkd/pegasus/pegasus.h. */
+    char app[MKD_PATH_MAX];           /* the application's PHP file */
+    char php[MKD_PATH_MAX];           /* PHP CLI binary */
+    char arcangelo[MKD_PATH_MAX];     /* arcangelo/bin/arcangelo.php */
+    char php_memory_limit[32];        /* php -d memory_limit=... */
+    uint32_t workers;                 /* 0 = one per CPU */
+    uint32_t workers_max;             /* 0 = workers (a fixed pool) */
+    uint32_t queue_max;
+    uint32_t queue_timeout_ms;
+    uint32_t request_timeout_ms;
+    uint32_t worker_start_timeout_ms;
+    uint32_t worker_stop_timeout_ms;
+    uint32_t worker_idle_timeout_ms;
+    uint32_t worker_max_requests;
+    uint32_t worker_max_lifetime_s;
+    uint32_t worker_max_rss_kib;
+    uint32_t expose_errors;           /* 0/1: exception text to clients */
+    /* Set when the path was given (not derived from data_dir). */
+    int key_file_set, ticket_key_file_set, control_socket_set;
+} mkd_config;
+
+/* Defaults (paths stay empty until mkd_config_finish). */
+void mkd_config_defaults(mkd_config *c);
+/* Set one option from text. MKD_OK or MKD_ERR_CONFIG. */
+MKD_MUST_CHECK int mkd_config_set(mkd_config *c, const char *key,
+                                  const char *value, mkd_diag *d);
+/* Parse a whole file; errors name the file and line. */
+MKD_MUST_CHECK int mkd_config_load_file(mkd_config *c, const char *path,
+                                        mkd_diag *d);
+/* Parse text held in memory (the file parser's core; fuzzed). origin
+ * names it in messages. */
+MKD_MUST_CHECK int mkd_config_parse(mkd_config *c, const char *text,
+                                    size_t len, const char *origin,
+                                    mkd_diag *d);
+/* Fill data_dir and the paths derived from it; check cross-option rules. */
+MKD_MUST_CHECK int mkd_config_finish(mkd_config *c, mkd_diag *d);
+/* The default data directory for this user (XDG rules, /var/lib when
+ * root). MKD_OK or MKD_ERR_CONFIG (no HOME). */
+MKD_MUST_CHECK int mkd_default_data_dir(char *out, size_t cap);
+/* Write every option as `key = value` lines (for `mkd config`); returns
+ * the bytes written (cut at cap - 1, NUL-terminated). */
+size_t mkd_config_dump(const mkd_config *c, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,157 @@
+/*
+ * commands.c -- the operator subcommands: keygen, pubkey, ticket-keys,
+ * status, config. Each builds the configuration as serve does, so that
+ * `-c FILE` and `--option=value` name the same files. Exit status: 0
+ * done, 1 failed, 2 a usage or configuration error.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "keys.h"
+#include "mkd.h"
+#include "mkd_util.h"
+
+/* The configuration, or 2 with the reason on stderr. */
+static int config_or_usage(const mkd_cmdline *cl, mkd_config *cfg)
+{
+    mkd_diag d;
+    int r;
+
+    if ((r = mkd_build_config(cl, cfg, &d)) != MKD_OK) {
+        fprintf(stderr, "mkd: %s\n", mkd_diag_text(&d, r));
+        return 2;
+    }
+    return 0;
+}
+
+/* 0, or 1 with the reason on stderr. */
+static int done(int r, const mkd_diag *d)
+{
+    if (r == MKD_OK)
+        return 0;
+    fprintf(stderr, "mkd: %s\n", mkd_diag_text(d, r));
+    return 1;
+}
+
+int mkd_cmd_keygen(const mkd_cmdline *cl)
+{
+    mkd_config cfg;
+    char desc[8192];
+    const char *out;
+    mkd_diag d;
+    int r;
+
+    if ((r = config_or_usage(cl, &cfg)) != 0)
+        return r;
+    out = cl->out ? cl->out : cfg.key_file;
+    if ((r = mkd_mkdirs_for(out, 0700, &d)) != MKD_OK ||
+        (r = keys_generate(out, cl->bits ? cl->bits : 2048, NULL, &d)) !=
+            MKD_OK ||
+        (r = keys_describe(out, desc, sizeof desc, &d)) != MKD_OK)
+        return done(r, &d);
+    fputs(desc, stdout);
+    fprintf(stderr, "mkd: private key %s (mode 0600); public key and C array "
+                    "beside it (.pub.pem, .pub.h)\n",
+            out);
+    return 0;
+}
+
+int mkd_cmd_pubkey(const mkd_cmdline *cl)
+{
+    mkd_config cfg;
+    char desc[8192], *comma;
+    mkd_diag d;
+    int r;
+
+    if ((r = config_or_usage(cl, &cfg)) != 0)
+        return r;
+    if ((comma = strchr(cfg.key_file, ',')) != NULL)
+        *comma = '\0'; /* the first key */
+    if ((r = keys_describe(cfg.key_file, desc, sizeof desc, &d)) != MKD_OK)
+        return done(r, &d);
+    fputs(desc, stdout);
+    return 0;
+}
+
+int mkd_cmd_ticket_keys(const mkd_cmdline *cl)
+{
+    mkd_config cfg;
+    const char *path;
+    mkd_diag d;
+    size_t n = 0;
+    int existed, r;
+
+    if ((r = config_or_usage(cl, &cfg)) != 0)
+        return r;
+    path = cfg.ticket_key_file;
+    if ((r = mkd_mkdirs_for(path, 0700, &d)) != MKD_OK)
+        return done(r, &d);
+    existed = mkd_file_exists(path);
+    if ((r = keys_ticket_file_update(path, cl->rotate,
+                                     cl->keep ? cl->keep
+                                              : cfg.ticket_keys_keep,
+                                     &n, &d)) != MKD_OK)
+        return done(r, &d);
+    printf("%s: %s, %zu key(s)%s\n", path,
+           !existed ? "created" : cl->rotate ? "rotated" : "unchanged", n,
+           cl->rotate || !existed ? "; send SIGHUP to every mkd using it"
+                                  : "");
+    return 0;
+}
+
+/* Copy everything the socket says to stdout. */
+static int relay(int fd)
+{
+    char buf[4096];
+    ssize_t n;
+
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+            return 1;
+    return n < 0 ? 1 : 0;
+}
+
+int mkd_cmd_status(const mkd_cmdline *cl)
+{
+    mkd_config cfg;
+    struct sockaddr_un sa;
+    size_t len;
+    int fd, r;
+
+    if ((r = config_or_usage(cl, &cfg)) != 0)
+        return r;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if ((len = strlen(cfg.control_socket)) >= sizeof sa.sun_path) {
+        fprintf(stderr, "mkd: control socket path too long\n");
+        return 2;
+    }
+    memcpy(sa.sun_path, cfg.control_socket, len);
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+        connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        fprintf(stderr, "mkd: cannot reach %s: %s (is mkd running?)\n",
+                cfg.control_socket, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return 1;
+    }
+    r = relay(fd);
+    close(fd);
+    return r;
+}
+
+int mkd_cmd_config(const mkd_cmdline *cl)
+{
+    mkd_config cfg;
+    char buf[8192];
+    int r;
+
+    if ((r = config_or_usage(cl, &cfg)) != 0)
+        return r;
+    fwrite(buf, 1, mkd_config_dump(&cfg, buf, sizeof buf), stdout);
+    return 0;
+}

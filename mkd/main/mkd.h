@@ -1,0 +1,89 @@
+/*
+ * mkd.h -- the mkd program's own parts (main's room): the command line,
+ * building the configuration from it, the daemon (start-up, privileges,
+ * signals, reload, shutdown) and the operator subcommands.
+ *
+ *   main.c      the command line and the subcommand it names
+ *   serve.c     `mkd serve`: start-up, wiring the rooms, the loop's end
+ *   reload.c    SIGHUP: what a reload re-reads and what it keeps
+ *   setup.c     the configuration from file and command line, first-run
+ *               keys, privileges, the backend the configuration names
+ *   commands.c  keygen, pubkey, ticket-keys, status, config
+ */
+#ifndef MKD_MAIN_H
+#define MKD_MAIN_H
+
+#include "mkd_compiler.h"
+#include "mkd_err.h"
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "backend.h"
+#include "control.h"
+#include "mkd_config.h"
+#include "yami.h"
+#include "yugi.h"
+
+/* The command line, kept for SIGHUP (the file is read again, then the
+ * overrides applied again). */
+typedef struct mkd_cmdline {
+    const char *config_path;
+    int nover;
+    char *over[256];          /* "key=value" */
+    char file_over[MKD_PATH_MAX + 32];
+    /* subcommand flags */
+    int rotate;
+    unsigned keep;
+    unsigned bits;
+    const char *out;
+} mkd_cmdline;
+
+/* The running daemon: every piece of server state, in one place. */
+typedef struct mkd_daemon {
+    const mkd_cmdline *cl;
+    mkd_config cfg;
+    uv_loop_t loop;
+    yami *yami;
+    yugi_server *srv;
+    control *ctl;
+    control_sources ctl_src;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uint64_t reload_failures;
+    int stopping;
+} mkd_daemon;
+
+/* setup.c */
+/* Defaults, then the file, then the overrides; then derived paths. */
+MKD_MUST_CHECK int mkd_build_config(const mkd_cmdline *cl, mkd_config *c,
+                                    mkd_diag *d);
+/* Yugi's settings from the configuration. */
+void mkd_yugi_config(const mkd_config *c, yugi_config *out);
+/* The first run: a key and a ticket-key file where the configuration
+ * says, if missing. */
+MKD_MUST_CHECK int mkd_ensure_keys(const mkd_config *cfg);
+/* The protocol configuration from the key files and the limits. */
+MKD_MUST_CHECK int mkd_load_keys(const mkd_config *cfg,
+                                 mk_server_config **out, size_t *nk,
+                                 size_t *nt, mkd_diag *d);
+/* The backend the configuration names: the PHP worker pool, or echo. */
+MKD_MUST_CHECK int mkd_make_backend(uv_loop_t *loop, const mkd_config *cfg,
+                                    mkd_backend **out, mkd_diag *d);
+MKD_MUST_CHECK int mkd_drop_privileges(const char *user);
+void mkd_raise_nofile(void);
+
+/* serve.c */
+int mkd_serve(const mkd_cmdline *cl);
+
+/* reload.c */
+void mkd_reload(mkd_daemon *dm);
+
+/* commands.c */
+int mkd_cmd_keygen(const mkd_cmdline *cl);
+int mkd_cmd_pubkey(const mkd_cmdline *cl);
+int mkd_cmd_ticket_keys(const mkd_cmdline *cl);
+int mkd_cmd_status(const mkd_cmdline *cl);
+int mkd_cmd_config(const mkd_cmdline *cl);
+
+#endif

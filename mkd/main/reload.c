@@ -1,0 +1,65 @@
+/*
+ * reload.c -- SIGHUP: the configuration file, the command line and the
+ * key files are read again. Keys, ticket keys, limits, deadlines, the log
+ * level and the inline crypto budget take effect for new connections;
+ * open sessions keep the configuration they started with (it is reference
+ * counted), and old ticket keys still listed in the file still accept.
+ * The listening sockets, the paths, the thread count, the user and the
+ * backend are fixed for the process: a change to them is reported and
+ * ignored. A reload that fails keeps everything as it was.
+ */
+#include <string.h>
+
+#include "mkd.h"
+#include "mkd_log.h"
+
+/* Options that need a restart: warn if they changed, keep the old ones. */
+static void keep_fixed(const mkd_config *old, mkd_config *nc)
+{
+    /* threads = 0 was resolved to the CPU count at start-up: resolve it
+     * the same way, or every reload would warn. */
+    if (nc->threads == 0)
+        nc->threads = uv_available_parallelism();
+    if (strcmp(nc->listen, old->listen) != 0 || nc->port != old->port ||
+        strcmp(nc->user, old->user) != 0 ||
+        strcmp(nc->control_socket, old->control_socket) != 0 ||
+        strcmp(nc->backend, old->backend) != 0 ||
+        nc->threads != old->threads)
+        mkd_warn(0, "reload: listen, port, user, control_socket, backend "
+                    "and threads need a restart; kept as they were");
+    memcpy(nc->listen, old->listen, sizeof nc->listen);
+    nc->port = old->port;
+    memcpy(nc->user, old->user, sizeof nc->user);
+    memcpy(nc->control_socket, old->control_socket,
+           sizeof nc->control_socket);
+    memcpy(nc->backend, old->backend, sizeof nc->backend);
+    nc->threads = old->threads;
+}
+
+void mkd_reload(mkd_daemon *dm)
+{
+    mkd_config nc;
+    mk_server_config *scfg = NULL;
+    yugi_config ycfg;
+    size_t nk = 0, nt = 0;
+    mkd_diag d;
+    int r;
+
+    if (dm->stopping)
+        return;
+    mkd_info(0, "SIGHUP: reloading keys, ticket keys, limits and backend");
+    if ((r = mkd_build_config(dm->cl, &nc, &d)) != MKD_OK ||
+        (r = mkd_load_keys(&nc, &scfg, &nk, &nt, &d)) != MKD_OK) {
+        dm->reload_failures++;
+        mkd_error(0, "reload failed, keeping the old configuration: %s",
+                  mkd_diag_text(&d, r));
+        return;
+    }
+    keep_fixed(&dm->cfg, &nc);
+    dm->cfg = nc;
+    mkd_log_set_level(nc.log_level);
+    yami_set_inline_max(dm->yami, nc.inline_crypto_max);
+    mkd_yugi_config(&dm->cfg, &ycfg);
+    yugi_server_reload(dm->srv, &ycfg.limits, scfg);
+    mkd_info(0, "reloaded: %zu server key(s), %zu ticket key(s)", nk, nt);
+}

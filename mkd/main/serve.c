@@ -1,0 +1,245 @@
+/*
+ * serve.c -- `mkd serve`: build the configuration, make sure keys exist,
+ * load them, wire the rooms (Yami, the backend, Yugi, the control socket,
+ * the signals), bind, drop privileges, and run the loop until Yugi has
+ * shut down.
+ *
+ * Every way out after the loop exists goes through the same door:
+ * daemon_stop() asks Yugi to shut down, Yugi calls back once its
+ * connections and the backend are gone, and the signals and the control
+ * socket close then; the loop ends when the last handle has closed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "megaki_version.h"
+#include "mkd.h"
+#include "mkd_log.h"
+
+static void on_closed_nothing(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void close_signals(mkd_daemon *dm)
+{
+    uv_signal_t *sigs[] = {&dm->sig_term, &dm->sig_int, &dm->sig_hup};
+
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        if (!uv_is_closing((uv_handle_t *)sigs[i]))
+            uv_close((uv_handle_t *)sigs[i], on_closed_nothing);
+}
+
+/* Yugi is done: its connections and the backend are gone. */
+static void on_server_stopped(void *arg)
+{
+    mkd_daemon *dm = arg;
+
+    close_signals(dm);
+    control_close(dm->ctl);
+    dm->ctl = NULL;
+}
+
+/* Shut down: gracefully (SIGTERM, SIGINT), or at once (a second signal,
+ * a start that failed). */
+static void daemon_stop(mkd_daemon *dm, int graceful)
+{
+    dm->stopping = 1;
+    yugi_server_shutdown(dm->srv, graceful, on_server_stopped, dm);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    mkd_daemon *dm = h->data;
+
+    if (signum == SIGHUP) {
+        mkd_reload(dm);
+    } else if (dm->stopping) {
+        mkd_warn(0, "second signal: closing now");
+        daemon_stop(dm, 0);
+    } else {
+        daemon_stop(dm, 1);
+    }
+}
+
+static int start_signals(mkd_daemon *dm)
+{
+    static const int signums[] = {SIGTERM, SIGINT, SIGHUP};
+    uv_signal_t *sigs[] = {&dm->sig_term, &dm->sig_int, &dm->sig_hup};
+    int r;
+
+    for (size_t i = 0; i < 3; i++) {
+        (void)uv_signal_init(&dm->loop, sigs[i]); /* cannot fail */
+        sigs[i]->data = dm;
+    }
+    for (size_t i = 0; i < 3; i++)
+        if ((r = uv_signal_start(sigs[i], on_signal, signums[i])) != 0) {
+            mkd_error(0, "signals: %s", uv_strerror(r));
+            return MKD_ERR_LOOP;
+        }
+    return MKD_OK;
+}
+
+/* The rooms, wired: Yami, the backend, Yugi over both. From here on
+ * dm->srv holds the backend and scfg. */
+static int wire(mkd_daemon *dm, mk_server_config *scfg)
+{
+    const mkd_config *cfg = &dm->cfg;
+    mkd_backend *backend = NULL;
+    yugi_config ycfg;
+    mkd_diag d;
+    int r;
+
+    if ((r = yami_new(&dm->loop, cfg->threads, cfg->inline_crypto_max,
+                      &dm->yami)) != MKD_OK) {
+        mk_server_config_unref(scfg);
+        mkd_error(0, "crypto pool: %s", mkd_strerror(r));
+        return r;
+    }
+    if ((r = mkd_make_backend(&dm->loop, cfg, &backend, &d)) != MKD_OK) {
+        mk_server_config_unref(scfg);
+        mkd_error(0, "backend %s: %s", cfg->backend, mkd_diag_text(&d, r));
+        return r;
+    }
+    mkd_yugi_config(cfg, &ycfg);
+    if ((r = yugi_server_new(&dm->loop, &ycfg, scfg, dm->yami, backend,
+                             &dm->srv)) != MKD_OK)
+        mkd_error(0, "server: %s", mkd_strerror(r));
+    return r;
+}
+
+/* Listen, serve the status, catch signals. */
+static int open_doors(mkd_daemon *dm)
+{
+    mkd_diag d;
+    int r;
+
+    dm->ctl_src.srv = dm->srv;
+    dm->ctl_src.yami = dm->yami;
+    dm->ctl_src.reload_failures = &dm->reload_failures;
+    if ((r = start_signals(dm)) != MKD_OK)
+        return r;
+    if ((r = yugi_server_listen(dm->srv, &d)) != MKD_OK ||
+        (r = control_open(&dm->loop, dm->cfg.control_socket, &dm->ctl_src,
+                          &dm->ctl, &d)) != MKD_OK) {
+        mkd_error(0, "start-up failed: %s", mkd_diag_text(&d, r));
+        return r;
+    }
+    return MKD_OK;
+}
+
+/* "Ready" means fully started, privileges dropped included, so the port
+ * is written only after the drop; the file is opened before it, while its
+ * directory may still be writable only by root. */
+static int open_ready_file(const mkd_config *cfg)
+{
+    int fd;
+
+    if (cfg->ready_file[0] == '\0')
+        return -1;
+    fd = open(cfg->ready_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+              0644);
+    if (fd < 0)
+        mkd_warn(0, "ready_file %s: %s", cfg->ready_file, strerror(errno));
+    return fd;
+}
+
+static void write_ready_file(const mkd_config *cfg, int fd, unsigned port)
+{
+    char text[32];
+    int n = snprintf(text, sizeof text, "%u\n", port);
+
+    /* One short write: a reader sees the whole line or nothing. */
+    if (n <= 0 || write(fd, text, (size_t)n) != (ssize_t)n)
+        mkd_warn(0, "ready_file %s: %s", cfg->ready_file, strerror(errno));
+    (void)close(fd);
+}
+
+/* Everything that runs before the loop; MKD_OK means serving. */
+static int start(mkd_daemon *dm, size_t nk, size_t nt)
+{
+    int r, ready_fd;
+
+    if ((r = open_doors(dm)) != MKD_OK)
+        return r;
+    ready_fd = open_ready_file(&dm->cfg);
+    if ((r = mkd_drop_privileges(dm->cfg.user)) != MKD_OK) {
+        if (ready_fd >= 0)
+            (void)close(ready_fd);
+        return r;
+    }
+    if (ready_fd >= 0)
+        write_ready_file(&dm->cfg, ready_fd, yugi_server_port(dm->srv));
+    mkd_info(0, "mkd %s serving (port %u, %zu key(s), %zu ticket key(s), "
+                "%u crypto threads, backend %s, data %s)",
+             MEGAKI_VERSION, yugi_server_port(dm->srv), nk, nt,
+             dm->cfg.threads, dm->cfg.backend, dm->cfg.data_dir);
+    return MKD_OK;
+}
+
+/* The process and the keys, before anything runs. */
+static int prepare(mkd_daemon *dm, mk_server_config **scfg, size_t *nk,
+                   size_t *nt)
+{
+    mkd_diag d;
+    int r;
+
+    mkd_log_set_level(dm->cfg.log_level);
+    (void)signal(SIGPIPE, SIG_IGN);
+    mkd_raise_nofile();
+    if (dm->cfg.threads == 0)
+        dm->cfg.threads = uv_available_parallelism();
+    if ((r = mkd_ensure_keys(&dm->cfg)) != MKD_OK)
+        return r;
+    if ((r = mkd_load_keys(&dm->cfg, scfg, nk, nt, &d)) != MKD_OK)
+        mkd_error(0, "%s", mkd_diag_text(&d, r));
+    return r;
+}
+
+int mkd_serve(const mkd_cmdline *cl)
+{
+    mkd_daemon *dm = calloc(1, sizeof *dm);
+    mk_server_config *scfg = NULL;
+    size_t nk = 0, nt = 0;
+    mkd_diag d;
+    int r, ret = 1;
+
+    if (dm == NULL) {
+        mkd_error(0, "out of memory");
+        return 1;
+    }
+    dm->cl = cl;
+    if ((r = mkd_build_config(cl, &dm->cfg, &d)) != MKD_OK) {
+        mkd_error(0, "%s", mkd_diag_text(&d, r));
+        ret = 2; /* the operator's to fix: a usage error */
+        goto out;
+    }
+    if (prepare(dm, &scfg, &nk, &nt) != MKD_OK)
+        goto out;
+    if ((r = uv_loop_init(&dm->loop)) != 0) {
+        mkd_error(0, "loop: %s", uv_strerror(r));
+        mk_server_config_unref(scfg);
+        goto out;
+    }
+    if (wire(dm, scfg) == MKD_OK) {
+        if (start(dm, nk, nt) == MKD_OK)
+            ret = 0;
+        else
+            daemon_stop(dm, 0);
+    }
+    (void)uv_run(&dm->loop, UV_RUN_DEFAULT);
+    if (ret == 0)
+        mkd_info(0, "exit 0");
+    yugi_server_free(dm->srv);
+    yami_free(dm->yami);
+    if (uv_loop_close(&dm->loop) != 0)
+        mkd_warn(0, "handles still open at exit");
+out:
+    free(dm);
+    return ret;
+}

@@ -1,0 +1,239 @@
+/*
+ * setup.c -- what the daemon and the subcommands take from the operator:
+ * the configuration (file, then command line), the first-run keys, the
+ * protocol configuration, the backend, and the privileges the process
+ * keeps.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "echo.h"
+#include "keys.h"
+#include "mkd.h"
+#include "mkd_log.h"
+#include "mkd_util.h"
+#include "pegasus.h"
+
+/* --key-name=value: dashes and underscores are the same. */
+static int apply_override(mkd_config *c, const char *arg, mkd_diag *d)
+{
+    char key[64], msg[sizeof d->text];
+    const char *eq = strchr(arg, '=');
+    size_t kl = (size_t)(eq - arg);
+    int r;
+
+    if (kl >= sizeof key)
+        return mkd_fail(d, MKD_ERR_CONFIG, "option too long: %s", arg);
+    for (size_t k = 0; k < kl; k++)
+        key[k] = arg[k] == '-' ? '_' : arg[k];
+    key[kl] = '\0';
+    if ((r = mkd_config_set(c, key, eq + 1, d)) != MKD_OK) {
+        (void)snprintf(msg, sizeof msg, "%s", mkd_diag_text(d, r));
+        return mkd_fail(d, r, "command line: %s", msg);
+    }
+    return MKD_OK;
+}
+
+int mkd_build_config(const mkd_cmdline *cl, mkd_config *c, mkd_diag *d)
+{
+    int r;
+
+    mkd_diag_clear(d);
+    mkd_config_defaults(c);
+    if (cl->config_path != NULL &&
+        (r = mkd_config_load_file(c, cl->config_path, d)) != MKD_OK)
+        return r;
+    for (int i = 0; i < cl->nover; i++)
+        if ((r = apply_override(c, cl->over[i], d)) != MKD_OK)
+            return r;
+    return mkd_config_finish(c, d);
+}
+
+void mkd_yugi_config(const mkd_config *c, yugi_config *out)
+{
+    yugi_limits *l = &out->limits;
+
+    memset(out, 0, sizeof *out);
+    out->listen = c->listen;
+    out->port = (uint16_t)c->port;
+    out->backlog = c->backlog;
+    l->max_connections = c->max_connections;
+    l->max_handshakes = c->max_handshakes;
+    l->max_pending_per_address = c->max_pending_per_address;
+    l->handshake_rate = c->handshake_rate;
+    l->handshake_burst = c->handshake_burst;
+    l->retry_after_ms = c->retry_after_ms;
+    l->handshake_timeout_ms = c->handshake_timeout_ms;
+    l->idle_timeout_ms = c->idle_timeout_ms;
+    l->unit_timeout_ms = c->unit_timeout_ms;
+    l->write_timeout_ms = c->write_timeout_ms;
+    l->shutdown_timeout_ms = c->shutdown_timeout_ms;
+    l->conn_buffer_max = c->conn_buffer_max;
+    l->write_high_water = c->write_high_water;
+}
+
+/* --- keys --------------------------------------------------------------- */
+
+static int first_key(const mkd_config *cfg)
+{
+    char id[KEYS_ID_HEX];
+    mkd_diag d;
+    int r;
+
+    if ((r = mkd_mkdirs(cfg->data_dir, 0700, &d)) != MKD_OK) {
+        mkd_error(0, "data directory: %s", mkd_diag_text(&d, r));
+        return r;
+    }
+    mkd_info(0, "first run: generating an RSA-2048 server key in %s",
+             cfg->key_file);
+    if ((r = keys_generate(cfg->key_file, 2048, id, &d)) != MKD_OK) {
+        mkd_error(0, "%s", mkd_diag_text(&d, r));
+        return r;
+    }
+    mkd_info(0, "server key id %s; clients pin the public key in "
+                "%.*s.pub.pem (C array: .pub.h)",
+             id, (int)(strlen(cfg->key_file) - 4), cfg->key_file);
+    return MKD_OK;
+}
+
+static int first_ticket_keys(const mkd_config *cfg)
+{
+    mkd_diag d;
+    size_t n = 0;
+    int r;
+
+    if ((r = mkd_mkdirs_for(cfg->ticket_key_file, 0700, &d)) != MKD_OK ||
+        (r = keys_ticket_file_update(cfg->ticket_key_file, 0,
+                                     cfg->ticket_keys_keep, &n, &d)) !=
+            MKD_OK) {
+        mkd_error(0, "%s", mkd_diag_text(&d, r));
+        return r;
+    }
+    mkd_info(0, "created ticket-key file %s (share it between nodes; "
+                "rotate with mkd ticket-keys --rotate, then SIGHUP)",
+             cfg->ticket_key_file);
+    return MKD_OK;
+}
+
+int mkd_ensure_keys(const mkd_config *cfg)
+{
+    int r;
+
+    if (!cfg->key_file_set && !mkd_file_exists(cfg->key_file) &&
+        (r = first_key(cfg)) != MKD_OK)
+        return r;
+    if (!mkd_file_exists(cfg->ticket_key_file) &&
+        (r = first_ticket_keys(cfg)) != MKD_OK)
+        return r;
+    return MKD_OK;
+}
+
+int mkd_load_keys(const mkd_config *cfg, mk_server_config **out, size_t *nk,
+                  size_t *nt, mkd_diag *d)
+{
+    keys_source src;
+
+    src.key_files = cfg->key_file;
+    src.ticket_key_file = cfg->ticket_key_file;
+    src.max_message = cfg->max_message;
+    src.max_inflight = cfg->max_inflight;
+    src.ticket_lifetime = cfg->ticket_lifetime;
+    return keys_server_config(&src, out, nk, nt, d);
+}
+
+/* --- the backend ---------------------------------------------------------- */
+
+static int make_pegasus(uv_loop_t *loop, const mkd_config *cfg,
+                        mkd_backend **out, mkd_diag *d)
+{
+    const char *ini[2] = {NULL, NULL};
+    char mem[64];
+    pegasus_config pc;
+
+    pegasus_config_defaults(&pc);
+    pc.php = cfg->php;
+    pc.arcangelo = cfg->arcangelo;
+    pc.app = cfg->app;
+    if (cfg->php_memory_limit[0] != '\0') {
+        snprintf(mem, sizeof mem, "memory_limit=%s", cfg->php_memory_limit);
+        ini[0] = mem;
+        pc.php_ini = ini;
+    }
+    pc.workers_min = cfg->workers ? cfg->workers : uv_available_parallelism();
+    pc.workers_max = cfg->workers_max > pc.workers_min ? cfg->workers_max
+                                                       : pc.workers_min;
+    pc.queue_max = cfg->queue_max;
+    pc.queue_timeout_ms = cfg->queue_timeout_ms;
+    pc.request_timeout_ms = cfg->request_timeout_ms;
+    pc.start_timeout_ms = cfg->worker_start_timeout_ms;
+    pc.stop_timeout_ms = cfg->worker_stop_timeout_ms;
+    pc.idle_timeout_ms = cfg->worker_idle_timeout_ms;
+    pc.max_requests = cfg->worker_max_requests;
+    pc.max_lifetime_s = cfg->worker_max_lifetime_s;
+    pc.max_rss_kib = cfg->worker_max_rss_kib;
+    pc.max_message = cfg->max_message;
+    pc.expose_errors = cfg->expose_errors != 0;
+    return pegasus_new(loop, &pc, out, d);
+}
+
+int mkd_make_backend(uv_loop_t *loop, const mkd_config *cfg,
+                     mkd_backend **out, mkd_diag *d)
+{
+    int r;
+
+    mkd_diag_clear(d);
+    if (strcmp(cfg->backend, "echo") != 0)
+        return make_pegasus(loop, cfg, out, d);
+    if ((r = mkd_echo_new(loop, cfg->echo_delay_ms, out)) != MKD_OK)
+        return mkd_fail(d, r, "%s", mkd_strerror(r));
+    return MKD_OK;
+}
+
+/* --- the process ---------------------------------------------------------- */
+
+int mkd_drop_privileges(const char *user)
+{
+    struct passwd *pw;
+
+    if (user[0] == '\0') {
+        if (geteuid() == 0)
+            mkd_warn(0, "running as root: set user = NAME to drop "
+                        "privileges after binding");
+        return MKD_OK;
+    }
+    if (geteuid() != 0) {
+        mkd_warn(0, "user = %s ignored: not started as root", user);
+        return MKD_OK;
+    }
+    if ((pw = getpwnam(user)) == NULL) {
+        mkd_error(0, "user %s: no such user", user);
+        return MKD_ERR_PRIVILEGES;
+    }
+    if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 ||
+        setuid(pw->pw_uid) != 0) {
+        mkd_error(0, "dropping privileges to %s: %s", user, strerror(errno));
+        return MKD_ERR_PRIVILEGES;
+    }
+    /* Make sure there is no way back. */
+    if (setuid(0) == 0 || geteuid() == 0) {
+        mkd_error(0, "privileges could not be dropped for good");
+        return MKD_ERR_PRIVILEGES;
+    }
+    mkd_info(0, "running as %s (uid %ld)", user, (long)pw->pw_uid);
+    return MKD_OK;
+}
+
+void mkd_raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}

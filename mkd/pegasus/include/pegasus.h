@@ -1,0 +1,111 @@
+/*
+ * pegasus.h -- Pegasus, MKD's PHP worker pool, as an mkd_backend.
+ *
+ * Pegasus runs a pool of worker processes (each the PHP CLI running
+ * Arcangelo, arcangelo/bin/arcangelo.php, which loads the application once)
+ * and hands them plaintext requests over the worker protocol
+ * (docs/WORKER-PROTOCOL.md), one request in flight per worker. It never
+ * sees keys or ciphertext; workers are exec'd fresh (uv_spawn), in a new
+ * session, with a clean environment, in the application's directory.
+ *
+ * Everything runs on the loop thread given to pegasus_new, like every
+ * mkd_backend (backend.h). Guarantees, beyond backend.h's:
+ *   - every accepted request is answered exactly once (unless cancelled):
+ *     by the application, or with a status when its worker times out
+ *     (MKD_BACKEND_TIMEOUT), crashes (MKD_BACKEND_INTERNAL "worker
+ *     crashed"), waits too long in the queue (MKD_BACKEND_OVERLOADED), or
+ *     the backend is freed before it ran (MKD_BACKEND_SHUTDOWN);
+ *   - done() is never called from inside submit(), cancel(), reload(),
+ *     drain() or status(); it may be called from free() (see there);
+ *   - a worker is only recycled between requests; a request is never
+ *     failed by a reload or a recycle.
+ *
+ * submit() returns MKD_BACKEND_OK or, without calling done:
+ *   OVERLOADED  the queue is full, or the application cannot start (crash
+ *               loop) and no worker is ready;
+ *   TOO_LARGE   the body is over max_message;
+ *   SHUTDOWN    drain() was called;
+ *   INTERNAL    out of memory.
+ *
+ * free(): answers anything still outstanding with MKD_BACKEND_SHUTDOWN
+ * (cancel first what must not be answered), kills the workers with SIGKILL and
+ * closes its handles; the memory goes when the loop has run their close
+ * callbacks (run the loop once more, as for any libuv teardown). Never call
+ * free() from inside a done callback.
+ *
+ * The process must ignore SIGPIPE (a worker that dies while Pegasus writes
+ * to it would otherwise kill MKD); MKD does so for its sockets anyway.
+ *
+ * Logs go through mkd_log (mkd_log.h). Worker output (stdout and stderr,
+ * merged) is logged line by line as "pegasus w<slot> pid <pid>: <line>",
+ * tagged with the connection id of the request the worker was running, if
+ * any.
+ */
+#ifndef PEGASUS_H
+#define PEGASUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "backend.h"
+#include "mkd_compiler.h"
+#include "mkd_err.h"
+
+typedef struct pegasus_config {
+    /* Paths. arcangelo and app are required; relative paths are taken
+     * from MKD's working directory at pegasus_new. The app path is
+     * resolved again (realpath) for each worker spawned, so a reload after
+     * a symlink swap (current -> release-N) picks up the new release. */
+    const char *php;          /* PHP CLI binary; default "/usr/bin/php" */
+    const char *arcangelo;    /* arcangelo/bin/arcangelo.php */
+    const char *app;          /* the application's PHP file */
+    /* Extra php.ini settings, "key=value", passed as -d; NULL-terminated
+     * array or NULL. Extra environment entries ("KEY=value") for workers,
+     * NULL-terminated or NULL; workers get only PATH and these. */
+    const char *const *php_ini;
+    const char *const *env;
+
+    uint32_t workers_min;     /* default 2; at least 1 */
+    uint32_t workers_max;     /* default workers_min (a fixed pool) */
+    uint32_t queue_max;       /* requests waiting for a worker; default 256 */
+    uint32_t queue_timeout_ms;   /* longest wait for a worker; 0 = the
+                                    request timeout */
+    uint32_t request_timeout_ms; /* per request, from dispatch; default 30000 */
+    uint32_t start_timeout_ms;   /* spawn to HELLO; default 10000 */
+    uint32_t stop_timeout_ms;    /* SHUTDOWN to SIGKILL; default 5000 */
+    uint32_t idle_timeout_ms;    /* a worker above workers_min idle this
+                                    long retires; default 10000 */
+    /* Soft limits, applied only between requests, each worker's own value
+     * drawn 80..100% of the configured one so that a pool started together
+     * does not recycle together; 0 = none. */
+    uint32_t max_requests;
+    uint32_t max_lifetime_s;
+    uint32_t max_rss_kib;        /* resident set, from /proc/PID/statm */
+    uint32_t max_message;        /* largest request and response body;
+                                    default 1 MiB */
+    /* Crash loop: this many workers dying before they are ready within
+     * the window stop spawning for the pause. Defaults 5, 10000, 30000. */
+    uint32_t crash_loop_failures;
+    uint32_t crash_loop_window_ms;
+    uint32_t crash_loop_pause_ms;
+    int expose_errors;        /* send exception messages to clients */
+    /* Run workers as this user/group (when MKD still runs as root at
+     * pegasus_new); -1 keeps MKD's. */
+    int64_t uid, gid;
+} pegasus_config;
+
+/* Fill the defaults (paths NULL). */
+void pegasus_config_defaults(pegasus_config *cfg);
+
+/*
+ * Create the pool and start spawning workers_min workers (asynchronously:
+ * requests submitted before they are ready wait in the queue). The config
+ * and the strings it points to are copied. MKD_OK; MKD_ERR_BACKEND for a
+ * bad configuration or a missing file (the reason in d); MKD_ERR_NOMEM.
+ */
+MKD_MUST_CHECK int pegasus_new(uv_loop_t *loop, const pegasus_config *cfg,
+                               mkd_backend **out, mkd_diag *d);
+
+#endif /* PEGASUS_H */

@@ -1,0 +1,77 @@
+/*
+ * internal.h -- Yami's internals, shared by its files and its own tests
+ * (through the yami_internal target; the build refuses anyone else):
+ *
+ *   conn.c  a connection: its session, the queue of operations
+ *   run.c   the pool-side step: the queued operations against the session
+ *   job.c   scheduling: pool jobs, inline runs, the per-loop yami
+ *
+ * Non-static functions shared between the files carry the yami__ prefix.
+ */
+#ifndef YAMI_INTERNAL_H
+#define YAMI_INTERNAL_H
+
+#include "yami.h"
+
+enum yami_op_type {
+    YAMI_OP_UNITS = 1,    /* data: complete units, back to back */
+    YAMI_OP_RESPONSE = 2, /* data: response body for request_id */
+    YAMI_OP_ERROR = 3,    /* data: error text; code */
+    YAMI_OP_CLOSE = 4     /* seal the close record */
+};
+
+typedef struct yami_op {
+    struct yami_op *next;
+    int type;
+    uint32_t request_id;
+    unsigned code;
+    size_t len;
+    uint8_t data[];
+} yami_op;
+
+/* One reassembly slot per request being received (pool side only). */
+typedef struct yami_partial {
+    struct yami_partial *next;
+    uint32_t id;
+    size_t len, cap;
+    uint8_t *buf;
+} yami_partial;
+
+struct yami {
+    uv_loop_t *loop;
+    size_t inline_max;     /* inline jobs up to this many bytes; 0: never */
+    yami_stats st;         /* loop thread only */
+};
+
+struct yami_conn {
+    yami *pool;
+    mk_session *session;
+    yami_result_fn on_result;
+    void *owner;
+    size_t buffer_max;     /* cap on request bytes being reassembled */
+    /* Loop side. */
+    yami_op *head, *tail;
+    size_t queued_bytes;
+    size_t queued_records; /* units queued, and records to seal */
+    size_t queued_hellos;  /* CLIENT_HELLO units queued: pool only */
+    int busy;              /* a pool job is in flight */
+    int running_inline;    /* yami_kick() is running jobs inline */
+    /* Pool side: touched only by the job in flight. */
+    yami_partial *partials;
+    size_t partial_bytes;
+};
+
+/* conn.c */
+MKD_MUST_CHECK int yami__queue(yami_conn *c, int type, uint32_t request_id,
+                               unsigned code, const uint8_t *data,
+                               size_t len);
+/* Detach the whole queue (a job takes it). */
+yami_op *yami__take_queue(yami_conn *c);
+void yami__free_ops(yami_op *op);
+void yami__result_free(yami_result *res);
+
+/* run.c: the pool-side step, run ops against c's session (also what the
+ * unit tests drive directly). */
+void yami__run(yami_conn *c, yami_op *ops, yami_result *res);
+
+#endif

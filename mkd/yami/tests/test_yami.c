@@ -1,0 +1,521 @@
+/*
+ * test_yami.c -- Yami without a network: its pool step driven against a
+ * real client session in memory (the handshake, whole requests out of
+ * several records, responses sealed in order, the buffer cap, a tampered
+ * record), and its inline jobs (order, re-entrancy, the per-kick budget,
+ * what stays on the pool).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "testlib.h"
+
+static mk_server_config *server_config(uint32_t max_inflight)
+{
+    mk_server_config *sc = NULL;
+    mk_server_key *k = NULL;
+    mk_ticket_key tk;
+    uint8_t *pem = NULL;
+    size_t len = 0;
+
+    pem = tl_load("tests/vectors/keys/server2048.pem", &len);
+    assert_int_equal(mk_server_key_load_pem(&k, pem, len), MK_OK);
+    free(pem);
+    assert_int_equal(mk_server_config_new(&sc, mk_env_system()), MK_OK);
+    assert_int_equal(mk_server_config_add_key(sc, k), MK_OK);
+    memset(&tk, 7, sizeof tk);
+    assert_int_equal(mk_server_config_set_ticket_keys(sc, &tk, 1), MK_OK);
+    assert_int_equal(mk_server_config_set_limits(sc, 1u << 20, max_inflight,
+                                                 3600),
+                     MK_OK);
+    return sc;
+}
+
+static mk_client_config *client_config(void)
+{
+    mk_client_config *cc = NULL;
+    uint8_t *pem = NULL;
+    size_t len = 0;
+
+    pem = tl_load("tests/vectors/keys/server2048.pub.pem", &len);
+    assert_int_equal(mk_client_config_new(&cc, mk_env_system()), MK_OK);
+    assert_int_equal(mk_client_config_pin(cc, pem, len), MK_OK);
+    free(pem);
+    return cc;
+}
+
+static yami_op *op(int type, uint32_t id, const uint8_t *p, size_t len)
+{
+    yami_op *o = calloc(1, sizeof *o + len);
+    o->type = type;
+    o->request_id = id;
+    o->len = len;
+    if (len)
+        memcpy(o->data, p, len);
+    return o;
+}
+
+/* Hand every unit in out[0..n) to the client session; collect data. */
+static void client_take(mk_session *c, const uint8_t *p, size_t n,
+                        uint8_t *got, size_t *got_len, int *ecode)
+{
+    uint8_t *out = malloc(MK_HANDLE_OUT_LEN);
+    size_t off = 0;
+
+    while (off < n) {
+        size_t ulen = 0;
+        mk_event ev;
+        assert_int_equal(mk_frame_check(p + off, n - off, &ulen), MK_OK);
+        assert_int_equal(mk_session_handle(c, p + off, ulen, out,
+                                           MK_HANDLE_OUT_LEN, &ev),
+                         MK_OK);
+        if (ev.type == MK_EV_DATA && got) {
+            memcpy(got + *got_len, out, ev.len);
+            *got_len += ev.len;
+        }
+        if (ev.type == MK_EV_ERROR && ecode)
+            *ecode = (int)ev.error_code;
+        off += ulen;
+    }
+    free(out);
+}
+
+static void test_yami_run(void **st)
+{
+    mk_server_config *sc = server_config(4);
+    mk_client_config *cc = client_config();
+    mk_session *c = NULL;
+    uint8_t hello[MK_HANDLE_OUT_LEN];
+    uint8_t *wire, *big, *got;
+    size_t n = 0, wn = 0, glen = 0;
+    yami *pool = NULL;
+    yami_conn *y = NULL;
+    yami_result res;
+    yami_op *o;
+    int ecode = 0;
+    (void)st;
+
+    assert_int_equal(mk_session_new_client(&c, cc, NULL, 0), MK_OK);
+    assert_int_equal(yami_new(NULL, 0, 0, &pool), MKD_OK);
+    assert_int_equal(yami_conn_new(pool, sc, 100000, NULL, NULL, &y),
+                     MKD_OK);
+
+    /* The hello: a SERVER_HELLO comes out, the session is established. */
+    assert_int_equal(mk_client_hello(c, hello, sizeof hello, &n), MK_OK);
+    memset(&res, 0, sizeof res);
+    o = op(YAMI_OP_UNITS, 0, hello, n);
+    yami__run(y, o, &res);
+    free(o);
+    assert_int_equal(res.err, 0);
+    assert_true(res.established);
+    assert_false(res.resumed);
+    assert_int_equal(res.hellos, 1);
+    client_take(c, res.out, res.out_len, NULL, NULL, NULL);
+    assert_int_equal(mk_session_state(c), MK_STATE_ESTABLISHED);
+    yami__result_free(&res);
+
+    /* Two requests in one batch (one of 3 records): both come out whole. */
+    big = malloc(40000);
+    got = malloc(200000);
+    wire = malloc(200000);
+    for (size_t i = 0; i < 40000; i++)
+        big[i] = (uint8_t)(i * 7);
+    assert_int_equal(mk_seal_message(c, 1, big, 40000, wire, 200000, &wn),
+                     MK_OK);
+    assert_int_equal(mk_seal_message(c, 2, (const uint8_t *)"hi", 2,
+                                     wire + wn, 200000 - wn, &n),
+                     MK_OK);
+    wn += n;
+    memset(&res, 0, sizeof res);
+    o = op(YAMI_OP_UNITS, 0, wire, wn);
+    yami__run(y, o, &res);
+    free(o);
+    assert_int_equal(res.err, 0);
+    assert_non_null(res.requests);
+    assert_int_equal(res.requests->id, 1);
+    assert_int_equal(res.requests->len, 40000);
+    assert_memory_equal(res.requests->body, big, 40000);
+    assert_non_null(res.requests->next);
+    assert_int_equal(res.requests->next->id, 2);
+    assert_int_equal(y->partial_bytes, 0);
+    yami__result_free(&res);
+
+    /* Responses sealed in queue order. */
+    memset(&res, 0, sizeof res);
+    o = op(YAMI_OP_RESPONSE, 2, (const uint8_t *)"ok", 2);
+    o->next = op(YAMI_OP_RESPONSE, 1, big, 40000);
+    yami__run(y, o, &res);
+    free(o->next);
+    free(o);
+    assert_int_equal(res.err, 0);
+    assert_int_equal(res.responses, 2);
+    client_take(c, res.out, res.out_len, got, &glen, NULL);
+    assert_int_equal(glen, 40002);
+    assert_memory_equal(got, "ok", 2);
+    assert_memory_equal(got + 2, big, 40000);
+    yami__result_free(&res);
+
+    /* Over the buffer cap: the request is refused with "overloaded" and
+     * the session goes on. */
+    {
+        uint8_t *huge = calloc(1, 150000);
+        assert_int_equal(mk_seal_message(c, 3, huge, 150000, wire, 200000,
+                                         &wn),
+                         MK_OK);
+        free(huge);
+    }
+    memset(&res, 0, sizeof res);
+    o = op(YAMI_OP_UNITS, 0, wire, wn);
+    yami__run(y, o, &res);
+    free(o);
+    assert_int_equal(res.err, 0);
+    assert_null(res.requests);
+    assert_int_equal(res.aborted, 1);
+    assert_int_equal(y->partial_bytes, 0);
+    client_take(c, res.out, res.out_len, NULL, NULL, &ecode);
+    assert_int_equal(ecode, MK_ECODE_OVERLOADED);
+    yami__result_free(&res);
+
+    /* A tampered record: the session fails, nothing comes out. */
+    assert_int_equal(mk_seal_message(c, 4, (const uint8_t *)"x", 1, wire,
+                                     200000, &wn),
+                     MK_OK);
+    wire[wn - 1] ^= 1;
+    memset(&res, 0, sizeof res);
+    o = op(YAMI_OP_UNITS, 0, wire, wn);
+    o->next = op(YAMI_OP_CLOSE, 0, NULL, 0);
+    yami__run(y, o, &res);
+    free(o->next);
+    free(o);
+    assert_int_equal(res.err, MK_ERR_BAD_RECORD_MAC);
+    assert_false(res.internal);
+    assert_int_equal(res.out_len, 0);
+    assert_false(res.close_sent);
+    yami__result_free(&res);
+
+    free(big);
+    free(got);
+    free(wire);
+    yami_conn_free(y);
+    yami_free(pool);
+    mk_session_free(c);
+    mk_server_config_unref(sc);
+    mk_client_config_unref(cc);
+}
+
+/* --- Yami's inline jobs ------------------------------------------------- */
+
+/* A stand-in for Yugi's on_result: it collects the output in the order
+ * results are applied, answers every request with its own body (queue and
+ * kick, as conn.c does after a dispatch), and checks that an inline result
+ * is never applied inside another one. */
+typedef struct inl_ctx {
+    yami *pool;
+    yami_conn *y;
+    uv_loop_t loop;
+    uint8_t *wire;
+    size_t wire_len, wire_cap;
+    unsigned results, inline_results, errors;
+    int in_inline;         /* inside on_result for an inline result */
+    int drop_after_echo;   /* drop the queue after queueing the answers */
+} inl_ctx;
+
+static void inl_on_result(void *owner, yami_result *res)
+{
+    inl_ctx *t = owner;
+    yami_conn *y = t->y;
+    unsigned before;
+
+    if (res->ran_inline) {
+        assert_false(t->in_inline); /* never nested */
+        /* Inline only when no pool job is in flight. */
+        assert_false(yami_conn_busy(y));
+        t->in_inline = 1;
+        t->inline_results++;
+    }
+    t->results++;
+    if (res->err != 0) {
+        t->errors++;
+        yami_drop_queued(y);
+        goto done;
+    }
+    if (t->wire_cap - t->wire_len < res->out_len) {
+        t->wire_cap = (t->wire_len + res->out_len) * 2;
+        t->wire = realloc(t->wire, t->wire_cap);
+        assert_non_null(t->wire);
+    }
+    if (res->out_len)
+        memcpy(t->wire + t->wire_len, res->out, res->out_len);
+    t->wire_len += res->out_len;
+    for (yami_request *r = res->requests; r != NULL; r = r->next)
+        assert_int_equal(yami_queue_response(y, r->id, r->body, r->len),
+                         MKD_OK);
+    if (t->drop_after_echo) {
+        yami_drop_queued(y);
+        goto done;
+    }
+    before = t->results;
+    assert_int_equal(yami_kick(y), MKD_OK);
+    if (res->ran_inline) {
+        /* Nested inside an inline run: only queued, neither applied here
+         * nor sent to the pool; the outer run takes it. */
+        assert_int_equal(t->results, before);
+        assert_false(yami_conn_busy(y));
+    }
+done:
+    if (res->ran_inline)
+        t->in_inline = 0;
+}
+
+/* Request id carries inl_len(id) bytes of (id + j) & 0xFF: ids 1..29 are
+ * small (id * 1000 + 1 bytes), 30..39 large (over the inline threshold),
+ * 40 and up tiny. */
+static size_t inl_len(uint32_t id)
+{
+    return id >= 40 ? 10 : id >= 30 ? 40000 : id * 1000u + 1;
+}
+
+/* Feed the collected output to the client; record the ids of complete
+ * responses in order and check each body against its pattern. */
+static size_t inl_client_take(inl_ctx *t, mk_session *c, uint32_t *order,
+                              size_t max)
+{
+    uint8_t *out = malloc(MK_HANDLE_OUT_LEN), *got[128] = {0};
+    size_t off = 0, n = 0, glen[128] = {0};
+
+    assert_non_null(out);
+    while (off < t->wire_len) {
+        size_t ulen = 0;
+        mk_event ev;
+        assert_int_equal(mk_frame_check(t->wire + off, t->wire_len - off,
+                                        &ulen),
+                         MK_OK);
+        /* Records sealed out of order would fail here: the sequence
+         * numbers are implicit in the MAC. */
+        assert_int_equal(mk_session_handle(c, t->wire + off, ulen, out,
+                                           MK_HANDLE_OUT_LEN, &ev),
+                         MK_OK);
+        off += ulen;
+        if (ev.type != MK_EV_DATA)
+            continue;
+        assert_true(ev.request_id < 128);
+        got[ev.request_id] = realloc(got[ev.request_id],
+                                     glen[ev.request_id] + ev.len + 1);
+        memcpy(got[ev.request_id] + glen[ev.request_id], out, ev.len);
+        glen[ev.request_id] += ev.len;
+        if (!ev.final)
+            continue;
+        assert_true(n < max);
+        order[n++] = ev.request_id;
+        {
+            uint32_t id = ev.request_id;
+            size_t want = inl_len(id);
+            assert_int_equal(glen[id], want);
+            for (size_t j = 0; j < want; j++)
+                assert_int_equal(got[id][j], (uint8_t)(id + j));
+        }
+        free(got[ev.request_id]);
+        got[ev.request_id] = NULL;
+        glen[ev.request_id] = 0;
+    }
+    for (int i = 0; i < 128; i++)
+        free(got[i]);
+    free(out);
+    t->wire_len = 0;
+    return n;
+}
+
+/* The client seals request id (see inl_client_take for its body) and the
+ * wire bytes are queued to Yami as one read's worth of units. */
+static void inl_send(inl_ctx *t, mk_session *c, uint32_t id)
+{
+    size_t len = inl_len(id), n = 0;
+    uint8_t *body = malloc(len), *w = malloc(mk_message_wire_len(len));
+
+    assert_non_null(body);
+    assert_non_null(w);
+    for (size_t j = 0; j < len; j++)
+        body[j] = (uint8_t)(id + j);
+    assert_int_equal(mk_seal_message(c, id, body, len, w,
+                                     mk_message_wire_len(len), &n),
+                     MK_OK);
+    assert_int_equal(yami_queue_units(t->y, w, n), MKD_OK);
+    free(body);
+    free(w);
+}
+
+static void test_yami_inline(void **st)
+{
+    static inl_ctx t;
+    mk_server_config *sc = server_config(32);
+    mk_client_config *cc = client_config();
+    mk_session *c = NULL;
+    uint8_t hello[MK_HANDLE_OUT_LEN];
+    uint32_t order[64];
+    size_t n = 0;
+    uint64_t pool0, inl0;
+    (void)st;
+
+    memset(&t, 0, sizeof t);
+    assert_int_equal(uv_loop_init(&t.loop), 0);
+    assert_int_equal(mk_session_new_client(&c, cc, NULL, 0), MK_OK);
+    assert_int_equal(yami_new(&t.loop, 0, 16384, &t.pool), MKD_OK);
+    assert_int_equal(yami_conn_new(t.pool, sc, 1u << 20, inl_on_result, &t,
+                                   &t.y),
+                     MKD_OK);
+
+    /* The hello always goes to the pool, however small. */
+    assert_int_equal(mk_client_hello(c, hello, sizeof hello, &n), MK_OK);
+    assert_true(n <= t.pool->inline_max);
+    assert_int_equal(yami_queue_units(t.y, hello, n), MKD_OK);
+    inl0 = t.pool->st.jobs_inline;
+    pool0 = t.pool->st.jobs_started;
+    assert_int_equal(yami_kick(t.y), MKD_OK);
+    assert_true(yami_conn_busy(t.y));
+    assert_int_equal(t.results, 0);
+    assert_int_equal(uv_run(&t.loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(t.results, 1);
+    assert_int_equal(t.pool->st.jobs_inline, inl0);
+    assert_int_equal(t.pool->st.jobs_started, pool0 + 1);
+    client_take(c, t.wire, t.wire_len, NULL, NULL, NULL);
+    assert_int_equal(mk_session_state(c), MK_STATE_ESTABLISHED);
+    t.wire_len = 0;
+
+    /* A small request: opened, answered (the answer queued from inside
+     * the callback, by a nested kick) and sealed, all inside one kick. */
+    t.results = 0;
+    inl_send(&t, c, 1);
+    assert_int_equal(yami_kick(t.y), MKD_OK);
+    assert_false(yami_conn_busy(t.y));
+    assert_int_equal(t.results, 2);
+    assert_int_equal(t.inline_results, 2);
+    assert_int_equal(t.pool->st.jobs_started, pool0 + 1);
+    assert_int_equal(inl_client_take(&t, c, order, 64), 1);
+    assert_int_equal(order[0], 1);
+
+    /* Small requests interleaved with a large one (over the threshold),
+     * which goes to the pool; the small ones that arrive meanwhile wait
+     * for it (only queued), then everything comes out in request order. */
+    t.results = t.inline_results = 0;
+    inl_send(&t, c, 2);
+    assert_int_equal(yami_kick(t.y), MKD_OK);
+    inl_send(&t, c, 3);
+    assert_int_equal(yami_kick(t.y), MKD_OK);
+    assert_int_equal(t.inline_results, 4);
+    inl_send(&t, c, 30);
+    assert_true(t.y->queued_bytes > t.pool->inline_max);
+    assert_int_equal(yami_kick(t.y), MKD_OK);
+    assert_true(yami_conn_busy(t.y));
+    inl_send(&t, c, 4);
+    assert_int_equal(yami_kick(t.y), MKD_OK);
+    inl_send(&t, c, 5);
+    assert_int_equal(yami_kick(t.y), MKD_OK);
+    assert_int_equal(t.inline_results, 4); /* 4, 5 wait behind 30 */
+    assert_int_equal(uv_run(&t.loop, UV_RUN_DEFAULT), 0);
+    assert_false(yami_conn_busy(t.y));
+    assert_null(t.y->head);
+    inl_send(&t, c, 6);
+    assert_int_equal(yami_kick(t.y), MKD_OK);
+    inl_send(&t, c, 31);
+    assert_int_equal(yami_kick(t.y), MKD_OK);
+    inl_send(&t, c, 7);
+    assert_int_equal(yami_kick(t.y), MKD_OK);
+    assert_int_equal(uv_run(&t.loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(inl_client_take(&t, c, order, 64), 8);
+    {
+        static const uint32_t want[] = {2, 3, 30, 4, 5, 6, 31, 7};
+        for (size_t i = 0; i < 8; i++)
+            assert_int_equal(order[i], want[i]);
+    }
+    assert_int_equal(t.errors, 0);
+
+    /* The budget of one kick: 10 requests in one read (10 records) run
+     * inline, but their 10 answers would pass YAMI_INLINE_RECORDS, so
+     * they go to the pool. Too many records at once: the pool. */
+    t.results = t.inline_results = 0;
+    pool0 = t.pool->st.jobs_started;
+    for (uint32_t id = 40; id < 50; id++)
+        inl_send(&t, c, id);
+    assert_int_equal(t.y->queued_records, 10);
+    assert_int_equal(yami_kick(t.y), MKD_OK);
+    assert_int_equal(t.inline_results, 1);
+    assert_true(yami_conn_busy(t.y));
+    assert_int_equal(uv_run(&t.loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(t.pool->st.jobs_started, pool0 + 1);
+    for (uint32_t id = 50; id < 68; id++)
+        inl_send(&t, c, id);
+    assert_true(t.y->queued_bytes < t.pool->inline_max);
+    assert_true(t.y->queued_records > YAMI_INLINE_RECORDS);
+    t.inline_results = 0;
+    assert_int_equal(yami_kick(t.y), MKD_OK);
+    assert_true(yami_conn_busy(t.y));
+    assert_int_equal(t.inline_results, 0);
+    assert_int_equal(uv_run(&t.loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(inl_client_take(&t, c, order, 64), 28);
+    for (size_t i = 0; i < 28; i++)
+        assert_int_equal(order[i], 40 + i);
+
+    /* inline_max 0: everything on the pool. */
+    t.pool->inline_max = 0;
+    t.inline_results = 0;
+    inl_send(&t, c, 1);
+    assert_int_equal(yami_kick(t.y), MKD_OK);
+    assert_true(yami_conn_busy(t.y));
+    assert_int_equal(uv_run(&t.loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(t.inline_results, 0);
+    assert_int_equal(inl_client_take(&t, c, order, 64), 1);
+    t.pool->inline_max = 16384;
+
+    /* The owner drops the queue from inside the callback (its connection
+     * closed): the run ends there, nothing is sealed or sent to the pool. */
+    t.drop_after_echo = 1;
+    t.results = 0;
+    inl_send(&t, c, 2);
+    assert_int_equal(yami_kick(t.y), MKD_OK);
+    assert_int_equal(t.results, 1);
+    assert_false(yami_conn_busy(t.y));
+    assert_null(t.y->head);
+    assert_int_equal(t.wire_len, 0);
+    t.drop_after_echo = 0;
+
+    /* A CLIENT_HELLO after the handshake never runs inline either (the
+     * session refuses it, on the pool). */
+    {
+        mk_session *c2 = NULL;
+        assert_int_equal(mk_session_new_client(&c2, cc, NULL, 0), MK_OK);
+        assert_int_equal(mk_client_hello(c2, hello, sizeof hello, &n),
+                         MK_OK);
+        mk_session_free(c2);
+    }
+    assert_int_equal(yami_queue_units(t.y, hello, n), MKD_OK);
+    assert_int_equal(t.y->queued_hellos, 1);
+    assert_int_equal(yami_kick(t.y), MKD_OK);
+    assert_true(yami_conn_busy(t.y));
+    assert_int_equal(uv_run(&t.loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(t.errors, 1);
+
+    assert_int_equal(uv_loop_close(&t.loop), 0);
+    free(t.wire);
+    yami_conn_free(t.y);
+    yami_free(t.pool);
+    mk_session_free(c);
+    mk_server_config_unref(sc);
+    mk_client_config_unref(cc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_yami_run),
+        cmocka_unit_test(test_yami_inline),
+    };
+    return cmocka_run_group_tests_name("yami", tests, NULL, NULL);
+}
