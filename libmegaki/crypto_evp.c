@@ -56,6 +56,32 @@ static int fail(int code)
     return code;
 }
 
+/*
+ * The one shape of every libcrypto check in this file: on failure, set ret
+ * through fail() (so the error queue is cleared) and leave by the single
+ * exit at `out:`, which wipes secrets and frees contexts. The caller needs
+ * an int `ret` and an `out:` label, as for MK_TRY. Spelt out by hand, each
+ * check was four lines of boilerplate around the one line that matters, and
+ * with fifty of them a missing fail() or a wrong success test hid easily.
+ *
+ * libcrypto has more than one success convention, hence one form each:
+ *   OSSL_GUARD      the call returns 1 on success (EVP_*Init/Update/Final
+ *                   and most of EVP);
+ *   OSSL_GUARD_POS  the call returns a positive value on success (the
+ *                   EVP_PKEY_CTX_set_* control wrappers are documented so);
+ *   OSSL_FAIL_IF    anything else: a NULL from a constructor, or an output
+ *                   whose length is not the one asked for.
+ */
+#define OSSL_FAIL_IF(cond, err) \
+    do {                        \
+        if (cond) {             \
+            ret = fail(err);    \
+            goto out;           \
+        }                       \
+    } while (0)
+#define OSSL_GUARD(call, err) OSSL_FAIL_IF((call) != 1, err)
+#define OSSL_GUARD_POS(call, err) OSSL_FAIL_IF((call) <= 0, err)
+
 static struct {
     EVP_MD *sha256;
     EVP_CIPHER *aes256cbc;
@@ -115,11 +141,9 @@ int mkc_sha256(const uint8_t *msg, size_t len, uint8_t out[MKC_SHA256_LEN])
     unsigned int n = 0;
     int ret;
 
-    if (md == NULL ||
-        EVP_Digest(msg, len, out, &n, md, NULL) != 1 || n != MKC_SHA256_LEN) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(md == NULL, MK_ERR_CRYPTO);
+    OSSL_GUARD(EVP_Digest(msg, len, out, &n, md, NULL), MK_ERR_CRYPTO);
+    OSSL_FAIL_IF(n != MKC_SHA256_LEN, MK_ERR_CRYPTO);
     ret = MK_OK;
 out:
     return ret;
@@ -136,24 +160,12 @@ int mkc_hash_new(mkc_hash **out)
     int ret;
 
     *out = NULL;
-    if (md == NULL) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(md == NULL, MK_ERR_CRYPTO);
     h = OPENSSL_zalloc(sizeof(*h));
-    if (h == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
+    OSSL_FAIL_IF(h == NULL, MK_ERR_NOMEM);
     h->ctx = EVP_MD_CTX_new();
-    if (h->ctx == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
-    if (EVP_DigestInit_ex2(h->ctx, md, NULL) != 1) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(h->ctx == NULL, MK_ERR_NOMEM);
+    OSSL_GUARD(EVP_DigestInit_ex2(h->ctx, md, NULL), MK_ERR_CRYPTO);
     *out = h;
     h = NULL;
     ret = MK_OK;
@@ -166,10 +178,7 @@ int mkc_hash_update(mkc_hash *h, const uint8_t *p, size_t len)
 {
     int ret;
 
-    if (EVP_DigestUpdate(h->ctx, p, len) != 1) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_GUARD(EVP_DigestUpdate(h->ctx, p, len), MK_ERR_CRYPTO);
     ret = MK_OK;
 out:
     return ret;
@@ -184,15 +193,10 @@ int mkc_hash_peek(const mkc_hash *h, uint8_t out[MKC_SHA256_LEN])
     /* Finalising consumes a context, so finalise a copy: the transcript
      * keeps running after each Finished/binder computation. */
     copy = EVP_MD_CTX_new();
-    if (copy == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
-    if (EVP_MD_CTX_copy_ex(copy, h->ctx) != 1 ||
-        EVP_DigestFinal_ex(copy, out, &n) != 1 || n != MKC_SHA256_LEN) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(copy == NULL, MK_ERR_NOMEM);
+    OSSL_GUARD(EVP_MD_CTX_copy_ex(copy, h->ctx), MK_ERR_CRYPTO);
+    OSSL_GUARD(EVP_DigestFinal_ex(copy, out, &n), MK_ERR_CRYPTO);
+    OSSL_FAIL_IF(n != MKC_SHA256_LEN, MK_ERR_CRYPTO);
     ret = MK_OK;
 out:
     EVP_MD_CTX_free(copy);
@@ -218,34 +222,21 @@ int mkc_hmac_sha256(const uint8_t *key, size_t key_len, const mkc_iov *iov,
     size_t i, got = 0;
     int ret;
 
-    if (!algs_ready() || algs.hmac_tmpl == NULL) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(!algs_ready() || algs.hmac_tmpl == NULL, MK_ERR_CRYPTO);
     ctx = EVP_MAC_CTX_dup(algs.hmac_tmpl);
-    if (ctx == NULL) { /* allocation or the provider's dupctx */
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    /* NULL from the allocation or from the provider's dupctx */
+    OSSL_FAIL_IF(ctx == NULL, MK_ERR_CRYPTO);
     /* A NULL key means "keep the previous key" to EVP_MAC_init, and the
      * template has none, so an empty key is passed as a real pointer. */
-    if (EVP_MAC_init(ctx, key_len > 0 ? key : empty_key, key_len, NULL) != 1) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_GUARD(EVP_MAC_init(ctx, key_len > 0 ? key : empty_key, key_len, NULL),
+               MK_ERR_CRYPTO);
     for (i = 0; i < n; i++) {
         if (iov[i].len == 0)
             continue;
-        if (EVP_MAC_update(ctx, iov[i].p, iov[i].len) != 1) {
-            ret = fail(MK_ERR_CRYPTO);
-            goto out;
-        }
+        OSSL_GUARD(EVP_MAC_update(ctx, iov[i].p, iov[i].len), MK_ERR_CRYPTO);
     }
-    if (EVP_MAC_final(ctx, out, &got, MKC_SHA256_LEN) != 1 ||
-        got != MKC_SHA256_LEN) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_GUARD(EVP_MAC_final(ctx, out, &got, MKC_SHA256_LEN), MK_ERR_CRYPTO);
+    OSSL_FAIL_IF(got != MKC_SHA256_LEN, MK_ERR_CRYPTO);
     ret = MK_OK;
 out:
     EVP_MAC_CTX_free(ctx); /* cleanses the keyed inner/outer states */
@@ -341,28 +332,20 @@ static int cbc_pass(EVP_CIPHER_CTX *ctx, int enc, const uint8_t *iv,
         ret = MK_ERR_BUFFER;
         goto out;
     }
-    if (EVP_CipherInit_ex2(ctx, NULL, NULL, iv, enc, NULL) != 1 ||
-        EVP_CipherUpdate(ctx, out, &n1, in, (int)len) != 1) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_GUARD(EVP_CipherInit_ex2(ctx, NULL, NULL, iv, enc, NULL),
+               MK_ERR_CRYPTO);
+    OSSL_GUARD(EVP_CipherUpdate(ctx, out, &n1, in, (int)len), MK_ERR_CRYPTO);
     /* Final is where the padding is checked. Its timing is not constant,
      * which is acceptable only because callers decrypt after the record MAC
      * verified (encrypt-then-MAC, style.md 3.7). */
     if (EVP_CipherFinal_ex(ctx, out + n1, &n2) != 1) {
-        if (enc) {
-            ret = fail(MK_ERR_CRYPTO);
-            goto out;
-        }
+        OSSL_FAIL_IF(enc, MK_ERR_CRYPTO);
         /* Do not leave a partial plaintext behind for a careless caller. */
         OPENSSL_cleanse(out, len);
         ret = fail(MK_ERR_BAD_RECORD_MAC);
         goto out;
     }
-    if (enc && (size_t)n1 + (size_t)n2 != need) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(enc && (size_t)n1 + (size_t)n2 != need, MK_ERR_CRYPTO);
     *out_len = (size_t)n1 + (size_t)n2;
     ret = MK_OK;
 out:
@@ -430,21 +413,16 @@ int mkc_rec_new(const uint8_t enc_key[MKC_AES_KEY_LEN],
     int ret;
 
     *out = NULL;
-    if (!algs_ready() || algs.hmac_tmpl == NULL) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
-    if ((r = OPENSSL_zalloc(sizeof *r)) == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
+    OSSL_FAIL_IF(!algs_ready() || algs.hmac_tmpl == NULL, MK_ERR_CRYPTO);
+    r = OPENSSL_zalloc(sizeof *r);
+    OSSL_FAIL_IF(r == NULL, MK_ERR_NOMEM);
     r->enc = encrypt != 0;
-    if ((r->cbc = cbc_keyed(enc_key, r->enc)) == NULL ||
-        (r->mac = EVP_MAC_CTX_dup(algs.hmac_tmpl)) == NULL ||
-        EVP_MAC_init(r->mac, mac_key, MKC_SHA256_LEN, NULL) != 1) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    r->cbc = cbc_keyed(enc_key, r->enc);
+    OSSL_FAIL_IF(r->cbc == NULL, MK_ERR_CRYPTO);
+    r->mac = EVP_MAC_CTX_dup(algs.hmac_tmpl);
+    OSSL_FAIL_IF(r->mac == NULL, MK_ERR_CRYPTO);
+    OSSL_GUARD(EVP_MAC_init(r->mac, mac_key, MKC_SHA256_LEN, NULL),
+               MK_ERR_CRYPTO);
     *out = r;
     r = NULL;
     ret = MK_OK;
@@ -477,22 +455,15 @@ int mkc_rec_mac(mkc_rec *r, const mkc_iov *iov, size_t n,
 
     /* A NULL key restarts HMAC with the key already set: the inner and
      * outer pads are not recomputed (that is the saving). */
-    if (EVP_MAC_init(r->mac, NULL, 0, NULL) != 1) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_GUARD(EVP_MAC_init(r->mac, NULL, 0, NULL), MK_ERR_CRYPTO);
     for (size_t i = 0; i < n; i++) {
-        if (iov[i].len != 0 &&
-            EVP_MAC_update(r->mac, iov[i].p, iov[i].len) != 1) {
-            ret = fail(MK_ERR_CRYPTO);
-            goto out;
-        }
+        if (iov[i].len != 0)
+            OSSL_GUARD(EVP_MAC_update(r->mac, iov[i].p, iov[i].len),
+                       MK_ERR_CRYPTO);
     }
-    if (EVP_MAC_final(r->mac, out, &got, MKC_SHA256_LEN) != 1 ||
-        got != MKC_SHA256_LEN) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_GUARD(EVP_MAC_final(r->mac, out, &got, MKC_SHA256_LEN),
+               MK_ERR_CRYPTO);
+    OSSL_FAIL_IF(got != MKC_SHA256_LEN, MK_ERR_CRYPTO);
     ret = MK_OK;
 out:
     return ret;
@@ -526,24 +497,16 @@ int mkc_x25519_new(const uint8_t priv[MKC_X25519_LEN], mkc_x25519_key **out,
     int ret;
 
     *out = NULL;
-    if ((k = OPENSSL_zalloc(sizeof *k)) == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
+    k = OPENSSL_zalloc(sizeof *k);
+    OSSL_FAIL_IF(k == NULL, MK_ERR_NOMEM);
     /* Building the key from its scalar computes the public point: that is
      * the one scalar multiplication keygen needs, so the key is kept for
      * the derivation instead of being rebuilt (which would do a third). */
     k->pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv,
                                            MKC_X25519_LEN);
-    if (k->pkey == NULL) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
-    if (EVP_PKEY_get_raw_public_key(k->pkey, pub, &n) != 1 ||
-        n != MKC_X25519_LEN) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(k->pkey == NULL, MK_ERR_CRYPTO);
+    OSSL_GUARD(EVP_PKEY_get_raw_public_key(k->pkey, pub, &n), MK_ERR_CRYPTO);
+    OSSL_FAIL_IF(n != MKC_X25519_LEN, MK_ERR_CRYPTO);
     *out = k;
     k = NULL;
     ret = MK_OK;
@@ -572,31 +535,20 @@ int mkc_x25519_derive(const mkc_x25519_key *k,
 
     memset(shared, 0, MKC_X25519_LEN);
     ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
-    if (ctx == NULL) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(ctx == NULL, MK_ERR_CRYPTO);
     /* From here on the input that can be bad is the peer's point, so every
      * failure is the peer's: MK_ERR_BAD_KEY_SHARE. */
     peer_key = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer,
                                            MKC_X25519_LEN);
-    if (peer_key == NULL) {
-        ret = fail(MK_ERR_BAD_KEY_SHARE);
-        goto out;
-    }
-    if (EVP_PKEY_derive_init(ctx) != 1 ||
-        EVP_PKEY_derive_set_peer(ctx, peer_key) != 1 ||
-        EVP_PKEY_derive(ctx, tmp, &n) != 1 || n != MKC_X25519_LEN) {
-        ret = fail(MK_ERR_BAD_KEY_SHARE);
-        goto out;
-    }
+    OSSL_FAIL_IF(peer_key == NULL, MK_ERR_BAD_KEY_SHARE);
+    OSSL_GUARD(EVP_PKEY_derive_init(ctx), MK_ERR_BAD_KEY_SHARE);
+    OSSL_GUARD(EVP_PKEY_derive_set_peer(ctx, peer_key), MK_ERR_BAD_KEY_SHARE);
+    OSSL_GUARD(EVP_PKEY_derive(ctx, tmp, &n), MK_ERR_BAD_KEY_SHARE);
+    OSSL_FAIL_IF(n != MKC_X25519_LEN, MK_ERR_BAD_KEY_SHARE);
     /* RFC 7748 6.1: an all-zero result means a small-order peer point.
      * OpenSSL already refuses it, but the protocol depends on this check
      * (contributory behaviour), so it does not rely on the provider. */
-    if (ct_is_zero(tmp, sizeof(tmp))) {
-        ret = fail(MK_ERR_BAD_KEY_SHARE);
-        goto out;
-    }
+    OSSL_FAIL_IF(ct_is_zero(tmp, sizeof(tmp)), MK_ERR_BAD_KEY_SHARE);
     memcpy(shared, tmp, MKC_X25519_LEN);
     ret = MK_OK;
 out:
@@ -655,15 +607,10 @@ static int rsa_wrap(EVP_PKEY **pkey, mkc_rsa **out)
     mkc_rsa *k;
     int ret;
 
-    if (*pkey == NULL || EVP_PKEY_is_a(*pkey, "RSA") != 1) {
-        ret = fail(MK_ERR_KEY_FORMAT);
-        goto out;
-    }
+    OSSL_FAIL_IF(*pkey == NULL, MK_ERR_KEY_FORMAT);
+    OSSL_GUARD(EVP_PKEY_is_a(*pkey, "RSA"), MK_ERR_KEY_FORMAT);
     k = OPENSSL_zalloc(sizeof(*k));
-    if (k == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
+    OSSL_FAIL_IF(k == NULL, MK_ERR_NOMEM);
     k->pkey = *pkey;
     *pkey = NULL;
     *out = k;
@@ -686,16 +633,10 @@ int mkc_rsa_load_private(const uint8_t *pem, size_t len, mkc_rsa **out)
     /* A read-only memory BIO over the caller's buffer: no copy of the key
      * text is made here. */
     bio = BIO_new_mem_buf(pem, (int)len);
-    if (bio == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
+    OSSL_FAIL_IF(bio == NULL, MK_ERR_NOMEM);
     /* Reads "PRIVATE KEY" (PKCS#8) and "RSA PRIVATE KEY" (PKCS#1). */
     pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
-    if (pkey == NULL) {
-        ret = fail(MK_ERR_KEY_FORMAT);
-        goto out;
-    }
+    OSSL_FAIL_IF(pkey == NULL, MK_ERR_KEY_FORMAT);
     ret = rsa_wrap(&pkey, out);
 out:
     EVP_PKEY_free(pkey);
@@ -718,15 +659,9 @@ int mkc_rsa_load_private_der(const uint8_t *der, size_t len, mkc_rsa **out)
     p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len);
     /* The whole buffer must be the one structure: trailing bytes mean the
      * input is not what the caller thinks it is. */
-    if (p8 == NULL || p != der + len) {
-        ret = fail(MK_ERR_KEY_FORMAT);
-        goto out;
-    }
+    OSSL_FAIL_IF(p8 == NULL || p != der + len, MK_ERR_KEY_FORMAT);
     pkey = EVP_PKCS82PKEY(p8);
-    if (pkey == NULL) {
-        ret = fail(MK_ERR_KEY_FORMAT);
-        goto out;
-    }
+    OSSL_FAIL_IF(pkey == NULL, MK_ERR_KEY_FORMAT);
     ret = rsa_wrap(&pkey, out);
 out:
     EVP_PKEY_free(pkey);
@@ -775,24 +710,16 @@ int mkc_rsa_load_public(const uint8_t *key, size_t len, mkc_rsa **out)
         pkey = decode_public_der(key, len, 1);
     } else {
         bio = BIO_new_mem_buf(key, (int)len);
-        if (bio == NULL) {
-            ret = fail(MK_ERR_NOMEM);
-            goto out;
-        }
-        if (PEM_read_bio(bio, &name, &header, &data, &dlen) != 1 ||
-            dlen < 0) {
-            ret = fail(MK_ERR_KEY_FORMAT);
-            goto out;
-        }
+        OSSL_FAIL_IF(bio == NULL, MK_ERR_NOMEM);
+        OSSL_GUARD(PEM_read_bio(bio, &name, &header, &data, &dlen),
+                   MK_ERR_KEY_FORMAT);
+        OSSL_FAIL_IF(dlen < 0, MK_ERR_KEY_FORMAT);
         if (strcmp(name, PEM_STRING_PUBLIC) == 0)
             pkey = decode_public_der(data, (size_t)dlen, 1);
         else if (strcmp(name, PEM_STRING_RSA_PUBLIC) == 0)
             pkey = decode_public_der(data, (size_t)dlen, 0);
     }
-    if (pkey == NULL) {
-        ret = fail(MK_ERR_KEY_FORMAT);
-        goto out;
-    }
+    OSSL_FAIL_IF(pkey == NULL, MK_ERR_KEY_FORMAT);
     ret = rsa_wrap(&pkey, out);
 out:
     EVP_PKEY_free(pkey);
@@ -816,18 +743,11 @@ int mkc_rsa_generate(unsigned bits, mkc_rsa **out)
         goto out;
     }
     ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
-    if (ctx == NULL) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
-    /* The EVP_PKEY_CTX_set_rsa_* wrappers are documented as returning a
-     * positive value on success, hence > 0 rather than == 1. */
-    if (EVP_PKEY_keygen_init(ctx) != 1 ||
-        EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits) <= 0 ||
-        EVP_PKEY_generate(ctx, &pkey) != 1) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(ctx == NULL, MK_ERR_CRYPTO);
+    OSSL_GUARD(EVP_PKEY_keygen_init(ctx), MK_ERR_CRYPTO);
+    OSSL_GUARD_POS(EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits),
+                   MK_ERR_CRYPTO);
+    OSSL_GUARD(EVP_PKEY_generate(ctx, &pkey), MK_ERR_CRYPTO);
     ret = rsa_wrap(&pkey, out);
 out:
     EVP_PKEY_free(pkey);
@@ -863,19 +783,13 @@ int mkc_rsa_public_der(const mkc_rsa *k, uint8_t *out, size_t cap,
 
     *out_len = 0;
     need = i2d_PUBKEY(k->pkey, NULL);
-    if (need <= 0) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(need <= 0, MK_ERR_CRYPTO);
     if (cap < (size_t)need) {
         ret = MK_ERR_BUFFER;
         goto out;
     }
     got = i2d_PUBKEY(k->pkey, &p);
-    if (got != need) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(got != need, MK_ERR_CRYPTO);
     *out_len = (size_t)got;
     ret = MK_OK;
 out:
@@ -894,21 +808,13 @@ int mkc_rsa_private_pem(const mkc_rsa *k, uint8_t *out, size_t cap,
     /* A secure-memory BIO: its buffer is cleansed when it grows and when it
      * is freed, so the encoded key does not linger in the heap. */
     bio = BIO_new(BIO_s_secmem());
-    if (bio == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
+    OSSL_FAIL_IF(bio == NULL, MK_ERR_NOMEM);
     /* PKCS#8 "PRIVATE KEY", unencrypted (no cipher, no passphrase). */
-    if (PEM_write_bio_PrivateKey(bio, k->pkey, NULL, NULL, 0, NULL, NULL) !=
-        1) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_GUARD(PEM_write_bio_PrivateKey(bio, k->pkey, NULL, NULL, 0, NULL,
+                                        NULL),
+               MK_ERR_CRYPTO);
     n = BIO_get_mem_data(bio, &data);
-    if (n <= 0 || data == NULL) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(n <= 0 || data == NULL, MK_ERR_CRYPTO);
     if (cap < (size_t)n) {
         ret = MK_ERR_BUFFER;
         goto out;
@@ -945,28 +851,20 @@ static int mgf1_xor(uint8_t *dst, size_t len, const uint8_t *seed,
     unsigned int n;
     int ret;
 
-    if (sha256_md() == NULL) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(sha256_md() == NULL, MK_ERR_CRYPTO);
     ctx = EVP_MD_CTX_new();
-    if (ctx == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
+    OSSL_FAIL_IF(ctx == NULL, MK_ERR_NOMEM);
     for (done = 0, c = 0; done < len; done += take, c++) {
         ctr[0] = (uint8_t)(c >> 24);
         ctr[1] = (uint8_t)(c >> 16);
         ctr[2] = (uint8_t)(c >> 8);
         ctr[3] = (uint8_t)c;
         n = 0;
-        if (EVP_DigestInit_ex2(ctx, algs.sha256, NULL) != 1 ||
-            EVP_DigestUpdate(ctx, seed, seed_len) != 1 ||
-            EVP_DigestUpdate(ctx, ctr, sizeof(ctr)) != 1 ||
-            EVP_DigestFinal_ex(ctx, block, &n) != 1 || n != sizeof(block)) {
-            ret = fail(MK_ERR_CRYPTO);
-            goto out;
-        }
+        OSSL_GUARD(EVP_DigestInit_ex2(ctx, algs.sha256, NULL), MK_ERR_CRYPTO);
+        OSSL_GUARD(EVP_DigestUpdate(ctx, seed, seed_len), MK_ERR_CRYPTO);
+        OSSL_GUARD(EVP_DigestUpdate(ctx, ctr, sizeof(ctr)), MK_ERR_CRYPTO);
+        OSSL_GUARD(EVP_DigestFinal_ex(ctx, block, &n), MK_ERR_CRYPTO);
+        OSSL_FAIL_IF(n != sizeof(block), MK_ERR_CRYPTO);
         take = len - done < sizeof(block) ? len - done : sizeof(block);
         for (i = 0; i < take; i++)
             dst[done + i] ^= block[i];
@@ -1026,17 +924,13 @@ int mkc_oaep_encrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
     /* The raw RSA public operation (RFC 8017 5.1.1). EM < n because its
      * first byte is zero and n has exactly kl bytes. */
     ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
-    if (ctx == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
+    OSSL_FAIL_IF(ctx == NULL, MK_ERR_NOMEM);
     outl = cap;
-    if (EVP_PKEY_encrypt_init(ctx) != 1 ||
-        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING) <= 0 ||
-        EVP_PKEY_encrypt(ctx, out, &outl, em, kl) != 1 || outl != kl) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_GUARD(EVP_PKEY_encrypt_init(ctx), MK_ERR_CRYPTO);
+    OSSL_GUARD_POS(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING),
+                   MK_ERR_CRYPTO);
+    OSSL_GUARD(EVP_PKEY_encrypt(ctx, out, &outl, em, kl), MK_ERR_CRYPTO);
+    OSSL_FAIL_IF(outl != kl, MK_ERR_CRYPTO);
     *out_len = kl;
     ret = MK_OK;
 out:
@@ -1055,7 +949,7 @@ int mkc_oaep_decrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
     const EVP_MD *md;
     void *label_copy = NULL;
     size_t kl, n = 0;
-    int ret = MK_ERR_CRYPTO;
+    int ret;
 
     /* Every exit below is MK_ERR_CRYPTO with *out_len == 0 and a clear
      * error queue (crypto.h): the caller folds the result into a
@@ -1066,27 +960,25 @@ int mkc_oaep_decrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
     kl = mkc_rsa_size(k);
     /* The ciphertext length is public, so rejecting a wrong one early leaks
      * nothing; it also bounds what lands in buf. */
-    if (md == NULL || kl == 0 || kl > MKC_RSA_MAX_BYTES || ct_len != kl ||
-        label_len > (size_t)INT_MAX)
-        goto out;
+    OSSL_FAIL_IF(md == NULL || kl == 0 || kl > MKC_RSA_MAX_BYTES ||
+                     ct_len != kl || label_len > (size_t)INT_MAX,
+                 MK_ERR_CRYPTO);
     ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
-    if (ctx == NULL)
-        goto out;
-    if (EVP_PKEY_decrypt_init(ctx) != 1 ||
-        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
-        EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) <= 0 ||
-        EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) <= 0)
-        goto out;
+    OSSL_FAIL_IF(ctx == NULL, MK_ERR_CRYPTO);
+    OSSL_GUARD(EVP_PKEY_decrypt_init(ctx), MK_ERR_CRYPTO);
+    OSSL_GUARD_POS(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING),
+                   MK_ERR_CRYPTO);
+    OSSL_GUARD_POS(EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md), MK_ERR_CRYPTO);
+    OSSL_GUARD_POS(EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md), MK_ERR_CRYPTO);
     /* set0 takes ownership of an OPENSSL_malloc'd label only on success.
      * A fresh context's label is already empty, so an empty label needs no
      * call (and no zero-byte allocation). */
     if (label_len > 0) {
         label_copy = OPENSSL_memdup(label, label_len);
-        if (label_copy == NULL)
-            goto out;
-        if (EVP_PKEY_CTX_set0_rsa_oaep_label(ctx, label_copy,
-                                             (int)label_len) <= 0)
-            goto out;
+        OSSL_FAIL_IF(label_copy == NULL, MK_ERR_CRYPTO);
+        OSSL_GUARD_POS(EVP_PKEY_CTX_set0_rsa_oaep_label(ctx, label_copy,
+                                                        (int)label_len),
+                       MK_ERR_CRYPTO);
         label_copy = NULL;
     }
     /* libcrypto wants room for a whole modulus, so decrypt into buf and
@@ -1094,17 +986,13 @@ int mkc_oaep_decrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
      * the length of a message that decoded correctly, which whoever built
      * the ciphertext chose; it is no padding oracle. */
     n = sizeof(buf);
-    if (EVP_PKEY_decrypt(ctx, buf, &n, ct, ct_len) != 1 || n > cap) {
-        n = 0;
-        goto out;
-    }
+    OSSL_GUARD(EVP_PKEY_decrypt(ctx, buf, &n, ct, ct_len), MK_ERR_CRYPTO);
+    OSSL_FAIL_IF(n > cap, MK_ERR_CRYPTO);
     if (n > 0)
         memcpy(out, buf, n);
     *out_len = n;
     ret = MK_OK;
 out:
-    if (ret != MK_OK)
-        ERR_clear_error();
     OPENSSL_cleanse(buf, sizeof(buf));
     OPENSSL_free(label_copy);
     EVP_PKEY_CTX_free(ctx);
@@ -1122,10 +1010,7 @@ int mkc_random(uint8_t *out, size_t len)
     /* RAND_bytes takes an int; there is deliberately no fallback source. */
     while (len > 0) {
         chunk = len > (size_t)INT_MAX ? (size_t)INT_MAX : len;
-        if (RAND_bytes(out, (int)chunk) != 1) {
-            ret = fail(MK_ERR_RANDOM);
-            goto out;
-        }
+        OSSL_GUARD(RAND_bytes(out, (int)chunk), MK_ERR_RANDOM);
         out += chunk;
         len -= chunk;
     }
