@@ -14,9 +14,6 @@
 
 #include <string.h>
 
-static const uint8_t oaep_label[] = "megaki v2";
-#define OAEP_LABEL_LEN (sizeof oaep_label - 1)
-
 static int send_alert(uint8_t code, uint8_t *out, size_t cap, mk_event *ev)
 {
     if (mk_write_alert(code, 0, out, cap, &ev->len) == MK_OK)
@@ -62,8 +59,9 @@ static int full_root(mk_session *s, const mk_server_key *key, const mk_ch *ch,
     int ret, rc;
 
     MK_TRY(mk__random(s, fallback, sizeof fallback));
-    rc = mkc_oaep_decrypt(key->rsa, oaep_label, OAEP_LABEL_LEN, ch->kem,
-                          ch->kem_len, dec, sizeof dec, &dlen);
+    rc = mkc_oaep_decrypt(key->rsa, (const uint8_t *)MK_OAEP_LABEL,
+                          MK_OAEP_LABEL_LEN, ch->kem, ch->kem_len, dec,
+                          sizeof dec, &dlen);
     /* 1 iff rc == MK_OK and dlen == 32, computed without branches. */
     {
         unsigned a = (unsigned)rc, b = (unsigned)(dlen ^ MK_SECRET_LEN);
