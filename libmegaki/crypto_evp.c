@@ -2,7 +2,8 @@
  * crypto_evp.c -- the libcrypto (OpenSSL 3.0 EVP) implementation of crypto.h.
  *
  * This is the only file in libmegaki that includes <openssl/...>; the rest of
- * the library sees mkc_* functions and mk_err codes only (style.md 3.6).
+ * the library sees mkc_* functions and mk_err codes only, so libcrypto can
+ * be swapped, or its use audited, in this one file.
  *
  * IMPLEMENTATION NOTES
  *   - Every libcrypto call is checked against its documented success value
@@ -337,7 +338,8 @@ static int cbc_pass(EVP_CIPHER_CTX *ctx, int enc, const uint8_t *iv,
     OSSL_GUARD(EVP_CipherUpdate(ctx, out, &n1, in, (int)len), MK_ERR_CRYPTO);
     /* Final is where the padding is checked. Its timing is not constant,
      * which is acceptable only because callers decrypt after the record MAC
-     * verified (encrypt-then-MAC, style.md 3.7). */
+     * verified (encrypt-then-MAC): a ciphertext an attacker altered never
+     * gets here, so there is no padding oracle to time. */
     if (EVP_CipherFinal_ex(ctx, out + n1, &n2) != 1) {
         OSSL_FAIL_IF(enc, MK_ERR_CRYPTO);
         /* Do not leave a partial plaintext behind for a careless caller. */
@@ -953,8 +955,9 @@ int mkc_oaep_decrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
 
     /* Every exit below is MK_ERR_CRYPTO with *out_len == 0 and a clear
      * error queue (crypto.h): the caller folds the result into a
-     * constant-time select, and any distinguishable failure would be a
-     * Manger oracle (threats-and-tests.md 1.1). */
+     * constant-time select, and any failure the peer could tell apart
+     * would be a Manger oracle: enough such answers decrypt a recorded
+     * key transport without the private key. */
     *out_len = 0;
     md = sha256_md();
     kl = mkc_rsa_size(k);
