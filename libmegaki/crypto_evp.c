@@ -878,6 +878,33 @@ out:
     return ret;
 }
 
+/* EME-OAEP encoding into em[0..kl) (RFC 8017 7.1.1 step 2), for a message
+ * the caller has checked fits (msg_len <= kl - OAEP_OVERHEAD):
+ *   EM = 0x00 || maskedSeed || maskedDB,
+ *   DB = lHash || PS (zeros) || 0x01 || M.
+ * em ends up holding the message and the seed: the caller wipes it. */
+static int eme_oaep_encode(uint8_t *em, size_t kl, const uint8_t *label,
+                           size_t label_len, const uint8_t *msg,
+                           size_t msg_len, const uint8_t seed[OAEP_HLEN])
+{
+    uint8_t *masked_seed = em + 1, *db = em + 1 + OAEP_HLEN;
+    size_t db_len = kl - OAEP_HLEN - 1;
+    int ret;
+
+    memset(em, 0, kl);
+    if ((ret = mkc_sha256(label, label_len, db)) != MK_OK)
+        goto out;
+    db[db_len - msg_len - 1] = 0x01;
+    if (msg_len > 0)
+        memcpy(db + db_len - msg_len, msg, msg_len);
+    memcpy(masked_seed, seed, OAEP_HLEN);
+    if ((ret = mgf1_xor(db, db_len, masked_seed, OAEP_HLEN)) != MK_OK)
+        goto out;
+    ret = mgf1_xor(masked_seed, OAEP_HLEN, db, db_len);
+out:
+    return ret;
+}
+
 int mkc_oaep_encrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
                      const uint8_t *msg, size_t msg_len,
                      const uint8_t seed[MKC_SHA256_LEN], uint8_t *out,
@@ -885,8 +912,7 @@ int mkc_oaep_encrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
 {
     uint8_t em[MKC_RSA_MAX_BYTES];
     EVP_PKEY_CTX *ctx = NULL;
-    uint8_t *masked_seed, *db;
-    size_t kl, db_len, outl;
+    size_t kl, outl;
     int ret;
 
     *out_len = 0;
@@ -907,20 +933,8 @@ int mkc_oaep_encrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
         goto out;
     }
 
-    /* EM = 0x00 || maskedSeed || maskedDB, with
-     * DB = lHash || PS (zeros) || 0x01 || M   (RFC 8017 7.1.1 step 2). */
-    masked_seed = em + 1;
-    db = em + 1 + OAEP_HLEN;
-    db_len = kl - OAEP_HLEN - 1;
-    memset(em, 0, kl);
-    if ((ret = mkc_sha256(label, label_len, db)) != MK_OK)
-        goto out;
-    db[db_len - msg_len - 1] = 0x01;
-    if (msg_len > 0)
-        memcpy(db + db_len - msg_len, msg, msg_len);
-    memcpy(masked_seed, seed, OAEP_HLEN);
-    if ((ret = mgf1_xor(db, db_len, masked_seed, OAEP_HLEN)) != MK_OK ||
-        (ret = mgf1_xor(masked_seed, OAEP_HLEN, db, db_len)) != MK_OK)
+    if ((ret = eme_oaep_encode(em, kl, label, label_len, msg, msg_len,
+                               seed)) != MK_OK)
         goto out;
 
     /* The raw RSA public operation (RFC 8017 5.1.1). EM < n because its
