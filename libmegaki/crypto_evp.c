@@ -2,7 +2,8 @@
  * crypto_evp.c -- the libcrypto (OpenSSL 3.0 EVP) implementation of crypto.h.
  *
  * This is the only file in libmegaki that includes <openssl/...>; the rest of
- * the library sees mkc_* functions and mk_err codes only (style.md 3.6).
+ * the library sees mkc_* functions and mk_err codes only, so libcrypto can
+ * be swapped, or its use audited, in this one file.
  *
  * IMPLEMENTATION NOTES
  *   - Every libcrypto call is checked against its documented success value
@@ -55,6 +56,32 @@ static int fail(int code)
     ERR_clear_error();
     return code;
 }
+
+/*
+ * The one shape of every libcrypto check in this file: on failure, set ret
+ * through fail() (so the error queue is cleared) and leave by the single
+ * exit at `out:`, which wipes secrets and frees contexts. The caller needs
+ * an int `ret` and an `out:` label, as for MK_TRY. Spelt out by hand, each
+ * check was four lines of boilerplate around the one line that matters, and
+ * with fifty of them a missing fail() or a wrong success test hid easily.
+ *
+ * libcrypto has more than one success convention, hence one form each:
+ *   OSSL_GUARD      the call returns 1 on success (EVP_*Init/Update/Final
+ *                   and most of EVP);
+ *   OSSL_GUARD_POS  the call returns a positive value on success (the
+ *                   EVP_PKEY_CTX_set_* control wrappers are documented so);
+ *   OSSL_FAIL_IF    anything else: a NULL from a constructor, or an output
+ *                   whose length is not the one asked for.
+ */
+#define OSSL_FAIL_IF(cond, err) \
+    do {                        \
+        if (cond) {             \
+            ret = fail(err);    \
+            goto out;           \
+        }                       \
+    } while (0)
+#define OSSL_GUARD(call, err) OSSL_FAIL_IF((call) != 1, err)
+#define OSSL_GUARD_POS(call, err) OSSL_FAIL_IF((call) <= 0, err)
 
 static struct {
     EVP_MD *sha256;
@@ -115,11 +142,9 @@ int mkc_sha256(const uint8_t *msg, size_t len, uint8_t out[MKC_SHA256_LEN])
     unsigned int n = 0;
     int ret;
 
-    if (md == NULL ||
-        EVP_Digest(msg, len, out, &n, md, NULL) != 1 || n != MKC_SHA256_LEN) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(md == NULL, MK_ERR_CRYPTO);
+    OSSL_GUARD(EVP_Digest(msg, len, out, &n, md, NULL), MK_ERR_CRYPTO);
+    OSSL_FAIL_IF(n != MKC_SHA256_LEN, MK_ERR_CRYPTO);
     ret = MK_OK;
 out:
     return ret;
@@ -136,24 +161,12 @@ int mkc_hash_new(mkc_hash **out)
     int ret;
 
     *out = NULL;
-    if (md == NULL) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(md == NULL, MK_ERR_CRYPTO);
     h = OPENSSL_zalloc(sizeof(*h));
-    if (h == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
+    OSSL_FAIL_IF(h == NULL, MK_ERR_NOMEM);
     h->ctx = EVP_MD_CTX_new();
-    if (h->ctx == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
-    if (EVP_DigestInit_ex2(h->ctx, md, NULL) != 1) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(h->ctx == NULL, MK_ERR_NOMEM);
+    OSSL_GUARD(EVP_DigestInit_ex2(h->ctx, md, NULL), MK_ERR_CRYPTO);
     *out = h;
     h = NULL;
     ret = MK_OK;
@@ -166,10 +179,7 @@ int mkc_hash_update(mkc_hash *h, const uint8_t *p, size_t len)
 {
     int ret;
 
-    if (EVP_DigestUpdate(h->ctx, p, len) != 1) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_GUARD(EVP_DigestUpdate(h->ctx, p, len), MK_ERR_CRYPTO);
     ret = MK_OK;
 out:
     return ret;
@@ -184,15 +194,10 @@ int mkc_hash_peek(const mkc_hash *h, uint8_t out[MKC_SHA256_LEN])
     /* Finalising consumes a context, so finalise a copy: the transcript
      * keeps running after each Finished/binder computation. */
     copy = EVP_MD_CTX_new();
-    if (copy == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
-    if (EVP_MD_CTX_copy_ex(copy, h->ctx) != 1 ||
-        EVP_DigestFinal_ex(copy, out, &n) != 1 || n != MKC_SHA256_LEN) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(copy == NULL, MK_ERR_NOMEM);
+    OSSL_GUARD(EVP_MD_CTX_copy_ex(copy, h->ctx), MK_ERR_CRYPTO);
+    OSSL_GUARD(EVP_DigestFinal_ex(copy, out, &n), MK_ERR_CRYPTO);
+    OSSL_FAIL_IF(n != MKC_SHA256_LEN, MK_ERR_CRYPTO);
     ret = MK_OK;
 out:
     EVP_MD_CTX_free(copy);
@@ -218,34 +223,21 @@ int mkc_hmac_sha256(const uint8_t *key, size_t key_len, const mkc_iov *iov,
     size_t i, got = 0;
     int ret;
 
-    if (!algs_ready() || algs.hmac_tmpl == NULL) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(!algs_ready() || algs.hmac_tmpl == NULL, MK_ERR_CRYPTO);
     ctx = EVP_MAC_CTX_dup(algs.hmac_tmpl);
-    if (ctx == NULL) { /* allocation or the provider's dupctx */
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    /* NULL from the allocation or from the provider's dupctx */
+    OSSL_FAIL_IF(ctx == NULL, MK_ERR_CRYPTO);
     /* A NULL key means "keep the previous key" to EVP_MAC_init, and the
      * template has none, so an empty key is passed as a real pointer. */
-    if (EVP_MAC_init(ctx, key_len > 0 ? key : empty_key, key_len, NULL) != 1) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_GUARD(EVP_MAC_init(ctx, key_len > 0 ? key : empty_key, key_len, NULL),
+               MK_ERR_CRYPTO);
     for (i = 0; i < n; i++) {
         if (iov[i].len == 0)
             continue;
-        if (EVP_MAC_update(ctx, iov[i].p, iov[i].len) != 1) {
-            ret = fail(MK_ERR_CRYPTO);
-            goto out;
-        }
+        OSSL_GUARD(EVP_MAC_update(ctx, iov[i].p, iov[i].len), MK_ERR_CRYPTO);
     }
-    if (EVP_MAC_final(ctx, out, &got, MKC_SHA256_LEN) != 1 ||
-        got != MKC_SHA256_LEN) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_GUARD(EVP_MAC_final(ctx, out, &got, MKC_SHA256_LEN), MK_ERR_CRYPTO);
+    OSSL_FAIL_IF(got != MKC_SHA256_LEN, MK_ERR_CRYPTO);
     ret = MK_OK;
 out:
     EVP_MAC_CTX_free(ctx); /* cleanses the keyed inner/outer states */
@@ -341,28 +333,21 @@ static int cbc_pass(EVP_CIPHER_CTX *ctx, int enc, const uint8_t *iv,
         ret = MK_ERR_BUFFER;
         goto out;
     }
-    if (EVP_CipherInit_ex2(ctx, NULL, NULL, iv, enc, NULL) != 1 ||
-        EVP_CipherUpdate(ctx, out, &n1, in, (int)len) != 1) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_GUARD(EVP_CipherInit_ex2(ctx, NULL, NULL, iv, enc, NULL),
+               MK_ERR_CRYPTO);
+    OSSL_GUARD(EVP_CipherUpdate(ctx, out, &n1, in, (int)len), MK_ERR_CRYPTO);
     /* Final is where the padding is checked. Its timing is not constant,
      * which is acceptable only because callers decrypt after the record MAC
-     * verified (encrypt-then-MAC, style.md 3.7). */
+     * verified (encrypt-then-MAC): a ciphertext an attacker altered never
+     * gets here, so there is no padding oracle to time. */
     if (EVP_CipherFinal_ex(ctx, out + n1, &n2) != 1) {
-        if (enc) {
-            ret = fail(MK_ERR_CRYPTO);
-            goto out;
-        }
+        OSSL_FAIL_IF(enc, MK_ERR_CRYPTO);
         /* Do not leave a partial plaintext behind for a careless caller. */
         OPENSSL_cleanse(out, len);
         ret = fail(MK_ERR_BAD_RECORD_MAC);
         goto out;
     }
-    if (enc && (size_t)n1 + (size_t)n2 != need) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(enc && (size_t)n1 + (size_t)n2 != need, MK_ERR_CRYPTO);
     *out_len = (size_t)n1 + (size_t)n2;
     ret = MK_OK;
 out:
@@ -430,21 +415,16 @@ int mkc_rec_new(const uint8_t enc_key[MKC_AES_KEY_LEN],
     int ret;
 
     *out = NULL;
-    if (!algs_ready() || algs.hmac_tmpl == NULL) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
-    if ((r = OPENSSL_zalloc(sizeof *r)) == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
+    OSSL_FAIL_IF(!algs_ready() || algs.hmac_tmpl == NULL, MK_ERR_CRYPTO);
+    r = OPENSSL_zalloc(sizeof *r);
+    OSSL_FAIL_IF(r == NULL, MK_ERR_NOMEM);
     r->enc = encrypt != 0;
-    if ((r->cbc = cbc_keyed(enc_key, r->enc)) == NULL ||
-        (r->mac = EVP_MAC_CTX_dup(algs.hmac_tmpl)) == NULL ||
-        EVP_MAC_init(r->mac, mac_key, MKC_SHA256_LEN, NULL) != 1) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    r->cbc = cbc_keyed(enc_key, r->enc);
+    OSSL_FAIL_IF(r->cbc == NULL, MK_ERR_CRYPTO);
+    r->mac = EVP_MAC_CTX_dup(algs.hmac_tmpl);
+    OSSL_FAIL_IF(r->mac == NULL, MK_ERR_CRYPTO);
+    OSSL_GUARD(EVP_MAC_init(r->mac, mac_key, MKC_SHA256_LEN, NULL),
+               MK_ERR_CRYPTO);
     *out = r;
     r = NULL;
     ret = MK_OK;
@@ -477,22 +457,15 @@ int mkc_rec_mac(mkc_rec *r, const mkc_iov *iov, size_t n,
 
     /* A NULL key restarts HMAC with the key already set: the inner and
      * outer pads are not recomputed (that is the saving). */
-    if (EVP_MAC_init(r->mac, NULL, 0, NULL) != 1) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_GUARD(EVP_MAC_init(r->mac, NULL, 0, NULL), MK_ERR_CRYPTO);
     for (size_t i = 0; i < n; i++) {
-        if (iov[i].len != 0 &&
-            EVP_MAC_update(r->mac, iov[i].p, iov[i].len) != 1) {
-            ret = fail(MK_ERR_CRYPTO);
-            goto out;
-        }
+        if (iov[i].len != 0)
+            OSSL_GUARD(EVP_MAC_update(r->mac, iov[i].p, iov[i].len),
+                       MK_ERR_CRYPTO);
     }
-    if (EVP_MAC_final(r->mac, out, &got, MKC_SHA256_LEN) != 1 ||
-        got != MKC_SHA256_LEN) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_GUARD(EVP_MAC_final(r->mac, out, &got, MKC_SHA256_LEN),
+               MK_ERR_CRYPTO);
+    OSSL_FAIL_IF(got != MKC_SHA256_LEN, MK_ERR_CRYPTO);
     ret = MK_OK;
 out:
     return ret;
@@ -526,24 +499,16 @@ int mkc_x25519_new(const uint8_t priv[MKC_X25519_LEN], mkc_x25519_key **out,
     int ret;
 
     *out = NULL;
-    if ((k = OPENSSL_zalloc(sizeof *k)) == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
+    k = OPENSSL_zalloc(sizeof *k);
+    OSSL_FAIL_IF(k == NULL, MK_ERR_NOMEM);
     /* Building the key from its scalar computes the public point: that is
      * the one scalar multiplication keygen needs, so the key is kept for
      * the derivation instead of being rebuilt (which would do a third). */
     k->pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv,
                                            MKC_X25519_LEN);
-    if (k->pkey == NULL) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
-    if (EVP_PKEY_get_raw_public_key(k->pkey, pub, &n) != 1 ||
-        n != MKC_X25519_LEN) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(k->pkey == NULL, MK_ERR_CRYPTO);
+    OSSL_GUARD(EVP_PKEY_get_raw_public_key(k->pkey, pub, &n), MK_ERR_CRYPTO);
+    OSSL_FAIL_IF(n != MKC_X25519_LEN, MK_ERR_CRYPTO);
     *out = k;
     k = NULL;
     ret = MK_OK;
@@ -572,31 +537,20 @@ int mkc_x25519_derive(const mkc_x25519_key *k,
 
     memset(shared, 0, MKC_X25519_LEN);
     ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
-    if (ctx == NULL) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(ctx == NULL, MK_ERR_CRYPTO);
     /* From here on the input that can be bad is the peer's point, so every
      * failure is the peer's: MK_ERR_BAD_KEY_SHARE. */
     peer_key = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer,
                                            MKC_X25519_LEN);
-    if (peer_key == NULL) {
-        ret = fail(MK_ERR_BAD_KEY_SHARE);
-        goto out;
-    }
-    if (EVP_PKEY_derive_init(ctx) != 1 ||
-        EVP_PKEY_derive_set_peer(ctx, peer_key) != 1 ||
-        EVP_PKEY_derive(ctx, tmp, &n) != 1 || n != MKC_X25519_LEN) {
-        ret = fail(MK_ERR_BAD_KEY_SHARE);
-        goto out;
-    }
+    OSSL_FAIL_IF(peer_key == NULL, MK_ERR_BAD_KEY_SHARE);
+    OSSL_GUARD(EVP_PKEY_derive_init(ctx), MK_ERR_BAD_KEY_SHARE);
+    OSSL_GUARD(EVP_PKEY_derive_set_peer(ctx, peer_key), MK_ERR_BAD_KEY_SHARE);
+    OSSL_GUARD(EVP_PKEY_derive(ctx, tmp, &n), MK_ERR_BAD_KEY_SHARE);
+    OSSL_FAIL_IF(n != MKC_X25519_LEN, MK_ERR_BAD_KEY_SHARE);
     /* RFC 7748 6.1: an all-zero result means a small-order peer point.
      * OpenSSL already refuses it, but the protocol depends on this check
      * (contributory behaviour), so it does not rely on the provider. */
-    if (ct_is_zero(tmp, sizeof(tmp))) {
-        ret = fail(MK_ERR_BAD_KEY_SHARE);
-        goto out;
-    }
+    OSSL_FAIL_IF(ct_is_zero(tmp, sizeof(tmp)), MK_ERR_BAD_KEY_SHARE);
     memcpy(shared, tmp, MKC_X25519_LEN);
     ret = MK_OK;
 out:
@@ -655,15 +609,10 @@ static int rsa_wrap(EVP_PKEY **pkey, mkc_rsa **out)
     mkc_rsa *k;
     int ret;
 
-    if (*pkey == NULL || EVP_PKEY_is_a(*pkey, "RSA") != 1) {
-        ret = fail(MK_ERR_KEY_FORMAT);
-        goto out;
-    }
+    OSSL_FAIL_IF(*pkey == NULL, MK_ERR_KEY_FORMAT);
+    OSSL_GUARD(EVP_PKEY_is_a(*pkey, "RSA"), MK_ERR_KEY_FORMAT);
     k = OPENSSL_zalloc(sizeof(*k));
-    if (k == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
+    OSSL_FAIL_IF(k == NULL, MK_ERR_NOMEM);
     k->pkey = *pkey;
     *pkey = NULL;
     *out = k;
@@ -686,16 +635,10 @@ int mkc_rsa_load_private(const uint8_t *pem, size_t len, mkc_rsa **out)
     /* A read-only memory BIO over the caller's buffer: no copy of the key
      * text is made here. */
     bio = BIO_new_mem_buf(pem, (int)len);
-    if (bio == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
+    OSSL_FAIL_IF(bio == NULL, MK_ERR_NOMEM);
     /* Reads "PRIVATE KEY" (PKCS#8) and "RSA PRIVATE KEY" (PKCS#1). */
     pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
-    if (pkey == NULL) {
-        ret = fail(MK_ERR_KEY_FORMAT);
-        goto out;
-    }
+    OSSL_FAIL_IF(pkey == NULL, MK_ERR_KEY_FORMAT);
     ret = rsa_wrap(&pkey, out);
 out:
     EVP_PKEY_free(pkey);
@@ -718,15 +661,9 @@ int mkc_rsa_load_private_der(const uint8_t *der, size_t len, mkc_rsa **out)
     p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len);
     /* The whole buffer must be the one structure: trailing bytes mean the
      * input is not what the caller thinks it is. */
-    if (p8 == NULL || p != der + len) {
-        ret = fail(MK_ERR_KEY_FORMAT);
-        goto out;
-    }
+    OSSL_FAIL_IF(p8 == NULL || p != der + len, MK_ERR_KEY_FORMAT);
     pkey = EVP_PKCS82PKEY(p8);
-    if (pkey == NULL) {
-        ret = fail(MK_ERR_KEY_FORMAT);
-        goto out;
-    }
+    OSSL_FAIL_IF(pkey == NULL, MK_ERR_KEY_FORMAT);
     ret = rsa_wrap(&pkey, out);
 out:
     EVP_PKEY_free(pkey);
@@ -775,24 +712,16 @@ int mkc_rsa_load_public(const uint8_t *key, size_t len, mkc_rsa **out)
         pkey = decode_public_der(key, len, 1);
     } else {
         bio = BIO_new_mem_buf(key, (int)len);
-        if (bio == NULL) {
-            ret = fail(MK_ERR_NOMEM);
-            goto out;
-        }
-        if (PEM_read_bio(bio, &name, &header, &data, &dlen) != 1 ||
-            dlen < 0) {
-            ret = fail(MK_ERR_KEY_FORMAT);
-            goto out;
-        }
+        OSSL_FAIL_IF(bio == NULL, MK_ERR_NOMEM);
+        OSSL_GUARD(PEM_read_bio(bio, &name, &header, &data, &dlen),
+                   MK_ERR_KEY_FORMAT);
+        OSSL_FAIL_IF(dlen < 0, MK_ERR_KEY_FORMAT);
         if (strcmp(name, PEM_STRING_PUBLIC) == 0)
             pkey = decode_public_der(data, (size_t)dlen, 1);
         else if (strcmp(name, PEM_STRING_RSA_PUBLIC) == 0)
             pkey = decode_public_der(data, (size_t)dlen, 0);
     }
-    if (pkey == NULL) {
-        ret = fail(MK_ERR_KEY_FORMAT);
-        goto out;
-    }
+    OSSL_FAIL_IF(pkey == NULL, MK_ERR_KEY_FORMAT);
     ret = rsa_wrap(&pkey, out);
 out:
     EVP_PKEY_free(pkey);
@@ -816,18 +745,11 @@ int mkc_rsa_generate(unsigned bits, mkc_rsa **out)
         goto out;
     }
     ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
-    if (ctx == NULL) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
-    /* The EVP_PKEY_CTX_set_rsa_* wrappers are documented as returning a
-     * positive value on success, hence > 0 rather than == 1. */
-    if (EVP_PKEY_keygen_init(ctx) != 1 ||
-        EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits) <= 0 ||
-        EVP_PKEY_generate(ctx, &pkey) != 1) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(ctx == NULL, MK_ERR_CRYPTO);
+    OSSL_GUARD(EVP_PKEY_keygen_init(ctx), MK_ERR_CRYPTO);
+    OSSL_GUARD_POS(EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits),
+                   MK_ERR_CRYPTO);
+    OSSL_GUARD(EVP_PKEY_generate(ctx, &pkey), MK_ERR_CRYPTO);
     ret = rsa_wrap(&pkey, out);
 out:
     EVP_PKEY_free(pkey);
@@ -863,19 +785,13 @@ int mkc_rsa_public_der(const mkc_rsa *k, uint8_t *out, size_t cap,
 
     *out_len = 0;
     need = i2d_PUBKEY(k->pkey, NULL);
-    if (need <= 0) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(need <= 0, MK_ERR_CRYPTO);
     if (cap < (size_t)need) {
         ret = MK_ERR_BUFFER;
         goto out;
     }
     got = i2d_PUBKEY(k->pkey, &p);
-    if (got != need) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(got != need, MK_ERR_CRYPTO);
     *out_len = (size_t)got;
     ret = MK_OK;
 out:
@@ -894,21 +810,13 @@ int mkc_rsa_private_pem(const mkc_rsa *k, uint8_t *out, size_t cap,
     /* A secure-memory BIO: its buffer is cleansed when it grows and when it
      * is freed, so the encoded key does not linger in the heap. */
     bio = BIO_new(BIO_s_secmem());
-    if (bio == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
+    OSSL_FAIL_IF(bio == NULL, MK_ERR_NOMEM);
     /* PKCS#8 "PRIVATE KEY", unencrypted (no cipher, no passphrase). */
-    if (PEM_write_bio_PrivateKey(bio, k->pkey, NULL, NULL, 0, NULL, NULL) !=
-        1) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_GUARD(PEM_write_bio_PrivateKey(bio, k->pkey, NULL, NULL, 0, NULL,
+                                        NULL),
+               MK_ERR_CRYPTO);
     n = BIO_get_mem_data(bio, &data);
-    if (n <= 0 || data == NULL) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(n <= 0 || data == NULL, MK_ERR_CRYPTO);
     if (cap < (size_t)n) {
         ret = MK_ERR_BUFFER;
         goto out;
@@ -945,28 +853,20 @@ static int mgf1_xor(uint8_t *dst, size_t len, const uint8_t *seed,
     unsigned int n;
     int ret;
 
-    if (sha256_md() == NULL) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_FAIL_IF(sha256_md() == NULL, MK_ERR_CRYPTO);
     ctx = EVP_MD_CTX_new();
-    if (ctx == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
+    OSSL_FAIL_IF(ctx == NULL, MK_ERR_NOMEM);
     for (done = 0, c = 0; done < len; done += take, c++) {
         ctr[0] = (uint8_t)(c >> 24);
         ctr[1] = (uint8_t)(c >> 16);
         ctr[2] = (uint8_t)(c >> 8);
         ctr[3] = (uint8_t)c;
         n = 0;
-        if (EVP_DigestInit_ex2(ctx, algs.sha256, NULL) != 1 ||
-            EVP_DigestUpdate(ctx, seed, seed_len) != 1 ||
-            EVP_DigestUpdate(ctx, ctr, sizeof(ctr)) != 1 ||
-            EVP_DigestFinal_ex(ctx, block, &n) != 1 || n != sizeof(block)) {
-            ret = fail(MK_ERR_CRYPTO);
-            goto out;
-        }
+        OSSL_GUARD(EVP_DigestInit_ex2(ctx, algs.sha256, NULL), MK_ERR_CRYPTO);
+        OSSL_GUARD(EVP_DigestUpdate(ctx, seed, seed_len), MK_ERR_CRYPTO);
+        OSSL_GUARD(EVP_DigestUpdate(ctx, ctr, sizeof(ctr)), MK_ERR_CRYPTO);
+        OSSL_GUARD(EVP_DigestFinal_ex(ctx, block, &n), MK_ERR_CRYPTO);
+        OSSL_FAIL_IF(n != sizeof(block), MK_ERR_CRYPTO);
         take = len - done < sizeof(block) ? len - done : sizeof(block);
         for (i = 0; i < take; i++)
             dst[done + i] ^= block[i];
@@ -978,6 +878,33 @@ out:
     return ret;
 }
 
+/* EME-OAEP encoding into em[0..kl) (RFC 8017 7.1.1 step 2), for a message
+ * the caller has checked fits (msg_len <= kl - OAEP_OVERHEAD):
+ *   EM = 0x00 || maskedSeed || maskedDB,
+ *   DB = lHash || PS (zeros) || 0x01 || M.
+ * em ends up holding the message and the seed: the caller wipes it. */
+static int eme_oaep_encode(uint8_t *em, size_t kl, const uint8_t *label,
+                           size_t label_len, const uint8_t *msg,
+                           size_t msg_len, const uint8_t seed[OAEP_HLEN])
+{
+    uint8_t *masked_seed = em + 1, *db = em + 1 + OAEP_HLEN;
+    size_t db_len = kl - OAEP_HLEN - 1;
+    int ret;
+
+    memset(em, 0, kl);
+    if ((ret = mkc_sha256(label, label_len, db)) != MK_OK)
+        goto out;
+    db[db_len - msg_len - 1] = 0x01;
+    if (msg_len > 0)
+        memcpy(db + db_len - msg_len, msg, msg_len);
+    memcpy(masked_seed, seed, OAEP_HLEN);
+    if ((ret = mgf1_xor(db, db_len, masked_seed, OAEP_HLEN)) != MK_OK)
+        goto out;
+    ret = mgf1_xor(masked_seed, OAEP_HLEN, db, db_len);
+out:
+    return ret;
+}
+
 int mkc_oaep_encrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
                      const uint8_t *msg, size_t msg_len,
                      const uint8_t seed[MKC_SHA256_LEN], uint8_t *out,
@@ -985,8 +912,7 @@ int mkc_oaep_encrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
 {
     uint8_t em[MKC_RSA_MAX_BYTES];
     EVP_PKEY_CTX *ctx = NULL;
-    uint8_t *masked_seed, *db;
-    size_t kl, db_len, outl;
+    size_t kl, outl;
     int ret;
 
     *out_len = 0;
@@ -1007,36 +933,20 @@ int mkc_oaep_encrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
         goto out;
     }
 
-    /* EM = 0x00 || maskedSeed || maskedDB, with
-     * DB = lHash || PS (zeros) || 0x01 || M   (RFC 8017 7.1.1 step 2). */
-    masked_seed = em + 1;
-    db = em + 1 + OAEP_HLEN;
-    db_len = kl - OAEP_HLEN - 1;
-    memset(em, 0, kl);
-    if ((ret = mkc_sha256(label, label_len, db)) != MK_OK)
-        goto out;
-    db[db_len - msg_len - 1] = 0x01;
-    if (msg_len > 0)
-        memcpy(db + db_len - msg_len, msg, msg_len);
-    memcpy(masked_seed, seed, OAEP_HLEN);
-    if ((ret = mgf1_xor(db, db_len, masked_seed, OAEP_HLEN)) != MK_OK ||
-        (ret = mgf1_xor(masked_seed, OAEP_HLEN, db, db_len)) != MK_OK)
+    if ((ret = eme_oaep_encode(em, kl, label, label_len, msg, msg_len,
+                               seed)) != MK_OK)
         goto out;
 
     /* The raw RSA public operation (RFC 8017 5.1.1). EM < n because its
      * first byte is zero and n has exactly kl bytes. */
     ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
-    if (ctx == NULL) {
-        ret = fail(MK_ERR_NOMEM);
-        goto out;
-    }
+    OSSL_FAIL_IF(ctx == NULL, MK_ERR_NOMEM);
     outl = cap;
-    if (EVP_PKEY_encrypt_init(ctx) != 1 ||
-        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING) <= 0 ||
-        EVP_PKEY_encrypt(ctx, out, &outl, em, kl) != 1 || outl != kl) {
-        ret = fail(MK_ERR_CRYPTO);
-        goto out;
-    }
+    OSSL_GUARD(EVP_PKEY_encrypt_init(ctx), MK_ERR_CRYPTO);
+    OSSL_GUARD_POS(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING),
+                   MK_ERR_CRYPTO);
+    OSSL_GUARD(EVP_PKEY_encrypt(ctx, out, &outl, em, kl), MK_ERR_CRYPTO);
+    OSSL_FAIL_IF(outl != kl, MK_ERR_CRYPTO);
     *out_len = kl;
     ret = MK_OK;
 out:
@@ -1055,38 +965,37 @@ int mkc_oaep_decrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
     const EVP_MD *md;
     void *label_copy = NULL;
     size_t kl, n = 0;
-    int ret = MK_ERR_CRYPTO;
+    int ret;
 
     /* Every exit below is MK_ERR_CRYPTO with *out_len == 0 and a clear
      * error queue (crypto.h): the caller folds the result into a
-     * constant-time select, and any distinguishable failure would be a
-     * Manger oracle (threats-and-tests.md 1.1). */
+     * constant-time select, and any failure the peer could tell apart
+     * would be a Manger oracle: enough such answers decrypt a recorded
+     * key transport without the private key. */
     *out_len = 0;
     md = sha256_md();
     kl = mkc_rsa_size(k);
     /* The ciphertext length is public, so rejecting a wrong one early leaks
      * nothing; it also bounds what lands in buf. */
-    if (md == NULL || kl == 0 || kl > MKC_RSA_MAX_BYTES || ct_len != kl ||
-        label_len > (size_t)INT_MAX)
-        goto out;
+    OSSL_FAIL_IF(md == NULL || kl == 0 || kl > MKC_RSA_MAX_BYTES ||
+                     ct_len != kl || label_len > (size_t)INT_MAX,
+                 MK_ERR_CRYPTO);
     ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
-    if (ctx == NULL)
-        goto out;
-    if (EVP_PKEY_decrypt_init(ctx) != 1 ||
-        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
-        EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) <= 0 ||
-        EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) <= 0)
-        goto out;
+    OSSL_FAIL_IF(ctx == NULL, MK_ERR_CRYPTO);
+    OSSL_GUARD(EVP_PKEY_decrypt_init(ctx), MK_ERR_CRYPTO);
+    OSSL_GUARD_POS(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING),
+                   MK_ERR_CRYPTO);
+    OSSL_GUARD_POS(EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md), MK_ERR_CRYPTO);
+    OSSL_GUARD_POS(EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md), MK_ERR_CRYPTO);
     /* set0 takes ownership of an OPENSSL_malloc'd label only on success.
      * A fresh context's label is already empty, so an empty label needs no
      * call (and no zero-byte allocation). */
     if (label_len > 0) {
         label_copy = OPENSSL_memdup(label, label_len);
-        if (label_copy == NULL)
-            goto out;
-        if (EVP_PKEY_CTX_set0_rsa_oaep_label(ctx, label_copy,
-                                             (int)label_len) <= 0)
-            goto out;
+        OSSL_FAIL_IF(label_copy == NULL, MK_ERR_CRYPTO);
+        OSSL_GUARD_POS(EVP_PKEY_CTX_set0_rsa_oaep_label(ctx, label_copy,
+                                                        (int)label_len),
+                       MK_ERR_CRYPTO);
         label_copy = NULL;
     }
     /* libcrypto wants room for a whole modulus, so decrypt into buf and
@@ -1094,17 +1003,13 @@ int mkc_oaep_decrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
      * the length of a message that decoded correctly, which whoever built
      * the ciphertext chose; it is no padding oracle. */
     n = sizeof(buf);
-    if (EVP_PKEY_decrypt(ctx, buf, &n, ct, ct_len) != 1 || n > cap) {
-        n = 0;
-        goto out;
-    }
+    OSSL_GUARD(EVP_PKEY_decrypt(ctx, buf, &n, ct, ct_len), MK_ERR_CRYPTO);
+    OSSL_FAIL_IF(n > cap, MK_ERR_CRYPTO);
     if (n > 0)
         memcpy(out, buf, n);
     *out_len = n;
     ret = MK_OK;
 out:
-    if (ret != MK_OK)
-        ERR_clear_error();
     OPENSSL_cleanse(buf, sizeof(buf));
     OPENSSL_free(label_copy);
     EVP_PKEY_CTX_free(ctx);
@@ -1122,10 +1027,7 @@ int mkc_random(uint8_t *out, size_t len)
     /* RAND_bytes takes an int; there is deliberately no fallback source. */
     while (len > 0) {
         chunk = len > (size_t)INT_MAX ? (size_t)INT_MAX : len;
-        if (RAND_bytes(out, (int)chunk) != 1) {
-            ret = fail(MK_ERR_RANDOM);
-            goto out;
-        }
+        OSSL_GUARD(RAND_bytes(out, (int)chunk), MK_ERR_RANDOM);
         out += chunk;
         len -= chunk;
     }

@@ -10,9 +10,6 @@
 
 #include <string.h>
 
-static const uint8_t oaep_label[] = "megaki v2";
-#define OAEP_LABEL_LEN (sizeof oaep_label - 1)
-
 static int restart_transcript(mk_session *s)
 {
     mkc_hash_free(s->transcript);
@@ -48,7 +45,8 @@ int mk__client_write_hello(mk_session *s, uint8_t *out, size_t cap,
         const mkc_rsa *pk = s->ccfg->pins[s->pin_index];
         MK_TRY(mk__random(s, kem_secret, sizeof kem_secret));
         MK_TRY(mk__random(s, seed, sizeof seed));
-        MK_TRY(mkc_oaep_encrypt(pk, oaep_label, OAEP_LABEL_LEN, kem_secret,
+        MK_TRY(mkc_oaep_encrypt(pk, (const uint8_t *)MK_OAEP_LABEL,
+                                MK_OAEP_LABEL_LEN, kem_secret,
                                 sizeof kem_secret, seed, kem, sizeof kem,
                                 &kem_len));
         memcpy(ch.key_id, s->ccfg->pin_ids[s->pin_index], MK_KEY_ID_LEN);

@@ -30,6 +30,12 @@
 #define MK_TICKET_LEN   (MK_TICKET_NAME_LEN + MK_IV_LEN + 64 + MK_MAC_LEN)
 #define MK_CLOCK_SKEW_MS (5u * 60u * 1000u)
 
+/* The RSA-OAEP label of the key transport (§2.1): the 9 ASCII bytes
+ * "megaki v2", without the string's terminating NUL. The client encrypts
+ * and the server decrypts under it, so it is spelt in one place. */
+#define MK_OAEP_LABEL "megaki v2"
+#define MK_OAEP_LABEL_LEN (sizeof MK_OAEP_LABEL - 1)
+
 /* Unit header flags (§3). */
 #define MK_FLAG_FINAL 0x01
 
