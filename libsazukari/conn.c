@@ -274,44 +274,55 @@ static int collect(sz_conn *c, sz_req *r, uint8_t **resp, size_t *resp_len)
 
 /* --- transport --------------------------------------------------------------- */
 
-/* One read into the input buffer, waiting until deadline at most. Returns
- * bytes (> 0), 0 at end of stream, SZ_IO_TIMEOUT, SZ__IO_CANCELLED, or -1
- * (errno set for sockets, 0 for callbacks). */
-static long tp_read(sz_conn *c, uint64_t deadline)
+/* One read into the input buffer, waiting timeout_ms at most (a socket
+ * never waits here). Returns bytes (> 0), 0 at end of stream,
+ * SZ_IO_TIMEOUT, or -1 (errno set for sockets, 0 for callbacks). */
+static long tp_read_once(sz_conn *c, int timeout_ms)
 {
     uint8_t *p = c->in + c->in_len;
     size_t room = sizeof c->in - c->in_len;
     long n;
 
+    if (c->fd >= 0)
+        return sz__net_read(c->fd, p, room);
+    errno = 0;
+    n = c->io.read(c->io.ctx, p, room, timeout_ms);
+    if (n > (long)room || (n < 0 && n != SZ_IO_TIMEOUT))
+        return -1;
+    return n;
+}
+
+/* One read into the input buffer, waiting until deadline at most. Returns
+ * bytes (> 0), 0 at end of stream, SZ_IO_TIMEOUT, SZ__IO_CANCELLED, or -1
+ * (errno set for sockets, 0 for callbacks). */
+static long tp_read(sz_conn *c, uint64_t deadline)
+{
+    long n;
+
     if (atomic_load(&c->cancelled))
         return SZ__IO_CANCELLED;
-    if (room == 0) {
+    if (c->in_len == sizeof c->in) {
         /* Cannot happen (a complete unit is always handled at once), and
          * a zero-length read would look like the end of the stream. */
         errno = ENOBUFS;
         return -1;
     }
-    if (c->fd >= 0) {
-        for (;;) {
-            int w;
-            /* Try first: data is often there already. */
-            if ((n = sz__net_read(c->fd, p, room)) != SZ_IO_TIMEOUT)
-                return n;
-            w = sz__net_wait(c->fd, c->wake[0], POLLIN,
-                             sz__budget(deadline, sz__now_ms()));
-            if (w == 0)
-                return SZ_IO_TIMEOUT;
-            if (w < 0)
-                return w; /* -1 or SZ__IO_CANCELLED */
-        }
+    if (c->fd < 0) {
+        n = tp_read_once(c, sz__budget(deadline, sz__now_ms()));
+        return atomic_load(&c->cancelled) ? SZ__IO_CANCELLED : n;
     }
-    errno = 0;
-    n = c->io.read(c->io.ctx, p, room, sz__budget(deadline, sz__now_ms()));
-    if (atomic_load(&c->cancelled))
-        return SZ__IO_CANCELLED;
-    if (n > (long)room || (n < 0 && n != SZ_IO_TIMEOUT))
-        return -1;
-    return n;
+    for (;;) {
+        int w;
+        /* Try first: data is often there already. */
+        if ((n = tp_read_once(c, 0)) != SZ_IO_TIMEOUT)
+            return n;
+        w = sz__net_wait(c->fd, c->wake[0], POLLIN,
+                         sz__budget(deadline, sz__now_ms()));
+        if (w == 0)
+            return SZ_IO_TIMEOUT;
+        if (w < 0)
+            return w; /* -1 or SZ__IO_CANCELLED */
+    }
 }
 
 static int handle_units(sz_conn *c);
