@@ -178,7 +178,7 @@ typedef struct opts {
     int load;
     int mode;
     uint64_t requests;
-    unsigned concurrency, inflight;
+    uint32_t concurrency, inflight;
     char host[256];
     uint16_t port;
     const char *request_arg;
@@ -231,34 +231,33 @@ static int parse_target(const char *t, opts *o)
     return 0;
 }
 
-static int parse_args(int argc, char **argv, opts *o)
-{
-    enum {
-        O_LOAD = 256, O_REUSE, O_NEWHS, O_RESUME, O_CTO, O_TO, O_IOTO
-    };
-    static const struct option lopts[] = {
-        {"key", required_argument, NULL, 'k'},
-        {"file", required_argument, NULL, 'f'},
-        {"session", required_argument, NULL, 's'},
-        {"connect-timeout", required_argument, NULL, O_CTO},
-        {"timeout", required_argument, NULL, O_TO},
-        {"io-timeout", required_argument, NULL, O_IOTO},
-        {"verbose", no_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {"load", no_argument, NULL, O_LOAD},
-        {"requests", required_argument, NULL, 'n'},
-        {"concurrency", required_argument, NULL, 'c'},
-        {"inflight", required_argument, NULL, 'p'},
-        {"reuse", no_argument, NULL, O_REUSE},
-        {"new-handshake-per-request", no_argument, NULL, O_NEWHS},
-        {"resume-per-request", no_argument, NULL, O_RESUME},
-        {NULL, 0, NULL, 0},
-    };
-    uint64_t v;
-    int ch, r;
+/* Options that have no short form. */
+enum { O_LOAD = 256, O_REUSE, O_NEWHS, O_RESUME, O_CTO, O_TO, O_IOTO };
 
+static const char short_opts[] = "k:f:s:vqhVn:c:p:";
+static const struct option long_opts[] = {
+    {"key", required_argument, NULL, 'k'},
+    {"file", required_argument, NULL, 'f'},
+    {"session", required_argument, NULL, 's'},
+    {"connect-timeout", required_argument, NULL, O_CTO},
+    {"timeout", required_argument, NULL, O_TO},
+    {"io-timeout", required_argument, NULL, O_IOTO},
+    {"verbose", no_argument, NULL, 'v'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {"load", no_argument, NULL, O_LOAD},
+    {"requests", required_argument, NULL, 'n'},
+    {"concurrency", required_argument, NULL, 'c'},
+    {"inflight", required_argument, NULL, 'p'},
+    {"reuse", no_argument, NULL, O_REUSE},
+    {"new-handshake-per-request", no_argument, NULL, O_NEWHS},
+    {"resume-per-request", no_argument, NULL, O_RESUME},
+    {NULL, 0, NULL, 0},
+};
+
+static void set_defaults(opts *o)
+{
     memset(o, 0, sizeof *o);
     o->connect_ms = 10000;
     o->io_ms = 30000;
@@ -267,104 +266,129 @@ static int parse_args(int argc, char **argv, opts *o)
     o->concurrency = 1;
     o->inflight = 1;
     o->mode = LM_REUSE;
-    while ((ch = getopt_long(argc, argv, "k:f:s:vqhVn:c:p:", lopts, NULL)) !=
-           -1) {
-        switch (ch) {
-        case 'k':
-            if (o->nkeys == MAX_PINS) {
-                fprintf(stderr, "%s: at most %d keys\n", prog, MAX_PINS);
-                return -1;
-            }
-            o->keys[o->nkeys++] = optarg;
-            break;
-        case 'f':
-            o->file = optarg;
-            break;
-        case 's':
-            o->session = optarg;
-            break;
-        case O_CTO:
-        case O_TO:
-        case O_IOTO:
-            if (parse_u64(optarg, 0, UINT32_MAX, &v) != 0) {
-                fprintf(stderr, "%s: bad timeout '%s' (milliseconds)\n",
-                        prog, optarg);
-                return -1;
-            }
-            if (ch == O_CTO)
-                o->connect_ms = (uint32_t)v;
-            else if (ch == O_TO)
-                o->request_ms = (uint32_t)v;
-            else
-                o->io_ms = (uint32_t)v;
-            break;
-        case 'v':
-            o->verbose = 1;
-            break;
-        case 'q':
-            o->quiet = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(EX_OK);
-        case 'V':
-            printf("sazukari %s (Megaki protocol v2)\n", sz_version());
-            exit(EX_OK);
-        case O_LOAD:
-            o->load = 1;
-            break;
-        case 'n':
-            if (parse_u64(optarg, 1, UINT32_MAX, &o->requests) != 0) {
-                fprintf(stderr, "%s: bad -n '%s'\n", prog, optarg);
-                return -1;
-            }
-            break;
-        case 'c':
-            if (parse_u64(optarg, 1, 1024, &v) != 0) {
-                fprintf(stderr, "%s: bad -c '%s' (1..1024)\n", prog, optarg);
-                return -1;
-            }
-            o->concurrency = (unsigned)v;
-            break;
-        case 'p':
-            if (parse_u64(optarg, 1, 1024, &v) != 0) {
-                fprintf(stderr, "%s: bad -p '%s' (1..1024)\n", prog, optarg);
-                return -1;
-            }
-            o->inflight = (unsigned)v;
-            break;
-        case O_REUSE:
-            o->mode = LM_REUSE;
-            break;
-        case O_NEWHS:
-            o->mode = LM_NEW_HANDSHAKE;
-            break;
-        case O_RESUME:
-            o->mode = LM_RESUME;
-            break;
-        default:
-            fprintf(stderr, "Try '%s --help'.\n", prog);
-            return -1;
-        }
+}
+
+/* A number in [min, max] into *out, which is left alone otherwise: 0, or
+ * -1 after "bad WHAT 'ARG'" and the hint. */
+static int opt_number(const char *what, const char *arg, uint64_t min,
+                      uint64_t max, const char *hint, uint64_t *out)
+{
+    if (parse_u64(arg, min, max, out) == 0)
+        return 0;
+    fprintf(stderr, "%s: bad %s '%s'%s\n", prog, what, arg, hint);
+    return -1;
+}
+
+/* The same for the options kept in 32 bits. */
+static int opt_u32(const char *what, const char *arg, uint32_t min,
+                   uint32_t max, const char *hint, uint32_t *out)
+{
+    uint64_t v = *out;
+    int r = opt_number(what, arg, min, max, hint, &v);
+
+    *out = (uint32_t)v;
+    return r;
+}
+
+/* A timeout in milliseconds; 0 turns it off. */
+static int opt_ms(const char *arg, uint32_t *out)
+{
+    return opt_u32("timeout", arg, 0, UINT32_MAX, " (milliseconds)", out);
+}
+
+static int add_key(opts *o, const char *path)
+{
+    if (o->nkeys == MAX_PINS) {
+        fprintf(stderr, "%s: at most %d keys\n", prog, MAX_PINS);
+        return -1;
     }
-    if (optind >= argc) {
+    o->keys[o->nkeys++] = path;
+    return 0;
+}
+
+/* One option as getopt_long returned it: 0, or -1 after saying what is
+ * wrong. --help and --version end the program here. */
+static int take_option(int ch, const char *arg, opts *o)
+{
+    switch (ch) {
+    case 'k':
+        return add_key(o, arg);
+    case 'f':
+        o->file = arg;
+        return 0;
+    case 's':
+        o->session = arg;
+        return 0;
+    case O_CTO:
+        return opt_ms(arg, &o->connect_ms);
+    case O_TO:
+        return opt_ms(arg, &o->request_ms);
+    case O_IOTO:
+        return opt_ms(arg, &o->io_ms);
+    case 'n':
+        return opt_number("-n", arg, 1, UINT32_MAX, "", &o->requests);
+    case 'c':
+        return opt_u32("-c", arg, 1, 1024, " (1..1024)", &o->concurrency);
+    case 'p':
+        return opt_u32("-p", arg, 1, 1024, " (1..1024)", &o->inflight);
+    case 'v':
+        o->verbose = 1;
+        return 0;
+    case 'q':
+        o->quiet = 1;
+        return 0;
+    case O_LOAD:
+        o->load = 1;
+        return 0;
+    case O_REUSE:
+        o->mode = LM_REUSE;
+        return 0;
+    case O_NEWHS:
+        o->mode = LM_NEW_HANDSHAKE;
+        return 0;
+    case O_RESUME:
+        o->mode = LM_RESUME;
+        return 0;
+    case 'h':
+        usage(stdout);
+        exit(EX_OK);
+    case 'V':
+        printf("sazukari %s (Megaki protocol v2)\n", sz_version());
+        exit(EX_OK);
+    default:
+        fprintf(stderr, "Try '%s --help'.\n", prog);
+        return -1;
+    }
+}
+
+/* What follows the options: HOST:PORT, then an optional REQUEST. */
+static int parse_operands(int argc, char **argv, int i, opts *o)
+{
+    int r;
+
+    if (i >= argc) {
         fprintf(stderr, "%s: missing HOST:PORT\nTry '%s --help'.\n", prog,
                 prog);
         return -1;
     }
-    if ((r = parse_target(argv[optind], o)) != 0) {
-        fprintf(stderr, "%s: bad target '%s': %s\n", prog, argv[optind],
+    if ((r = parse_target(argv[i], o)) != 0) {
+        fprintf(stderr, "%s: bad target '%s': %s\n", prog, argv[i],
                 r == -2 ? "put an IPv6 address in brackets, [::1]:4433"
                         : "expected HOST:PORT");
         return -1;
     }
-    optind++;
-    if (optind < argc)
-        o->request_arg = argv[optind++];
-    if (optind < argc) {
-        fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
+    if (++i < argc)
+        o->request_arg = argv[i++];
+    if (i < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[i]);
         return -1;
     }
+    return 0;
+}
+
+/* What no single option can tell wrong. */
+static int check_options(const opts *o)
+{
     if (o->request_arg != NULL && o->file != NULL) {
         fprintf(stderr, "%s: give the request as an argument or with -f, "
                         "not both\n", prog);
@@ -380,6 +404,19 @@ static int parse_args(int argc, char **argv, opts *o)
         return -1;
     }
     return 0;
+}
+
+static int parse_args(int argc, char **argv, opts *o)
+{
+    int ch;
+
+    set_defaults(o);
+    while ((ch = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1)
+        if (take_option(ch, optarg, o) != 0)
+            return -1;
+    if (parse_operands(argc, argv, optind, o) != 0)
+        return -1;
+    return check_options(o);
 }
 
 /* --- files ------------------------------------------------------------------- */
