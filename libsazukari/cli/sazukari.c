@@ -707,6 +707,17 @@ static void count_err(load *l, int err)
     atomic_compare_exchange_strong(&l->first_err, &expected, err);
 }
 
+/* A request's outcome: its latency, and whether it counts as done or
+ * failed. */
+static void record(load *l, uint64_t idx, uint64_t t0, int err)
+{
+    l->lat_us[idx] = now_us() - t0;
+    if (err == SZ_OK)
+        atomic_fetch_add(&l->ok, 1);
+    else
+        count_err(l, err);
+}
+
 static int load_connect(load *l, int first, sz_conn **conn)
 {
     sz_conn_info ci;
@@ -739,11 +750,7 @@ static void load_per_request(load *l)
             ret = sz_request(conn, l->req, l->req_len, &resp, &rl);
         sz_free(resp);
         sz_conn_close(conn);
-        l->lat_us[idx] = now_us() - t0;
-        if (ret == SZ_OK)
-            atomic_fetch_add(&l->ok, 1);
-        else
-            count_err(l, ret);
+        record(l, idx, t0, ret);
     }
 }
 
@@ -752,84 +759,95 @@ typedef struct slot {
     uint64_t idx, t0;
 } slot;
 
+/* A --reuse thread's connection and the requests in flight on it. */
+typedef struct window {
+    sz_conn *conn;   /* NULL until (re)connected */
+    int first;       /* the next connect is the thread's first */
+    slot *slots;
+    unsigned depth, used;
+} window;
+
+/* Submit until the window is full or no request is left, connecting first
+ * if need be. */
+static void fill(load *l, window *w)
+{
+    uint64_t idx;
+
+    while (w->used < w->depth && claim(l, &idx)) {
+        slot *s = &w->slots[w->used];
+        uint64_t t0 = now_us();
+        int ret = SZ_OK;
+        if (w->conn == NULL) {
+            ret = load_connect(l, w->first, &w->conn);
+            w->first = 0;
+        }
+        if (ret == SZ_OK)
+            ret = sz_submit(w->conn, l->req, l->req_len, &s->id);
+        if (ret != SZ_OK) {
+            record(l, idx, t0, ret);
+            if (w->conn != NULL && sz_conn_error(w->conn) != SZ_OK)
+                break; /* collect what is in flight, then reconnect */
+            continue;
+        }
+        s->idx = idx;
+        s->t0 = t0;
+        w->used++;
+    }
+}
+
+/* Collect one response. When the connection fails instead, everything in
+ * flight on it has failed, and it is closed. */
+static void collect_one(load *l, window *w)
+{
+    uint8_t *resp = NULL;
+    size_t rl = 0;
+    uint32_t id = 0;
+    int ret = sz_poll(w->conn, -1, &id, &resp, &rl);
+
+    sz_free(resp);
+    if (id == 0) {
+        for (unsigned i = 0; i < w->used; i++)
+            record(l, w->slots[i].idx, w->slots[i].t0, ret);
+        w->used = 0;
+        sz_conn_close(w->conn);
+        w->conn = NULL;
+        return;
+    }
+    for (unsigned i = 0; i < w->used; i++)
+        if (w->slots[i].id == id) {
+            record(l, w->slots[i].idx, w->slots[i].t0, ret);
+            w->slots[i] = w->slots[--w->used];
+            break;
+        }
+}
+
 /* One connection, up to -p requests in flight on it; reconnect (resuming)
  * after a connection failure. */
 static void load_reuse(load *l)
 {
-    unsigned depth = l->o->inflight, used = 0;
-    slot *slots = calloc(depth, sizeof *slots);
-    sz_conn *conn = NULL;
-    int first = 1;
+    window w = {.first = 1, .depth = l->o->inflight};
 
-    if (slots == NULL) {
+    if ((w.slots = calloc(w.depth, sizeof *w.slots)) == NULL) {
         fprintf(stderr, "%s: out of memory\n", prog);
         exit(EX_LOCAL);
     }
     for (;;) {
-        uint8_t *resp = NULL;
-        size_t rl = 0;
-        uint32_t id = 0;
-        uint64_t idx;
-        int ret;
-
-        /* Fill the window, connecting first if need be. */
-        while (used < depth && claim(l, &idx)) {
-            uint64_t t0 = now_us();
-            ret = SZ_OK;
-            if (conn == NULL) {
-                ret = load_connect(l, first, &conn);
-                first = 0;
-            }
-            if (ret == SZ_OK)
-                ret = sz_submit(conn, l->req, l->req_len, &slots[used].id);
-            if (ret != SZ_OK) {
-                l->lat_us[idx] = now_us() - t0;
-                count_err(l, ret);
-                if (conn != NULL && sz_conn_error(conn) != SZ_OK)
-                    break; /* collect what is in flight, then reconnect */
-                continue;
-            }
-            slots[used].idx = idx;
-            slots[used].t0 = t0;
-            used++;
-        }
-        if (used == 0) {
-            if (conn != NULL && sz_conn_error(conn) != SZ_OK) {
-                sz_conn_close(conn);
-                conn = NULL;
-            }
-            if (atomic_load(&l->next) >= l->o->requests)
-                break;
+        fill(l, &w);
+        if (w.used > 0) {
+            collect_one(l, &w);
             continue;
         }
-        /* Collect one response. */
-        ret = sz_poll(conn, -1, &id, &resp, &rl);
-        sz_free(resp);
-        if (id == 0) {
-            /* The connection failed: everything in flight failed. */
-            for (unsigned i = 0; i < used; i++) {
-                l->lat_us[slots[i].idx] = now_us() - slots[i].t0;
-                count_err(l, ret);
-            }
-            used = 0;
-            sz_conn_close(conn);
-            conn = NULL;
-            continue;
+        /* Nothing in flight: a failed connection goes, and the thread
+         * ends once every request has been claimed. */
+        if (w.conn != NULL && sz_conn_error(w.conn) != SZ_OK) {
+            sz_conn_close(w.conn);
+            w.conn = NULL;
         }
-        for (unsigned i = 0; i < used; i++) {
-            if (slots[i].id != id)
-                continue;
-            l->lat_us[slots[i].idx] = now_us() - slots[i].t0;
-            if (ret == SZ_OK)
-                atomic_fetch_add(&l->ok, 1);
-            else
-                count_err(l, ret);
-            slots[i] = slots[--used];
+        if (atomic_load(&l->next) >= l->o->requests)
             break;
-        }
     }
-    sz_conn_close(conn);
-    free(slots);
+    sz_conn_close(w.conn);
+    free(w.slots);
 }
 
 static void *load_thread(void *arg)
