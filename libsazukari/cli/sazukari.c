@@ -902,18 +902,63 @@ static void progress(load *l, uint64_t t0, int final)
     fflush(stderr);
 }
 
+/* Show progress until every request has an outcome. */
+static void watch(load *l, uint64_t t0)
+{
+    uint64_t last = t0;
+
+    while (atomic_load(&l->ok) + atomic_load(&l->failed) < l->o->requests) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        if (now_us() - last >= (isatty(2) ? 200000u : 1000000u)) {
+            progress(l, t0, 0);
+            last = now_us();
+        }
+    }
+}
+
+/* The summary on standard output, for a run from t0 to t1 (this sorts the
+ * latencies). */
+static void summary(load *l, uint64_t t0, uint64_t t1)
+{
+    double secs = (double)(t1 - t0) / 1e6;
+    uint64_t n = l->o->requests, ok = atomic_load(&l->ok),
+             failed = atomic_load(&l->failed);
+
+    qsort(l->lat_us, n, sizeof *l->lat_us, cmp_u64);
+    printf("requests:     %llu ok, %llu failed\n", (unsigned long long)ok,
+           (unsigned long long)failed);
+    printf("elapsed:      %.3f s\n", secs);
+    printf("rate:         %.1f requests/s\n",
+           secs > 0 ? (double)(ok + failed) / secs : 0.0);
+    printf("latency (ms): p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
+           pct(l->lat_us, n, 50), pct(l->lat_us, n, 90),
+           pct(l->lat_us, n, 99), (double)l->lat_us[n - 1] / 1000.0);
+    printf("handshakes:   %llu full, %llu resumed\n",
+           (unsigned long long)atomic_load(&l->full_hs),
+           (unsigned long long)atomic_load(&l->resumed_hs));
+    if (failed) {
+        printf("errors:      ");
+        for (int e = 0; e < 32; e++)
+            if (atomic_load(&l->errs[e]))
+                printf(" %s %u", sz_err_name(e), atomic_load(&l->errs[e]));
+        printf("\n");
+    }
+    fflush(stdout);
+}
+
 static int run_load(const opts *o, sz_client *client, const uint8_t *req,
                     size_t req_len)
 {
     uint8_t blob[SZ_SESSION_MAX];
     pthread_t *threads = NULL;
     unsigned started = 0;
-    uint64_t t0, t1, last, n = o->requests;
+    uint64_t t0, t1;
     load *l = NULL;
     int code = EX_LOCAL;
 
     if ((l = calloc(1, sizeof *l)) == NULL ||
-        (l->lat_us = calloc(n, sizeof *l->lat_us)) == NULL ||
+        (l->lat_us = calloc(o->requests, sizeof *l->lat_us)) == NULL ||
         (threads = calloc(o->concurrency, sizeof *threads)) == NULL) {
         fprintf(stderr, "%s: out of memory\n", prog);
         goto out;
@@ -926,7 +971,7 @@ static int run_load(const opts *o, sz_client *client, const uint8_t *req,
         l->session_len = load_session(o->session, blob, sizeof blob);
         l->session = l->session_len ? blob : NULL;
     }
-    t0 = last = now_us();
+    t0 = now_us();
     for (; started < o->concurrency; started++)
         if (pthread_create(&threads[started], NULL, load_thread, l) != 0) {
             fprintf(stderr, "%s: cannot start thread %u\n", prog, started);
@@ -934,46 +979,15 @@ static int run_load(const opts *o, sz_client *client, const uint8_t *req,
         }
     if (started == 0)
         goto out;
-    /* Show progress until every request has an outcome. */
-    while (atomic_load(&l->ok) + atomic_load(&l->failed) < n) {
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-        if (now_us() - last >= (isatty(2) ? 200000u : 1000000u)) {
-            progress(l, t0, 0);
-            last = now_us();
-        }
-    }
+    watch(l, t0);
     for (unsigned i = 0; i < started; i++)
         pthread_join(threads[i], NULL);
     t1 = atomic_load(&l->t_end);
     if (t1 <= t0)
         t1 = now_us();
     progress(l, t0, 1);
-    {
-        double secs = (double)(t1 - t0) / 1e6;
-        uint64_t ok = atomic_load(&l->ok), failed = atomic_load(&l->failed);
-        qsort(l->lat_us, n, sizeof *l->lat_us, cmp_u64);
-        printf("requests:     %llu ok, %llu failed\n",
-               (unsigned long long)ok, (unsigned long long)failed);
-        printf("elapsed:      %.3f s\n", secs);
-        printf("rate:         %.1f requests/s\n",
-               secs > 0 ? (double)(ok + failed) / secs : 0.0);
-        printf("latency (ms): p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
-               pct(l->lat_us, n, 50), pct(l->lat_us, n, 90),
-               pct(l->lat_us, n, 99), (double)l->lat_us[n - 1] / 1000.0);
-        printf("handshakes:   %llu full, %llu resumed\n",
-               (unsigned long long)atomic_load(&l->full_hs),
-               (unsigned long long)atomic_load(&l->resumed_hs));
-        if (failed) {
-            printf("errors:      ");
-            for (int e = 0; e < 32; e++)
-                if (atomic_load(&l->errs[e]))
-                    printf(" %s %u", sz_err_name(e), atomic_load(&l->errs[e]));
-            printf("\n");
-        }
-        fflush(stdout);
-        code = exit_code(atomic_load(&l->first_err));
-    }
+    summary(l, t0, t1);
+    code = exit_code(atomic_load(&l->first_err));
 out:
     sz_wipe(blob, sizeof blob);
     free(threads);
