@@ -274,136 +274,158 @@ static int collect(sz_conn *c, sz_req *r, uint8_t **resp, size_t *resp_len)
 
 /* --- transport --------------------------------------------------------------- */
 
-/* One read into the input buffer, waiting until deadline at most. Returns
- * bytes (> 0), 0 at end of stream, SZ_IO_TIMEOUT, SZ__IO_CANCELLED, or -1
- * (errno set for sockets, 0 for callbacks). */
-static long tp_read(sz_conn *c, uint64_t deadline)
+/* One read into the input buffer, waiting timeout_ms at most (a socket
+ * never waits here). Returns bytes (> 0), 0 at end of stream,
+ * SZ_IO_TIMEOUT, or -1 (errno set for sockets, 0 for callbacks). */
+static long tp_read_once(sz_conn *c, int timeout_ms)
 {
     uint8_t *p = c->in + c->in_len;
     size_t room = sizeof c->in - c->in_len;
     long n;
 
-    if (atomic_load(&c->cancelled))
-        return SZ__IO_CANCELLED;
-    if (room == 0) {
-        /* Cannot happen (a complete unit is always handled at once), and
-         * a zero-length read would look like the end of the stream. */
-        errno = ENOBUFS;
-        return -1;
-    }
-    if (c->fd >= 0) {
-        for (;;) {
-            int w;
-            /* Try first: data is often there already. */
-            if ((n = sz__net_read(c->fd, p, room)) != SZ_IO_TIMEOUT)
-                return n;
-            w = sz__net_wait(c->fd, c->wake[0], POLLIN,
-                             sz__budget(deadline, sz__now_ms()));
-            if (w == 0)
-                return SZ_IO_TIMEOUT;
-            if (w < 0)
-                return w; /* -1 or SZ__IO_CANCELLED */
-        }
-    }
+    if (c->fd >= 0)
+        return sz__net_read(c->fd, p, room);
     errno = 0;
-    n = c->io.read(c->io.ctx, p, room, sz__budget(deadline, sz__now_ms()));
-    if (atomic_load(&c->cancelled))
-        return SZ__IO_CANCELLED;
+    n = c->io.read(c->io.ctx, p, room, timeout_ms);
     if (n > (long)room || (n < 0 && n != SZ_IO_TIMEOUT))
         return -1;
     return n;
 }
 
+/* One read into the input buffer, waiting until deadline at most. Returns
+ * bytes (> 0), 0 at end of stream, SZ_IO_TIMEOUT, SZ__IO_CANCELLED, or -1
+ * (errno set for sockets, 0 for callbacks). */
+static long tp_read(sz_conn *c, uint64_t deadline)
+{
+    long n;
+
+    if (atomic_load(&c->cancelled))
+        return SZ__IO_CANCELLED;
+    if (c->in_len == sizeof c->in) {
+        /* Cannot happen (a complete unit is always handled at once), and
+         * a zero-length read would look like the end of the stream. */
+        errno = ENOBUFS;
+        return -1;
+    }
+    if (c->fd < 0) {
+        n = tp_read_once(c, sz__budget(deadline, sz__now_ms()));
+        return atomic_load(&c->cancelled) ? SZ__IO_CANCELLED : n;
+    }
+    for (;;) {
+        int w;
+        /* Try first: data is often there already. */
+        if ((n = tp_read_once(c, 0)) != SZ_IO_TIMEOUT)
+            return n;
+        w = sz__net_wait(c->fd, c->wake[0], POLLIN,
+                         sz__budget(deadline, sz__now_ms()));
+        if (w == 0)
+            return SZ_IO_TIMEOUT;
+        if (w < 0)
+            return w; /* -1 or SZ__IO_CANCELLED */
+    }
+}
+
 static int handle_units(sz_conn *c);
+
+/* A write step's result when it wrote nothing but has time left: it waited
+ * (or its slice ran out) and took in what the server sent meanwhile. */
+#define WRITE_WAITED (-4)
+
+/* While a write waits: take in what the server has sent, without waiting,
+ * and handle it (see the notes above). */
+static int absorb(sz_conn *c)
+{
+    long got = tp_read_once(c, 0);
+
+    if (got == 0)
+        return fail(c, SZ_ERR_IO, MK_ERR_EOF,
+                    "server closed the connection while a request was "
+                    "being sent");
+    if (got == SZ_IO_TIMEOUT)
+        return SZ_OK;
+    if (got < 0)
+        return fail_errno(c, SZ_ERR_IO, c->fd >= 0 ? errno : 0, "read");
+    c->in_len += (size_t)got;
+    return handle_units(c);
+}
+
+/* One write step on the socket. *n is what the write returned, except
+ * when the socket took nothing: then the step waits until it is writable
+ * (until dl at most), with read_too reading what came meanwhile, and *n is
+ * WRITE_WAITED, or SZ_IO_TIMEOUT if dl passed. */
+static int sock_write_step(sz_conn *c, const uint8_t *p, size_t len,
+                           uint64_t dl, int read_too, long *n)
+{
+    short ev = POLLOUT;
+    int w;
+
+    if ((*n = sz__net_write(c->fd, p, len)) != SZ_IO_TIMEOUT)
+        return SZ_OK;
+    if (read_too && c->in_len < sizeof c->in)
+        ev |= POLLIN;
+    w = sz__net_wait(c->fd, c->wake[0], ev, sz__budget(dl, sz__now_ms()));
+    if (w == SZ__IO_CANCELLED)
+        return fail(c, SZ_ERR_CANCELLED, 0, "cancelled");
+    if (w < 0)
+        return fail_errno(c, SZ_ERR_IO, errno, "poll");
+    if (w == 0)
+        return SZ_OK; /* *n stays SZ_IO_TIMEOUT: dl passed */
+    *n = WRITE_WAITED;
+    return w & POLLIN ? absorb(c) : SZ_OK;
+}
+
+/* One write step through the callbacks, with *n as for the socket.
+ * Callbacks cannot be polled both ways at once, so a write that may have
+ * to wait for the server is tried in short slices with a nonblocking read
+ * in between (callbacks that honour timeout_ms make this work; blocking
+ * ones just block). */
+static int io_write_step(sz_conn *c, const uint8_t *p, size_t len,
+                         uint64_t dl, int read_too, long *n)
+{
+    int budget = sz__budget(dl, sz__now_ms()), ret;
+
+    if (read_too && (budget < 0 || budget > IO_SLICE_MS))
+        budget = IO_SLICE_MS;
+    errno = 0;
+    *n = c->io.write(c->io.ctx, p, len, budget);
+    if (atomic_load(&c->cancelled))
+        return fail(c, SZ_ERR_CANCELLED, 0, "cancelled");
+    if (*n > (long)len || (*n < 0 && *n != SZ_IO_TIMEOUT))
+        *n = -1; /* outside the contract: a failed write */
+    if (*n != SZ_IO_TIMEOUT)
+        return SZ_OK;
+    if (read_too && c->in_len < sizeof c->in && (ret = absorb(c)) != SZ_OK)
+        return ret;
+    if (sz__now_ms() < dl)
+        *n = WRITE_WAITED; /* the callback woke early, or a slice */
+    return SZ_OK;
+}
 
 /* Write all of p[0..len). Fails when the deadline passes, or when io_ms
  * pass without progress. With read_too, whatever the server sends while
- * the socket is not writable is read and handled (see the notes above). */
+ * the transport is not writable is read and handled (see the notes
+ * above). */
 static int write_all(sz_conn *c, const uint8_t *p, size_t len,
                      uint64_t deadline, int read_too)
 {
-    uint64_t progress = sz__now_ms();
+    uint64_t progress = sz__now_ms(), dl;
+    long n;
     int ret;
 
     while (len > 0) {
-        uint64_t now = sz__now_ms(), dl = deadline;
-        long n;
-        if (c->st.io_ms)
-            dl = min64(dl, progress + c->st.io_ms);
+        dl = c->st.io_ms ? min64(deadline, progress + c->st.io_ms) : deadline;
         if (atomic_load(&c->cancelled))
             return fail(c, SZ_ERR_CANCELLED, 0, "cancelled");
-        if (c->fd >= 0) {
-            short ev = POLLOUT;
-            int w;
-            n = sz__net_write(c->fd, p, len);
-            if (n == SZ_IO_TIMEOUT) {
-                if (read_too && c->in_len < sizeof c->in)
-                    ev |= POLLIN;
-                w = sz__net_wait(c->fd, c->wake[0], ev, sz__budget(dl, now));
-                if (w == SZ__IO_CANCELLED)
-                    return fail(c, SZ_ERR_CANCELLED, 0, "cancelled");
-                if (w < 0)
-                    return fail_errno(c, SZ_ERR_IO, errno, "poll");
-                if (w == 0)
-                    return fail(c, SZ_ERR_TIMEOUT, MK_ERR_TIMEOUT,
-                                "write made no progress for %llu ms",
-                                (unsigned long long)(sz__now_ms() -
-                                                     progress));
-                if (w & POLLIN) {
-                    long got = sz__net_read(c->fd, c->in + c->in_len,
-                                            sizeof c->in - c->in_len);
-                    if (got == 0)
-                        return fail(c, SZ_ERR_IO, MK_ERR_EOF,
-                                    "server closed the connection while "
-                                    "a request was being sent");
-                    if (got < 0 && got != SZ_IO_TIMEOUT)
-                        return fail_errno(c, SZ_ERR_IO, errno, "read");
-                    if (got > 0) {
-                        c->in_len += (size_t)got;
-                        if ((ret = handle_units(c)) != SZ_OK)
-                            return ret;
-                    }
-                }
-                continue;
-            }
-        } else {
-            /* Callbacks cannot be polled both ways at once, so a write that
-             * may have to wait for the server is tried in short slices with
-             * a nonblocking read in between (callbacks that honour
-             * timeout_ms make this work; blocking ones just block). */
-            int budget = sz__budget(dl, now);
-            if (read_too && (budget < 0 || budget > IO_SLICE_MS))
-                budget = IO_SLICE_MS;
-            errno = 0;
-            n = c->io.write(c->io.ctx, p, len, budget);
-            if (atomic_load(&c->cancelled))
-                return fail(c, SZ_ERR_CANCELLED, 0, "cancelled");
-            if (n == SZ_IO_TIMEOUT) {
-                if (read_too && c->in_len < sizeof c->in) {
-                    long got = c->io.read(c->io.ctx, c->in + c->in_len,
-                                          sizeof c->in - c->in_len, 0);
-                    if (got == 0)
-                        return fail(c, SZ_ERR_IO, MK_ERR_EOF,
-                                    "server closed the connection while "
-                                    "a request was being sent");
-                    if (got > (long)(sizeof c->in - c->in_len) ||
-                        (got < 0 && got != SZ_IO_TIMEOUT))
-                        return fail_errno(c, SZ_ERR_IO, 0, "read");
-                    if (got > 0) {
-                        c->in_len += (size_t)got;
-                        if ((ret = handle_units(c)) != SZ_OK)
-                            return ret;
-                    }
-                }
-                if (sz__now_ms() < dl)
-                    continue; /* the callback woke early, or a slice */
-                return fail(c, SZ_ERR_TIMEOUT, MK_ERR_TIMEOUT,
-                            "write made no progress for %llu ms",
-                            (unsigned long long)(sz__now_ms() - progress));
-            }
-            if (n > (long)len)
-                n = -1;
-        }
+        ret = c->fd >= 0 ? sock_write_step(c, p, len, dl, read_too, &n)
+                         : io_write_step(c, p, len, dl, read_too, &n);
+        if (ret != SZ_OK)
+            return ret;
+        if (n == WRITE_WAITED)
+            continue;
+        if (n == SZ_IO_TIMEOUT)
+            return fail(c, SZ_ERR_TIMEOUT, MK_ERR_TIMEOUT,
+                        "write made no progress for %llu ms",
+                        (unsigned long long)(sz__now_ms() - progress));
         if (n <= 0)
             return fail_errno(c, SZ_ERR_IO, c->fd >= 0 ? errno : 0,
                               n == 0 ? "write returned 0" : "write");

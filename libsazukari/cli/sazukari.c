@@ -178,7 +178,7 @@ typedef struct opts {
     int load;
     int mode;
     uint64_t requests;
-    unsigned concurrency, inflight;
+    uint32_t concurrency, inflight;
     char host[256];
     uint16_t port;
     const char *request_arg;
@@ -231,34 +231,33 @@ static int parse_target(const char *t, opts *o)
     return 0;
 }
 
-static int parse_args(int argc, char **argv, opts *o)
-{
-    enum {
-        O_LOAD = 256, O_REUSE, O_NEWHS, O_RESUME, O_CTO, O_TO, O_IOTO
-    };
-    static const struct option lopts[] = {
-        {"key", required_argument, NULL, 'k'},
-        {"file", required_argument, NULL, 'f'},
-        {"session", required_argument, NULL, 's'},
-        {"connect-timeout", required_argument, NULL, O_CTO},
-        {"timeout", required_argument, NULL, O_TO},
-        {"io-timeout", required_argument, NULL, O_IOTO},
-        {"verbose", no_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {"load", no_argument, NULL, O_LOAD},
-        {"requests", required_argument, NULL, 'n'},
-        {"concurrency", required_argument, NULL, 'c'},
-        {"inflight", required_argument, NULL, 'p'},
-        {"reuse", no_argument, NULL, O_REUSE},
-        {"new-handshake-per-request", no_argument, NULL, O_NEWHS},
-        {"resume-per-request", no_argument, NULL, O_RESUME},
-        {NULL, 0, NULL, 0},
-    };
-    uint64_t v;
-    int ch, r;
+/* Options that have no short form. */
+enum { O_LOAD = 256, O_REUSE, O_NEWHS, O_RESUME, O_CTO, O_TO, O_IOTO };
 
+static const char short_opts[] = "k:f:s:vqhVn:c:p:";
+static const struct option long_opts[] = {
+    {"key", required_argument, NULL, 'k'},
+    {"file", required_argument, NULL, 'f'},
+    {"session", required_argument, NULL, 's'},
+    {"connect-timeout", required_argument, NULL, O_CTO},
+    {"timeout", required_argument, NULL, O_TO},
+    {"io-timeout", required_argument, NULL, O_IOTO},
+    {"verbose", no_argument, NULL, 'v'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {"load", no_argument, NULL, O_LOAD},
+    {"requests", required_argument, NULL, 'n'},
+    {"concurrency", required_argument, NULL, 'c'},
+    {"inflight", required_argument, NULL, 'p'},
+    {"reuse", no_argument, NULL, O_REUSE},
+    {"new-handshake-per-request", no_argument, NULL, O_NEWHS},
+    {"resume-per-request", no_argument, NULL, O_RESUME},
+    {NULL, 0, NULL, 0},
+};
+
+static void set_defaults(opts *o)
+{
     memset(o, 0, sizeof *o);
     o->connect_ms = 10000;
     o->io_ms = 30000;
@@ -267,104 +266,129 @@ static int parse_args(int argc, char **argv, opts *o)
     o->concurrency = 1;
     o->inflight = 1;
     o->mode = LM_REUSE;
-    while ((ch = getopt_long(argc, argv, "k:f:s:vqhVn:c:p:", lopts, NULL)) !=
-           -1) {
-        switch (ch) {
-        case 'k':
-            if (o->nkeys == MAX_PINS) {
-                fprintf(stderr, "%s: at most %d keys\n", prog, MAX_PINS);
-                return -1;
-            }
-            o->keys[o->nkeys++] = optarg;
-            break;
-        case 'f':
-            o->file = optarg;
-            break;
-        case 's':
-            o->session = optarg;
-            break;
-        case O_CTO:
-        case O_TO:
-        case O_IOTO:
-            if (parse_u64(optarg, 0, UINT32_MAX, &v) != 0) {
-                fprintf(stderr, "%s: bad timeout '%s' (milliseconds)\n",
-                        prog, optarg);
-                return -1;
-            }
-            if (ch == O_CTO)
-                o->connect_ms = (uint32_t)v;
-            else if (ch == O_TO)
-                o->request_ms = (uint32_t)v;
-            else
-                o->io_ms = (uint32_t)v;
-            break;
-        case 'v':
-            o->verbose = 1;
-            break;
-        case 'q':
-            o->quiet = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(EX_OK);
-        case 'V':
-            printf("sazukari %s (Megaki protocol v2)\n", sz_version());
-            exit(EX_OK);
-        case O_LOAD:
-            o->load = 1;
-            break;
-        case 'n':
-            if (parse_u64(optarg, 1, UINT32_MAX, &o->requests) != 0) {
-                fprintf(stderr, "%s: bad -n '%s'\n", prog, optarg);
-                return -1;
-            }
-            break;
-        case 'c':
-            if (parse_u64(optarg, 1, 1024, &v) != 0) {
-                fprintf(stderr, "%s: bad -c '%s' (1..1024)\n", prog, optarg);
-                return -1;
-            }
-            o->concurrency = (unsigned)v;
-            break;
-        case 'p':
-            if (parse_u64(optarg, 1, 1024, &v) != 0) {
-                fprintf(stderr, "%s: bad -p '%s' (1..1024)\n", prog, optarg);
-                return -1;
-            }
-            o->inflight = (unsigned)v;
-            break;
-        case O_REUSE:
-            o->mode = LM_REUSE;
-            break;
-        case O_NEWHS:
-            o->mode = LM_NEW_HANDSHAKE;
-            break;
-        case O_RESUME:
-            o->mode = LM_RESUME;
-            break;
-        default:
-            fprintf(stderr, "Try '%s --help'.\n", prog);
-            return -1;
-        }
+}
+
+/* A number in [min, max] into *out, which is left alone otherwise: 0, or
+ * -1 after "bad WHAT 'ARG'" and the hint. */
+static int opt_number(const char *what, const char *arg, uint64_t min,
+                      uint64_t max, const char *hint, uint64_t *out)
+{
+    if (parse_u64(arg, min, max, out) == 0)
+        return 0;
+    fprintf(stderr, "%s: bad %s '%s'%s\n", prog, what, arg, hint);
+    return -1;
+}
+
+/* The same for the options kept in 32 bits. */
+static int opt_u32(const char *what, const char *arg, uint32_t min,
+                   uint32_t max, const char *hint, uint32_t *out)
+{
+    uint64_t v = *out;
+    int r = opt_number(what, arg, min, max, hint, &v);
+
+    *out = (uint32_t)v;
+    return r;
+}
+
+/* A timeout in milliseconds; 0 turns it off. */
+static int opt_ms(const char *arg, uint32_t *out)
+{
+    return opt_u32("timeout", arg, 0, UINT32_MAX, " (milliseconds)", out);
+}
+
+static int add_key(opts *o, const char *path)
+{
+    if (o->nkeys == MAX_PINS) {
+        fprintf(stderr, "%s: at most %d keys\n", prog, MAX_PINS);
+        return -1;
     }
-    if (optind >= argc) {
+    o->keys[o->nkeys++] = path;
+    return 0;
+}
+
+/* One option as getopt_long returned it: 0, or -1 after saying what is
+ * wrong. --help and --version end the program here. */
+static int take_option(int ch, const char *arg, opts *o)
+{
+    switch (ch) {
+    case 'k':
+        return add_key(o, arg);
+    case 'f':
+        o->file = arg;
+        return 0;
+    case 's':
+        o->session = arg;
+        return 0;
+    case O_CTO:
+        return opt_ms(arg, &o->connect_ms);
+    case O_TO:
+        return opt_ms(arg, &o->request_ms);
+    case O_IOTO:
+        return opt_ms(arg, &o->io_ms);
+    case 'n':
+        return opt_number("-n", arg, 1, UINT32_MAX, "", &o->requests);
+    case 'c':
+        return opt_u32("-c", arg, 1, 1024, " (1..1024)", &o->concurrency);
+    case 'p':
+        return opt_u32("-p", arg, 1, 1024, " (1..1024)", &o->inflight);
+    case 'v':
+        o->verbose = 1;
+        return 0;
+    case 'q':
+        o->quiet = 1;
+        return 0;
+    case O_LOAD:
+        o->load = 1;
+        return 0;
+    case O_REUSE:
+        o->mode = LM_REUSE;
+        return 0;
+    case O_NEWHS:
+        o->mode = LM_NEW_HANDSHAKE;
+        return 0;
+    case O_RESUME:
+        o->mode = LM_RESUME;
+        return 0;
+    case 'h':
+        usage(stdout);
+        exit(EX_OK);
+    case 'V':
+        printf("sazukari %s (Megaki protocol v2)\n", sz_version());
+        exit(EX_OK);
+    default:
+        fprintf(stderr, "Try '%s --help'.\n", prog);
+        return -1;
+    }
+}
+
+/* What follows the options: HOST:PORT, then an optional REQUEST. */
+static int parse_operands(int argc, char **argv, int i, opts *o)
+{
+    int r;
+
+    if (i >= argc) {
         fprintf(stderr, "%s: missing HOST:PORT\nTry '%s --help'.\n", prog,
                 prog);
         return -1;
     }
-    if ((r = parse_target(argv[optind], o)) != 0) {
-        fprintf(stderr, "%s: bad target '%s': %s\n", prog, argv[optind],
+    if ((r = parse_target(argv[i], o)) != 0) {
+        fprintf(stderr, "%s: bad target '%s': %s\n", prog, argv[i],
                 r == -2 ? "put an IPv6 address in brackets, [::1]:4433"
                         : "expected HOST:PORT");
         return -1;
     }
-    optind++;
-    if (optind < argc)
-        o->request_arg = argv[optind++];
-    if (optind < argc) {
-        fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
+    if (++i < argc)
+        o->request_arg = argv[i++];
+    if (i < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[i]);
         return -1;
     }
+    return 0;
+}
+
+/* What no single option can tell wrong. */
+static int check_options(const opts *o)
+{
     if (o->request_arg != NULL && o->file != NULL) {
         fprintf(stderr, "%s: give the request as an argument or with -f, "
                         "not both\n", prog);
@@ -380,6 +404,19 @@ static int parse_args(int argc, char **argv, opts *o)
         return -1;
     }
     return 0;
+}
+
+static int parse_args(int argc, char **argv, opts *o)
+{
+    int ch;
+
+    set_defaults(o);
+    while ((ch = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1)
+        if (take_option(ch, optarg, o) != 0)
+            return -1;
+    if (parse_operands(argc, argv, optind, o) != 0)
+        return -1;
+    return check_options(o);
 }
 
 /* --- files ------------------------------------------------------------------- */
@@ -670,6 +707,17 @@ static void count_err(load *l, int err)
     atomic_compare_exchange_strong(&l->first_err, &expected, err);
 }
 
+/* A request's outcome: its latency, and whether it counts as done or
+ * failed. */
+static void record(load *l, uint64_t idx, uint64_t t0, int err)
+{
+    l->lat_us[idx] = now_us() - t0;
+    if (err == SZ_OK)
+        atomic_fetch_add(&l->ok, 1);
+    else
+        count_err(l, err);
+}
+
 static int load_connect(load *l, int first, sz_conn **conn)
 {
     sz_conn_info ci;
@@ -702,11 +750,7 @@ static void load_per_request(load *l)
             ret = sz_request(conn, l->req, l->req_len, &resp, &rl);
         sz_free(resp);
         sz_conn_close(conn);
-        l->lat_us[idx] = now_us() - t0;
-        if (ret == SZ_OK)
-            atomic_fetch_add(&l->ok, 1);
-        else
-            count_err(l, ret);
+        record(l, idx, t0, ret);
     }
 }
 
@@ -715,84 +759,95 @@ typedef struct slot {
     uint64_t idx, t0;
 } slot;
 
+/* A --reuse thread's connection and the requests in flight on it. */
+typedef struct window {
+    sz_conn *conn;   /* NULL until (re)connected */
+    int first;       /* the next connect is the thread's first */
+    slot *slots;
+    unsigned depth, used;
+} window;
+
+/* Submit until the window is full or no request is left, connecting first
+ * if need be. */
+static void fill(load *l, window *w)
+{
+    uint64_t idx;
+
+    while (w->used < w->depth && claim(l, &idx)) {
+        slot *s = &w->slots[w->used];
+        uint64_t t0 = now_us();
+        int ret = SZ_OK;
+        if (w->conn == NULL) {
+            ret = load_connect(l, w->first, &w->conn);
+            w->first = 0;
+        }
+        if (ret == SZ_OK)
+            ret = sz_submit(w->conn, l->req, l->req_len, &s->id);
+        if (ret != SZ_OK) {
+            record(l, idx, t0, ret);
+            if (w->conn != NULL && sz_conn_error(w->conn) != SZ_OK)
+                break; /* collect what is in flight, then reconnect */
+            continue;
+        }
+        s->idx = idx;
+        s->t0 = t0;
+        w->used++;
+    }
+}
+
+/* Collect one response. When the connection fails instead, everything in
+ * flight on it has failed, and it is closed. */
+static void collect_one(load *l, window *w)
+{
+    uint8_t *resp = NULL;
+    size_t rl = 0;
+    uint32_t id = 0;
+    int ret = sz_poll(w->conn, -1, &id, &resp, &rl);
+
+    sz_free(resp);
+    if (id == 0) {
+        for (unsigned i = 0; i < w->used; i++)
+            record(l, w->slots[i].idx, w->slots[i].t0, ret);
+        w->used = 0;
+        sz_conn_close(w->conn);
+        w->conn = NULL;
+        return;
+    }
+    for (unsigned i = 0; i < w->used; i++)
+        if (w->slots[i].id == id) {
+            record(l, w->slots[i].idx, w->slots[i].t0, ret);
+            w->slots[i] = w->slots[--w->used];
+            break;
+        }
+}
+
 /* One connection, up to -p requests in flight on it; reconnect (resuming)
  * after a connection failure. */
 static void load_reuse(load *l)
 {
-    unsigned depth = l->o->inflight, used = 0;
-    slot *slots = calloc(depth, sizeof *slots);
-    sz_conn *conn = NULL;
-    int first = 1;
+    window w = {.first = 1, .depth = l->o->inflight};
 
-    if (slots == NULL) {
+    if ((w.slots = calloc(w.depth, sizeof *w.slots)) == NULL) {
         fprintf(stderr, "%s: out of memory\n", prog);
         exit(EX_LOCAL);
     }
     for (;;) {
-        uint8_t *resp = NULL;
-        size_t rl = 0;
-        uint32_t id = 0;
-        uint64_t idx;
-        int ret;
-
-        /* Fill the window, connecting first if need be. */
-        while (used < depth && claim(l, &idx)) {
-            uint64_t t0 = now_us();
-            ret = SZ_OK;
-            if (conn == NULL) {
-                ret = load_connect(l, first, &conn);
-                first = 0;
-            }
-            if (ret == SZ_OK)
-                ret = sz_submit(conn, l->req, l->req_len, &slots[used].id);
-            if (ret != SZ_OK) {
-                l->lat_us[idx] = now_us() - t0;
-                count_err(l, ret);
-                if (conn != NULL && sz_conn_error(conn) != SZ_OK)
-                    break; /* collect what is in flight, then reconnect */
-                continue;
-            }
-            slots[used].idx = idx;
-            slots[used].t0 = t0;
-            used++;
-        }
-        if (used == 0) {
-            if (conn != NULL && sz_conn_error(conn) != SZ_OK) {
-                sz_conn_close(conn);
-                conn = NULL;
-            }
-            if (atomic_load(&l->next) >= l->o->requests)
-                break;
+        fill(l, &w);
+        if (w.used > 0) {
+            collect_one(l, &w);
             continue;
         }
-        /* Collect one response. */
-        ret = sz_poll(conn, -1, &id, &resp, &rl);
-        sz_free(resp);
-        if (id == 0) {
-            /* The connection failed: everything in flight failed. */
-            for (unsigned i = 0; i < used; i++) {
-                l->lat_us[slots[i].idx] = now_us() - slots[i].t0;
-                count_err(l, ret);
-            }
-            used = 0;
-            sz_conn_close(conn);
-            conn = NULL;
-            continue;
+        /* Nothing in flight: a failed connection goes, and the thread
+         * ends once every request has been claimed. */
+        if (w.conn != NULL && sz_conn_error(w.conn) != SZ_OK) {
+            sz_conn_close(w.conn);
+            w.conn = NULL;
         }
-        for (unsigned i = 0; i < used; i++) {
-            if (slots[i].id != id)
-                continue;
-            l->lat_us[slots[i].idx] = now_us() - slots[i].t0;
-            if (ret == SZ_OK)
-                atomic_fetch_add(&l->ok, 1);
-            else
-                count_err(l, ret);
-            slots[i] = slots[--used];
+        if (atomic_load(&l->next) >= l->o->requests)
             break;
-        }
     }
-    sz_conn_close(conn);
-    free(slots);
+    sz_conn_close(w.conn);
+    free(w.slots);
 }
 
 static void *load_thread(void *arg)
@@ -847,18 +902,63 @@ static void progress(load *l, uint64_t t0, int final)
     fflush(stderr);
 }
 
+/* Show progress until every request has an outcome. */
+static void watch(load *l, uint64_t t0)
+{
+    uint64_t last = t0;
+
+    while (atomic_load(&l->ok) + atomic_load(&l->failed) < l->o->requests) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        if (now_us() - last >= (isatty(2) ? 200000u : 1000000u)) {
+            progress(l, t0, 0);
+            last = now_us();
+        }
+    }
+}
+
+/* The summary on standard output, for a run from t0 to t1 (this sorts the
+ * latencies). */
+static void summary(load *l, uint64_t t0, uint64_t t1)
+{
+    double secs = (double)(t1 - t0) / 1e6;
+    uint64_t n = l->o->requests, ok = atomic_load(&l->ok),
+             failed = atomic_load(&l->failed);
+
+    qsort(l->lat_us, n, sizeof *l->lat_us, cmp_u64);
+    printf("requests:     %llu ok, %llu failed\n", (unsigned long long)ok,
+           (unsigned long long)failed);
+    printf("elapsed:      %.3f s\n", secs);
+    printf("rate:         %.1f requests/s\n",
+           secs > 0 ? (double)(ok + failed) / secs : 0.0);
+    printf("latency (ms): p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
+           pct(l->lat_us, n, 50), pct(l->lat_us, n, 90),
+           pct(l->lat_us, n, 99), (double)l->lat_us[n - 1] / 1000.0);
+    printf("handshakes:   %llu full, %llu resumed\n",
+           (unsigned long long)atomic_load(&l->full_hs),
+           (unsigned long long)atomic_load(&l->resumed_hs));
+    if (failed) {
+        printf("errors:      ");
+        for (int e = 0; e < 32; e++)
+            if (atomic_load(&l->errs[e]))
+                printf(" %s %u", sz_err_name(e), atomic_load(&l->errs[e]));
+        printf("\n");
+    }
+    fflush(stdout);
+}
+
 static int run_load(const opts *o, sz_client *client, const uint8_t *req,
                     size_t req_len)
 {
     uint8_t blob[SZ_SESSION_MAX];
     pthread_t *threads = NULL;
     unsigned started = 0;
-    uint64_t t0, t1, last, n = o->requests;
+    uint64_t t0, t1;
     load *l = NULL;
     int code = EX_LOCAL;
 
     if ((l = calloc(1, sizeof *l)) == NULL ||
-        (l->lat_us = calloc(n, sizeof *l->lat_us)) == NULL ||
+        (l->lat_us = calloc(o->requests, sizeof *l->lat_us)) == NULL ||
         (threads = calloc(o->concurrency, sizeof *threads)) == NULL) {
         fprintf(stderr, "%s: out of memory\n", prog);
         goto out;
@@ -871,7 +971,7 @@ static int run_load(const opts *o, sz_client *client, const uint8_t *req,
         l->session_len = load_session(o->session, blob, sizeof blob);
         l->session = l->session_len ? blob : NULL;
     }
-    t0 = last = now_us();
+    t0 = now_us();
     for (; started < o->concurrency; started++)
         if (pthread_create(&threads[started], NULL, load_thread, l) != 0) {
             fprintf(stderr, "%s: cannot start thread %u\n", prog, started);
@@ -879,46 +979,15 @@ static int run_load(const opts *o, sz_client *client, const uint8_t *req,
         }
     if (started == 0)
         goto out;
-    /* Show progress until every request has an outcome. */
-    while (atomic_load(&l->ok) + atomic_load(&l->failed) < n) {
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-        if (now_us() - last >= (isatty(2) ? 200000u : 1000000u)) {
-            progress(l, t0, 0);
-            last = now_us();
-        }
-    }
+    watch(l, t0);
     for (unsigned i = 0; i < started; i++)
         pthread_join(threads[i], NULL);
     t1 = atomic_load(&l->t_end);
     if (t1 <= t0)
         t1 = now_us();
     progress(l, t0, 1);
-    {
-        double secs = (double)(t1 - t0) / 1e6;
-        uint64_t ok = atomic_load(&l->ok), failed = atomic_load(&l->failed);
-        qsort(l->lat_us, n, sizeof *l->lat_us, cmp_u64);
-        printf("requests:     %llu ok, %llu failed\n",
-               (unsigned long long)ok, (unsigned long long)failed);
-        printf("elapsed:      %.3f s\n", secs);
-        printf("rate:         %.1f requests/s\n",
-               secs > 0 ? (double)(ok + failed) / secs : 0.0);
-        printf("latency (ms): p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
-               pct(l->lat_us, n, 50), pct(l->lat_us, n, 90),
-               pct(l->lat_us, n, 99), (double)l->lat_us[n - 1] / 1000.0);
-        printf("handshakes:   %llu full, %llu resumed\n",
-               (unsigned long long)atomic_load(&l->full_hs),
-               (unsigned long long)atomic_load(&l->resumed_hs));
-        if (failed) {
-            printf("errors:      ");
-            for (int e = 0; e < 32; e++)
-                if (atomic_load(&l->errs[e]))
-                    printf(" %s %u", sz_err_name(e), atomic_load(&l->errs[e]));
-            printf("\n");
-        }
-        fflush(stdout);
-        code = exit_code(atomic_load(&l->first_err));
-    }
+    summary(l, t0, t1);
+    code = exit_code(atomic_load(&l->first_err));
 out:
     sz_wipe(blob, sizeof blob);
     free(threads);
