@@ -1,7 +1,7 @@
 /*
- * test_mkd_php.c -- issue 5's "what the tests must show", end to end: the
- * real mkd with the PHP backend (Pegasus running Arcangelo and a PHP
- * application), driven by libsazukari over loopback.
+ * test_mkd_php.c -- the PHP path end to end: the real mkd with the PHP
+ * backend (Pegasus running Arcangelo and a PHP application), driven by
+ * libsazukari over loopback.
  *
  *   hello world          the exact answer of apps/hello (the default app)
  *   sizes                1 MiB request and response; the configured
@@ -1008,7 +1008,9 @@ static void test_request_timeout(void **st)
                          "request timed out");
     sz_last_error(&ei);
     assert_int_equal(ei.server_code, MK_ECODE_TIMEOUT);
-    assert_true(took >= 900 && took < 8000);
+    /* At the timeout, not when the handler would have ended (20 s): the
+     * margin is for a loaded machine. */
+    assert_true(took >= 900 && took < 15000);
     /* Later requests are fine, on the same connection and a new one. */
     for (int i = 0; i < 10; i++) {
         snprintf(req, sizeof req, "id:fast%d\nsleep:1", i);
@@ -1406,7 +1408,9 @@ static void test_shutdown_deadline(void **st)
     assert_int_equal(ei.server_code, MK_ECODE_SHUTDOWN);
     took = tl_now_ms() - t0;
     assert_int_equal(sz_wait(b, idb, &resp, &rlen), SZ_ERR_SERVER_SHUTDOWN);
-    assert_true(took >= 1400 && took < 5000);
+    /* At the deadline (1.5 s), not when the handler would have ended
+     * (30 s); the margin is for a loaded machine. */
+    assert_true(took >= 1400 && took < 20000);
     /* Then each connection ends with the server's authenticated close. */
     assert_int_equal(sz_request(a, (const uint8_t *)"x", 1, &resp, &rlen),
                      SZ_ERR_CLOSED);
@@ -1452,7 +1456,7 @@ static void test_shutdown_deadline_echo(void **st)
     assert_int_equal(kill(D.pid, SIGTERM), 0);
     assert_int_equal(sz_wait(a, id, &resp, &rlen), SZ_ERR_SERVER_SHUTDOWN);
     took = tl_now_ms() - t0;
-    assert_true(took >= 400 && took < 4000);
+    assert_true(took >= 400 && took < 20000); /* not the 30 s echo delay */
     sz_conn_close(a);
     sz_client_free(c);
     s = mkt_daemon_stop(&D, 0, 10000);

@@ -148,7 +148,7 @@ static void test_sz_busy_and_sigterm(void **st)
     uint8_t *resp = NULL;
     size_t rlen = 0;
     uint32_t id = 0;
-    int s;
+    int s, ok = 0;
     (void)st;
 
     assert_int_equal(mkt_daemon_start(&D, args), 0);
@@ -159,7 +159,9 @@ static void test_sz_busy_and_sigterm(void **st)
                      SZ_ERR_BUSY);
     assert_null(other);
     assert_int_equal(sz_submit(conn, (const uint8_t *)"slow", 4, &id), SZ_OK);
-    tl_sleep_ms(200);
+    /* The request is with the backend before the signal comes. */
+    TL_POLL_UNTIL(ok, mkt_status(&D, "requests") == 1, 10000);
+    assert_true(ok);
     kill(D.pid, SIGTERM);
     assert_int_equal(sz_wait(conn, id, &resp, &rlen), SZ_OK);
     assert_int_equal(rlen, 4);
