@@ -77,10 +77,8 @@ static const uint8_t oaep_label[] = "megaki v2";
 /* ------------------------------------------------------------------ */
 /* Failure: the benchmark cannot run. Figures never make it exit != 0. */
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 1, 2), noreturn))
-#endif
-static void die(const char *fmt, ...);
+static void die(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 
 /* OpenSSL's reasons first, then the message (tl_die). */
 static void die(const char *fmt, ...)

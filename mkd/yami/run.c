@@ -158,7 +158,58 @@ static void on_data(yami_conn *c, const mk_event *ev, const uint8_t *pt,
         fail_internal(res, MK_ERR_NOMEM);
 }
 
-/* *dirty: how much of out may hold plaintext (see yami__run). */
+/* What a handled unit's event means for the result. */
+static void on_event(yami_conn *c, const mk_event *ev, const uint8_t *out,
+                     yami_result *res)
+{
+    mk_session_info info;
+
+    switch (ev->type) {
+    case MK_EV_ESTABLISHED:
+        mk_session_get_info(c->session, &info);
+        res->established = 1;
+        res->resumed = info.resumed;
+        memcpy(res->session_id, info.session_id, MK_SESSION_ID_LEN);
+        break;
+    case MK_EV_SEND:
+        /* Still handshaking after a hello: a HELLO_RETRY went out. */
+        if (mk_session_state(c->session) == MK_STATE_HANDSHAKE)
+            res->hello_retry = 1;
+        break;
+    case MK_EV_DATA:
+        /* Copied out; the buffer is wiped once, at the end of the job
+         * (yami__run), not after every record. */
+        on_data(c, ev, out, res);
+        break;
+    case MK_EV_CLOSE:
+        res->peer_closed = 1;
+        break;
+    default:
+        break;
+    }
+}
+
+/*
+ * How much of out may now hold plaintext (*dirty, see yami__run). Opening
+ * a record decrypts into out. libmegaki reports ev.len bytes of plaintext
+ * but may leave more there: the rest of an aborted request is decrypted
+ * and dropped (MK_EV_NONE), and a refusal seals its error record over the
+ * plaintext (MK_EV_SEND, possibly shorter). A record's plaintext is always
+ * shorter than the record, so the unit's length bounds it. A hello writes
+ * only wire bytes (SERVER_HELLO, HELLO_RETRY or an alert).
+ */
+static void mark_dirty(const uint8_t *unit, size_t ulen, const mk_event *ev,
+                       size_t *dirty)
+{
+    if (unit[0] != MK_UNIT_CLIENT_HELLO && ulen > *dirty)
+        *dirty = ulen < MK_HANDLE_OUT_LEN ? ulen : MK_HANDLE_OUT_LEN;
+    if ((ev->type == MK_EV_DATA || ev->type == MK_EV_ERROR) &&
+        ev->len > *dirty)
+        *dirty = ev->len;
+}
+
+/* Every unit of p[0..len) through the session, in order; out is the
+ * session's scratch space. */
 static void run_units(yami_conn *c, const uint8_t *p, size_t len,
                       uint8_t *out, size_t *dirty, yami_result *res)
 {
@@ -176,18 +227,7 @@ static void run_units(yami_conn *c, const uint8_t *p, size_t len,
             res->hellos++;
         r = mk_session_handle(c->session, p + off, ulen, out,
                               MK_HANDLE_OUT_LEN, &ev);
-        /* Opening a record decrypts into out. libmegaki reports ev.len
-         * bytes of plaintext but may leave more there: the rest of an
-         * aborted request is decrypted and dropped (MK_EV_NONE), and a
-         * refusal seals its error record over the plaintext (MK_EV_SEND,
-         * possibly shorter). A record's plaintext is always shorter than
-         * the record, so the unit's length bounds it. A hello writes only
-         * wire bytes (SERVER_HELLO, HELLO_RETRY or an alert). */
-        if (p[off] != MK_UNIT_CLIENT_HELLO && ulen > *dirty)
-            *dirty = ulen < MK_HANDLE_OUT_LEN ? ulen : MK_HANDLE_OUT_LEN;
-        if ((ev.type == MK_EV_DATA || ev.type == MK_EV_ERROR) &&
-            ev.len > *dirty)
-            *dirty = ev.len;
+        mark_dirty(p + off, ulen, &ev, dirty);
         off += ulen;
         if ((ev.type == MK_EV_SEND || ev.type == MK_EV_ESTABLISHED) &&
             ev.len > 0 && out_put(res, out, ev.len) != 0) {
@@ -198,31 +238,7 @@ static void run_units(yami_conn *c, const uint8_t *p, size_t len,
             res->err = r;
             return;
         }
-        switch (ev.type) {
-        case MK_EV_ESTABLISHED: {
-            mk_session_info info;
-            mk_session_get_info(c->session, &info);
-            res->established = 1;
-            res->resumed = info.resumed;
-            memcpy(res->session_id, info.session_id, MK_SESSION_ID_LEN);
-            break;
-        }
-        case MK_EV_SEND:
-            /* Still handshaking after a hello: a HELLO_RETRY went out. */
-            if (mk_session_state(c->session) == MK_STATE_HANDSHAKE)
-                res->hello_retry = 1;
-            break;
-        case MK_EV_DATA:
-            /* Copied out; the buffer is wiped once, at the end of the job
-             * (yami__run), not after every record. */
-            on_data(c, &ev, out, res);
-            break;
-        case MK_EV_CLOSE:
-            res->peer_closed = 1;
-            break;
-        default:
-            break;
-        }
+        on_event(c, &ev, out, res);
     }
 }
 
