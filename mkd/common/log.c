@@ -14,12 +14,14 @@ static int log_level = MKD_LOG_INFO;
 
 static const char *const names[] = {"error", "warn", "info", "debug"};
 
-int mkd_log_level_parse(const char *s)
+int mkd_log_level_parse(const char *s, int *level)
 {
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
-        if (strcmp(s, names[i]) == 0)
-            return i;
-    return -1;
+        if (strcmp(s, names[i]) == 0) {
+            *level = i;
+            return MKD_OK;
+        }
+    return MKD_ERR_CONFIG;
 }
 
 const char *mkd_log_level_name(int level)

@@ -134,8 +134,8 @@ static int set_opt(mkd_config *c, const struct opt *o, const char *v,
         break;
     }
     case T_LEVEL: {
-        int l = mkd_log_level_parse(v);
-        if (l < 0)
+        int l = 0;
+        if (mkd_log_level_parse(v, &l) != MKD_OK)
             return mkd_fail(d, MKD_ERR_CONFIG,
                             "%s: \"%s\" is not error, warn, info or debug",
                             o->name, v);

@@ -9,6 +9,9 @@
 
 #include <stdint.h>
 
+#include "mkd_compiler.h"
+#include "mkd_err.h"
+
 enum mkd_log_level {
     MKD_LOG_ERROR = 0,
     MKD_LOG_WARN = 1,
@@ -16,8 +19,9 @@ enum mkd_log_level {
     MKD_LOG_DEBUG = 3
 };
 
-/* Parse "error", "warn", "info", "debug"; -1 if unknown. */
-int mkd_log_level_parse(const char *s);
+/* Parse "error", "warn", "info", "debug" into *level. MKD_OK, or
+ * MKD_ERR_CONFIG for anything else. */
+MKD_MUST_CHECK int mkd_log_level_parse(const char *s, int *level);
 const char *mkd_log_level_name(int level);
 void mkd_log_set_level(int level);
 int mkd_log_enabled(int level);
