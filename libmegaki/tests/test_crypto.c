@@ -184,6 +184,35 @@ static void assert_queue_clear(int tc)
 /* ------------------------------------------------------------------ */
 /* RSA-OAEP-SHA256 decryption                                           */
 
+/* Defined with the key-format helpers below. */
+static char *pem_wrap(const char *label, const uint8_t *der, size_t len);
+
+/* mkc_rsa_load_private, the loader libmegaki uses for key files, on DER
+ * armoured under label as such a file would be. */
+static int load_private_pem(const char *label, const uint8_t *der,
+                            size_t len, mkc_rsa **out)
+{
+    char *pem = pem_wrap(label, der, len);
+    int ret = mkc_rsa_load_private((const uint8_t *)pem, strlen(pem), out);
+
+    free(pem);
+    return ret;
+}
+
+/* A group's private key: the PKCS#8 DER the vectors carry, through the
+ * library's loader. */
+static mkc_rsa *load_group_key(const cJSON *g)
+{
+    size_t der_len;
+    uint8_t *der = get_hex(g, "privateKeyPkcs8", &der_len);
+    mkc_rsa *key = NULL;
+
+    assert_int_equal(load_private_pem("PRIVATE KEY", der, der_len, &key),
+                     MK_OK);
+    free(der);
+    return key;
+}
+
 static void run_oaep_file(const char *name, const char *file, int bits)
 {
     cJSON *root = load_vectors(file);
@@ -192,11 +221,8 @@ static void run_oaep_file(const char *name, const char *file, int bits)
 
     cJSON_ArrayForEach(g, get(root, "testGroups"))
     {
-        size_t der_len;
-        uint8_t *der = get_hex(g, "privateKeyPkcs8", &der_len);
-        mkc_rsa *key = NULL;
+        mkc_rsa *key = load_group_key(g);
 
-        assert_int_equal(mkc_rsa_load_private_der(der, der_len, &key), MK_OK);
         assert_int_equal(mkc_rsa_bits(key), (unsigned)bits);
         assert_int_equal(get_int(g, "keySize"), bits);
         assert_int_equal(mkc_rsa_size(key), (size_t)bits / 8);
@@ -238,7 +264,6 @@ static void run_oaep_file(const char *name, const char *file, int bits)
             free(label);
         }
         mkc_rsa_free(key);
-        free(der);
     }
     report(name, root, &c, "");
     cJSON_Delete(root);
@@ -579,18 +604,14 @@ static mkc_rsa *wycheproof_key(int bits)
     char file[64];
     cJSON *root;
     const cJSON *g;
-    size_t der_len;
-    uint8_t *der;
-    mkc_rsa *key = NULL;
+    mkc_rsa *key;
 
     snprintf(file, sizeof(file), "rsa_oaep_%d_sha256_mgf1sha256_test.json",
              bits);
     root = load_vectors(file);
     g = cJSON_GetArrayItem(get(root, "testGroups"), 0);
     assert_non_null(g);
-    der = get_hex(g, "privateKeyPkcs8", &der_len);
-    assert_int_equal(mkc_rsa_load_private_der(der, der_len, &key), MK_OK);
-    free(der);
+    key = load_group_key(g);
     cJSON_Delete(root);
     return key;
 }
@@ -848,31 +869,33 @@ static void test_rsa_key_formats(void **state)
     const uint8_t *pkcs1;
     mkc_rsa *ref = NULL, *k = NULL;
     char *armoured;
-    /* An X25519 SubjectPublicKeyInfo (RFC 8410): well-formed, not RSA. */
+    /* An X25519 SubjectPublicKeyInfo and PrivateKeyInfo (RFC 8410):
+     * well-formed, not RSA. */
     uint8_t x25519_spki[44] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b,
                                0x65, 0x6e, 0x03, 0x21, 0x00, 9};
+    uint8_t x25519_p8[48] = {0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06,
+                             0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20,
+                             9};
 
     (void)state;
-    assert_int_equal(mkc_rsa_load_private_der(p8, p8_len, &ref), MK_OK);
+    ref = load_group_key(g); /* the file's DER, armoured here */
     assert_int_equal(mkc_rsa_public_der(ref, spki, sizeof(spki), &spki_len),
                      MK_OK);
     assert_int_equal(mkc_rsa_public_der(ref, spki, 10, &n), MK_ERR_BUFFER);
     assert_int_equal(n, 0);
 
-    /* Private: PKCS#8 PEM (as given), PKCS#1 PEM, our own PKCS#8 export. */
+    /* Private: PKCS#8 PEM (as the file gives it), PKCS#1 PEM, our own
+     * PKCS#8 export. */
     assert_int_equal(
         mkc_rsa_load_private((const uint8_t *)p8_pem, strlen(p8_pem), &k),
         MK_OK);
     assert_same_public(ref, k);
     mkc_rsa_free(k);
     pkcs8_to_pkcs1(p8, p8_len, &pkcs1, &pkcs1_len);
-    armoured = pem_wrap("RSA PRIVATE KEY", pkcs1, pkcs1_len);
-    assert_int_equal(mkc_rsa_load_private((const uint8_t *)armoured,
-                                          strlen(armoured), &k),
+    assert_int_equal(load_private_pem("RSA PRIVATE KEY", pkcs1, pkcs1_len, &k),
                      MK_OK);
     assert_same_public(ref, k);
     mkc_rsa_free(k);
-    free(armoured);
     assert_int_equal(mkc_rsa_private_pem(ref, pem, sizeof(pem), &pem_len),
                      MK_OK);
     assert_true(pem_len > 28);
@@ -931,12 +954,26 @@ static void test_rsa_key_formats(void **state)
     assert_int_equal(mkc_rsa_load_public((const uint8_t *)"hello", 5, &k),
                      MK_ERR_KEY_FORMAT);
     assert_int_equal(mkc_rsa_load_public(spki, 0, &k), MK_ERR_KEY_FORMAT);
+
+    /* Refused as a private key: DER where PEM is expected, a public key
+     * under either label, a well-formed key of another type, a truncated
+     * key, garbage. (A trailing byte inside the armour is not in this
+     * list: libcrypto's PEM decoder does not require the DER to span the
+     * block, and key files are the operator's own.) */
+    k = ref; /* again: each failed load must reset it */
     assert_int_equal(mkc_rsa_load_private(spki, spki_len, &k),
                      MK_ERR_KEY_FORMAT);
-    assert_int_equal(mkc_rsa_load_private_der(spki, spki_len, &k),
+    assert_null(k);
+    assert_int_equal(load_private_pem("PRIVATE KEY", spki, spki_len, &k),
                      MK_ERR_KEY_FORMAT);
-    p8[p8_len] = 0;
-    assert_int_equal(mkc_rsa_load_private_der(p8, p8_len + 1, &k),
+    assert_int_equal(load_private_pem("PUBLIC KEY", spki, spki_len, &k),
+                     MK_ERR_KEY_FORMAT);
+    assert_int_equal(load_private_pem("PRIVATE KEY", x25519_p8,
+                                      sizeof(x25519_p8), &k),
+                     MK_ERR_KEY_FORMAT);
+    assert_int_equal(load_private_pem("PRIVATE KEY", p8, p8_len - 1, &k),
+                     MK_ERR_KEY_FORMAT);
+    assert_int_equal(mkc_rsa_load_private((const uint8_t *)"hello", 5, &k),
                      MK_ERR_KEY_FORMAT);
     assert_null(k);
     assert_queue_clear(0);
