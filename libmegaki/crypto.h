@@ -89,26 +89,21 @@ MK_MUST_CHECK int mkc_rec_mac(mkc_rec *r, const mkc_iov *iov, size_t n,
 
 /* --- X25519 ---------------------------------------------------------- */
 
-/* Public key of the given 32-byte private scalar (RFC 7748 clamping is
- * applied by the primitive). */
-MK_MUST_CHECK int mkc_x25519_public(const uint8_t priv[MKC_X25519_LEN],
-                      uint8_t pub[MKC_X25519_LEN]);
-/* An ephemeral key kept for its one derivation: building it computes the
- * public key, so keygen + derive is two scalar multiplications, not three. */
+/* An ephemeral key kept for its one derivation: building it from the
+ * 32-byte private scalar computes the public key (RFC 7748 clamping is
+ * applied by the primitive), so keygen + derive is two scalar
+ * multiplications, not three. */
 typedef struct mkc_x25519_key mkc_x25519_key;
 MK_MUST_CHECK int mkc_x25519_new(const uint8_t priv[MKC_X25519_LEN],
                                  mkc_x25519_key **out,
                                  uint8_t pub[MKC_X25519_LEN]);
+/* Shared secret with the peer's point; MK_ERR_BAD_KEY_SHARE (output
+ * zeroed) if it is all zeros (small-order peer point) or the derivation
+ * fails. */
 MK_MUST_CHECK int mkc_x25519_derive(const mkc_x25519_key *k,
                                     const uint8_t peer[MKC_X25519_LEN],
                                     uint8_t shared[MKC_X25519_LEN]);
 void mkc_x25519_free(mkc_x25519_key *k);
-
-/* Shared secret; MK_ERR_BAD_KEY_SHARE if it is all zeros (small-order
- * peer point) or the derivation fails. One-shot form of the above. */
-MK_MUST_CHECK int mkc_x25519(const uint8_t priv[MKC_X25519_LEN],
-               const uint8_t peer[MKC_X25519_LEN],
-               uint8_t shared[MKC_X25519_LEN]);
 
 /* --- RSA ------------------------------------------------------------- */
 
@@ -119,8 +114,6 @@ MK_MUST_CHECK int mkc_rsa_load_private(const uint8_t *pem, size_t len, mkc_rsa *
 /* Public key from PEM or DER SubjectPublicKeyInfo (also accepts PKCS#1
  * "RSA PUBLIC KEY" PEM). */
 MK_MUST_CHECK int mkc_rsa_load_public(const uint8_t *key, size_t len, mkc_rsa **out);
-/* Private key from DER PKCS#8 (the Wycheproof vectors carry these). */
-MK_MUST_CHECK int mkc_rsa_load_private_der(const uint8_t *der, size_t len, mkc_rsa **out);
 MK_MUST_CHECK int mkc_rsa_generate(unsigned bits, mkc_rsa **out);
 unsigned mkc_rsa_bits(const mkc_rsa *k);
 size_t mkc_rsa_size(const mkc_rsa *k); /* modulus bytes */

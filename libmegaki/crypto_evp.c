@@ -560,30 +560,6 @@ out:
     return ret;
 }
 
-int mkc_x25519_public(const uint8_t priv[MKC_X25519_LEN],
-                      uint8_t pub[MKC_X25519_LEN])
-{
-    mkc_x25519_key *k = NULL;
-    int ret = mkc_x25519_new(priv, &k, pub);
-    mkc_x25519_free(k);
-    return ret;
-}
-
-int mkc_x25519(const uint8_t priv[MKC_X25519_LEN],
-               const uint8_t peer[MKC_X25519_LEN],
-               uint8_t shared[MKC_X25519_LEN])
-{
-    uint8_t pub[MKC_X25519_LEN];
-    mkc_x25519_key *k = NULL;
-    int ret;
-
-    memset(shared, 0, MKC_X25519_LEN);
-    if ((ret = mkc_x25519_new(priv, &k, pub)) == MK_OK)
-        ret = mkc_x25519_derive(k, peer, shared);
-    mkc_x25519_free(k);
-    return ret;
-}
-
 /* ------------------------------------------------------------------ */
 /* RSA keys                                                             */
 
@@ -643,31 +619,6 @@ int mkc_rsa_load_private(const uint8_t *pem, size_t len, mkc_rsa **out)
 out:
     EVP_PKEY_free(pkey);
     BIO_free(bio);
-    return ret;
-}
-
-int mkc_rsa_load_private_der(const uint8_t *der, size_t len, mkc_rsa **out)
-{
-    PKCS8_PRIV_KEY_INFO *p8 = NULL;
-    EVP_PKEY *pkey = NULL;
-    const unsigned char *p = der;
-    int ret;
-
-    *out = NULL;
-    if (len > (size_t)LONG_MAX) {
-        ret = MK_ERR_KEY_FORMAT;
-        goto out;
-    }
-    p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len);
-    /* The whole buffer must be the one structure: trailing bytes mean the
-     * input is not what the caller thinks it is. */
-    OSSL_FAIL_IF(p8 == NULL || p != der + len, MK_ERR_KEY_FORMAT);
-    pkey = EVP_PKCS82PKEY(p8);
-    OSSL_FAIL_IF(pkey == NULL, MK_ERR_KEY_FORMAT);
-    ret = rsa_wrap(&pkey, out);
-out:
-    EVP_PKEY_free(pkey);
-    PKCS8_PRIV_KEY_INFO_free(p8); /* cleanses the encoded private key */
     return ret;
 }
 

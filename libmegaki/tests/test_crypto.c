@@ -184,6 +184,35 @@ static void assert_queue_clear(int tc)
 /* ------------------------------------------------------------------ */
 /* RSA-OAEP-SHA256 decryption                                           */
 
+/* Defined with the key-format helpers below. */
+static char *pem_wrap(const char *label, const uint8_t *der, size_t len);
+
+/* mkc_rsa_load_private, the loader libmegaki uses for key files, on DER
+ * armoured under label as such a file would be. */
+static int load_private_pem(const char *label, const uint8_t *der,
+                            size_t len, mkc_rsa **out)
+{
+    char *pem = pem_wrap(label, der, len);
+    int ret = mkc_rsa_load_private((const uint8_t *)pem, strlen(pem), out);
+
+    free(pem);
+    return ret;
+}
+
+/* A group's private key: the PKCS#8 DER the vectors carry, through the
+ * library's loader. */
+static mkc_rsa *load_group_key(const cJSON *g)
+{
+    size_t der_len;
+    uint8_t *der = get_hex(g, "privateKeyPkcs8", &der_len);
+    mkc_rsa *key = NULL;
+
+    assert_int_equal(load_private_pem("PRIVATE KEY", der, der_len, &key),
+                     MK_OK);
+    free(der);
+    return key;
+}
+
 static void run_oaep_file(const char *name, const char *file, int bits)
 {
     cJSON *root = load_vectors(file);
@@ -192,11 +221,8 @@ static void run_oaep_file(const char *name, const char *file, int bits)
 
     cJSON_ArrayForEach(g, get(root, "testGroups"))
     {
-        size_t der_len;
-        uint8_t *der = get_hex(g, "privateKeyPkcs8", &der_len);
-        mkc_rsa *key = NULL;
+        mkc_rsa *key = load_group_key(g);
 
-        assert_int_equal(mkc_rsa_load_private_der(der, der_len, &key), MK_OK);
         assert_int_equal(mkc_rsa_bits(key), (unsigned)bits);
         assert_int_equal(get_int(g, "keySize"), bits);
         assert_int_equal(mkc_rsa_size(key), (size_t)bits / 8);
@@ -238,7 +264,6 @@ static void run_oaep_file(const char *name, const char *file, int bits)
             free(label);
         }
         mkc_rsa_free(key);
-        free(der);
     }
     report(name, root, &c, "");
     cJSON_Delete(root);
@@ -479,10 +504,15 @@ static void test_wycheproof_hkdf(void **state)
 /* X25519                                                               */
 
 /*
+ * Each case runs the handshake's two calls: mkc_x25519_new on the private
+ * scalar (what both sides do for their ephemeral share), then
+ * mkc_x25519_derive against the peer's point.
+ *
  * "acceptable" cases are decided by their expected output:
  *   - shared secret all zero (low-order peer points, flag ZeroSharedSecret):
  *     Megaki must reject them (crypto.h, PROTOCOL.md key share rules), so
- *     mkc_x25519 has to return MK_ERR_BAD_KEY_SHARE and zero its output;
+ *     the derivation has to return MK_ERR_BAD_KEY_SHARE, the code both
+ *     handshake sides act on, and zero its output;
  *   - anything else (twist points, non-canonical u-coordinates): RFC 7748
  *     defines the result (mask the top bit, reduce mod p), and the adapter
  *     must compute exactly the expected shared secret.
@@ -507,17 +537,23 @@ static void test_wycheproof_x25519(void **state)
             uint8_t *pub = get_hex(t, "public", &pub_len);
             uint8_t *priv = get_hex(t, "private", &priv_len);
             uint8_t *want = get_hex(t, "shared", &sh_len);
-            uint8_t got[MKC_X25519_LEN];
+            uint8_t got[MKC_X25519_LEN], own[MKC_X25519_LEN];
             enum expect e = get_result(t);
             int sizes_ok = pub_len == MKC_X25519_LEN &&
                            priv_len == MKC_X25519_LEN;
+            mkc_x25519_key *k = NULL;
             int ret = MK_ERR_BAD_KEY_SHARE;
 
             memset(got, 0xa5, sizeof(got));
             /* The adapter takes fixed 32-byte arrays; a vector with another
-             * length is rejected by construction (there are none today). */
-            if (sizes_ok)
-                ret = mkc_x25519(priv, pub, got);
+             * length is rejected by construction (there are none today).
+             * Every scalar is a valid private key, so building the key must
+             * succeed: only the peer's point can make a case fail. */
+            if (sizes_ok) {
+                assert_int_equal(mkc_x25519_new(priv, &k, own), MK_OK);
+                ret = mkc_x25519_derive(k, pub, got);
+                mkc_x25519_free(k);
+            }
             c.run++;
             if (e == EXPECT_VALID) {
                 if (ret != MK_OK || sh_len != MKC_X25519_LEN ||
@@ -568,18 +604,14 @@ static mkc_rsa *wycheproof_key(int bits)
     char file[64];
     cJSON *root;
     const cJSON *g;
-    size_t der_len;
-    uint8_t *der;
-    mkc_rsa *key = NULL;
+    mkc_rsa *key;
 
     snprintf(file, sizeof(file), "rsa_oaep_%d_sha256_mgf1sha256_test.json",
              bits);
     root = load_vectors(file);
     g = cJSON_GetArrayItem(get(root, "testGroups"), 0);
     assert_non_null(g);
-    der = get_hex(g, "privateKeyPkcs8", &der_len);
-    assert_int_equal(mkc_rsa_load_private_der(der, der_len, &key), MK_OK);
-    free(der);
+    key = load_group_key(g);
     cJSON_Delete(root);
     return key;
 }
@@ -837,31 +869,33 @@ static void test_rsa_key_formats(void **state)
     const uint8_t *pkcs1;
     mkc_rsa *ref = NULL, *k = NULL;
     char *armoured;
-    /* An X25519 SubjectPublicKeyInfo (RFC 8410): well-formed, not RSA. */
+    /* An X25519 SubjectPublicKeyInfo and PrivateKeyInfo (RFC 8410):
+     * well-formed, not RSA. */
     uint8_t x25519_spki[44] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b,
                                0x65, 0x6e, 0x03, 0x21, 0x00, 9};
+    uint8_t x25519_p8[48] = {0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06,
+                             0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20,
+                             9};
 
     (void)state;
-    assert_int_equal(mkc_rsa_load_private_der(p8, p8_len, &ref), MK_OK);
+    ref = load_group_key(g); /* the file's DER, armoured here */
     assert_int_equal(mkc_rsa_public_der(ref, spki, sizeof(spki), &spki_len),
                      MK_OK);
     assert_int_equal(mkc_rsa_public_der(ref, spki, 10, &n), MK_ERR_BUFFER);
     assert_int_equal(n, 0);
 
-    /* Private: PKCS#8 PEM (as given), PKCS#1 PEM, our own PKCS#8 export. */
+    /* Private: PKCS#8 PEM (as the file gives it), PKCS#1 PEM, our own
+     * PKCS#8 export. */
     assert_int_equal(
         mkc_rsa_load_private((const uint8_t *)p8_pem, strlen(p8_pem), &k),
         MK_OK);
     assert_same_public(ref, k);
     mkc_rsa_free(k);
     pkcs8_to_pkcs1(p8, p8_len, &pkcs1, &pkcs1_len);
-    armoured = pem_wrap("RSA PRIVATE KEY", pkcs1, pkcs1_len);
-    assert_int_equal(mkc_rsa_load_private((const uint8_t *)armoured,
-                                          strlen(armoured), &k),
+    assert_int_equal(load_private_pem("RSA PRIVATE KEY", pkcs1, pkcs1_len, &k),
                      MK_OK);
     assert_same_public(ref, k);
     mkc_rsa_free(k);
-    free(armoured);
     assert_int_equal(mkc_rsa_private_pem(ref, pem, sizeof(pem), &pem_len),
                      MK_OK);
     assert_true(pem_len > 28);
@@ -920,12 +954,26 @@ static void test_rsa_key_formats(void **state)
     assert_int_equal(mkc_rsa_load_public((const uint8_t *)"hello", 5, &k),
                      MK_ERR_KEY_FORMAT);
     assert_int_equal(mkc_rsa_load_public(spki, 0, &k), MK_ERR_KEY_FORMAT);
+
+    /* Refused as a private key: DER where PEM is expected, a public key
+     * under either label, a well-formed key of another type, a truncated
+     * key, garbage. (A trailing byte inside the armour is not in this
+     * list: libcrypto's PEM decoder does not require the DER to span the
+     * block, and key files are the operator's own.) */
+    k = ref; /* again: each failed load must reset it */
     assert_int_equal(mkc_rsa_load_private(spki, spki_len, &k),
                      MK_ERR_KEY_FORMAT);
-    assert_int_equal(mkc_rsa_load_private_der(spki, spki_len, &k),
+    assert_null(k);
+    assert_int_equal(load_private_pem("PRIVATE KEY", spki, spki_len, &k),
                      MK_ERR_KEY_FORMAT);
-    p8[p8_len] = 0;
-    assert_int_equal(mkc_rsa_load_private_der(p8, p8_len + 1, &k),
+    assert_int_equal(load_private_pem("PUBLIC KEY", spki, spki_len, &k),
+                     MK_ERR_KEY_FORMAT);
+    assert_int_equal(load_private_pem("PRIVATE KEY", x25519_p8,
+                                      sizeof(x25519_p8), &k),
+                     MK_ERR_KEY_FORMAT);
+    assert_int_equal(load_private_pem("PRIVATE KEY", p8, p8_len - 1, &k),
+                     MK_ERR_KEY_FORMAT);
+    assert_int_equal(mkc_rsa_load_private((const uint8_t *)"hello", 5, &k),
                      MK_ERR_KEY_FORMAT);
     assert_null(k);
     assert_queue_clear(0);
@@ -1073,13 +1121,15 @@ static void test_hash_peek(void **state)
     mkc_hash_free(NULL);
 }
 
-/* RFC 7748 6.1. */
+/* RFC 7748 6.1, through the handshake's calls: building each side's key
+ * gives its public key, and the key then derives the shared secret. */
 static void test_x25519_rfc7748(void **state)
 {
     uint8_t a_priv[32], a_pub[32], b_priv[32], b_pub[32], want[32];
     uint8_t got[32], k1[32], k2[32];
     static const uint8_t zero[32];
     uint8_t low_order[32] = {0};
+    mkc_x25519_key *a = NULL, *b = NULL;
 
     (void)state;
     unhex_fixed("77076d0a7318a57d3c16c17251b26645"
@@ -1098,23 +1148,30 @@ static void test_x25519_rfc7748(void **state)
                 "e07e21c947d19e3376f09b3c1e161742",
                 want, 32);
 
-    assert_int_equal(mkc_x25519_public(a_priv, got), MK_OK);
+    assert_int_equal(mkc_x25519_new(a_priv, &a, got), MK_OK);
     assert_memory_equal(got, a_pub, 32);
-    assert_int_equal(mkc_x25519_public(b_priv, got), MK_OK);
+    assert_int_equal(mkc_x25519_new(b_priv, &b, got), MK_OK);
     assert_memory_equal(got, b_pub, 32);
-    assert_int_equal(mkc_x25519(a_priv, b_pub, k1), MK_OK);
-    assert_int_equal(mkc_x25519(b_priv, a_pub, k2), MK_OK);
+    assert_int_equal(mkc_x25519_derive(a, b_pub, k1), MK_OK);
+    assert_int_equal(mkc_x25519_derive(b, a_pub, k2), MK_OK);
     assert_memory_equal(k1, want, 32);
     assert_memory_equal(k2, want, 32);
 
     /* u = 0 and u = 1 are small-order points: the result is all zero and
      * must be refused, leaving a zeroed output behind. */
     memset(got, 0xa5, sizeof(got));
-    assert_int_equal(mkc_x25519(a_priv, low_order, got), MK_ERR_BAD_KEY_SHARE);
+    assert_int_equal(mkc_x25519_derive(a, low_order, got),
+                     MK_ERR_BAD_KEY_SHARE);
     assert_memory_equal(got, zero, 32);
     low_order[0] = 1;
-    assert_int_equal(mkc_x25519(a_priv, low_order, got), MK_ERR_BAD_KEY_SHARE);
+    memset(got, 0xa5, sizeof(got));
+    assert_int_equal(mkc_x25519_derive(a, low_order, got),
+                     MK_ERR_BAD_KEY_SHARE);
+    assert_memory_equal(got, zero, 32);
     assert_queue_clear(0);
+    mkc_x25519_free(a);
+    mkc_x25519_free(b);
+    mkc_x25519_free(NULL);
 }
 
 static void test_cbc_edges(void **state)
