@@ -214,6 +214,9 @@ void pegasus__on_served(pegasus *p);
 /* After an answer: should this worker stop now (soft limits)? Sets
  * w->recycle and returns 1 when it should stop. */
 int pegasus__want_recycle(pegasus *p, pegasus__worker *w);
+/* Recycles in progress, which recycle_cap bounds: the status block shows
+ * it so that the bound can be watched. */
+unsigned pegasus__restarting(pegasus *p);
 /* After an answer: should this worker of an older generation (a reload)
  * retire now, the current generation covering the load without it? */
 int pegasus__want_retire(pegasus *p, pegasus__worker *w);

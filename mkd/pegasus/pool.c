@@ -353,6 +353,8 @@ static void put_counters(pegasus *p, mkd_text *s, uint64_t now)
                                           PEGASUS_MASK(PEGASUS_W_DRAINING)));
     mkd_text_put(s, "backend.workers_starting %u\n",
                  pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_STARTING)));
+    mkd_text_put(s, "backend.workers_restarting %u\n",
+                 pegasus__restarting(p));
     mkd_text_put(s, "backend.workers_min %" PRIu32 "\n", p->cfg.workers_min);
     mkd_text_put(s, "backend.workers_max %" PRIu32 "\n", p->cfg.workers_max);
     mkd_text_put(s, "backend.queued %zu\n", p->queued);

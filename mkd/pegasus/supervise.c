@@ -225,6 +225,11 @@ static void mark_recycle(pegasus__worker *w, const char *reason)
              w->served, w->rss_kib);
 }
 
+unsigned pegasus__restarting(pegasus *p)
+{
+    return pegasus__count(p, 1, PEGASUS_MASK(PEGASUS_W_STARTING));
+}
+
 int pegasus__want_recycle(pegasus *p, pegasus__worker *w)
 {
     const char *reason = w->recycle ? w->stop_reason : soft_limit(p, w, 1);
@@ -234,8 +239,7 @@ int pegasus__want_recycle(pegasus *p, pegasus__worker *w)
     mark_recycle(w, reason);
     if (p->draining || w->gen != p->gen)
         return 1; /* it goes anyway */
-    return pegasus__count(p, 1, PEGASUS_MASK(PEGASUS_W_STARTING)) <
-           recycle_cap(p);
+    return pegasus__restarting(p) < recycle_cap(p);
 }
 
 /* Workers wanted outside a drain: busy ones plus queued requests, within
@@ -315,7 +319,7 @@ void pegasus__maintain(pegasus *p)
     }
 
     /* 2. The current generation: soft limits, then idle shrink. */
-    cur_starting = pegasus__count(p, 1, PEGASUS_MASK(PEGASUS_W_STARTING));
+    cur_starting = pegasus__restarting(p);
     cur_live = pegasus__count(p, 1, M_LIVE);
     if (!p->draining) {
         for (pegasus__worker *w = p->workers; w != NULL; w = w->next) {
