@@ -159,6 +159,9 @@ struct pegasus {
     int crash_loop;                   /* in a crash loop until an answer */
     int fail_queue_pending;           /* crash loop: fail the queue in the
                                          next maintenance pass */
+    unsigned recycle_owed;            /* workers stopped for recycling
+                                         whose replacement maintenance has
+                                         not spawned yet */
 
     int draining, freeing;
     void (*drain_cb)(void *);
@@ -211,11 +214,12 @@ void pegasus__maintain(pegasus *p);
 void pegasus__on_death(pegasus *p, pegasus__worker *w);
 void pegasus__on_ready(pegasus *p, pegasus__worker *w);
 void pegasus__on_served(pegasus *p);
-/* After an answer: should this worker stop now (soft limits)? Sets
- * w->recycle and returns 1 when it should stop. */
-int pegasus__want_recycle(pegasus *p, pegasus__worker *w);
-/* Recycles in progress, which recycle_cap bounds: the status block shows
- * it so that the bound can be watched. */
+/* After an answer: a worker at a soft limit is marked (w->recycle) and
+ * stopped if a recycle may start now. 1 when it was stopped. */
+int pegasus__recycle(pegasus *p, pegasus__worker *w);
+/* Recycles in progress, which the recycle cap bounds: workers stopped for
+ * recycling whose replacement is not spawned yet, and workers starting.
+ * The status block shows it so that the bound can be watched. */
 unsigned pegasus__restarting(pegasus *p);
 /* After an answer: should this worker of an older generation (a reload)
  * retire now, the current generation covering the load without it? */

@@ -28,7 +28,13 @@
  * Recycling. Soft limits (requests, lifetime, RSS) are checked between
  * requests; each worker's limits were drawn 80..100% of the configured
  * values at spawn, and at most a quarter of workers_min (at least one)
- * may be restarting at a time, so a pool never restarts all at once.
+ * may be restarting at a time, so a pool never restarts all at once. A
+ * restart counts from the moment its worker is stopped, not only once its
+ * replacement is starting: the replacement is spawned by the next
+ * maintenance pass, and until then recycle_owed holds it, or two answers
+ * read in one loop iteration would both see nobody starting and both go.
+ * No worker is recycled while the failure gates hold spawning back: its
+ * replacement could not start.
  *
  * Reload. The generation number goes up; new workers are spawned up to
  * want; a worker of an older generation retires, when idle or as soon as
@@ -190,6 +196,44 @@ void pegasus__on_served(pegasus *p)
     p->fail_pos = 0;
 }
 
+/* The failure gates: whether they hold spawning back now. *until is when
+ * the wait ends, or 0 when a worker still starting holds it (its HELLO or
+ * its death runs maintenance again). */
+static int spawn_held(pegasus *p, uint64_t now, uint64_t *until)
+{
+    *until = 0;
+    if (p->crash_loop && now < p->paused_until) {
+        *until = p->paused_until;
+        return 1;
+    }
+    if (p->start_streak == 0 && !p->crash_loop)
+        return 0;
+    /* Failing: one at a time, after the backoff. */
+    if (pegasus__count(p, 1, PEGASUS_MASK(PEGASUS_W_STARTING)) > 0)
+        return 1;
+    if (now < p->next_spawn_at) {
+        *until = p->next_spawn_at;
+        return 1;
+    }
+    return 0;
+}
+
+/* How many of n wanted workers the gates let start now; when they hold
+ * spawning back until a time, the spawn timer is armed for it. */
+static unsigned spawn_allowance(pegasus *p, uint64_t now, unsigned n)
+{
+    uint64_t until;
+
+    if (n == 0)
+        return 0;
+    if (spawn_held(p, now, &until)) {
+        if (until != 0)
+            arm_spawn_timer(p, until);
+        return 0;
+    }
+    return p->start_streak > 0 || p->crash_loop ? 1 : n;
+}
+
 static unsigned recycle_cap(const pegasus *p)
 {
     unsigned cap = p->cfg.workers_min / 4;
@@ -227,19 +271,45 @@ static void mark_recycle(pegasus__worker *w, const char *reason)
 
 unsigned pegasus__restarting(pegasus *p)
 {
-    return pegasus__count(p, 1, PEGASUS_MASK(PEGASUS_W_STARTING));
+    return p->recycle_owed +
+           pegasus__count(p, 1, PEGASUS_MASK(PEGASUS_W_STARTING));
 }
 
-int pegasus__want_recycle(pegasus *p, pegasus__worker *w)
+/* May one more worker leave service to be recycled now? */
+static int recycle_may_start(pegasus *p)
+{
+    uint64_t until;
+
+    return !spawn_held(p, uv_now(p->loop), &until) &&
+           pegasus__restarting(p) < recycle_cap(p);
+}
+
+/* Stop w for recycling. It counts as restarting from now on: maintenance
+ * spawns its replacement later, from the loop. */
+static void recycle_stop(pegasus *p, pegasus__worker *w)
+{
+    p->recycled++;
+    p->recycle_owed++;
+    pegasus__worker_stop(w, 1, w->stop_reason);
+}
+
+int pegasus__recycle(pegasus *p, pegasus__worker *w)
 {
     const char *reason = w->recycle ? w->stop_reason : soft_limit(p, w, 1);
 
     if (reason == NULL)
         return 0;
     mark_recycle(w, reason);
-    if (p->draining || w->gen != p->gen)
-        return 1; /* it goes anyway */
-    return pegasus__restarting(p) < recycle_cap(p);
+    if (p->draining || w->gen != p->gen) {
+        /* It goes anyway, and nobody replaces it. */
+        p->recycled++;
+        pegasus__worker_stop(w, 1, reason);
+        return 1;
+    }
+    if (!recycle_may_start(p))
+        return 0;
+    recycle_stop(p, w);
+    return 1;
 }
 
 /* Workers wanted outside a drain: busy ones plus queued requests, within
@@ -274,8 +344,7 @@ int pegasus__want_retire(pegasus *p, pegasus__worker *w)
 void pegasus__maintain(pegasus *p)
 {
     uint64_t now;
-    unsigned busy, want, cur_ready, old_active, cur_live, cur_starting,
-        spawn_n = 0;
+    unsigned busy, want, cur_ready, old_active, cur_live, spawn_n = 0;
 
     if (p->freeing)
         return;
@@ -319,7 +388,6 @@ void pegasus__maintain(pegasus *p)
     }
 
     /* 2. The current generation: soft limits, then idle shrink. */
-    cur_starting = pegasus__restarting(p);
     cur_live = pegasus__count(p, 1, M_LIVE);
     if (!p->draining) {
         for (pegasus__worker *w = p->workers; w != NULL; w = w->next) {
@@ -329,14 +397,9 @@ void pegasus__maintain(pegasus *p)
             reason = w->recycle ? w->stop_reason : soft_limit(p, w, 0);
             if (reason != NULL) {
                 mark_recycle(w, reason);
-                if (cur_starting < recycle_cap(p)) {
-                    p->recycled++;
-                    pegasus__worker_stop(w, 1, reason);
+                if (recycle_may_start(p)) {
+                    recycle_stop(p, w);
                     cur_live--;
-                    /* Its replacement, spawned below, is the next one
-                     * starting: count it now. */
-                    if (cur_live < want)
-                        cur_starting++;
                 }
                 continue;
             }
@@ -357,28 +420,18 @@ void pegasus__maintain(pegasus *p)
 
     /* 4. Spawn up to want, as the failure gates allow. */
     cur_live = pegasus__count(p, 1, M_LIVE);
-    cur_starting = pegasus__count(p, 1, PEGASUS_MASK(PEGASUS_W_STARTING));
-    if (cur_live < want) {
-        spawn_n = want - cur_live;
-        if (p->crash_loop && now < p->paused_until) {
-            arm_spawn_timer(p, p->paused_until);
-            spawn_n = 0;
-        } else if (p->start_streak > 0 || p->crash_loop) {
-            /* Failing: one at a time, after the backoff. */
-            if (cur_starting > 0) {
-                spawn_n = 0;
-            } else if (now < p->next_spawn_at) {
-                arm_spawn_timer(p, p->next_spawn_at);
-                spawn_n = 0;
-            } else {
-                spawn_n = 1;
-            }
-        }
-    }
+    spawn_n = spawn_allowance(p, now, cur_live < want ? want - cur_live : 0);
     for (unsigned i = 0; i < spawn_n && !p->freeing; i++) {
         if (pegasus__worker_spawn(p) != 0)
             break; /* recorded; the gates above decide the next try */
+        cur_live++;
+        /* A recycle's replacement is starting: it counts as such now. */
+        if (p->recycle_owed > 0)
+            p->recycle_owed--;
     }
+    /* At want, no stopped worker is owed a replacement any more. */
+    if (cur_live >= want)
+        p->recycle_owed = 0;
 
     /* 5. Drain complete: nothing queued, every worker gone. */
     if (p->draining && p->queued == 0 && p->workers == NULL &&

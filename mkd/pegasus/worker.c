@@ -615,10 +615,7 @@ static void on_answer(pegasus__worker *w, const pegasus_ipc_frame *f)
         pegasus__worker_stop(w, 1, w->stop_reason);
     } else if (pegasus__want_retire(p, w)) {
         pegasus__worker_stop(w, 1, "reload");
-    } else if (pegasus__want_recycle(p, w)) {
-        p->recycled++;
-        pegasus__worker_stop(w, 1, w->stop_reason);
-    } else {
+    } else if (!pegasus__recycle(p, w)) {
         (void)set_state(w, PEGASUS_W_IDLE);
     }
     pegasus__on_served(p);
