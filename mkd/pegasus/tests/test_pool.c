@@ -27,6 +27,7 @@
 
 #include "mkd_log.h"
 #include "pegasus.h"
+#include "testlib.h"
 
 #define ROOT PEGASUS_TEST_ROOT
 #define APPS ROOT "/arcangelo/tests/apps"
@@ -867,6 +868,68 @@ static void test_max_requests_staggered(void **state)
     ans_reset(&a);
 }
 
+/* The most workers seen starting, and restarting (starting, or stopped
+ * for recycling and not yet replaced), at any loop iteration. */
+static long most_starting, most_restarting;
+
+static void sample_restarts(uv_prepare_t *h)
+{
+    long st = sval("backend.workers_starting");
+    long rs = sval("backend.workers_restarting");
+
+    (void)h;
+    if (st > most_starting)
+        most_starting = st;
+    if (rs > most_restarting)
+        most_restarting = rs;
+}
+
+static long want_recycled;
+
+/* The pool is whole again after a round's recycles. */
+static int p_recycled_idle(void *arg)
+{
+    (void)arg;
+    return sval("backend.recycled") >= want_recycled &&
+           sval("backend.workers_idle") == 4 && sval("backend.workers") == 4;
+}
+
+/* Answers that arrive in one loop iteration must not restart more workers
+ * at once than the recycle cap allows: each recycle counts until its
+ * replacement has started, not only once it is starting. */
+static void test_recycle_cap_burst(void **state)
+{
+    static uv_prepare_t sampler; /* static: it must outlive a failed
+                                    assertion */
+    ans a[4] = {{0}};
+
+    (void)state;
+    cfg.workers_min = 4;  /* recycle cap: 1 */
+    cfg.max_requests = 1; /* 80..100 % of 1: every worker after 1 request */
+    start_pool();
+    most_starting = most_restarting = 0;
+    assert_int_equal(uv_prepare_init(&loop, &sampler), 0);
+    assert_int_equal(uv_prepare_start(&sampler, sample_restarts), 0);
+    for (int round = 0; round < 3; round++) {
+        want_recycled = sval("backend.recycled") + 4;
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(submit(&a[i], "echo:x"), 0);
+        /* Not a wait for an event: the loop is kept from reading while
+         * the four answers come in, so that it reads them together. */
+        tl_sleep_ms(tl_deadline_ms(100));
+        run_until(p_none_outstanding, NULL, 5000, "four answers");
+        run_until(p_recycled_idle, NULL, 20000, "four recycles");
+    }
+    uv_close((uv_handle_t *)&sampler, NULL);
+    fprintf(stderr, "at most %ld starting, %ld restarting\n", most_starting,
+            most_restarting);
+    assert_true(most_starting <= 1);
+    assert_true(most_restarting <= 1);
+    assert_true(sval("backend.crashes") == 0);
+    for (int i = 0; i < 4; i++)
+        ans_reset(&a[i]);
+}
+
 static void test_memory_recycle(void **state)
 {
     ans a = {0};
@@ -1177,7 +1240,8 @@ int main(int argc, char **argv)
     };
     const struct CMUnitTest limits[] = {
         T(test_queue_full), T(test_queue_timeout),
-        T(test_max_requests_staggered), T(test_memory_recycle),
+        T(test_max_requests_staggered), T(test_recycle_cap_burst),
+        T(test_memory_recycle),
         T(test_lifetime), T(test_grow_shrink),
     };
     const struct CMUnitTest lifecycle[] = {
