@@ -191,8 +191,12 @@ void pegasus__handle_closed(pegasus *p);
 
 /* worker.c */
 const char *pegasus__state_name(enum pegasus_wstate s);
-/* Spawn one worker in the current generation. 0, or a libuv error (the
- * failure has been recorded as a start failure). */
+/* Spawn one worker in the current generation. MKD_OK (also when the
+ * process runs but cannot be watched: it is killed, and its exit counts as
+ * a start failure); MKD_ERR_STATE when every slot is taken (workers still
+ * stopping); MKD_ERR_NOMEM or MKD_ERR_LOOP; MKD_ERR_CONFIG when the
+ * application cannot be resolved. Failures of the start itself have been
+ * recorded as start failures. */
 int pegasus__worker_spawn(pegasus *p);
 /* Send r to the IDLE worker w. */
 void pegasus__worker_send(pegasus__worker *w, pegasus__req *r);

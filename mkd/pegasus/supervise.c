@@ -422,7 +422,7 @@ void pegasus__maintain(pegasus *p)
     cur_live = pegasus__count(p, 1, M_LIVE);
     spawn_n = spawn_allowance(p, now, cur_live < want ? want - cur_live : 0);
     for (unsigned i = 0; i < spawn_n && !p->freeing; i++) {
-        if (pegasus__worker_spawn(p) != 0)
+        if (pegasus__worker_spawn(p) != MKD_OK)
             break; /* recorded; the gates above decide the next try */
         cur_live++;
         /* A recycle's replacement is starting: it counts as such now. */
