@@ -56,6 +56,8 @@
     (PEGASUS_MASK(PEGASUS_W_STARTING) | PEGASUS_MASK(PEGASUS_W_IDLE) |  \
      PEGASUS_MASK(PEGASUS_W_BUSY))
 #define M_READY (PEGASUS_MASK(PEGASUS_W_IDLE) | PEGASUS_MASK(PEGASUS_W_BUSY))
+#define M_BUSY                                                          \
+    (PEGASUS_MASK(PEGASUS_W_BUSY) | PEGASUS_MASK(PEGASUS_W_DRAINING))
 #define M_SERVING (M_READY | PEGASUS_MASK(PEGASUS_W_DRAINING))
 
 unsigned pegasus__count(pegasus *p, int gen_filter, unsigned mask)
@@ -334,47 +336,47 @@ int pegasus__want_retire(pegasus *p, pegasus__worker *w)
      * handed the next queued request as soon as it is idle, so maintain
      * never sees it idle, and a reload would never complete. w still
      * counts as busy and as an old ready worker here. */
-    busy = pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_BUSY) |
-                                    PEGASUS_MASK(PEGASUS_W_DRAINING));
+    busy = pegasus__count(p, 0, M_BUSY);
     cur_ready = pegasus__count(p, 1, M_READY);
     old_ready = pegasus__count(p, -1, M_READY);
     return cur_ready + old_ready - 1 >= demand(p, busy);
 }
 
-void pegasus__maintain(pegasus *p)
+/* 0. A crash loop was found (on_death): fail the queue if nobody can
+ * serve it. Not from on_death, which may run inside submit(). */
+static void fail_queue_if_due(pegasus *p)
 {
-    uint64_t now;
-    unsigned busy, want, cur_ready, old_active, cur_live, spawn_n = 0;
-
-    if (p->freeing)
+    if (!p->fail_queue_pending)
         return;
-    now = uv_now(p->loop);
-    if (p->fail_queue_pending) {
-        p->fail_queue_pending = 0;
-        if (pegasus__count(p, 0, M_SERVING) == 0 && p->qhead != NULL) {
-            mkd_error(0, "pegasus: no worker can serve; failing %zu queued "
-                    "request(s)", p->queued);
-            pegasus__fail_queue(p, MKD_BACKEND_INTERNAL,
-                                "application unavailable");
-        }
+    p->fail_queue_pending = 0;
+    if (pegasus__count(p, 0, M_SERVING) == 0 && p->qhead != NULL) {
+        mkd_error(0, "pegasus: no worker can serve; failing %zu queued "
+                  "request(s)", p->queued);
+        pegasus__fail_queue(p, MKD_BACKEND_INTERNAL,
+                            "application unavailable");
     }
-    busy = pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_BUSY) |
-                                    PEGASUS_MASK(PEGASUS_W_DRAINING));
-    if (p->draining) {
-        /* Only what the queue still needs, up to the maximum. */
-        want = p->queued == 0 ? 0
-               : (unsigned)(p->queued + pegasus__count(
-                                            p, 1,
-                                            PEGASUS_MASK(PEGASUS_W_BUSY)));
-        if (want > p->cfg.workers_max)
-            want = p->cfg.workers_max;
-    } else {
-        want = demand(p, busy);
-    }
+}
 
-    /* 1. Older generations (reload): retire while coverage allows. */
-    cur_ready = pegasus__count(p, 1, M_READY);
-    old_active = pegasus__count(p, -1, M_READY);
+/* Workers wanted now: demand(), or in a drain only what the queue still
+ * needs, up to the maximum. */
+static unsigned wanted(pegasus *p)
+{
+    size_t d;
+
+    if (!p->draining)
+        return demand(p, pegasus__count(p, 0, M_BUSY));
+    if (p->queued == 0)
+        return 0;
+    d = p->queued + pegasus__count(p, 1, PEGASUS_MASK(PEGASUS_W_BUSY));
+    return d > p->cfg.workers_max ? p->cfg.workers_max : (unsigned)d;
+}
+
+/* 1. Older generations (reload): retire while coverage allows. */
+static void retire_old(pegasus *p, unsigned want)
+{
+    unsigned cur_ready = pegasus__count(p, 1, M_READY);
+    unsigned old_active = pegasus__count(p, -1, M_READY);
+
     for (pegasus__worker *w = p->workers; w != NULL; w = w->next) {
         if (w->gen == p->gen)
             continue;
@@ -386,59 +388,87 @@ void pegasus__maintain(pegasus *p)
             old_active--;
         }
     }
+}
 
-    /* 2. The current generation: soft limits, then idle shrink. */
-    cur_live = pegasus__count(p, 1, M_LIVE);
-    if (!p->draining) {
-        for (pegasus__worker *w = p->workers; w != NULL; w = w->next) {
-            const char *reason;
-            if (w->gen != p->gen || w->state != PEGASUS_W_IDLE)
-                continue;
-            reason = w->recycle ? w->stop_reason : soft_limit(p, w, 0);
-            if (reason != NULL) {
-                mark_recycle(w, reason);
-                if (recycle_may_start(p)) {
-                    recycle_stop(p, w);
-                    cur_live--;
-                }
-                continue;
+/* 2. The current generation outside a drain: soft limits, then the idle
+ * ones above want after idle_timeout_ms. */
+static void recycle_and_shrink(pegasus *p, unsigned want, uint64_t now)
+{
+    unsigned live = pegasus__count(p, 1, M_LIVE);
+
+    for (pegasus__worker *w = p->workers; w != NULL; w = w->next) {
+        const char *reason;
+        if (w->gen != p->gen || w->state != PEGASUS_W_IDLE)
+            continue;
+        reason = w->recycle ? w->stop_reason : soft_limit(p, w, 0);
+        if (reason != NULL) {
+            mark_recycle(w, reason);
+            if (recycle_may_start(p)) {
+                recycle_stop(p, w);
+                live--;
             }
-            if (cur_live > want &&
-                now - w->idle_since >= p->cfg.idle_timeout_ms) {
-                pegasus__worker_stop(w, 1, "idle");
-                cur_live--;
-            }
+            continue;
+        }
+        if (live > want && now - w->idle_since >= p->cfg.idle_timeout_ms) {
+            pegasus__worker_stop(w, 1, "idle");
+            live--;
         }
     }
+}
 
-    /* 3. Drain: with nothing left to run, everyone stops. */
-    if (p->draining && p->queued == 0) {
-        for (pegasus__worker *w = p->workers; w != NULL; w = w->next)
-            if (w->state != PEGASUS_W_STOPPING && w->state != PEGASUS_W_DEAD)
-                pegasus__worker_stop(w, 1, "drain");
-    }
+/* 3. A drain with nothing left to run: everyone stops. */
+static void stop_all(pegasus *p)
+{
+    for (pegasus__worker *w = p->workers; w != NULL; w = w->next)
+        if (w->state != PEGASUS_W_STOPPING && w->state != PEGASUS_W_DEAD)
+            pegasus__worker_stop(w, 1, "drain");
+}
 
-    /* 4. Spawn up to want, as the failure gates allow. */
-    cur_live = pegasus__count(p, 1, M_LIVE);
-    spawn_n = spawn_allowance(p, now, cur_live < want ? want - cur_live : 0);
-    for (unsigned i = 0; i < spawn_n && !p->freeing; i++) {
+/* 4. Spawn up to want, as the failure gates allow. Each spawn is the
+ * replacement a recycle is owed, if any; at want, none is owed. */
+static void spawn_wanted(pegasus *p, unsigned want, uint64_t now)
+{
+    unsigned live = pegasus__count(p, 1, M_LIVE);
+    unsigned n = spawn_allowance(p, now, live < want ? want - live : 0);
+
+    for (unsigned i = 0; i < n && !p->freeing; i++) {
         if (pegasus__worker_spawn(p) != MKD_OK)
-            break; /* recorded; the gates above decide the next try */
-        cur_live++;
-        /* A recycle's replacement is starting: it counts as such now. */
+            break; /* recorded; the gates decide the next try */
+        live++;
         if (p->recycle_owed > 0)
             p->recycle_owed--;
     }
-    /* At want, no stopped worker is owed a replacement any more. */
-    if (cur_live >= want)
+    if (live >= want)
         p->recycle_owed = 0;
+}
 
-    /* 5. Drain complete: nothing queued, every worker gone. */
-    if (p->draining && p->queued == 0 && p->workers == NULL &&
-        p->drain_cb != NULL) {
-        void (*cb)(void *) = p->drain_cb;
-        p->drain_cb = NULL;
-        mkd_info(0, "pegasus: drained");
-        cb(p->drain_arg);
-    }
+/* 5. Drain complete: nothing queued, every worker gone. */
+static void finish_drain(pegasus *p)
+{
+    void (*cb)(void *) = p->drain_cb;
+
+    if (!p->draining || p->queued != 0 || p->workers != NULL || cb == NULL)
+        return;
+    p->drain_cb = NULL;
+    mkd_info(0, "pegasus: drained");
+    cb(p->drain_arg);
+}
+
+void pegasus__maintain(pegasus *p)
+{
+    uint64_t now;
+    unsigned want;
+
+    if (p->freeing)
+        return;
+    now = uv_now(p->loop);
+    fail_queue_if_due(p);
+    want = wanted(p);
+    retire_old(p, want);
+    if (!p->draining)
+        recycle_and_shrink(p, want, now);
+    if (p->draining && p->queued == 0)
+        stop_all(p);
+    spawn_wanted(p, want, now);
+    finish_drain(p);
 }
