@@ -580,39 +580,36 @@ static void on_hello(pegasus__worker *w, const pegasus_ipc_frame *f)
     pegasus__kick(p);
 }
 
-static void on_answer(pegasus__worker *w, const pegasus_ipc_frame *f)
+/* Is f the answer w owes? A stale one (its request timed out) is dropped
+ * quietly; anything else is a protocol error. */
+static int answer_expected(pegasus__worker *w, const pegasus_ipc_frame *f)
 {
-    pegasus *p = w->pool;
-    pegasus__req *r = w->req;
-    int exiting = (f->flags & PEGASUS_IPC_ANS_EXITING) != 0;
-    char text[PEGASUS_IPC_ERROR_TEXT_MAX + 1];
-
     switch (w->state) {
     case PEGASUS_W_BUSY:
     case PEGASUS_W_DRAINING:
         break;
     case PEGASUS_W_STOPPING:
-        /* Its request was already answered (a timeout); drop this. */
-        return;
+        return 0; /* its request was already answered (a timeout) */
     case PEGASUS_W_STARTING:
     case PEGASUS_W_IDLE:
     case PEGASUS_W_DEAD:
     case PEGASUS_W_NSTATES:
     default:
         protocol_error(w, MKD_ERR_FRAME_MALFORMED);
-        return;
+        return 0;
     }
-    if (r == NULL || f->tag != r->tag) {
+    if (w->req == NULL || f->tag != w->req->tag) {
         protocol_error(w, MKD_ERR_FRAME_MALFORMED);
-        return;
+        return 0;
     }
-    /* Detach and settle the worker's next state before answering: done()
-     * may submit again, and dispatch must see the truth. */
-    disarm(w);
-    w->req = NULL;
-    r->worker = NULL;
-    w->served++;
-    w->idle_since = uv_now(p->loop);
+    return 1;
+}
+
+/* Its answer is in: what w does next. */
+static void after_answer(pegasus__worker *w, int exiting)
+{
+    pegasus *p = w->pool;
+
     if (exiting) {
         w->exiting = 1;
         w->stop_reason = "the worker exits (exit() or fatal error)";
@@ -626,16 +623,41 @@ static void on_answer(pegasus__worker *w, const pegasus_ipc_frame *f)
     } else if (!pegasus__recycle(p, w)) {
         (void)set_state(w, PEGASUS_W_IDLE);
     }
-    pegasus__on_served(p);
+}
+
+/* The frame's answer to r: its response, or the application's error. */
+static void deliver(pegasus *p, pegasus__req *r, const pegasus_ipc_frame *f)
+{
+    char text[PEGASUS_IPC_ERROR_TEXT_MAX + 1];
+
     if (f->type == PEGASUS_IPC_RESPONSE) {
         pegasus__answer(p, r, MKD_BACKEND_OK, f->data, f->data_len, NULL);
-    } else {
-        p->app_errors++;
-        memcpy(text, f->data, f->data_len);
-        text[f->data_len] = '\0';
-        pegasus__answer(p, r, MKD_BACKEND_APPLICATION, NULL, 0,
-                        f->data_len > 0 ? text : "application error");
+        return;
     }
+    p->app_errors++;
+    memcpy(text, f->data, f->data_len);
+    text[f->data_len] = '\0';
+    pegasus__answer(p, r, MKD_BACKEND_APPLICATION, NULL, 0,
+                    f->data_len > 0 ? text : "application error");
+}
+
+static void on_answer(pegasus__worker *w, const pegasus_ipc_frame *f)
+{
+    pegasus *p = w->pool;
+    pegasus__req *r = w->req;
+
+    if (!answer_expected(w, f))
+        return;
+    /* Detach and settle the worker's next state before answering: done()
+     * may submit again, and dispatch must see the truth. */
+    disarm(w);
+    w->req = NULL;
+    r->worker = NULL;
+    w->served++;
+    w->idle_since = uv_now(p->loop);
+    after_answer(w, (f->flags & PEGASUS_IPC_ANS_EXITING) != 0);
+    pegasus__on_served(p);
+    deliver(p, r, f);
     pegasus__dispatch(p);
     pegasus__kick(p);
 }
@@ -672,18 +694,64 @@ static void ipc_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = w->rx_cap - w->rx_len;
 }
 
-static void on_ipc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void on_frame(pegasus__worker *w, const pegasus_ipc_frame *f)
 {
-    pegasus__worker *w = s->data;
-    pegasus *p = w->pool;
+    switch (f->type) {
+    case PEGASUS_IPC_HELLO:
+        on_hello(w, f);
+        break;
+    case PEGASUS_IPC_RESPONSE:
+    case PEGASUS_IPC_APP_ERROR:
+        on_answer(w, f);
+        break;
+    case PEGASUS_IPC_REQUEST:
+    case PEGASUS_IPC_SHUTDOWN:
+    default:
+        protocol_error(w, MKD_ERR_FRAME_TYPE); /* wrong direction */
+        break;
+    }
+}
+
+/* Every whole frame in w->rx, in order, until the worker leaves. */
+static void read_frames(pegasus__worker *w)
+{
     pegasus_ipc_frame f;
     size_t used = 0;
     int res;
 
+    while (w->rx_len > 0 && w->state != PEGASUS_W_DEAD &&
+           !uv_is_closing((uv_handle_t *)&w->ipc)) {
+        res = pegasus_ipc_parse(w->rx, w->rx_len, rx_limit(w->pool), &f,
+                                &used);
+        if (res == MKD_WANT_MORE) {
+            w->rx_need = used;
+            break;
+        }
+        w->rx_need = 0;
+        if (res != MKD_OK) {
+            protocol_error(w, res);
+            w->rx_len = 0; /* the stream is dead; drop the rest */
+            break;
+        }
+        on_frame(w, &f);
+        if (w->rx_len >= used) {
+            mkd_wipe(w->rx, used);
+            memmove(w->rx, w->rx + used, w->rx_len - used);
+            w->rx_len -= used;
+        } else {
+            w->rx_len = 0;
+        }
+    }
+}
+
+static void on_ipc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    pegasus__worker *w = s->data;
+
     (void)buf;
     if (nread == UV_ENOBUFS) {
         mkd_error(cid(w), "pegasus w%u pid %d: out of memory for a frame",
-                w->slot, w->pid);
+                  w->slot, w->pid);
         lost(w, MKD_BACKEND_INTERNAL, "out of memory", "out of memory");
         return;
     }
@@ -697,41 +765,7 @@ static void on_ipc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     w->rx_len += (size_t)nread;
-    while (w->rx_len > 0 && w->state != PEGASUS_W_DEAD &&
-           !uv_is_closing((uv_handle_t *)&w->ipc)) {
-        res = pegasus_ipc_parse(w->rx, w->rx_len, rx_limit(p), &f, &used);
-        if (res == MKD_WANT_MORE) {
-            w->rx_need = used;
-            break;
-        }
-        w->rx_need = 0;
-        if (res != MKD_OK) {
-            protocol_error(w, res);
-            w->rx_len = 0; /* the stream is dead; drop the rest */
-            break;
-        }
-        switch (f.type) {
-        case PEGASUS_IPC_HELLO:
-            on_hello(w, &f);
-            break;
-        case PEGASUS_IPC_RESPONSE:
-        case PEGASUS_IPC_APP_ERROR:
-            on_answer(w, &f);
-            break;
-        case PEGASUS_IPC_REQUEST:
-        case PEGASUS_IPC_SHUTDOWN:
-        default:
-            protocol_error(w, MKD_ERR_FRAME_TYPE); /* wrong direction */
-            break;
-        }
-        if (w->rx_len >= used) {
-            mkd_wipe(w->rx, used);
-            memmove(w->rx, w->rx + used, w->rx_len - used);
-            w->rx_len -= used;
-        } else {
-            w->rx_len = 0;
-        }
-    }
+    read_frames(w);
     /* Give back what a large frame made us hold. */
     if (w->rx_len == 0 && w->rx_cap > RX_CHUNK * 2) {
         mkd_wipe(w->rx, w->rx_cap);
@@ -769,29 +803,37 @@ static void on_req_written(uv_write_t *wr, int status)
     pegasus__req_unref(r);
 }
 
+/* The request's context as the wire carries it. */
+static void wire_ctx(const pegasus__req *r, pegasus_ipc_ctx *c)
+{
+    size_t alen;
+
+    memset(c, 0, sizeof *c);
+    c->tag = r->tag;
+    c->conn_id = r->ctx.conn_id;
+    c->request_id = r->ctx.request_id;
+    c->port = r->ctx.peer_port;
+    c->flags = r->ctx.early ? PEGASUS_IPC_REQ_EARLY : 0;
+    memcpy(c->session_id, r->ctx.session_id, sizeof c->session_id);
+    /* MKD's address text comes from inet_ntop; keep only what the wire
+     * allows (printable ASCII, 45 bytes) whatever it holds. */
+    alen = strnlen(r->ctx.peer_addr, sizeof r->ctx.peer_addr);
+    for (size_t i = 0; i < alen && c->addr_len < PEGASUS_IPC_ADDR_MAX; i++) {
+        char ch = r->ctx.peer_addr[i];
+        if (ch > 0x20 && ch < 0x7f)
+            c->addr[c->addr_len++] = ch;
+    }
+}
+
 void pegasus__worker_send(pegasus__worker *w, pegasus__req *r)
 {
     pegasus *p = w->pool;
     pegasus_ipc_ctx c;
     uv_buf_t bufs[2];
-    size_t n, alen;
+    size_t n;
     int rc;
 
-    memset(&c, 0, sizeof c);
-    c.tag = r->tag;
-    c.conn_id = r->ctx.conn_id;
-    c.request_id = r->ctx.request_id;
-    c.port = r->ctx.peer_port;
-    c.flags = r->ctx.early ? PEGASUS_IPC_REQ_EARLY : 0;
-    memcpy(c.session_id, r->ctx.session_id, sizeof c.session_id);
-    /* MKD's address text comes from inet_ntop; keep only what the wire
-     * allows (printable ASCII, 45 bytes) whatever it holds. */
-    alen = strnlen(r->ctx.peer_addr, sizeof r->ctx.peer_addr);
-    for (size_t i = 0; i < alen && c.addr_len < PEGASUS_IPC_ADDR_MAX; i++) {
-        char ch = r->ctx.peer_addr[i];
-        if (ch > 0x20 && ch < 0x7f)
-            c.addr[c.addr_len++] = ch;
-    }
+    wire_ctx(r, &c);
     n = pegasus_ipc_encode_request_head(r->head, sizeof r->head, &c, r->len);
     if (n == 0) {
         /* Unreachable: the address was filtered above and submit() bounds
