@@ -88,9 +88,9 @@ static int set_state(pegasus__worker *w, enum pegasus_wstate to)
     if (w->state == to)
         return 0;
     if (!allowed[w->state][to]) {
-        mkd_error(cid(w), "pegasus w%u pid %d: bug: refused transition %s -> %s",
-                w->slot, w->pid, pegasus__state_name(w->state),
-                pegasus__state_name(to));
+        mkd_error(cid(w), "pegasus w%u pid %d: bug: refused transition "
+                  "%s -> %s", w->slot, w->pid, pegasus__state_name(w->state),
+                  pegasus__state_name(to));
         return -1;
     }
     mkd_debug(cid(w), "pegasus w%u pid %d: %s -> %s", w->slot, w->pid,
@@ -562,7 +562,8 @@ static void on_hello(pegasus__worker *w, const pegasus_ipc_frame *f)
     if (f->version != PEGASUS_IPC_VERSION) {
         mkd_error(0, "pegasus w%u pid %d: speaks worker protocol version %u, "
                 "not %u", w->slot, w->pid, f->version, PEGASUS_IPC_VERSION);
-        lost(w, MKD_BACKEND_INTERNAL, "worker failed", "wrong protocol version");
+        lost(w, MKD_BACKEND_INTERNAL, "worker failed",
+             "wrong protocol version");
         return;
     }
     if (f->pid != (uint32_t)w->pid)
