@@ -922,6 +922,7 @@ static void test_max_requests_staggered(void **state)
 /* The most workers seen starting, and restarting (starting, or stopped
  * for recycling and not yet replaced), at any loop iteration. */
 static long most_starting, most_restarting;
+static uv_prepare_t sampler; /* static: it must outlive a failed assertion */
 
 static void sample_restarts(uv_prepare_t *h)
 {
@@ -935,9 +936,26 @@ static void sample_restarts(uv_prepare_t *h)
         most_restarting = rs;
 }
 
+static void sampler_start(void)
+{
+    most_starting = most_restarting = 0;
+    assert_int_equal(uv_prepare_init(&loop, &sampler), 0);
+    assert_int_equal(uv_prepare_start(&sampler, sample_restarts), 0);
+}
+
+/* Stop sampling; never more than the cap (1) seen restarting. */
+static void sampler_check(void)
+{
+    uv_close((uv_handle_t *)&sampler, NULL);
+    fprintf(stderr, "at most %ld starting, %ld restarting\n", most_starting,
+            most_restarting);
+    assert_true(most_starting <= 1);
+    assert_true(most_restarting <= 1);
+}
+
 static long want_recycled;
 
-/* The pool is whole again after a round's recycles. */
+/* The pool is whole again after the recycles the test expects. */
 static int p_recycled_idle(void *arg)
 {
     (void)arg;
@@ -950,17 +968,13 @@ static int p_recycled_idle(void *arg)
  * replacement has started, not only once it is starting. */
 static void test_recycle_cap_burst(void **state)
 {
-    static uv_prepare_t sampler; /* static: it must outlive a failed
-                                    assertion */
     ans a[4] = {{0}};
 
     (void)state;
     cfg.workers_min = 4;  /* recycle cap: 1 */
     cfg.max_requests = 1; /* 80..100 % of 1: every worker after 1 request */
     start_pool();
-    most_starting = most_restarting = 0;
-    assert_int_equal(uv_prepare_init(&loop, &sampler), 0);
-    assert_int_equal(uv_prepare_start(&sampler, sample_restarts), 0);
+    sampler_start();
     for (int round = 0; round < 3; round++) {
         want_recycled = sval("backend.recycled") + 4;
         for (int i = 0; i < 4; i++)
@@ -971,14 +985,45 @@ static void test_recycle_cap_burst(void **state)
         run_until(p_none_outstanding, NULL, 5000, "four answers");
         run_until(p_recycled_idle, NULL, 20000, "four recycles");
     }
-    uv_close((uv_handle_t *)&sampler, NULL);
-    fprintf(stderr, "at most %ld starting, %ld restarting\n", most_starting,
-            most_restarting);
-    assert_true(most_starting <= 1);
-    assert_true(most_restarting <= 1);
+    sampler_check();
     assert_true(sval("backend.crashes") == 0);
     for (int i = 0; i < 4; i++)
         ans_reset(&a[i]);
+}
+
+/* A replacement's HELLO and another worker's last answer read in one loop
+ * iteration: the answer's worker is recycled (nobody is starting any
+ * more), and the maintenance pass that follows must not also stop an idle
+ * worker still waiting for its turn before it has spawned the first one's
+ * replacement. */
+static void test_recycle_cap_hello_and_answer(void **state)
+{
+    ans a = {0}, b = {0}, c = {0};
+
+    (void)state;
+    cfg.workers_min = 4;
+    cfg.max_requests = 1;
+    start_pool();
+    sampler_start();
+    /* One worker recycled: its replacement starts... */
+    assert_int_equal(submit(&a, "echo:a"), 0);
+    run_until(p_answered, &a, 5000, "the first answer");
+    wait_sval("backend.spawned", 5, 10000);
+    /* ...while a second one at its limit waits for its turn (its answer
+     * comes long before a PHP start), and a third one runs on. */
+    assert_int_equal(submit(&b, "echo:b"), 0);
+    assert_int_equal(submit(&c, "pidsleep:500"), 0);
+    run_until(p_answered, &b, 5000, "the second answer");
+    /* Not a wait for an event: the loop is kept from reading until the
+     * replacement's HELLO and then the third answer are both in. */
+    tl_sleep_ms(tl_deadline_ms(1000));
+    run_until(p_answered, &c, 5000, "the third answer");
+    want_recycled = 3;
+    run_until(p_recycled_idle, NULL, 20000, "three recycles");
+    sampler_check();
+    ans_reset(&a);
+    ans_reset(&b);
+    ans_reset(&c);
 }
 
 static void test_memory_recycle(void **state)
@@ -1305,7 +1350,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest limits[] = {
         T(test_queue_full), T(test_queue_timeout),
         T(test_max_requests_staggered), T(test_recycle_cap_burst),
-        T(test_memory_recycle),
+        T(test_recycle_cap_hello_and_answer), T(test_memory_recycle),
         T(test_lifetime), T(test_grow_shrink),
     };
     const struct CMUnitTest lifecycle[] = {
