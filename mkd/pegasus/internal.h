@@ -159,6 +159,9 @@ struct pegasus {
     int crash_loop;                   /* in a crash loop until an answer */
     int fail_queue_pending;           /* crash loop: fail the queue in the
                                          next maintenance pass */
+    unsigned recycle_owed;            /* workers stopped for recycling
+                                         whose replacement maintenance has
+                                         not spawned yet */
 
     int draining, freeing;
     void (*drain_cb)(void *);
@@ -188,8 +191,12 @@ void pegasus__handle_closed(pegasus *p);
 
 /* worker.c */
 const char *pegasus__state_name(enum pegasus_wstate s);
-/* Spawn one worker in the current generation. 0, or a libuv error (the
- * failure has been recorded as a start failure). */
+/* Spawn one worker in the current generation. MKD_OK (also when the
+ * process runs but cannot be watched: it is killed, and its exit counts as
+ * a start failure); MKD_ERR_STATE when every slot is taken (workers still
+ * stopping); MKD_ERR_NOMEM or MKD_ERR_LOOP; MKD_ERR_CONFIG when the
+ * application cannot be resolved. Failures of the start itself have been
+ * recorded as start failures. */
 int pegasus__worker_spawn(pegasus *p);
 /* Send r to the IDLE worker w. */
 void pegasus__worker_send(pegasus__worker *w, pegasus__req *r);
@@ -211,9 +218,13 @@ void pegasus__maintain(pegasus *p);
 void pegasus__on_death(pegasus *p, pegasus__worker *w);
 void pegasus__on_ready(pegasus *p, pegasus__worker *w);
 void pegasus__on_served(pegasus *p);
-/* After an answer: should this worker stop now (soft limits)? Sets
- * w->recycle and returns 1 when it should stop. */
-int pegasus__want_recycle(pegasus *p, pegasus__worker *w);
+/* After an answer: a worker at a soft limit is marked (w->recycle) and
+ * stopped if a recycle may start now. 1 when it was stopped. */
+int pegasus__recycle(pegasus *p, pegasus__worker *w);
+/* Recycles in progress, which the recycle cap bounds: workers stopped for
+ * recycling whose replacement is not spawned yet, and workers starting.
+ * The status block shows it so that the bound can be watched. */
+unsigned pegasus__restarting(pegasus *p);
 /* After an answer: should this worker of an older generation (a reload)
  * retire now, the current generation covering the load without it? */
 int pegasus__want_retire(pegasus *p, pegasus__worker *w);

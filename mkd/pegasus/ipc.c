@@ -202,6 +202,37 @@ static int parse_answer(rd *b, pegasus_ipc_frame *f)
     return MKD_OK;
 }
 
+/* The body of f (type, len and body set), every byte of it used. */
+static int parse_body(pegasus_ipc_frame *f)
+{
+    rd b;
+    int ret;
+
+    b.p = f->body;
+    b.end = f->body + f->len;
+    switch (f->type) {
+    case PEGASUS_IPC_HELLO:
+        ret = parse_hello(&b, f);
+        break;
+    case PEGASUS_IPC_REQUEST:
+        ret = parse_request(&b, f);
+        break;
+    case PEGASUS_IPC_RESPONSE:
+    case PEGASUS_IPC_APP_ERROR:
+        ret = parse_answer(&b, f);
+        break;
+    case PEGASUS_IPC_SHUTDOWN:
+        ret = f->len == 0 ? MKD_OK : MKD_ERR_FRAME_MALFORMED;
+        break;
+    default:
+        ret = MKD_ERR_FRAME_TYPE;
+        break;
+    }
+    if (ret == MKD_OK && rd_left(&b) != 0)
+        ret = MKD_ERR_FRAME_MALFORMED;
+    return ret;
+}
+
 int pegasus_ipc_parse(const uint8_t *buf, size_t len, uint32_t max_len,
                       pegasus_ipc_frame *out, size_t *consumed)
 {
@@ -209,7 +240,7 @@ int pegasus_ipc_parse(const uint8_t *buf, size_t len, uint32_t max_len,
     uint8_t type;
     uint32_t blen;
     const uint8_t *body;
-    rd r, b;
+    rd r;
 
     if (out == NULL || consumed == NULL || (buf == NULL && len > 0))
         return MKD_ERR_ARG;
@@ -236,28 +267,7 @@ int pegasus_ipc_parse(const uint8_t *buf, size_t len, uint32_t max_len,
     out->type = type;
     out->len = blen;
     out->body = body;
-    b.p = body;
-    b.end = body + blen;
-    switch (type) {
-    case PEGASUS_IPC_HELLO:
-        ret = parse_hello(&b, out);
-        break;
-    case PEGASUS_IPC_REQUEST:
-        ret = parse_request(&b, out);
-        break;
-    case PEGASUS_IPC_RESPONSE:
-    case PEGASUS_IPC_APP_ERROR:
-        ret = parse_answer(&b, out);
-        break;
-    case PEGASUS_IPC_SHUTDOWN:
-        ret = blen == 0 ? MKD_OK : MKD_ERR_FRAME_MALFORMED;
-        break;
-    default:
-        ret = MKD_ERR_FRAME_TYPE;
-        break;
-    }
-    if (ret == MKD_OK && rd_left(&b) != 0)
-        ret = MKD_ERR_FRAME_MALFORMED;
+    ret = parse_body(out);
     if (ret != MKD_OK) {
         memset(out, 0, sizeof *out);
         return ret;

@@ -200,23 +200,13 @@ void pegasus__dispatch(pegasus *p)
 /* ------------------------------------------------------------------ */
 /* Backend operations                                                  */
 
-static mkd_backend_status pg_submit(mkd_backend *b,
-                                   const mkd_request_ctx *ctx, uint8_t *body,
-                                   size_t len, mkd_backend_done_fn done,
-                                   void *token)
+/* Why submit() refuses a request at once, or MKD_BACKEND_OK. */
+static mkd_backend_status refusal(pegasus *p, size_t len)
 {
-    pegasus *p = (pegasus *)b;
-    pegasus__req *r = NULL;
-    mkd_backend_status ret = MKD_BACKEND_OK;
-
-    if (p->draining || p->freeing) {
-        ret = MKD_BACKEND_SHUTDOWN;
-        goto out;
-    }
-    if (len > p->cfg.max_message) {
-        ret = MKD_BACKEND_TOO_LARGE;
-        goto out;
-    }
+    if (p->draining || p->freeing)
+        return MKD_BACKEND_SHUTDOWN;
+    if (len > p->cfg.max_message)
+        return MKD_BACKEND_TOO_LARGE;
     /* A crash loop with nobody able to serve: say so now rather than let
      * the request wait out the queue timeout. */
     if (p->crash_loop && uv_now(p->loop) < p->paused_until &&
@@ -224,35 +214,64 @@ static mkd_backend_status pg_submit(mkd_backend *b,
                                  PEGASUS_MASK(PEGASUS_W_BUSY) |
                                  PEGASUS_MASK(PEGASUS_W_DRAINING)) == 0) {
         p->overloaded++;
-        ret = MKD_BACKEND_OVERLOADED;
-        goto out;
+        return MKD_BACKEND_OVERLOADED;
     }
-    r = calloc(1, sizeof *r);
-    if (r == NULL) {
-        ret = MKD_BACKEND_INTERNAL;
-        goto out;
-    }
+    return MKD_BACKEND_OK;
+}
+
+static pegasus__req *req_new(pegasus *p, const mkd_request_ctx *ctx,
+                             uint8_t *body, size_t len,
+                             mkd_backend_done_fn done, void *token)
+{
+    pegasus__req *r = calloc(1, sizeof *r);
+
+    if (r == NULL)
+        return NULL;
     r->pool = p;
     r->ctx = *ctx;
     r->body = body;
     r->len = len;
-    body = NULL; /* owned by r now */
     r->done = done;
     r->token = token;
     r->tag = ++p->next_tag;
     r->queued_at = uv_now(p->loop);
     r->refs = 1;
+    return r;
+}
+
+/* r is still waiting at the tail, and over the bound: refuse it (done is
+ * not called; the caller answers "overloaded" at once). */
+static int over_bound(pegasus *p, pegasus__req *r)
+{
+    if (p->qtail != r || p->queued <= p->cfg.queue_max)
+        return 0;
+    q_remove(p, r);
+    r->answered = 1;
+    pegasus__req_unref(r);
+    p->overloaded++;
+    arm_queue_timer(p);
+    return 1;
+}
+
+static mkd_backend_status pg_submit(mkd_backend *b,
+                                   const mkd_request_ctx *ctx, uint8_t *body,
+                                   size_t len, mkd_backend_done_fn done,
+                                   void *token)
+{
+    pegasus *p = (pegasus *)b;
+    pegasus__req *r;
+    mkd_backend_status ret;
+
+    if ((ret = refusal(p, len)) != MKD_BACKEND_OK)
+        goto out;
+    if ((r = req_new(p, ctx, body, len, done, token)) == NULL) {
+        ret = MKD_BACKEND_INTERNAL;
+        goto out;
+    }
+    body = NULL; /* owned by r now */
     q_push_tail(p, r);
     pegasus__dispatch(p);
-    if (p->qtail == r && p->queued > p->cfg.queue_max) {
-        /* Still waiting, and over the bound: refuse it (done is not
-         * called; the caller answers "overloaded" at once). */
-        q_remove(p, r);
-        r->answered = 1;
-        pegasus__req_unref(r);
-        r = NULL;
-        p->overloaded++;
-        arm_queue_timer(p);
+    if (over_bound(p, r)) {
         ret = MKD_BACKEND_OVERLOADED;
         goto out;
     }
@@ -353,6 +372,8 @@ static void put_counters(pegasus *p, mkd_text *s, uint64_t now)
                                           PEGASUS_MASK(PEGASUS_W_DRAINING)));
     mkd_text_put(s, "backend.workers_starting %u\n",
                  pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_STARTING)));
+    mkd_text_put(s, "backend.workers_restarting %u\n",
+                 pegasus__restarting(p));
     mkd_text_put(s, "backend.workers_min %" PRIu32 "\n", p->cfg.workers_min);
     mkd_text_put(s, "backend.workers_max %" PRIu32 "\n", p->cfg.workers_max);
     mkd_text_put(s, "backend.queued %zu\n", p->queued);

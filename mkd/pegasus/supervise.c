@@ -28,7 +28,13 @@
  * Recycling. Soft limits (requests, lifetime, RSS) are checked between
  * requests; each worker's limits were drawn 80..100% of the configured
  * values at spawn, and at most a quarter of workers_min (at least one)
- * may be restarting at a time, so a pool never restarts all at once.
+ * may be restarting at a time, so a pool never restarts all at once. A
+ * restart counts from the moment its worker is stopped, not only once its
+ * replacement is starting: the replacement is spawned by the next
+ * maintenance pass, and until then recycle_owed holds it, or two answers
+ * read in one loop iteration would both see nobody starting and both go.
+ * No worker is recycled while the failure gates hold spawning back: its
+ * replacement could not start.
  *
  * Reload. The generation number goes up; new workers are spawned up to
  * want; a worker of an older generation retires, when idle or as soon as
@@ -50,6 +56,8 @@
     (PEGASUS_MASK(PEGASUS_W_STARTING) | PEGASUS_MASK(PEGASUS_W_IDLE) |  \
      PEGASUS_MASK(PEGASUS_W_BUSY))
 #define M_READY (PEGASUS_MASK(PEGASUS_W_IDLE) | PEGASUS_MASK(PEGASUS_W_BUSY))
+#define M_BUSY                                                          \
+    (PEGASUS_MASK(PEGASUS_W_BUSY) | PEGASUS_MASK(PEGASUS_W_DRAINING))
 #define M_SERVING (M_READY | PEGASUS_MASK(PEGASUS_W_DRAINING))
 
 unsigned pegasus__count(pegasus *p, int gen_filter, unsigned mask)
@@ -190,6 +198,44 @@ void pegasus__on_served(pegasus *p)
     p->fail_pos = 0;
 }
 
+/* The failure gates: whether they hold spawning back now. *until is when
+ * the wait ends, or 0 when a worker still starting holds it (its HELLO or
+ * its death runs maintenance again). */
+static int spawn_held(pegasus *p, uint64_t now, uint64_t *until)
+{
+    *until = 0;
+    if (p->crash_loop && now < p->paused_until) {
+        *until = p->paused_until;
+        return 1;
+    }
+    if (p->start_streak == 0 && !p->crash_loop)
+        return 0;
+    /* Failing: one at a time, after the backoff. */
+    if (pegasus__count(p, 1, PEGASUS_MASK(PEGASUS_W_STARTING)) > 0)
+        return 1;
+    if (now < p->next_spawn_at) {
+        *until = p->next_spawn_at;
+        return 1;
+    }
+    return 0;
+}
+
+/* How many of n wanted workers the gates let start now; when they hold
+ * spawning back until a time, the spawn timer is armed for it. */
+static unsigned spawn_allowance(pegasus *p, uint64_t now, unsigned n)
+{
+    uint64_t until;
+
+    if (n == 0)
+        return 0;
+    if (spawn_held(p, now, &until)) {
+        if (until != 0)
+            arm_spawn_timer(p, until);
+        return 0;
+    }
+    return p->start_streak > 0 || p->crash_loop ? 1 : n;
+}
+
 static unsigned recycle_cap(const pegasus *p)
 {
     unsigned cap = p->cfg.workers_min / 4;
@@ -225,17 +271,47 @@ static void mark_recycle(pegasus__worker *w, const char *reason)
              w->served, w->rss_kib);
 }
 
-int pegasus__want_recycle(pegasus *p, pegasus__worker *w)
+unsigned pegasus__restarting(pegasus *p)
+{
+    return p->recycle_owed +
+           pegasus__count(p, 1, PEGASUS_MASK(PEGASUS_W_STARTING));
+}
+
+/* May one more worker leave service to be recycled now? */
+static int recycle_may_start(pegasus *p)
+{
+    uint64_t until;
+
+    return !spawn_held(p, uv_now(p->loop), &until) &&
+           pegasus__restarting(p) < recycle_cap(p);
+}
+
+/* Stop w for recycling. It counts as restarting from now on: maintenance
+ * spawns its replacement later, from the loop. */
+static void recycle_stop(pegasus *p, pegasus__worker *w)
+{
+    p->recycled++;
+    p->recycle_owed++;
+    pegasus__worker_stop(w, 1, w->stop_reason);
+}
+
+int pegasus__recycle(pegasus *p, pegasus__worker *w)
 {
     const char *reason = w->recycle ? w->stop_reason : soft_limit(p, w, 1);
 
     if (reason == NULL)
         return 0;
     mark_recycle(w, reason);
-    if (p->draining || w->gen != p->gen)
-        return 1; /* it goes anyway */
-    return pegasus__count(p, 1, PEGASUS_MASK(PEGASUS_W_STARTING)) <
-           recycle_cap(p);
+    if (p->draining || w->gen != p->gen) {
+        /* It goes anyway, and nobody replaces it. */
+        p->recycled++;
+        pegasus__worker_stop(w, 1, reason);
+        return 1;
+    }
+    if (!recycle_may_start(p))
+        return 0;
+    recycle_stop(p, w);
+    return 1;
 }
 
 /* Workers wanted outside a drain: busy ones plus queued requests, within
@@ -260,48 +336,47 @@ int pegasus__want_retire(pegasus *p, pegasus__worker *w)
      * handed the next queued request as soon as it is idle, so maintain
      * never sees it idle, and a reload would never complete. w still
      * counts as busy and as an old ready worker here. */
-    busy = pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_BUSY) |
-                                    PEGASUS_MASK(PEGASUS_W_DRAINING));
+    busy = pegasus__count(p, 0, M_BUSY);
     cur_ready = pegasus__count(p, 1, M_READY);
     old_ready = pegasus__count(p, -1, M_READY);
     return cur_ready + old_ready - 1 >= demand(p, busy);
 }
 
-void pegasus__maintain(pegasus *p)
+/* 0. A crash loop was found (on_death): fail the queue if nobody can
+ * serve it. Not from on_death, which may run inside submit(). */
+static void fail_queue_if_due(pegasus *p)
 {
-    uint64_t now;
-    unsigned busy, want, cur_ready, old_active, cur_live, cur_starting,
-        spawn_n = 0;
-
-    if (p->freeing)
+    if (!p->fail_queue_pending)
         return;
-    now = uv_now(p->loop);
-    if (p->fail_queue_pending) {
-        p->fail_queue_pending = 0;
-        if (pegasus__count(p, 0, M_SERVING) == 0 && p->qhead != NULL) {
-            mkd_error(0, "pegasus: no worker can serve; failing %zu queued "
-                    "request(s)", p->queued);
-            pegasus__fail_queue(p, MKD_BACKEND_INTERNAL,
-                                "application unavailable");
-        }
+    p->fail_queue_pending = 0;
+    if (pegasus__count(p, 0, M_SERVING) == 0 && p->qhead != NULL) {
+        mkd_error(0, "pegasus: no worker can serve; failing %zu queued "
+                  "request(s)", p->queued);
+        pegasus__fail_queue(p, MKD_BACKEND_INTERNAL,
+                            "application unavailable");
     }
-    busy = pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_BUSY) |
-                                    PEGASUS_MASK(PEGASUS_W_DRAINING));
-    if (p->draining) {
-        /* Only what the queue still needs, up to the maximum. */
-        want = p->queued == 0 ? 0
-               : (unsigned)(p->queued + pegasus__count(
-                                            p, 1,
-                                            PEGASUS_MASK(PEGASUS_W_BUSY)));
-        if (want > p->cfg.workers_max)
-            want = p->cfg.workers_max;
-    } else {
-        want = demand(p, busy);
-    }
+}
 
-    /* 1. Older generations (reload): retire while coverage allows. */
-    cur_ready = pegasus__count(p, 1, M_READY);
-    old_active = pegasus__count(p, -1, M_READY);
+/* Workers wanted now: demand(), or in a drain only what the queue still
+ * needs, up to the maximum. */
+static unsigned wanted(pegasus *p)
+{
+    size_t d;
+
+    if (!p->draining)
+        return demand(p, pegasus__count(p, 0, M_BUSY));
+    if (p->queued == 0)
+        return 0;
+    d = p->queued + pegasus__count(p, 1, PEGASUS_MASK(PEGASUS_W_BUSY));
+    return d > p->cfg.workers_max ? p->cfg.workers_max : (unsigned)d;
+}
+
+/* 1. Older generations (reload): retire while coverage allows. */
+static void retire_old(pegasus *p, unsigned want)
+{
+    unsigned cur_ready = pegasus__count(p, 1, M_READY);
+    unsigned old_active = pegasus__count(p, -1, M_READY);
+
     for (pegasus__worker *w = p->workers; w != NULL; w = w->next) {
         if (w->gen == p->gen)
             continue;
@@ -313,75 +388,87 @@ void pegasus__maintain(pegasus *p)
             old_active--;
         }
     }
+}
 
-    /* 2. The current generation: soft limits, then idle shrink. */
-    cur_starting = pegasus__count(p, 1, PEGASUS_MASK(PEGASUS_W_STARTING));
-    cur_live = pegasus__count(p, 1, M_LIVE);
-    if (!p->draining) {
-        for (pegasus__worker *w = p->workers; w != NULL; w = w->next) {
-            const char *reason;
-            if (w->gen != p->gen || w->state != PEGASUS_W_IDLE)
-                continue;
-            reason = w->recycle ? w->stop_reason : soft_limit(p, w, 0);
-            if (reason != NULL) {
-                mark_recycle(w, reason);
-                if (cur_starting < recycle_cap(p)) {
-                    p->recycled++;
-                    pegasus__worker_stop(w, 1, reason);
-                    cur_live--;
-                    /* Its replacement, spawned below, is the next one
-                     * starting: count it now. */
-                    if (cur_live < want)
-                        cur_starting++;
-                }
-                continue;
+/* 2. The current generation outside a drain: soft limits, then the idle
+ * ones above want after idle_timeout_ms. */
+static void recycle_and_shrink(pegasus *p, unsigned want, uint64_t now)
+{
+    unsigned live = pegasus__count(p, 1, M_LIVE);
+
+    for (pegasus__worker *w = p->workers; w != NULL; w = w->next) {
+        const char *reason;
+        if (w->gen != p->gen || w->state != PEGASUS_W_IDLE)
+            continue;
+        reason = w->recycle ? w->stop_reason : soft_limit(p, w, 0);
+        if (reason != NULL) {
+            mark_recycle(w, reason);
+            if (recycle_may_start(p)) {
+                recycle_stop(p, w);
+                live--;
             }
-            if (cur_live > want &&
-                now - w->idle_since >= p->cfg.idle_timeout_ms) {
-                pegasus__worker_stop(w, 1, "idle");
-                cur_live--;
-            }
+            continue;
+        }
+        if (live > want && now - w->idle_since >= p->cfg.idle_timeout_ms) {
+            pegasus__worker_stop(w, 1, "idle");
+            live--;
         }
     }
+}
 
-    /* 3. Drain: with nothing left to run, everyone stops. */
-    if (p->draining && p->queued == 0) {
-        for (pegasus__worker *w = p->workers; w != NULL; w = w->next)
-            if (w->state != PEGASUS_W_STOPPING && w->state != PEGASUS_W_DEAD)
-                pegasus__worker_stop(w, 1, "drain");
-    }
+/* 3. A drain with nothing left to run: everyone stops. */
+static void stop_all(pegasus *p)
+{
+    for (pegasus__worker *w = p->workers; w != NULL; w = w->next)
+        if (w->state != PEGASUS_W_STOPPING && w->state != PEGASUS_W_DEAD)
+            pegasus__worker_stop(w, 1, "drain");
+}
 
-    /* 4. Spawn up to want, as the failure gates allow. */
-    cur_live = pegasus__count(p, 1, M_LIVE);
-    cur_starting = pegasus__count(p, 1, PEGASUS_MASK(PEGASUS_W_STARTING));
-    if (cur_live < want) {
-        spawn_n = want - cur_live;
-        if (p->crash_loop && now < p->paused_until) {
-            arm_spawn_timer(p, p->paused_until);
-            spawn_n = 0;
-        } else if (p->start_streak > 0 || p->crash_loop) {
-            /* Failing: one at a time, after the backoff. */
-            if (cur_starting > 0) {
-                spawn_n = 0;
-            } else if (now < p->next_spawn_at) {
-                arm_spawn_timer(p, p->next_spawn_at);
-                spawn_n = 0;
-            } else {
-                spawn_n = 1;
-            }
-        }
-    }
-    for (unsigned i = 0; i < spawn_n && !p->freeing; i++) {
-        if (pegasus__worker_spawn(p) != 0)
-            break; /* recorded; the gates above decide the next try */
-    }
+/* 4. Spawn up to want, as the failure gates allow. Each spawn is the
+ * replacement a recycle is owed, if any; at want, none is owed. */
+static void spawn_wanted(pegasus *p, unsigned want, uint64_t now)
+{
+    unsigned live = pegasus__count(p, 1, M_LIVE);
+    unsigned n = spawn_allowance(p, now, live < want ? want - live : 0);
 
-    /* 5. Drain complete: nothing queued, every worker gone. */
-    if (p->draining && p->queued == 0 && p->workers == NULL &&
-        p->drain_cb != NULL) {
-        void (*cb)(void *) = p->drain_cb;
-        p->drain_cb = NULL;
-        mkd_info(0, "pegasus: drained");
-        cb(p->drain_arg);
+    for (unsigned i = 0; i < n && !p->freeing; i++) {
+        if (pegasus__worker_spawn(p) != MKD_OK)
+            break; /* recorded; the gates decide the next try */
+        live++;
+        if (p->recycle_owed > 0)
+            p->recycle_owed--;
     }
+    if (live >= want)
+        p->recycle_owed = 0;
+}
+
+/* 5. Drain complete: nothing queued, every worker gone. */
+static void finish_drain(pegasus *p)
+{
+    void (*cb)(void *) = p->drain_cb;
+
+    if (!p->draining || p->queued != 0 || p->workers != NULL || cb == NULL)
+        return;
+    p->drain_cb = NULL;
+    mkd_info(0, "pegasus: drained");
+    cb(p->drain_arg);
+}
+
+void pegasus__maintain(pegasus *p)
+{
+    uint64_t now;
+    unsigned want;
+
+    if (p->freeing)
+        return;
+    now = uv_now(p->loop);
+    fail_queue_if_due(p);
+    want = wanted(p);
+    retire_old(p, want);
+    if (!p->draining)
+        recycle_and_shrink(p, want, now);
+    if (p->draining && p->queued == 0)
+        stop_all(p);
+    spawn_wanted(p, want, now);
+    finish_drain(p);
 }

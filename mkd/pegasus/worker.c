@@ -88,9 +88,9 @@ static int set_state(pegasus__worker *w, enum pegasus_wstate to)
     if (w->state == to)
         return 0;
     if (!allowed[w->state][to]) {
-        mkd_error(cid(w), "pegasus w%u pid %d: bug: refused transition %s -> %s",
-                w->slot, w->pid, pegasus__state_name(w->state),
-                pegasus__state_name(to));
+        mkd_error(cid(w), "pegasus w%u pid %d: bug: refused transition "
+                  "%s -> %s", w->slot, w->pid, pegasus__state_name(w->state),
+                  pegasus__state_name(to));
         return -1;
     }
     mkd_debug(cid(w), "pegasus w%u pid %d: %s -> %s", w->slot, w->pid,
@@ -162,6 +162,19 @@ void pegasus__worker_kill(pegasus__worker *w)
     w->killed = 1;
 }
 
+/* Out of the pool's list of workers. */
+static void unlink_worker(pegasus__worker *w)
+{
+    pegasus *p = w->pool;
+
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        p->workers = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+}
+
 static void on_closed(uv_handle_t *h)
 {
     pegasus__worker *w = h->data;
@@ -170,12 +183,7 @@ static void on_closed(uv_handle_t *h)
     if (--w->open_handles > 0)
         return;
     (void)set_state(w, PEGASUS_W_DEAD);
-    if (w->prev != NULL)
-        w->prev->next = w->next;
-    else
-        p->workers = w->next;
-    if (w->next != NULL)
-        w->next->prev = w->prev;
+    unlink_worker(w);
     if (w->rx != NULL) {
         mkd_wipe(w->rx, w->rx_cap);
         free(w->rx);
@@ -554,7 +562,8 @@ static void on_hello(pegasus__worker *w, const pegasus_ipc_frame *f)
     if (f->version != PEGASUS_IPC_VERSION) {
         mkd_error(0, "pegasus w%u pid %d: speaks worker protocol version %u, "
                 "not %u", w->slot, w->pid, f->version, PEGASUS_IPC_VERSION);
-        lost(w, MKD_BACKEND_INTERNAL, "worker failed", "wrong protocol version");
+        lost(w, MKD_BACKEND_INTERNAL, "worker failed",
+             "wrong protocol version");
         return;
     }
     if (f->pid != (uint32_t)w->pid)
@@ -572,39 +581,36 @@ static void on_hello(pegasus__worker *w, const pegasus_ipc_frame *f)
     pegasus__kick(p);
 }
 
-static void on_answer(pegasus__worker *w, const pegasus_ipc_frame *f)
+/* Is f the answer w owes? A stale one (its request timed out) is dropped
+ * quietly; anything else is a protocol error. */
+static int answer_expected(pegasus__worker *w, const pegasus_ipc_frame *f)
 {
-    pegasus *p = w->pool;
-    pegasus__req *r = w->req;
-    int exiting = (f->flags & PEGASUS_IPC_ANS_EXITING) != 0;
-    char text[PEGASUS_IPC_ERROR_TEXT_MAX + 1];
-
     switch (w->state) {
     case PEGASUS_W_BUSY:
     case PEGASUS_W_DRAINING:
         break;
     case PEGASUS_W_STOPPING:
-        /* Its request was already answered (a timeout); drop this. */
-        return;
+        return 0; /* its request was already answered (a timeout) */
     case PEGASUS_W_STARTING:
     case PEGASUS_W_IDLE:
     case PEGASUS_W_DEAD:
     case PEGASUS_W_NSTATES:
     default:
         protocol_error(w, MKD_ERR_FRAME_MALFORMED);
-        return;
+        return 0;
     }
-    if (r == NULL || f->tag != r->tag) {
+    if (w->req == NULL || f->tag != w->req->tag) {
         protocol_error(w, MKD_ERR_FRAME_MALFORMED);
-        return;
+        return 0;
     }
-    /* Detach and settle the worker's next state before answering: done()
-     * may submit again, and dispatch must see the truth. */
-    disarm(w);
-    w->req = NULL;
-    r->worker = NULL;
-    w->served++;
-    w->idle_since = uv_now(p->loop);
+    return 1;
+}
+
+/* Its answer is in: what w does next. */
+static void after_answer(pegasus__worker *w, int exiting)
+{
+    pegasus *p = w->pool;
+
     if (exiting) {
         w->exiting = 1;
         w->stop_reason = "the worker exits (exit() or fatal error)";
@@ -615,22 +621,44 @@ static void on_answer(pegasus__worker *w, const pegasus_ipc_frame *f)
         pegasus__worker_stop(w, 1, w->stop_reason);
     } else if (pegasus__want_retire(p, w)) {
         pegasus__worker_stop(w, 1, "reload");
-    } else if (pegasus__want_recycle(p, w)) {
-        p->recycled++;
-        pegasus__worker_stop(w, 1, w->stop_reason);
-    } else {
+    } else if (!pegasus__recycle(p, w)) {
         (void)set_state(w, PEGASUS_W_IDLE);
     }
-    pegasus__on_served(p);
+}
+
+/* The frame's answer to r: its response, or the application's error. */
+static void deliver(pegasus *p, pegasus__req *r, const pegasus_ipc_frame *f)
+{
+    char text[PEGASUS_IPC_ERROR_TEXT_MAX + 1];
+
     if (f->type == PEGASUS_IPC_RESPONSE) {
         pegasus__answer(p, r, MKD_BACKEND_OK, f->data, f->data_len, NULL);
-    } else {
-        p->app_errors++;
-        memcpy(text, f->data, f->data_len);
-        text[f->data_len] = '\0';
-        pegasus__answer(p, r, MKD_BACKEND_APPLICATION, NULL, 0,
-                        f->data_len > 0 ? text : "application error");
+        return;
     }
+    p->app_errors++;
+    memcpy(text, f->data, f->data_len);
+    text[f->data_len] = '\0';
+    pegasus__answer(p, r, MKD_BACKEND_APPLICATION, NULL, 0,
+                    f->data_len > 0 ? text : "application error");
+}
+
+static void on_answer(pegasus__worker *w, const pegasus_ipc_frame *f)
+{
+    pegasus *p = w->pool;
+    pegasus__req *r = w->req;
+
+    if (!answer_expected(w, f))
+        return;
+    /* Detach and settle the worker's next state before answering: done()
+     * may submit again, and dispatch must see the truth. */
+    disarm(w);
+    w->req = NULL;
+    r->worker = NULL;
+    w->served++;
+    w->idle_since = uv_now(p->loop);
+    after_answer(w, (f->flags & PEGASUS_IPC_ANS_EXITING) != 0);
+    pegasus__on_served(p);
+    deliver(p, r, f);
     pegasus__dispatch(p);
     pegasus__kick(p);
 }
@@ -667,18 +695,64 @@ static void ipc_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = w->rx_cap - w->rx_len;
 }
 
-static void on_ipc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void on_frame(pegasus__worker *w, const pegasus_ipc_frame *f)
 {
-    pegasus__worker *w = s->data;
-    pegasus *p = w->pool;
+    switch (f->type) {
+    case PEGASUS_IPC_HELLO:
+        on_hello(w, f);
+        break;
+    case PEGASUS_IPC_RESPONSE:
+    case PEGASUS_IPC_APP_ERROR:
+        on_answer(w, f);
+        break;
+    case PEGASUS_IPC_REQUEST:
+    case PEGASUS_IPC_SHUTDOWN:
+    default:
+        protocol_error(w, MKD_ERR_FRAME_TYPE); /* wrong direction */
+        break;
+    }
+}
+
+/* Every whole frame in w->rx, in order, until the worker leaves. */
+static void read_frames(pegasus__worker *w)
+{
     pegasus_ipc_frame f;
     size_t used = 0;
     int res;
 
+    while (w->rx_len > 0 && w->state != PEGASUS_W_DEAD &&
+           !uv_is_closing((uv_handle_t *)&w->ipc)) {
+        res = pegasus_ipc_parse(w->rx, w->rx_len, rx_limit(w->pool), &f,
+                                &used);
+        if (res == MKD_WANT_MORE) {
+            w->rx_need = used;
+            break;
+        }
+        w->rx_need = 0;
+        if (res != MKD_OK) {
+            protocol_error(w, res);
+            w->rx_len = 0; /* the stream is dead; drop the rest */
+            break;
+        }
+        on_frame(w, &f);
+        if (w->rx_len >= used) {
+            mkd_wipe(w->rx, used);
+            memmove(w->rx, w->rx + used, w->rx_len - used);
+            w->rx_len -= used;
+        } else {
+            w->rx_len = 0;
+        }
+    }
+}
+
+static void on_ipc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    pegasus__worker *w = s->data;
+
     (void)buf;
     if (nread == UV_ENOBUFS) {
         mkd_error(cid(w), "pegasus w%u pid %d: out of memory for a frame",
-                w->slot, w->pid);
+                  w->slot, w->pid);
         lost(w, MKD_BACKEND_INTERNAL, "out of memory", "out of memory");
         return;
     }
@@ -692,41 +766,7 @@ static void on_ipc_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     w->rx_len += (size_t)nread;
-    while (w->rx_len > 0 && w->state != PEGASUS_W_DEAD &&
-           !uv_is_closing((uv_handle_t *)&w->ipc)) {
-        res = pegasus_ipc_parse(w->rx, w->rx_len, rx_limit(p), &f, &used);
-        if (res == MKD_WANT_MORE) {
-            w->rx_need = used;
-            break;
-        }
-        w->rx_need = 0;
-        if (res != MKD_OK) {
-            protocol_error(w, res);
-            w->rx_len = 0; /* the stream is dead; drop the rest */
-            break;
-        }
-        switch (f.type) {
-        case PEGASUS_IPC_HELLO:
-            on_hello(w, &f);
-            break;
-        case PEGASUS_IPC_RESPONSE:
-        case PEGASUS_IPC_APP_ERROR:
-            on_answer(w, &f);
-            break;
-        case PEGASUS_IPC_REQUEST:
-        case PEGASUS_IPC_SHUTDOWN:
-        default:
-            protocol_error(w, MKD_ERR_FRAME_TYPE); /* wrong direction */
-            break;
-        }
-        if (w->rx_len >= used) {
-            mkd_wipe(w->rx, used);
-            memmove(w->rx, w->rx + used, w->rx_len - used);
-            w->rx_len -= used;
-        } else {
-            w->rx_len = 0;
-        }
-    }
+    read_frames(w);
     /* Give back what a large frame made us hold. */
     if (w->rx_len == 0 && w->rx_cap > RX_CHUNK * 2) {
         mkd_wipe(w->rx, w->rx_cap);
@@ -764,29 +804,37 @@ static void on_req_written(uv_write_t *wr, int status)
     pegasus__req_unref(r);
 }
 
+/* The request's context as the wire carries it. */
+static void wire_ctx(const pegasus__req *r, pegasus_ipc_ctx *c)
+{
+    size_t alen;
+
+    memset(c, 0, sizeof *c);
+    c->tag = r->tag;
+    c->conn_id = r->ctx.conn_id;
+    c->request_id = r->ctx.request_id;
+    c->port = r->ctx.peer_port;
+    c->flags = r->ctx.early ? PEGASUS_IPC_REQ_EARLY : 0;
+    memcpy(c->session_id, r->ctx.session_id, sizeof c->session_id);
+    /* MKD's address text comes from inet_ntop; keep only what the wire
+     * allows (printable ASCII, 45 bytes) whatever it holds. */
+    alen = strnlen(r->ctx.peer_addr, sizeof r->ctx.peer_addr);
+    for (size_t i = 0; i < alen && c->addr_len < PEGASUS_IPC_ADDR_MAX; i++) {
+        char ch = r->ctx.peer_addr[i];
+        if (ch > 0x20 && ch < 0x7f)
+            c->addr[c->addr_len++] = ch;
+    }
+}
+
 void pegasus__worker_send(pegasus__worker *w, pegasus__req *r)
 {
     pegasus *p = w->pool;
     pegasus_ipc_ctx c;
     uv_buf_t bufs[2];
-    size_t n, alen;
+    size_t n;
     int rc;
 
-    memset(&c, 0, sizeof c);
-    c.tag = r->tag;
-    c.conn_id = r->ctx.conn_id;
-    c.request_id = r->ctx.request_id;
-    c.port = r->ctx.peer_port;
-    c.flags = r->ctx.early ? PEGASUS_IPC_REQ_EARLY : 0;
-    memcpy(c.session_id, r->ctx.session_id, sizeof c.session_id);
-    /* MKD's address text comes from inet_ntop; keep only what the wire
-     * allows (printable ASCII, 45 bytes) whatever it holds. */
-    alen = strnlen(r->ctx.peer_addr, sizeof r->ctx.peer_addr);
-    for (size_t i = 0; i < alen && c.addr_len < PEGASUS_IPC_ADDR_MAX; i++) {
-        char ch = r->ctx.peer_addr[i];
-        if (ch > 0x20 && ch < 0x7f)
-            c.addr[c.addr_len++] = ch;
-    }
+    wire_ctx(r, &c);
     n = pegasus_ipc_encode_request_head(r->head, sizeof r->head, &c, r->len);
     if (n == 0) {
         /* Unreachable: the address was filtered above and submit() bounds
@@ -824,6 +872,18 @@ void pegasus__worker_send(pegasus__worker *w, pegasus__req *r)
 /* ------------------------------------------------------------------ */
 /* Spawning                                                            */
 
+/* What a worker is started with. The arrays point into the pool's
+ * configuration and into the strings here. */
+typedef struct spawn_args {
+    char *apath;                 /* the application, resolved */
+    char *dir;                   /* its directory: the worker's cwd */
+    char slot_arg[32];
+    const char *argv[64 + 12];   /* php, "-d" x 2 x 30 at most, the rest */
+    const char *envp[32 + 2];
+    uv_file fds[2];              /* the output pipe: ours, the worker's */
+    uv_stdio_container_t stdio[4];
+} spawn_args;
+
 static int pick_slot(pegasus *p, unsigned *slot)
 {
     for (unsigned i = 0; i < p->nslots; i++) {
@@ -835,24 +895,14 @@ static int pick_slot(pegasus *p, unsigned *slot)
     return -1;
 }
 
-int pegasus__worker_spawn(pegasus *p)
+/* A new worker of the current generation in slot, linked into the pool:
+ * from here on its close callbacks own it. NULL when out of memory. */
+static pegasus__worker *worker_new(pegasus *p, unsigned slot)
 {
-    pegasus__worker *w = NULL;
-    char *apath = NULL, *dir = NULL, *slash;
-    char slot_arg[32];
-    const char *args[64 + 12];
-    const char *envp[32 + 2];
-    uv_process_options_t o;
-    uv_stdio_container_t stdio[4];
-    uv_file fds[2] = {-1, -1};
-    unsigned slot, na = 0, ne = 0;
-    int rc = 0;
+    pegasus__worker *w = calloc(1, sizeof *w);
 
-    if (pick_slot(p, &slot) != 0)
-        return UV_EAGAIN; /* the pool is full of stopping workers */
-    w = calloc(1, sizeof *w);
     if (w == NULL)
-        return UV_ENOMEM;
+        return NULL;
     w->pool = p;
     w->slot = slot;
     w->gen = p->gen;
@@ -862,7 +912,6 @@ int pegasus__worker_spawn(pegasus *p)
     w->max_requests = pegasus__jitter(p, p->cfg.max_requests);
     w->max_lifetime_ms =
         pegasus__jitter(p, (uint64_t)p->cfg.max_lifetime_s * 1000u);
-    /* Link first: from here on the close callbacks own w. */
     w->next = p->workers;
     if (p->workers != NULL)
         p->workers->prev = w;
@@ -872,136 +921,205 @@ int pegasus__worker_spawn(pegasus *p)
         p->slots[slot].restarts++;
     p->slots[slot].used = 1;
     p->spawned++;
+    return w;
+}
 
-    if ((rc = uv_timer_init(p->loop, &w->timer)) != 0)
-        goto fail_alloc;
-    w->open_handles++;
-    if ((rc = uv_pipe_init(p->loop, &w->ipc, 0)) != 0)
-        goto fail;
-    w->open_handles++;
-    if ((rc = uv_pipe_init(p->loop, &w->out, 0)) != 0)
-        goto fail;
-    w->open_handles++;
+/* Its timer and both pipes; w->open_handles counts those that exist. */
+static int worker_handles(pegasus__worker *w)
+{
+    uv_loop_t *loop = w->pool->loop;
 
-    /* Resolve the app for every spawn (see pegasus.h: symlink deploys). */
-    apath = realpath(p->app, NULL);
-    if (apath == NULL) {
-        rc = uv_translate_sys_error(errno);
+    if (uv_timer_init(loop, &w->timer) != 0)
+        return MKD_ERR_LOOP;
+    w->open_handles++;
+    if (uv_pipe_init(loop, &w->ipc, 0) != 0)
+        return MKD_ERR_LOOP;
+    w->open_handles++;
+    if (uv_pipe_init(loop, &w->out, 0) != 0)
+        return MKD_ERR_LOOP;
+    w->open_handles++;
+    return MKD_OK;
+}
+
+/* The application, resolved for every spawn (see pegasus.h: symlink
+ * deploys), and its directory. */
+static int resolve_app(pegasus *p, spawn_args *a)
+{
+    char *slash;
+
+    a->apath = realpath(p->app, NULL);
+    if (a->apath == NULL) {
         mkd_error(0, "pegasus: application %s: %s", p->app, strerror(errno));
-        goto fail_spawn;
+        return MKD_ERR_CONFIG;
     }
-    dir = strdup(apath);
-    if (dir == NULL) {
-        rc = UV_ENOMEM;
-        goto fail_spawn;
-    }
-    slash = strrchr(dir, '/');
-    if (slash == dir)
+    a->dir = strdup(a->apath);
+    if (a->dir == NULL)
+        return MKD_ERR_NOMEM;
+    slash = strrchr(a->dir, '/');
+    if (slash == a->dir)
         slash[1] = '\0';
     else if (slash != NULL)
         *slash = '\0';
-    if (snprintf(slot_arg, sizeof slot_arg, "--worker=%u", slot) < 0) {
-        rc = UV_EINVAL;
-        goto fail_spawn;
-    }
+    return MKD_OK;
+}
 
-    args[na++] = p->php;
+/* The command line and the environment (copy_config bounds php_ini and
+ * env to 30 entries each: the arrays have room). */
+static int build_command(pegasus *p, unsigned slot, spawn_args *a)
+{
+    unsigned na = 0, ne = 0;
+
+    if (snprintf(a->slot_arg, sizeof a->slot_arg, "--worker=%u", slot) < 0)
+        return MKD_ERR_BUFFER;
+    a->argv[na++] = p->php;
     for (size_t i = 0; p->php_ini != NULL && p->php_ini[i] != NULL && na < 64;
          i++) {
-        args[na++] = "-d";
-        args[na++] = p->php_ini[i];
+        a->argv[na++] = "-d";
+        a->argv[na++] = p->php_ini[i];
     }
-    args[na++] = p->arcangelo;
-    args[na++] = p->max_message_arg;
-    args[na++] = slot_arg;
+    a->argv[na++] = p->arcangelo;
+    a->argv[na++] = p->max_message_arg;
+    a->argv[na++] = a->slot_arg;
     if (p->cfg.expose_errors)
-        args[na++] = "--expose-errors";
-    args[na++] = "--";
-    args[na++] = apath;
-    args[na] = NULL;
-
-    envp[ne++] = "PATH=/usr/local/bin:/usr/bin:/bin";
+        a->argv[na++] = "--expose-errors";
+    a->argv[na++] = "--";
+    a->argv[na++] = a->apath;
+    a->argv[na] = NULL;
+    a->envp[ne++] = "PATH=/usr/local/bin:/usr/bin:/bin";
     for (size_t i = 0; p->env != NULL && p->env[i] != NULL && ne < 32; i++)
-        envp[ne++] = p->env[i];
-    envp[ne] = NULL;
+        a->envp[ne++] = p->env[i];
+    a->envp[ne] = NULL;
+    return MKD_OK;
+}
 
-    /* stdout and stderr share one pipe that we read into the log; the
-     * protocol has fd 3 to itself, so a stray echo cannot corrupt it. */
-    if ((rc = uv_pipe(fds, UV_NONBLOCK_PIPE, 0)) != 0)
-        goto fail_spawn;
-    memset(stdio, 0, sizeof stdio);
-    stdio[0].flags = UV_IGNORE; /* /dev/null */
-    stdio[1].flags = UV_INHERIT_FD;
-    stdio[1].data.fd = fds[1];
-    stdio[2].flags = UV_INHERIT_FD;
-    stdio[2].data.fd = fds[1];
-    stdio[3].flags = UV_CREATE_PIPE | UV_READABLE_PIPE | UV_WRITABLE_PIPE;
-    stdio[3].data.stream = (uv_stream_t *)&w->ipc;
+/* stdout and stderr share one pipe that we read into the log; the
+ * protocol has fd 3 to itself, so a stray echo cannot corrupt it. */
+static int setup_stdio(pegasus__worker *w, spawn_args *a)
+{
+    if (uv_pipe(a->fds, UV_NONBLOCK_PIPE, 0) != 0)
+        return MKD_ERR_LOOP;
+    memset(a->stdio, 0, sizeof a->stdio);
+    a->stdio[0].flags = UV_IGNORE; /* /dev/null */
+    a->stdio[1].flags = UV_INHERIT_FD;
+    a->stdio[1].data.fd = a->fds[1];
+    a->stdio[2].flags = UV_INHERIT_FD;
+    a->stdio[2].data.fd = a->fds[1];
+    a->stdio[3].flags = UV_CREATE_PIPE | UV_READABLE_PIPE | UV_WRITABLE_PIPE;
+    a->stdio[3].data.stream = (uv_stream_t *)&w->ipc;
+    return MKD_OK;
+}
 
-    memset(&o, 0, sizeof o);
-    o.exit_cb = on_exit_cb;
-    o.file = p->php;
-    o.args = (char **)(uintptr_t)args;
-    o.env = (char **)(uintptr_t)envp;
-    o.cwd = dir;
-    o.stdio = stdio;
-    o.stdio_count = 4;
+/* Everything the process is started with, in a. */
+static int spawn_args_build(pegasus__worker *w, spawn_args *a)
+{
+    pegasus *p = w->pool;
+    int rc;
+
+    if ((rc = resolve_app(p, a)) != MKD_OK ||
+        (rc = build_command(p, w->slot, a)) != MKD_OK ||
+        (rc = setup_stdio(w, a)) != MKD_OK)
+        return rc;
+    return MKD_OK;
+}
+
+static void spawn_args_clear(spawn_args *a)
+{
+    for (int i = 0; i < 2; i++)
+        if (a->fds[i] >= 0)
+            (void)close(a->fds[i]);
+    free(a->apath);
+    free(a->dir);
+}
+
+static void process_options(pegasus *p, spawn_args *a,
+                            uv_process_options_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->exit_cb = on_exit_cb;
+    o->file = p->php;
+    o->args = (char **)(uintptr_t)a->argv;
+    o->env = (char **)(uintptr_t)a->envp;
+    o->cwd = a->dir;
+    o->stdio = a->stdio;
+    o->stdio_count = 4;
     /* A session of its own: a terminal's ^C reaches MKD, which drains,
      * not every worker at once; and kill(-pid) reaches its children. */
-    o.flags = UV_PROCESS_DETACHED;
+    o->flags = UV_PROCESS_DETACHED;
     if (p->cfg.gid >= 0) {
-        o.flags |= UV_PROCESS_SETGID;
-        o.gid = (uv_gid_t)p->cfg.gid;
+        o->flags |= UV_PROCESS_SETGID;
+        o->gid = (uv_gid_t)p->cfg.gid;
     }
     if (p->cfg.uid >= 0) {
-        o.flags |= UV_PROCESS_SETUID;
-        o.uid = (uv_uid_t)p->cfg.uid;
+        o->flags |= UV_PROCESS_SETUID;
+        o->uid = (uv_uid_t)p->cfg.uid;
     }
+}
+
+static int start_process(pegasus__worker *w, spawn_args *a)
+{
+    pegasus *p = w->pool;
+    uv_process_options_t o;
+    int rc;
+
+    process_options(p, a, &o);
     rc = uv_spawn(p->loop, &w->proc, &o);
     /* uv_spawn initialises the handle even when it fails: close it too. */
     w->open_handles++;
-    (void)close(fds[1]); /* the child has its copy (or never will) */
-    fds[1] = -1;
+    (void)close(a->fds[1]); /* the child has its copy (or never will) */
+    a->fds[1] = -1;
     if (rc != 0) {
-        mkd_error(0, "pegasus w%u: cannot start %s: %s", slot, p->php,
-                uv_strerror(rc));
-        goto fail_spawn;
+        mkd_error(0, "pegasus w%u: cannot start %s: %s", w->slot, p->php,
+                  uv_strerror(rc));
+        return MKD_ERR_LOOP;
     }
     w->spawned = 1;
     w->pid = w->proc.pid;
-    if ((rc = uv_pipe_open(&w->out, fds[0])) != 0)
-        goto fail_running;
-    fds[0] = -1;
-    if ((rc = uv_read_start((uv_stream_t *)&w->out, out_alloc,
-                            on_out_read)) != 0 ||
-        (rc = uv_read_start((uv_stream_t *)&w->ipc, ipc_alloc,
-                            on_ipc_read)) != 0)
-        goto fail_running;
-    arm(w, p->cfg.start_timeout_ms, on_timer);
-    mkd_debug(0, "pegasus w%u pid %d: spawned (gen %u)", slot, w->pid, w->gen);
-    goto out;
+    return MKD_OK;
+}
 
-fail_running:
-    /* The process runs but we cannot talk to it: kill it, and let the
-     * exit path count the start failure. */
-    mkd_error(0, "pegasus w%u pid %d: cannot watch the worker: %s", slot,
-            w->pid, uv_strerror(rc));
-    if (fds[0] >= 0)
-        (void)close(fds[0]);
-    fds[0] = -1;
+/* Read its output and its channel, and time its start. */
+static int watch(pegasus__worker *w, spawn_args *a)
+{
+    int rc;
+
+    if ((rc = uv_pipe_open(&w->out, a->fds[0])) == 0) {
+        a->fds[0] = -1;
+        if ((rc = uv_read_start((uv_stream_t *)&w->out, out_alloc,
+                                on_out_read)) == 0)
+            rc = uv_read_start((uv_stream_t *)&w->ipc, ipc_alloc,
+                               on_ipc_read);
+    }
+    if (rc != 0) {
+        mkd_error(0, "pegasus w%u pid %d: cannot watch the worker: %s",
+                  w->slot, w->pid, uv_strerror(rc));
+        return MKD_ERR_LOOP;
+    }
+    arm(w, w->pool->cfg.start_timeout_ms, on_timer);
+    return MKD_OK;
+}
+
+/* The process runs but we cannot talk to it: kill it, and let the exit
+ * path count the start failure. */
+static void cannot_watch(pegasus__worker *w)
+{
     w->out_eof = 1;
     w->ipc_eof = 1;
     pegasus__worker_kill(w);
-    rc = 0; /* the worker exists; its exit callback finishes it */
-    goto out;
+}
 
-fail_spawn:
-    /* Never ran: a start failure (a missing PHP binary or app must not
-     * spin either), then the handles go. */
-    pegasus__on_death(p, w);
-fail:
+/* A worker whose process never ran leaves: closing its handles unlinks
+ * and frees it (on_closed); without any handle it goes here. */
+static void abandon(pegasus__worker *w)
+{
+    pegasus *p = w->pool;
+
     if (w->slot < p->nslots && p->slots[w->slot].w == w)
         p->slots[w->slot].w = NULL;
+    if (w->open_handles == 0) {
+        unlink_worker(w);
+        free(w);
+        return;
+    }
     (void)set_state(w, PEGASUS_W_STOPPING);
     close_handle(w, (uv_handle_t *)&w->timer);
     if (w->open_handles >= 2)
@@ -1010,22 +1128,38 @@ fail:
         close_handle(w, (uv_handle_t *)&w->out);
     if (w->open_handles >= 4)
         close_handle(w, (uv_handle_t *)&w->proc);
-    goto out;
+}
 
-fail_alloc:
-    /* Not even the timer exists: unlink and free directly. */
-    p->slots[slot].w = NULL;
-    p->workers = w->next;
-    if (w->next != NULL)
-        w->next->prev = NULL;
-    free(w);
-    w = NULL;
+int pegasus__worker_spawn(pegasus *p)
+{
+    pegasus__worker *w;
+    spawn_args a = {.fds = {-1, -1}};
+    unsigned slot;
+    int rc;
+
+    if (pick_slot(p, &slot) != 0)
+        return MKD_ERR_STATE; /* the pool is full of stopping workers */
+    if ((w = worker_new(p, slot)) == NULL)
+        return MKD_ERR_NOMEM;
+    if ((rc = worker_handles(w)) != MKD_OK) {
+        abandon(w); /* our failure, not the application's */
+        goto out;
+    }
+    if ((rc = spawn_args_build(w, &a)) != MKD_OK ||
+        (rc = start_process(w, &a)) != MKD_OK) {
+        /* Never ran: a start failure (a missing PHP binary or app must
+         * not spin either), then the handles go. */
+        pegasus__on_death(p, w);
+        abandon(w);
+        goto out;
+    }
+    if (watch(w, &a) != MKD_OK)
+        cannot_watch(w); /* the worker exists: its exit finishes it */
+    else
+        mkd_debug(0, "pegasus w%u pid %d: spawned (gen %u)", slot, w->pid,
+                  w->gen);
 
 out:
-    for (int i = 0; i < 2; i++)
-        if (fds[i] >= 0)
-            (void)close(fds[i]);
-    free(apath);
-    free(dir);
+    spawn_args_clear(&a);
     return rc;
 }
