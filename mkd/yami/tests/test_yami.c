@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "internal.h"
 #include "testlib.h"
 
@@ -517,5 +519,14 @@ int main(void)
         cmocka_unit_test(test_yami_run),
         cmocka_unit_test(test_yami_inline),
     };
+
+    /* Jobs run on libuv's pool threads, which live until the process
+     * exits: libuv joins them in a destructor, and each thread's OpenSSL
+     * state (its DRBG, its error queue) is freed as it ends. OpenSSL's own
+     * atexit cleanup runs earlier and would orphan that state, which the
+     * valgrind stage reports as lost; without it the threads clean up
+     * after themselves. */
+    if (OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL) != 1)
+        return 1;
     return cmocka_run_group_tests_name("yami", tests, NULL, NULL);
 }
