@@ -21,26 +21,24 @@ secs=${FUZZ_SECONDS:-30}
 cc=${FUZZ_CC:-clang}
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
-all=(fuzz_frame fuzz_client_hello fuzz_server_hello fuzz_record fuzz_ticket
-     fuzz_key fuzz_session_blob)
-# Built by fuzz/CMakeLists.txt while its sources exist.
-[ -f fuzz/fuzz_ipc.c ] && [ -f mkd/pegasus/ipc.c ] && all+=(fuzz_ipc)
-[ -f fuzz/fuzz_mkd_files.c ] && [ -f mkd/common/config.c ] && all+=(fuzz_mkd_files)
 targets=("$@")
-((${#targets[@]})) || targets=("${all[@]}")
 
 if ! command -v "$cc" >/dev/null; then
   echo "fuzz-smoke: $cc not found (apt-get install clang libclang-rt-14-dev)" >&2
   exit 1
 fi
 
-echo "fuzz-smoke: building ${#targets[@]} target(s) with $cc in $build"
 mkdir -p "$build"
 if ! CC=$cc cmake -S "$root" -B "$build" -DMK_FUZZ=ON -DMK_BENCH=OFF \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build/fuzz-smoke.configure.log" 2>&1; then
   cat "$build/fuzz-smoke.configure.log" >&2
   exit 1
 fi
+# By default every harness fuzz/CMakeLists.txt builds (it writes the list).
+if ((${#targets[@]} == 0)); then
+  read -r -a targets <"$build/fuzz-targets.txt"
+fi
+echo "fuzz-smoke: building ${#targets[@]} target(s) with $cc in $build"
 if ! cmake --build "$build" -j"$jobs" --target "${targets[@]}" \
       >"$build/fuzz-smoke.build.log" 2>&1; then
   tail -n 60 "$build/fuzz-smoke.build.log" >&2
