@@ -67,9 +67,9 @@
 #endif
 
 #define RECORD_PT MK_RECORD_MAX_PLAINTEXT /* 16 KiB */
-#define HS_BATCH 128   /* server sessions created per untimed batch */
-#define REC_CHUNK 16   /* records sealed (untimed) before a timed open */
-#define MAX_REPS 99
+#define HS_BATCH  128 /* server sessions created per untimed batch */
+#define REC_CHUNK 16  /* records sealed (untimed) before a timed open */
+#define MAX_REPS  99
 
 static const uint8_t oaep_label[] = "megaki v2";
 #define OAEP_LABEL_LEN (sizeof oaep_label - 1)
@@ -231,8 +231,8 @@ typedef struct op {
     size_t n; /* operations per measurement, set by calibrate() */
 } op;
 
-static double target_s = 0.25;   /* seconds per measurement */
-static double warmup_s = 0.10;   /* seconds of warm-up per operation */
+static double target_s = 0.25; /* seconds per measurement */
+static double warmup_s = 0.10; /* seconds of warm-up per operation */
 
 /* Warm up (caches, lazy algorithm fetches, CPU clock), then choose n so
  * that one measurement takes about target_s of timed work. */
@@ -382,12 +382,11 @@ typedef struct hs_ctx {
     keyset *k;
     hello hellos[HELLO_POOL]; /* distinct CLIENT_HELLOs, used in turn */
     size_t next;
-    int resumed;              /* what the hellos ask for */
+    int resumed; /* what the hellos ask for */
     mk_session *batch[HS_BATCH];
 } hs_ctx;
 
-static void hs_ctx_init(hs_ctx *h, keyset *k, const uint8_t *blob,
-                        size_t blen)
+static void hs_ctx_init(hs_ctx *h, keyset *k, const uint8_t *blob, size_t blen)
 {
     uint8_t out[MK_HANDLE_OUT_LEN];
 
@@ -484,8 +483,8 @@ static void set_oaep(EVP_PKEY_CTX *c)
                    EVP_PKEY_CTX_set_rsa_oaep_md(c, EVP_sha256()) > 0 &&
                    EVP_PKEY_CTX_set_rsa_mgf1_md(c, EVP_sha256()) > 0,
                "OAEP parameters");
-    ossl_check(EVP_PKEY_CTX_set0_rsa_oaep_label(c, label,
-                                                (int)OAEP_LABEL_LEN) > 0,
+    ossl_check(EVP_PKEY_CTX_set0_rsa_oaep_label(c, label, (int)OAEP_LABEL_LEN) >
+                   0,
                "OAEP label");
 }
 
@@ -500,8 +499,8 @@ static void rsa_ctx_init(rsa_ctx *r, EVP_PKEY *pkey)
     set_oaep(ec);
     ossl_check(RAND_bytes(secret, sizeof secret) == 1, "RAND_bytes");
     r->ct_len = sizeof r->ct;
-    ossl_check(EVP_PKEY_encrypt(ec, r->ct, &r->ct_len, secret,
-                                sizeof secret) == 1,
+    ossl_check(EVP_PKEY_encrypt(ec, r->ct, &r->ct_len, secret, sizeof secret) ==
+                   1,
                "EVP_PKEY_encrypt");
     EVP_PKEY_CTX_free(ec);
 
@@ -544,10 +543,10 @@ static uint64_t run_bare_x25519(void *vctx, size_t n)
     ossl_check(RAND_bytes(priv, sizeof priv) == 1, "RAND_bytes");
     t0 = now_ns();
     for (size_t i = 0; i < n; i++) {
-        EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL,
-                                                   priv, 32);
-        EVP_PKEY *p = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL,
-                                                  peer_pub, 32);
+        EVP_PKEY *k =
+            EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, 32);
+        EVP_PKEY *p =
+            EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer_pub, 32);
         EVP_PKEY_CTX *c = k ? EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL) : NULL;
         size_t pl = 32, sl = 32;
         if (k == NULL || p == NULL || c == NULL ||
@@ -593,13 +592,13 @@ static size_t record_wire_len(size_t len)
  */
 typedef struct rec_ctx {
     keyset *k;
-    size_t len, wlen;        /* plaintext and wire bytes per record */
+    size_t len, wlen; /* plaintext and wire bytes per record */
     mk_session *c, *s;
-    uint32_t id;             /* request being answered / streamed; 0: none */
-    size_t recs;             /* records sealed under id */
+    uint32_t id; /* request being answered / streamed; 0: none */
+    size_t recs; /* records sealed under id */
     size_t recs_per_id;
     uint8_t pt[RECORD_PT];
-    uint8_t *wire;           /* REC_CHUNK sealed records */
+    uint8_t *wire; /* REC_CHUNK sealed records */
     size_t wire_len[REC_CHUNK];
     uint8_t out[MK_HANDLE_OUT_LEN];
 } rec_ctx;
@@ -648,8 +647,7 @@ static void rec_next_response(rec_ctx *r)
     mk_event ev;
 
     if (r->id != 0) {
-        mk_check(mk_seal_record(r->s, r->id, 1, NULL, 0, wire, sizeof wire,
-                                &n),
+        mk_check(mk_seal_record(r->s, r->id, 1, NULL, 0, wire, sizeof wire, &n),
                  "server: finish response");
     }
     if (r->id == MK_INFLIGHT_DEFAULT)
@@ -683,8 +681,8 @@ static uint64_t run_mk_seal(void *vctx, size_t n)
             m = n;
         t0 = now_ns();
         for (size_t i = 0; i < m; i++) {
-            int rc = mk_seal_record(r->s, r->id, 0, r->pt, r->len, out,
-                                    r->wlen, &len);
+            int rc = mk_seal_record(r->s, r->id, 0, r->pt, r->len, out, r->wlen,
+                                    &len);
             if (rc != MK_OK || len != r->wlen)
                 bad = rc != MK_OK ? rc : MK_ERR_CRYPTO;
         }
@@ -728,9 +726,8 @@ static uint64_t run_mk_open(void *vctx, size_t n)
         }
         t0 = now_ns();
         for (i = 0; i < m; i++)
-            if (mk_session_handle(r->s, r->wire + i * r->wlen,
-                                  r->wire_len[i], r->out, sizeof r->out,
-                                  &ev) != MK_OK ||
+            if (mk_session_handle(r->s, r->wire + i * r->wlen, r->wire_len[i],
+                                  r->out, sizeof r->out, &ev) != MK_OK ||
                 ev.type != MK_EV_DATA || ev.len != r->len)
                 bad = 1;
         t1 = now_ns();
@@ -880,8 +877,7 @@ static void bare_ctx_init(bare_ctx *b, size_t len)
     memcpy(m + 8, b->wire + b->wlen, b->wlen - 32);
     ossl_check(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, mk, 32, m,
                          8 + b->wlen - 32, tag, sizeof tag, &tl) != NULL &&
-                   tl == 32 &&
-                   memcmp(tag, b->wire + 2 * b->wlen - 32, 32) == 0,
+                   tl == 32 && memcmp(tag, b->wire + 2 * b->wlen - 32, 32) == 0,
                "bare HMAC self-check");
     for (size_t i = 0; i < 2; i++)
         ossl_check(bare_open(b, b->wire + i * b->wlen, b->wlen, b->out) &&
@@ -945,17 +941,17 @@ static uint64_t run_bare_open(void *vctx, size_t n)
 /* The table                                                            */
 
 enum kind {
-    K_TIME,       /* ratio = subject / baseline time; target is a maximum */
-    K_SPEEDUP,    /* ratio = baseline / subject time; target is a minimum */
-    K_THROUGHPUT  /* ratio = subject / baseline throughput; a minimum */
+    K_TIME,      /* ratio = subject / baseline time; target is a maximum */
+    K_SPEEDUP,   /* ratio = baseline / subject time; target is a minimum */
+    K_THROUGHPUT /* ratio = subject / baseline throughput; a minimum */
 };
 
 typedef struct bench {
     const char *name;
     op subj, base;
     int kind;
-    double target;        /* 0: informational, no target */
-    double bytes;         /* per operation, for throughput rows */
+    double target; /* 0: informational, no target */
+    double bytes;  /* per operation, for throughput rows */
     double s_ns[MAX_REPS], b_ns[MAX_REPS], ratio[MAX_REPS];
 } bench;
 
@@ -1109,8 +1105,8 @@ int main(int argc, char **argv)
 
     /* ---- the figures ---- */
     for (int i = 0; i < 3; i++) {
-        snprintf(names[i], sizeof names[i],
-                 "full handshake, server, RSA-%u", sizes[i]);
+        snprintf(names[i], sizeof names[i], "full handshake, server, RSA-%u",
+                 sizes[i]);
         add_bench(benches, &nb, names[i], (op){run_server_hs, &full[i], 0},
                   (op){run_bare_rsa, &rsa[i], 0}, K_TIME, 1.3, 0);
     }
@@ -1118,13 +1114,11 @@ int main(int argc, char **argv)
               (op){run_server_hs, &resumed, 0},
               (op){run_server_hs, &full[0], 0}, K_SPEEDUP, 4.0, 0);
     add_bench(benches, &nb, "seal 16 KiB record (server)",
-              (op){run_mk_seal, &seal16k, 0},
-              (op){run_bare_seal, &bare16k, 0}, K_THROUGHPUT, 0.85,
-              RECORD_PT);
+              (op){run_mk_seal, &seal16k, 0}, (op){run_bare_seal, &bare16k, 0},
+              K_THROUGHPUT, 0.85, RECORD_PT);
     add_bench(benches, &nb, "open 16 KiB record (server)",
-              (op){run_mk_open, &open16k, 0},
-              (op){run_bare_open, &bare16k, 0}, K_THROUGHPUT, 0.85,
-              RECORD_PT);
+              (op){run_mk_open, &open16k, 0}, (op){run_bare_open, &bare16k, 0},
+              K_THROUGHPUT, 0.85, RECORD_PT);
     /* No target: shows the fixed cost per record that 16 KiB hides. */
     add_bench(benches, &nb, "seal 64 B record (server)",
               (op){run_mk_seal, &seal64, 0}, (op){run_bare_seal, &bare64, 0},
@@ -1133,10 +1127,12 @@ int main(int argc, char **argv)
               (op){run_mk_open, &open64, 0}, (op){run_bare_open, &bare64, 0},
               K_THROUGHPUT, 0, 64);
     infos[ni++] = (info){"bare X25519: public key + shared secret (EVP)",
-                         {run_bare_x25519, peer_pub, 0}, {0}};
+                         {run_bare_x25519, peer_pub, 0},
+                         {0}};
     infos[ni++] = (info){"mk_session_new_server + mk_session_free "
                          "(untimed above)",
-                         {run_session_new_free, &full[0], 0}, {0}};
+                         {run_session_new_free, &full[0], 0},
+                         {0}};
 
     if (only != NULL) {
         size_t k = 0;
@@ -1182,8 +1178,8 @@ int main(int argc, char **argv)
            reps, target_s, SLICES,
            bench_clock == CLOCK_MONOTONIC ? "CLOCK_MONOTONIC"
                                           : "CLOCK_THREAD_CPUTIME_ID");
-    printf("%-36s %12s %12s %22s %8s  %s\n", "figure", "libmegaki",
-           "baseline", "ratio [min..max]", "target", "result");
+    printf("%-36s %12s %12s %22s %8s  %s\n", "figure", "libmegaki", "baseline",
+           "ratio [min..max]", "target", "result");
     for (size_t i = 0; i < nb; i++) {
         const bench *b = &benches[i];
         char sv[32], bv[32], rv[48], tv[16];
@@ -1191,8 +1187,8 @@ int main(int argc, char **argv)
         const char *res = "info";
         fmt_figure(sv, sizeof sv, b, median(b->s_ns, reps));
         fmt_figure(bv, sizeof bv, b, median(b->b_ns, reps));
-        snprintf(rv, sizeof rv, "%.2fx [%.2f..%.2f]", rm,
-                 vmin(b->ratio, reps), vmax(b->ratio, reps));
+        snprintf(rv, sizeof rv, "%.2fx [%.2f..%.2f]", rm, vmin(b->ratio, reps),
+                 vmax(b->ratio, reps));
         if (b->target > 0) {
             snprintf(tv, sizeof tv, "%s%.2fx",
                      b->kind == K_TIME ? "<=" : ">=", b->target);
@@ -1202,8 +1198,7 @@ int main(int argc, char **argv)
         } else {
             snprintf(tv, sizeof tv, "-");
         }
-        printf("%-36s %12s %12s %22s %8s  %s\n", b->name, sv, bv, rv, tv,
-               res);
+        printf("%-36s %12s %12s %22s %8s  %s\n", b->name, sv, bv, rv, tv, res);
     }
     printf("\nratios:\n"
            "  full handshake  libmegaki server time / bare EVP_PKEY_decrypt "
@@ -1235,8 +1230,7 @@ int main(int argc, char **argv)
          * one. */
         char v[32];
         fmt_time(v, sizeof v,
-                 median(benches[0].s_ns, reps) -
-                     median(benches[0].b_ns, reps));
+                 median(benches[0].s_ns, reps) - median(benches[0].b_ns, reps));
         printf("  %-62s %12s\n",
                "RSA-2048 full handshake minus bare decryption", v);
     }

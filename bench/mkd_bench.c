@@ -132,8 +132,7 @@ static double core_server_hs(const char *key_pem, int resumed, int n)
         mk_event ev;
         if (mk_session_new_server(&s, sc) != MK_OK ||
             mk_session_handle(s, hellos + (size_t)i * MK_HANDLE_OUT_LEN,
-                              lens[i], out, MK_HANDLE_OUT_LEN,
-                              &ev) != MK_OK ||
+                              lens[i], out, MK_HANDLE_OUT_LEN, &ev) != MK_OK ||
             ev.type != MK_EV_ESTABLISHED)
             goto out;
         mk_session_free(s);
@@ -163,8 +162,7 @@ static void *load_main(void *arg)
     loader *l = arg;
     while (!stop_flag) {
         mkt_client c;
-        int r = mkt_client_open(&c, l->cc, NULL, D.port, l->blob,
-                                l->blob_len);
+        int r = mkt_client_open(&c, l->cc, NULL, D.port, l->blob, l->blob_len);
         if (r == MK_OK && (l->blob == NULL || mkt_client_resumed(&c)))
             l->done++;
         else
@@ -220,8 +218,8 @@ static run_result run(mk_client_config *cc, const uint8_t *blob, size_t blen,
 }
 
 /* Open n established, idle connections (resumed: cheap for both sides). */
-static int idle_memory(mk_client_config *cc, const uint8_t *blob,
-                       size_t blen, int n, long *rss0, long *rss1)
+static int idle_memory(mk_client_config *cc, const uint8_t *blob, size_t blen,
+                       int n, long *rss0, long *rss1)
 {
     mkt_client *cs = calloc((size_t)n, sizeof *cs);
     int ok = 0;
@@ -258,12 +256,10 @@ int main(int argc, char **argv)
 {
     double seconds = 5, sign_s, verify_s = 0;
     int clients = 3, idle = 10000, quick = 0, idle_ok;
-    const char *args[] = {"--handshake_rate=0",
-                          "--max_pending_per_address=100000",
-                          "--max_connections=30000",
-                          "--max_handshakes=100000",
-                          "--log_level=warn",
-                          NULL};
+    const char *args[] = {
+        "--handshake_rate=0",      "--max_pending_per_address=100000",
+        "--max_connections=30000", "--max_handshakes=100000",
+        "--log_level=warn",        NULL};
     mk_client_config *cc;
     mkt_client c;
     uint8_t blob[MK_SESSION_BLOB_MAX];
@@ -304,8 +300,7 @@ int main(int argc, char **argv)
         return 0;
     }
     cc = mkt_client_config(D.pub);
-    if (cc == NULL ||
-        mkt_client_open(&c, cc, NULL, D.port, NULL, 0) != MK_OK ||
+    if (cc == NULL || mkt_client_open(&c, cc, NULL, D.port, NULL, 0) != MK_OK ||
         mkt_client_export(&c, blob, sizeof blob, &blen) != MK_OK) {
         fprintf(stderr, "mkd_bench: first handshake failed\n");
         goto out;
@@ -331,11 +326,9 @@ int main(int argc, char **argv)
     printf("| handshake | per second | failed | mkd CPU per handshake | "
            "ratio to one RSA private op |\n|---|---|---|---|---|\n");
     printf("| full | %.0f | %lu | %.1f us | %.2f |\n", full.per_s, full.failed,
-           full.cpu_per_hs * 1e6,
-           sign_s > 0 ? full.cpu_per_hs / sign_s : 0);
-    printf("| resumed | %.0f | %lu | %.1f us | %.2f |\n", res.per_s,
-           res.failed, res.cpu_per_hs * 1e6,
-           sign_s > 0 ? res.cpu_per_hs / sign_s : 0);
+           full.cpu_per_hs * 1e6, sign_s > 0 ? full.cpu_per_hs / sign_s : 0);
+    printf("| resumed | %.0f | %lu | %.1f us | %.2f |\n", res.per_s, res.failed,
+           res.cpu_per_hs * 1e6, sign_s > 0 ? res.cpu_per_hs / sign_s : 0);
     printf("| libmegaki alone, full (in-process, same key) | - | - | %.1f us "
            "| %.2f |\n",
            core_full * 1e6, sign_s > 0 ? core_full / sign_s : 0);

@@ -29,7 +29,7 @@ int main(int argc, char **argv)
     if (argc != 4)
         return fprintf(stderr, "usage: %s HOST PORT KEY.pem\n", argv[0]), 2;
     if ((r = sz_client_new(&client)) != SZ_OK ||
-        (r = sz_client_pin_file(client, argv[3])) != SZ_OK ||  /* the pin */
+        (r = sz_client_pin_file(client, argv[3])) != SZ_OK || /* the pin */
         (r = sz_client_set_timeouts(client, 5000, 10000, 30000)) != SZ_OK)
         return fail("client", r);
     if ((r = sz_connect(client, argv[1], (uint16_t)atoi(argv[2]), NULL, 0,

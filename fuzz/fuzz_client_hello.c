@@ -56,8 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
     } else {
-        if (mk_session_state(s) != MK_STATE_FAILED ||
-            mk_session_error(s) != r)
+        if (mk_session_state(s) != MK_STATE_FAILED || mk_session_error(s) != r)
             abort();
         if (ev.type == MK_EV_SEND && out[0] != MK_UNIT_ALERT)
             abort();

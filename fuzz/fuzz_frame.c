@@ -34,8 +34,8 @@ static void parse_all(const uint8_t *u, size_t n)
     (void)mk__retry_parse(u, n, &rt);
     (void)mk__alert_parse(u, n, &a);
     if (n > MK_UNIT_HEADER_LEN)
-        (void)mk__extras_parse(u + MK_UNIT_HEADER_LEN,
-                               n - MK_UNIT_HEADER_LEN, &x);
+        (void)mk__extras_parse(u + MK_UNIT_HEADER_LEN, n - MK_UNIT_HEADER_LEN,
+                               &x);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -52,8 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (left >= MK_UNIT_HEADER_LEN) {
             int rh = mk_frame_check(p, MK_UNIT_HEADER_LEN, &hl);
             if (r == MK_OK || r == MK_WANT_READ)
-                check(rh == MK_WANT_READ ? hl == ul
-                                         : rh == MK_OK && ul == hl);
+                check(rh == MK_WANT_READ ? hl == ul : rh == MK_OK && ul == hl);
             else
                 check(rh == r);
         }

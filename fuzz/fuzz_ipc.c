@@ -25,8 +25,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void in_input(const uint8_t *p, size_t n, const uint8_t *buf,
-                     size_t len)
+static void in_input(const uint8_t *p, size_t n, const uint8_t *buf, size_t len)
 {
     if (n == 0)
         return;
@@ -48,8 +47,7 @@ static void check_reencode(const pegasus_ipc_frame *f, const uint8_t *frame,
             return;
         memcpy(sw, f->data, f->data_len);
         sw[f->data_len] = '\0';
-        n = pegasus_ipc_encode_hello(head, sizeof head, f->version, f->pid,
-                                     sw);
+        n = pegasus_ipc_encode_hello(head, sizeof head, f->version, f->pid, sw);
         if (n != flen || memcmp(head, frame, n) != 0)
             abort();
         return;
@@ -98,14 +96,14 @@ static void parse_stream(const uint8_t *data, size_t size, uint32_t max)
         if (r != MKD_OK) {
             /* Only the frame errors: a NULL argument cannot come from
              * here, and nothing else is a result of the parser. */
-            if (used != 0 || (r != MKD_ERR_FRAME_TOO_LARGE &&
-                              r != MKD_ERR_FRAME_TYPE &&
-                              r != MKD_ERR_FRAME_MALFORMED))
+            if (used != 0 ||
+                (r != MKD_ERR_FRAME_TOO_LARGE && r != MKD_ERR_FRAME_TYPE &&
+                 r != MKD_ERR_FRAME_MALFORMED))
                 abort();
             return;
         }
-        if (used < PEGASUS_IPC_HEADER ||
-            used > size - off || used != PEGASUS_IPC_HEADER + (size_t)f.len)
+        if (used < PEGASUS_IPC_HEADER || used > size - off ||
+            used != PEGASUS_IPC_HEADER + (size_t)f.len)
             abort();
         in_input(f.body, f.len, data + off, used);
         in_input(f.data, f.data_len, data + off, used);

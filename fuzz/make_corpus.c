@@ -256,8 +256,8 @@ static void rs_end(fz_fixture *f, rec_seed *r, const char *name)
     tu_buf_free(&r->buf);
 }
 
-static void record_seeds(fz_fixture *f, tu_buf *frame_data,
-                         tu_buf *frame_error, tu_buf *frame_close)
+static void record_seeds(fz_fixture *f, tu_buf *frame_data, tu_buf *frame_error,
+                         tu_buf *frame_close)
 {
     uint8_t rec[MK_UNIT_MAX * 2], *big;
     size_t n = 0;
@@ -272,19 +272,19 @@ static void record_seeds(fz_fixture *f, tu_buf *frame_data,
     rs_end(f, &r, "response");
 
     rs_begin(f, &r);
-    if (mk_seal_record(r.p.srv.s, FZ_REQ_ID, 0, (const uint8_t *)"part one",
-                       8, rec, sizeof rec, &n) != MK_OK)
+    if (mk_seal_record(r.p.srv.s, FZ_REQ_ID, 0, (const uint8_t *)"part one", 8,
+                       rec, sizeof rec, &n) != MK_OK)
         tl_die("seal");
     rs_add(&r, 1, rec, n);
-    if (mk_seal_record(r.p.srv.s, FZ_REQ_ID, 1, (const uint8_t *)"part two",
-                       8, rec, sizeof rec, &n) != MK_OK)
+    if (mk_seal_record(r.p.srv.s, FZ_REQ_ID, 1, (const uint8_t *)"part two", 8,
+                       rec, sizeof rec, &n) != MK_OK)
         tl_die("seal");
     rs_add(&r, 1, rec, n);
     rs_end(f, &r, "response_two_records");
 
     rs_begin(f, &r);
-    if (mk_seal_error(r.p.srv.s, FZ_REQ_ID, MK_ECODE_APPLICATION, "failed",
-                      6, rec, sizeof rec, &n) != MK_OK)
+    if (mk_seal_error(r.p.srv.s, FZ_REQ_ID, MK_ECODE_APPLICATION, "failed", 6,
+                      rec, sizeof rec, &n) != MK_OK)
         tl_die("seal");
     rs_add(&r, 1, rec, n);
     tu_buf_put(frame_error, rec, n);
@@ -309,12 +309,12 @@ static void record_seeds(fz_fixture *f, tu_buf *frame_data,
                         sizeof rec, &n) != MK_OK)
         tl_die("seal");
     rs_add(&r, 0, rec, n);
-    if (mk_seal_record(r.p.c.s, 3, 0, (const uint8_t *)"a", 1, rec,
-                       sizeof rec, &n) != MK_OK)
+    if (mk_seal_record(r.p.c.s, 3, 0, (const uint8_t *)"a", 1, rec, sizeof rec,
+                       &n) != MK_OK)
         tl_die("seal");
     rs_add(&r, 0, rec, n);
-    if (mk_seal_record(r.p.c.s, 3, 1, (const uint8_t *)"b", 1, rec,
-                       sizeof rec, &n) != MK_OK)
+    if (mk_seal_record(r.p.c.s, 3, 1, (const uint8_t *)"b", 1, rec, sizeof rec,
+                       &n) != MK_OK)
         tl_die("seal");
     rs_add(&r, 0, rec, n);
     if (mk_seal_close(r.p.c.s, rec, sizeof rec, &n) != MK_OK)
@@ -323,8 +323,8 @@ static void record_seeds(fz_fixture *f, tu_buf *frame_data,
     rs_end(f, &r, "requests_and_close");
 
     rs_begin(f, &r);
-    if (mk_seal_message(r.p.c.s, 2, (const uint8_t *)"q2", 2, rec,
-                        sizeof rec, &n) != MK_OK)
+    if (mk_seal_message(r.p.c.s, 2, (const uint8_t *)"q2", 2, rec, sizeof rec,
+                        &n) != MK_OK)
         tl_die("seal");
     rs_add(&r, 0, rec, n);
     if (mk_seal_message(r.p.srv.s, FZ_REQ_ID, (const uint8_t *)"r1", 2, rec,
@@ -348,9 +348,8 @@ static void record_seeds(fz_fixture *f, tu_buf *frame_data,
     {
         size_t cap = mk_message_wire_len(20000);
         uint8_t *w = malloc(cap);
-        if (w == NULL ||
-            mk_seal_message(r.p.srv.s, FZ_REQ_ID, big, 20000, w, cap, &n) !=
-                MK_OK)
+        if (w == NULL || mk_seal_message(r.p.srv.s, FZ_REQ_ID, big, 20000, w,
+                                         cap, &n) != MK_OK)
             tl_die("seal");
         rs_add(&r, 1, w, n);
         free(w);
@@ -490,15 +489,14 @@ static void blob_seeds(fz_fixture *f)
 
 int main(int argc, char **argv)
 {
-    tu_buf ch = {0}, sh = {0}, hr = {0}, alert = {0}, data = {0},
-           error = {0}, closing = {0}, stream = {0};
+    tu_buf ch = {0}, sh = {0}, hr = {0}, alert = {0}, data = {0}, error = {0},
+           closing = {0}, stream = {0};
     fz_fixture *f;
     uint8_t hdr[4] = {MK_UNIT_DATA, 0, 0xFF, 0xFF};
 
     tl_set_prog("make_corpus");
     if (argc != 2) {
-        fprintf(stderr, "usage: %s CORPUS-DIR (e.g. fuzz/corpus)\n",
-                argv[0]);
+        fprintf(stderr, "usage: %s CORPUS-DIR (e.g. fuzz/corpus)\n", argv[0]);
         return 2;
     }
     outdir = argv[1];

@@ -23,8 +23,7 @@ static int run_file(const char *path)
     long n;
 
     if (fp == NULL || fseek(fp, 0, SEEK_END) != 0 || (n = ftell(fp)) < 0 ||
-        fseek(fp, 0, SEEK_SET) != 0 ||
-        (buf = malloc((size_t)n + 1)) == NULL ||
+        fseek(fp, 0, SEEK_SET) != 0 || (buf = malloc((size_t)n + 1)) == NULL ||
         fread(buf, 1, (size_t)n, fp) != (size_t)n) {
         fprintf(stderr, "cannot read %s\n", path);
         if (fp)

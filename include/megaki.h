@@ -64,56 +64,56 @@ MK_API const char *mk_err_class(int err);
 /* ------------------------------------------------------------------ */
 /* Constants (§3, §8.3)                                                */
 
-#define MK_PROTOCOL_VERSION      2
-#define MK_UNIT_HEADER_LEN       4      /* type, flags, length u16 */
-#define MK_KEY_ID_LEN            8      /* SHA-256(SPKI DER)[0..8] */
-#define MK_SESSION_ID_LEN        16
-#define MK_RECORD_MAX_PLAINTEXT  16384  /* plaintext bytes per record */
-#define MK_RECORD_OVERHEAD_MAX   84     /* request id + IV + max padding + tag */
+#define MK_PROTOCOL_VERSION     2
+#define MK_UNIT_HEADER_LEN      4 /* type, flags, length u16 */
+#define MK_KEY_ID_LEN           8 /* SHA-256(SPKI DER)[0..8] */
+#define MK_SESSION_ID_LEN       16
+#define MK_RECORD_MAX_PLAINTEXT 16384 /* plaintext bytes per record */
+#define MK_RECORD_OVERHEAD_MAX  84    /* request id + IV + max padding + tag */
 /* Largest unit body any peer may declare (a CLIENT_HELLO with a 4096-bit
  * key transport, a ticket and a maximal early record). */
-#define MK_UNIT_MAX_BODY         17408
-#define MK_UNIT_MAX              (MK_UNIT_HEADER_LEN + MK_UNIT_MAX_BODY)
+#define MK_UNIT_MAX_BODY        17408
+#define MK_UNIT_MAX             (MK_UNIT_HEADER_LEN + MK_UNIT_MAX_BODY)
 /* An output buffer of this size is always enough for mk_session_handle()
  * and mk_client_hello(). */
-#define MK_HANDLE_OUT_LEN        MK_UNIT_MAX
+#define MK_HANDLE_OUT_LEN       MK_UNIT_MAX
 
-#define MK_MESSAGE_MAX_DEFAULT   (1u << 20)   /* 1 MiB */
-#define MK_MESSAGE_MAX_LIMIT     (256u << 20) /* largest configurable */
-#define MK_INFLIGHT_DEFAULT      32
-#define MK_INFLIGHT_LIMIT        1024
-#define MK_TICKET_LIFETIME_DEFAULT (24u * 3600u)      /* seconds */
+#define MK_MESSAGE_MAX_DEFAULT     (1u << 20)   /* 1 MiB */
+#define MK_MESSAGE_MAX_LIMIT       (256u << 20) /* largest configurable */
+#define MK_INFLIGHT_DEFAULT        32
+#define MK_INFLIGHT_LIMIT          1024
+#define MK_TICKET_LIFETIME_DEFAULT (24u * 3600u) /* seconds */
 #define MK_TICKET_LIFETIME_LIMIT   (7u * 24u * 3600u)
-#define MK_ERROR_TEXT_MAX        1024   /* bytes of text in an error record */
-#define MK_SESSION_BLOB_MAX      512
+#define MK_ERROR_TEXT_MAX          1024 /* bytes of text in an error record */
+#define MK_SESSION_BLOB_MAX        512
 
 /* Unit types (§3). */
 enum mk_unit_type {
     MK_UNIT_CLIENT_HELLO = 0x01,
     MK_UNIT_SERVER_HELLO = 0x02,
-    MK_UNIT_HELLO_RETRY  = 0x03,
-    MK_UNIT_ALERT        = 0x15,
-    MK_UNIT_DATA         = 0x17,
-    MK_UNIT_ERROR        = 0x18,
-    MK_UNIT_CLOSE        = 0x19
+    MK_UNIT_HELLO_RETRY = 0x03,
+    MK_UNIT_ALERT = 0x15,
+    MK_UNIT_DATA = 0x17,
+    MK_UNIT_ERROR = 0x18,
+    MK_UNIT_CLOSE = 0x19
 };
 
 /* Plaintext alert codes, sent before keys exist (§8.1). */
 enum mk_alert {
-    MK_ALERT_BAD_MESSAGE         = 1,
+    MK_ALERT_BAD_MESSAGE = 1,
     MK_ALERT_UNSUPPORTED_VERSION = 2,
-    MK_ALERT_RETRY_LATER         = 3,  /* arg: suggested wait in ms */
-    MK_ALERT_HANDSHAKE_FAILED    = 4
+    MK_ALERT_RETRY_LATER = 3, /* arg: suggested wait in ms */
+    MK_ALERT_HANDSHAKE_FAILED = 4
 };
 
 /* Error record codes, authenticated, after the handshake (§8.2). */
 enum mk_error_code {
-    MK_ECODE_APPLICATION = 1,  /* the application failed this request */
-    MK_ECODE_TIMEOUT     = 2,  /* the request took too long */
-    MK_ECODE_OVERLOADED  = 3,  /* no capacity; retry later */
-    MK_ECODE_TOO_LARGE   = 4,  /* message over the announced maximum */
-    MK_ECODE_INTERNAL    = 5,  /* the server failed */
-    MK_ECODE_SHUTDOWN    = 6   /* the server is going away */
+    MK_ECODE_APPLICATION = 1, /* the application failed this request */
+    MK_ECODE_TIMEOUT = 2,     /* the request took too long */
+    MK_ECODE_OVERLOADED = 3,  /* no capacity; retry later */
+    MK_ECODE_TOO_LARGE = 4,   /* message over the announced maximum */
+    MK_ECODE_INTERNAL = 5,    /* the server failed */
+    MK_ECODE_SHUTDOWN = 6     /* the server is going away */
 };
 MK_API const char *mk_error_code_name(unsigned code);
 
@@ -205,8 +205,9 @@ MK_API MK_MUST_CHECK int mk_server_config_new(mk_server_config **out,
 MK_API MK_MUST_CHECK int mk_server_config_add_key(mk_server_config *cfg,
                                                   mk_server_key *key);
 /* Replace the ticket keys. n == 0 disables resumption. keys are copied. */
-MK_API MK_MUST_CHECK int mk_server_config_set_ticket_keys(
-    mk_server_config *cfg, const mk_ticket_key *keys, size_t n);
+MK_API MK_MUST_CHECK int
+mk_server_config_set_ticket_keys(mk_server_config *cfg,
+                                 const mk_ticket_key *keys, size_t n);
 /* Limits announced in SERVER_HELLO. max_message in bytes (1 .. 256 MiB),
  * max_inflight (1 .. 1024), ticket_lifetime in seconds (60 .. 7 days). */
 MK_API MK_MUST_CHECK int mk_server_config_set_limits(mk_server_config *cfg,
@@ -237,28 +238,28 @@ MK_API void mk_client_config_unref(mk_client_config *cfg);
 typedef struct mk_session mk_session;
 
 enum mk_state {
-    MK_STATE_HANDSHAKE   = 1,  /* keys not yet agreed */
-    MK_STATE_ESTABLISHED = 2,  /* records may flow */
-    MK_STATE_CLOSED      = 3,  /* close sent and/or received, no error */
-    MK_STATE_FAILED      = 4   /* see mk_session_error() */
+    MK_STATE_HANDSHAKE = 1,   /* keys not yet agreed */
+    MK_STATE_ESTABLISHED = 2, /* records may flow */
+    MK_STATE_CLOSED = 3,      /* close sent and/or received, no error */
+    MK_STATE_FAILED = 4       /* see mk_session_error() */
 };
 
 enum mk_event_type {
-    MK_EV_NONE        = 0,  /* unit consumed, nothing to report */
-    MK_EV_SEND        = 1,  /* out[0..len) holds wire bytes to write */
-    MK_EV_ESTABLISHED = 2,  /* handshake done (client: SERVER_HELLO verified;
+    MK_EV_NONE = 0,        /* unit consumed, nothing to report */
+    MK_EV_SEND = 1,        /* out[0..len) holds wire bytes to write */
+    MK_EV_ESTABLISHED = 2, /* handshake done (client: SERVER_HELLO verified;
                                server: SERVER_HELLO written to out, send it) */
-    MK_EV_DATA        = 3,  /* out[0..len) is plaintext of request_id */
-    MK_EV_ERROR       = 4,  /* error record: code, text in out[0..len) */
-    MK_EV_CLOSE       = 5   /* peer closed cleanly */
+    MK_EV_DATA = 3,        /* out[0..len) is plaintext of request_id */
+    MK_EV_ERROR = 4,       /* error record: code, text in out[0..len) */
+    MK_EV_CLOSE = 5        /* peer closed cleanly */
 };
 
 typedef struct mk_event {
-    int type;               /* enum mk_event_type */
-    uint32_t request_id;    /* DATA, ERROR */
-    int final;              /* DATA: last record of the message */
-    unsigned error_code;    /* ERROR: enum mk_error_code */
-    size_t len;             /* bytes written to out */
+    int type;            /* enum mk_event_type */
+    uint32_t request_id; /* DATA, ERROR */
+    int final;           /* DATA: last record of the message */
+    unsigned error_code; /* ERROR: enum mk_error_code */
+    size_t len;          /* bytes written to out */
 } mk_event;
 
 /* A server session: expects a CLIENT_HELLO. cfg is referenced. */
@@ -318,8 +319,8 @@ MK_API MK_MUST_CHECK int mk_seal_error(mk_session *s, uint32_t request_id,
                                        size_t text_len, uint8_t *out,
                                        size_t cap, size_t *out_len);
 /* Seal the authenticated close record; no record may be sealed after it. */
-MK_API MK_MUST_CHECK int mk_seal_close(mk_session *s, uint8_t *out,
-                                       size_t cap, size_t *out_len);
+MK_API MK_MUST_CHECK int mk_seal_close(mk_session *s, uint8_t *out, size_t cap,
+                                       size_t *out_len);
 
 /* Write a plaintext alert (no session needed; used for cheap "retry later"
  * before any RSA work). At most 10 bytes. */
@@ -329,15 +330,15 @@ MK_API MK_MUST_CHECK int mk_write_alert(unsigned code, uint32_t arg,
 
 /* Session facts, valid once established. */
 typedef struct mk_session_info {
-    int state;                         /* enum mk_state */
-    int resumed;                       /* resumed from a ticket */
-    int early_accepted;                /* reserved: always 0 in this version */
-    uint8_t key_id[MK_KEY_ID_LEN];     /* server key of the session's root */
+    int state;                     /* enum mk_state */
+    int resumed;                   /* resumed from a ticket */
+    int early_accepted;            /* reserved: always 0 in this version */
+    uint8_t key_id[MK_KEY_ID_LEN]; /* server key of the session's root */
     uint8_t session_id[MK_SESSION_ID_LEN]; /* not secret: for logs/apps */
-    uint32_t max_message;              /* announced by the server */
+    uint32_t max_message;                  /* announced by the server */
     uint32_t max_inflight;
-    uint32_t inflight;                 /* requests now in flight */
-    int has_ticket;                    /* client: a ticket can be exported */
+    uint32_t inflight; /* requests now in flight */
+    int has_ticket;    /* client: a ticket can be exported */
 } mk_session_info;
 
 MK_API void mk_session_get_info(const mk_session *s, mk_session_info *info);

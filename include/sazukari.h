@@ -342,13 +342,13 @@ SZ_API SZ_MUST_CHECK int sz_conn_export_session(const sz_conn *conn,
                                                 size_t *out_len);
 
 typedef struct sz_conn_info {
-    int resumed;                 /* the handshake resumed a session */
-    int has_session;             /* sz_conn_export_session() will work */
-    uint8_t session_id[16];      /* not secret: for logs */
-    uint8_t key_id[8];           /* the pinned key the session rests on */
-    uint32_t max_message;        /* server's maximum message size, bytes */
-    uint32_t max_inflight;       /* server's limit of requests in flight */
-    uint32_t inflight;           /* requests awaiting their response */
+    int resumed;            /* the handshake resumed a session */
+    int has_session;        /* sz_conn_export_session() will work */
+    uint8_t session_id[16]; /* not secret: for logs */
+    uint8_t key_id[8];      /* the pinned key the session rests on */
+    uint32_t max_message;   /* server's maximum message size, bytes */
+    uint32_t max_inflight;  /* server's limit of requests in flight */
+    uint32_t inflight;      /* requests awaiting their response */
 } sz_conn_info;
 SZ_API void sz_conn_get_info(const sz_conn *conn, sz_conn_info *info);
 

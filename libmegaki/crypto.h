@@ -17,10 +17,10 @@
 
 #include "megaki.h"
 
-#define MKC_SHA256_LEN 32
-#define MKC_AES_KEY_LEN 32
-#define MKC_AES_BLOCK 16
-#define MKC_X25519_LEN 32
+#define MKC_SHA256_LEN    32
+#define MKC_AES_KEY_LEN   32
+#define MKC_AES_BLOCK     16
+#define MKC_X25519_LEN    32
 #define MKC_RSA_MAX_BYTES 512 /* 4096-bit modulus */
 
 /* A gather list for multi-part MAC and hash inputs. */
@@ -31,7 +31,8 @@ typedef struct mkc_iov {
 
 /* --- hashing ------------------------------------------------------- */
 
-MK_MUST_CHECK int mkc_sha256(const uint8_t *msg, size_t len, uint8_t out[MKC_SHA256_LEN]);
+MK_MUST_CHECK int mkc_sha256(const uint8_t *msg, size_t len,
+                             uint8_t out[MKC_SHA256_LEN]);
 
 /* Running SHA-256 (the transcript). */
 typedef struct mkc_hash mkc_hash;
@@ -44,28 +45,33 @@ void mkc_hash_free(mkc_hash *h);
 /* --- MAC and KDF ----------------------------------------------------- */
 
 /* HMAC-SHA256 over the concatenation of iov[0..n). */
-MK_MUST_CHECK int mkc_hmac_sha256(const uint8_t *key, size_t key_len, const mkc_iov *iov,
-                    size_t n, uint8_t out[MKC_SHA256_LEN]);
+MK_MUST_CHECK int mkc_hmac_sha256(const uint8_t *key, size_t key_len,
+                                  const mkc_iov *iov, size_t n,
+                                  uint8_t out[MKC_SHA256_LEN]);
 
 /* RFC 5869. salt may be NULL with salt_len 0 (then HashLen zeros). */
-MK_MUST_CHECK int mkc_hkdf_extract(const uint8_t *salt, size_t salt_len, const uint8_t *ikm,
-                     size_t ikm_len, uint8_t prk[MKC_SHA256_LEN]);
+MK_MUST_CHECK int mkc_hkdf_extract(const uint8_t *salt, size_t salt_len,
+                                   const uint8_t *ikm, size_t ikm_len,
+                                   uint8_t prk[MKC_SHA256_LEN]);
 /* out_len <= 255 * 32, else MK_ERR_USAGE. */
-MK_MUST_CHECK int mkc_hkdf_expand(const uint8_t *prk, size_t prk_len, const uint8_t *info,
-                    size_t info_len, uint8_t *out, size_t out_len);
+MK_MUST_CHECK int mkc_hkdf_expand(const uint8_t *prk, size_t prk_len,
+                                  const uint8_t *info, size_t info_len,
+                                  uint8_t *out, size_t out_len);
 
 /* --- AES-256-CBC with PKCS#7 padding --------------------------------- */
 
 /* out needs len + 16 - len % 16 bytes (always at least one padding byte). */
 MK_MUST_CHECK int mkc_cbc_encrypt(const uint8_t key[MKC_AES_KEY_LEN],
-                    const uint8_t iv[MKC_AES_BLOCK], const uint8_t *pt,
-                    size_t len, uint8_t *out, size_t cap, size_t *out_len);
+                                  const uint8_t iv[MKC_AES_BLOCK],
+                                  const uint8_t *pt, size_t len, uint8_t *out,
+                                  size_t cap, size_t *out_len);
 /* len must be a positive multiple of 16; out needs len bytes. Any padding
  * error gives MK_ERR_BAD_RECORD_MAC (callers only decrypt after a good MAC,
  * so a bad pad means a broken peer, and it gets the generic error). */
 MK_MUST_CHECK int mkc_cbc_decrypt(const uint8_t key[MKC_AES_KEY_LEN],
-                    const uint8_t iv[MKC_AES_BLOCK], const uint8_t *ct,
-                    size_t len, uint8_t *out, size_t cap, size_t *out_len);
+                                  const uint8_t iv[MKC_AES_BLOCK],
+                                  const uint8_t *ct, size_t len, uint8_t *out,
+                                  size_t cap, size_t *out_len);
 
 /*
  * Record protection for one direction of one session: an AES-256-CBC
@@ -110,17 +116,19 @@ void mkc_x25519_free(mkc_x25519_key *k);
 typedef struct mkc_rsa mkc_rsa; /* wraps an EVP_PKEY */
 
 /* Private key from PEM (PKCS#8 or PKCS#1, unencrypted). */
-MK_MUST_CHECK int mkc_rsa_load_private(const uint8_t *pem, size_t len, mkc_rsa **out);
+MK_MUST_CHECK int mkc_rsa_load_private(const uint8_t *pem, size_t len,
+                                       mkc_rsa **out);
 /* Public key from PEM or DER SubjectPublicKeyInfo (also accepts PKCS#1
  * "RSA PUBLIC KEY" PEM). */
-MK_MUST_CHECK int mkc_rsa_load_public(const uint8_t *key, size_t len, mkc_rsa **out);
+MK_MUST_CHECK int mkc_rsa_load_public(const uint8_t *key, size_t len,
+                                      mkc_rsa **out);
 MK_MUST_CHECK int mkc_rsa_generate(unsigned bits, mkc_rsa **out);
 unsigned mkc_rsa_bits(const mkc_rsa *k);
 size_t mkc_rsa_size(const mkc_rsa *k); /* modulus bytes */
 MK_MUST_CHECK int mkc_rsa_public_der(const mkc_rsa *k, uint8_t *out, size_t cap,
-                       size_t *out_len);
-MK_MUST_CHECK int mkc_rsa_private_pem(const mkc_rsa *k, uint8_t *out, size_t cap,
-                        size_t *out_len);
+                                     size_t *out_len);
+MK_MUST_CHECK int mkc_rsa_private_pem(const mkc_rsa *k, uint8_t *out,
+                                      size_t cap, size_t *out_len);
 void mkc_rsa_free(mkc_rsa *k);
 
 /*
@@ -130,19 +138,21 @@ void mkc_rsa_free(mkc_rsa *k);
  * encoding is done here, then the raw RSA public operation through EVP with
  * RSA_NO_PADDING. msg_len <= k - 2*32 - 2. out needs mkc_rsa_size() bytes.
  */
-MK_MUST_CHECK int mkc_oaep_encrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
-                     const uint8_t *msg, size_t msg_len,
-                     const uint8_t seed[MKC_SHA256_LEN], uint8_t *out,
-                     size_t cap, size_t *out_len);
+MK_MUST_CHECK int mkc_oaep_encrypt(const mkc_rsa *k, const uint8_t *label,
+                                   size_t label_len, const uint8_t *msg,
+                                   size_t msg_len,
+                                   const uint8_t seed[MKC_SHA256_LEN],
+                                   uint8_t *out, size_t cap, size_t *out_len);
 /*
  * RSAES-OAEP decryption through EVP_PKEY_decrypt. Every failure (bad
  * length, not reduced, bad padding, wrong label) returns the one code
  * MK_ERR_CRYPTO with *out_len = 0 and the error queue cleared, so callers
  * have a single failure value to fold into a constant-time select.
  */
-MK_MUST_CHECK int mkc_oaep_decrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
-                     const uint8_t *ct, size_t ct_len, uint8_t *out,
-                     size_t cap, size_t *out_len);
+MK_MUST_CHECK int mkc_oaep_decrypt(const mkc_rsa *k, const uint8_t *label,
+                                   size_t label_len, const uint8_t *ct,
+                                   size_t ct_len, uint8_t *out, size_t cap,
+                                   size_t *out_len);
 
 /* --- randomness, constant time, wiping ------------------------------- */
 

@@ -43,7 +43,7 @@
 #include <openssl/x509.h>
 
 /* RFC 8017 7.1.1: hLen for SHA-256, and the fixed OAEP overhead 2*hLen+2. */
-#define OAEP_HLEN MKC_SHA256_LEN
+#define OAEP_HLEN     MKC_SHA256_LEN
 #define OAEP_OVERHEAD (2 * OAEP_HLEN + 2)
 
 /* ------------------------------------------------------------------ */
@@ -73,14 +73,14 @@ static int fail(int code)
  *   OSSL_FAIL_IF    anything else: a NULL from a constructor, or an output
  *                   whose length is not the one asked for.
  */
-#define OSSL_FAIL_IF(cond, err) \
-    do {                        \
-        if (cond) {             \
-            ret = fail(err);    \
-            goto out;           \
-        }                       \
+#define OSSL_FAIL_IF(cond, err)                                                \
+    do {                                                                       \
+        if (cond) {                                                            \
+            ret = fail(err);                                                   \
+            goto out;                                                          \
+        }                                                                      \
     } while (0)
-#define OSSL_GUARD(call, err) OSSL_FAIL_IF((call) != 1, err)
+#define OSSL_GUARD(call, err)     OSSL_FAIL_IF((call) != 1, err)
 #define OSSL_GUARD_POS(call, err) OSSL_FAIL_IF((call) <= 0, err)
 
 static struct {
@@ -442,9 +442,8 @@ void mkc_rec_free(mkc_rec *r)
     OPENSSL_free(r);
 }
 
-int mkc_rec_cbc(mkc_rec *r, const uint8_t iv[MKC_AES_BLOCK],
-                const uint8_t *in, size_t len, uint8_t *out, size_t cap,
-                size_t *out_len)
+int mkc_rec_cbc(mkc_rec *r, const uint8_t iv[MKC_AES_BLOCK], const uint8_t *in,
+                size_t len, uint8_t *out, size_t cap, size_t *out_len)
 {
     return cbc_pass(r->cbc, r->enc, iv, in, len, out, cap, out_len);
 }
@@ -463,8 +462,7 @@ int mkc_rec_mac(mkc_rec *r, const mkc_iov *iov, size_t n,
             OSSL_GUARD(EVP_MAC_update(r->mac, iov[i].p, iov[i].len),
                        MK_ERR_CRYPTO);
     }
-    OSSL_GUARD(EVP_MAC_final(r->mac, out, &got, MKC_SHA256_LEN),
-               MK_ERR_CRYPTO);
+    OSSL_GUARD(EVP_MAC_final(r->mac, out, &got, MKC_SHA256_LEN), MK_ERR_CRYPTO);
     OSSL_FAIL_IF(got != MKC_SHA256_LEN, MK_ERR_CRYPTO);
     ret = MK_OK;
 out:
@@ -763,9 +761,9 @@ int mkc_rsa_private_pem(const mkc_rsa *k, uint8_t *out, size_t cap,
     bio = BIO_new(BIO_s_secmem());
     OSSL_FAIL_IF(bio == NULL, MK_ERR_NOMEM);
     /* PKCS#8 "PRIVATE KEY", unencrypted (no cipher, no passphrase). */
-    OSSL_GUARD(PEM_write_bio_PrivateKey(bio, k->pkey, NULL, NULL, 0, NULL,
-                                        NULL),
-               MK_ERR_CRYPTO);
+    OSSL_GUARD(
+        PEM_write_bio_PrivateKey(bio, k->pkey, NULL, NULL, 0, NULL, NULL),
+        MK_ERR_CRYPTO);
     n = BIO_get_mem_data(bio, &data);
     OSSL_FAIL_IF(n <= 0 || data == NULL, MK_ERR_CRYPTO);
     if (cap < (size_t)n) {
@@ -835,8 +833,8 @@ out:
  *   DB = lHash || PS (zeros) || 0x01 || M.
  * em ends up holding the message and the seed: the caller wipes it. */
 static int eme_oaep_encode(uint8_t *em, size_t kl, const uint8_t *label,
-                           size_t label_len, const uint8_t *msg,
-                           size_t msg_len, const uint8_t seed[OAEP_HLEN])
+                           size_t label_len, const uint8_t *msg, size_t msg_len,
+                           const uint8_t seed[OAEP_HLEN])
 {
     uint8_t *masked_seed = em + 1, *db = em + 1 + OAEP_HLEN;
     size_t db_len = kl - OAEP_HLEN - 1;
@@ -884,8 +882,8 @@ int mkc_oaep_encrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
         goto out;
     }
 
-    if ((ret = eme_oaep_encode(em, kl, label, label_len, msg, msg_len,
-                               seed)) != MK_OK)
+    if ((ret = eme_oaep_encode(em, kl, label, label_len, msg, msg_len, seed)) !=
+        MK_OK)
         goto out;
 
     /* The raw RSA public operation (RFC 8017 5.1.1). EM < n because its
@@ -908,8 +906,8 @@ out:
 }
 
 int mkc_oaep_decrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
-                     const uint8_t *ct, size_t ct_len, uint8_t *out,
-                     size_t cap, size_t *out_len)
+                     const uint8_t *ct, size_t ct_len, uint8_t *out, size_t cap,
+                     size_t *out_len)
 {
     uint8_t buf[MKC_RSA_MAX_BYTES];
     EVP_PKEY_CTX *ctx = NULL;
@@ -944,9 +942,9 @@ int mkc_oaep_decrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
     if (label_len > 0) {
         label_copy = OPENSSL_memdup(label, label_len);
         OSSL_FAIL_IF(label_copy == NULL, MK_ERR_CRYPTO);
-        OSSL_GUARD_POS(EVP_PKEY_CTX_set0_rsa_oaep_label(ctx, label_copy,
-                                                        (int)label_len),
-                       MK_ERR_CRYPTO);
+        OSSL_GUARD_POS(
+            EVP_PKEY_CTX_set0_rsa_oaep_label(ctx, label_copy, (int)label_len),
+            MK_ERR_CRYPTO);
         label_copy = NULL;
     }
     /* libcrypto wants room for a whole modulus, so decrypt into buf and

@@ -48,12 +48,19 @@ const char *mk_err_class(int err)
 const char *mk_error_code_name(unsigned code)
 {
     switch (code) {
-    case MK_ECODE_APPLICATION: return "application";
-    case MK_ECODE_TIMEOUT:     return "timeout";
-    case MK_ECODE_OVERLOADED:  return "overloaded";
-    case MK_ECODE_TOO_LARGE:   return "too-large";
-    case MK_ECODE_INTERNAL:    return "internal";
-    case MK_ECODE_SHUTDOWN:    return "shutdown";
-    default:                   return "unknown";
+    case MK_ECODE_APPLICATION:
+        return "application";
+    case MK_ECODE_TIMEOUT:
+        return "timeout";
+    case MK_ECODE_OVERLOADED:
+        return "overloaded";
+    case MK_ECODE_TOO_LARGE:
+        return "too-large";
+    case MK_ECODE_INTERNAL:
+        return "internal";
+    case MK_ECODE_SHUTDOWN:
+        return "shutdown";
+    default:
+        return "unknown";
     }
 }

@@ -45,10 +45,9 @@ int mk__client_write_hello(mk_session *s, uint8_t *out, size_t cap,
         const mkc_rsa *pk = s->ccfg->pins[s->pin_index];
         MK_TRY(mk__random(s, kem_secret, sizeof kem_secret));
         MK_TRY(mk__random(s, seed, sizeof seed));
-        MK_TRY(mkc_oaep_encrypt(pk, (const uint8_t *)MK_OAEP_LABEL,
-                                MK_OAEP_LABEL_LEN, kem_secret,
-                                sizeof kem_secret, seed, kem, sizeof kem,
-                                &kem_len));
+        MK_TRY(mkc_oaep_encrypt(
+            pk, (const uint8_t *)MK_OAEP_LABEL, MK_OAEP_LABEL_LEN, kem_secret,
+            sizeof kem_secret, seed, kem, sizeof kem, &kem_len));
         memcpy(ch.key_id, s->ccfg->pin_ids[s->pin_index], MK_KEY_ID_LEN);
         ch.kem = kem;
         ch.kem_len = kem_len;
@@ -101,8 +100,7 @@ int mk__client_on_server_hello(mk_session *s, const uint8_t *unit, size_t len,
     MK_TRY(mk__resumption_secret(hs, ch_hash, s->resumption_secret));
     MK_TRY(mk__finished(fkey, th, fin));
     /* Key confirmation: the one check that authenticates the server. */
-    MK_FAIL_IF(!mkc_ct_equal(fin, sh.finished, MK_MAC_LEN),
-               MK_ERR_SERVER_AUTH);
+    MK_FAIL_IF(!mkc_ct_equal(fin, sh.finished, MK_MAC_LEN), MK_ERR_SERVER_AUTH);
 
     /* The extras are covered by Finished, so decrypting them now is
      * decrypting authenticated bytes. */

@@ -156,8 +156,7 @@ static uint8_t root_from_ticket(mk_session *s, const mk_ch *ch, uint64_t now,
 /* Resumption: the binder, HMAC over the hello up to the binder itself,
  * proves that the client holds the ticket's secret. */
 static int check_binder(const mk_session *s, const uint8_t *unit, size_t len,
-                        const mk_ch *ch, uint8_t *out, size_t cap,
-                        mk_event *ev)
+                        const mk_ch *ch, uint8_t *out, size_t cap, mk_event *ev)
 {
     uint8_t bkey[MK_SECRET_LEN], h[MKC_SHA256_LEN], binder[MK_MAC_LEN];
     mkc_iov iov = {h, sizeof h};
@@ -178,8 +177,8 @@ out:
 /* The server's key share, and the handshake secret from the X25519
  * agreement with the client's share. */
 static int derive_hs_secret(mk_session *s, const mk_ch *ch, mk_sh *sh,
-                            uint8_t hs[MK_SECRET_LEN], uint8_t *out,
-                            size_t cap, mk_event *ev)
+                            uint8_t hs[MK_SECRET_LEN], uint8_t *out, size_t cap,
+                            mk_event *ev)
 {
     uint8_t priv[MKC_X25519_LEN], dh[MKC_X25519_LEN];
     mkc_x25519_key *eph = NULL;

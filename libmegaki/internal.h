@@ -19,21 +19,21 @@
 #define MK_MAGIC1 0x47 /* 'G' */
 #define MK_MAGIC2 0x4B /* 'K' */
 
-#define MK_RANDOM_LEN   32
-#define MK_SECRET_LEN   32
-#define MK_MAC_LEN      32
-#define MK_IV_LEN       16
-#define MK_MAX_KEYS     16
-#define MK_TICKET_MAX   256 /* bytes of an opaque ticket on the wire */
-#define MK_TICKET_NAME_LEN 16
+#define MK_RANDOM_LEN       32
+#define MK_SECRET_LEN       32
+#define MK_MAC_LEN          32
+#define MK_IV_LEN           16
+#define MK_MAX_KEYS         16
+#define MK_TICKET_MAX       256 /* bytes of an opaque ticket on the wire */
+#define MK_TICKET_NAME_LEN  16
 #define MK_TICKET_STATE_LEN 54
-#define MK_TICKET_LEN   (MK_TICKET_NAME_LEN + MK_IV_LEN + 64 + MK_MAC_LEN)
-#define MK_CLOCK_SKEW_MS (5u * 60u * 1000u)
+#define MK_TICKET_LEN       (MK_TICKET_NAME_LEN + MK_IV_LEN + 64 + MK_MAC_LEN)
+#define MK_CLOCK_SKEW_MS    (5u * 60u * 1000u)
 
 /* The RSA-OAEP label of the key transport (§2.1): the 9 ASCII bytes
  * "megaki v2", without the string's terminating NUL. The client encrypts
  * and the server decrypts under it, so it is spelt in one place. */
-#define MK_OAEP_LABEL "megaki v2"
+#define MK_OAEP_LABEL     "megaki v2"
 #define MK_OAEP_LABEL_LEN (sizeof MK_OAEP_LABEL - 1)
 
 /* Unit header flags (§3). */
@@ -47,25 +47,25 @@
 #define MK_CH_EARLY 0x01
 
 /* HELLO_RETRY reasons (§4.3). */
-#define MK_RETRY_TICKET  1
-#define MK_RETRY_KEY_ID  2
+#define MK_RETRY_TICKET 1
+#define MK_RETRY_KEY_ID 2
 
 /* Record sizes (§5). */
-#define MK_RECORD_FIXED   (4 + MK_IV_LEN + MK_MAC_LEN) /* id, IV, tag */
+#define MK_RECORD_FIXED    (4 + MK_IV_LEN + MK_MAC_LEN) /* id, IV, tag */
 #define MK_RECORD_MIN_BODY (MK_RECORD_FIXED + 16)
 #define MK_RECORD_MAX_BODY (MK_RECORD_FIXED + MK_RECORD_MAX_PLAINTEXT + 16)
 
-#define MK_FAIL_IF(cond, code) \
-    do {                       \
-        if (cond) {            \
-            ret = (code);      \
-            goto out;          \
-        }                      \
+#define MK_FAIL_IF(cond, code)                                                 \
+    do {                                                                       \
+        if (cond) {                                                            \
+            ret = (code);                                                      \
+            goto out;                                                          \
+        }                                                                      \
     } while (0)
-#define MK_TRY(expr)                  \
-    do {                              \
-        if ((ret = (expr)) != MK_OK)  \
-            goto out;                 \
+#define MK_TRY(expr)                                                           \
+    do {                                                                       \
+        if ((ret = (expr)) != MK_OK)                                           \
+            goto out;                                                          \
     } while (0)
 
 /* ------------------------------------------------------------------ */
@@ -139,11 +139,11 @@ typedef struct mk_dir {
 
 struct mk_session {
     int is_server;
-    int state;    /* enum mk_state */
-    int hs;       /* enum mk_hs_state */
-    int err;      /* first failure, sticky */
-    int mode;     /* MK_MODE_* of the current hello */
-    int retried;  /* a HELLO_RETRY was sent (server) or received (client) */
+    int state;   /* enum mk_state */
+    int hs;      /* enum mk_hs_state */
+    int err;     /* first failure, sticky */
+    int mode;    /* MK_MODE_* of the current hello */
+    int retried; /* a HELLO_RETRY was sent (server) or received (client) */
     const mk_env *env;
     mk_server_config *scfg;
     mk_client_config *ccfg;
@@ -188,12 +188,14 @@ MK_MUST_CHECK int mk__random(const mk_session *s, uint8_t *out, size_t len);
 MK_MUST_CHECK int mk__establish(mk_session *s);
 
 /* keysched.c (§6) */
-MK_MUST_CHECK int mk__expand_label(const uint8_t secret[MK_SECRET_LEN], const char *label,
-                     const uint8_t *ctx, size_t ctx_len, uint8_t *out,
-                     size_t out_len);
-MK_MUST_CHECK int mk__derive_secret(const uint8_t secret[MK_SECRET_LEN], const char *label,
-                      const uint8_t *msgs, size_t msgs_len,
-                      uint8_t out[MK_SECRET_LEN]);
+MK_MUST_CHECK int mk__expand_label(const uint8_t secret[MK_SECRET_LEN],
+                                   const char *label, const uint8_t *ctx,
+                                   size_t ctx_len, uint8_t *out,
+                                   size_t out_len);
+MK_MUST_CHECK int mk__derive_secret(const uint8_t secret[MK_SECRET_LEN],
+                                    const char *label, const uint8_t *msgs,
+                                    size_t msgs_len,
+                                    uint8_t out[MK_SECRET_LEN]);
 
 typedef struct mk_hs_keys {
     uint8_t c2s_enc[32], c2s_mac[32], s2c_enc[32], s2c_mac[32];
@@ -202,38 +204,42 @@ typedef struct mk_hs_keys {
 } mk_hs_keys;
 
 MK_MUST_CHECK int mk__early_secret(const uint8_t root[MK_SECRET_LEN],
-                     uint8_t early[MK_SECRET_LEN]);
+                                   uint8_t early[MK_SECRET_LEN]);
 MK_MUST_CHECK int mk__binder_key(const uint8_t early[MK_SECRET_LEN],
-                   uint8_t key[MK_SECRET_LEN]);
+                                 uint8_t key[MK_SECRET_LEN]);
 MK_MUST_CHECK int mk__hs_secret(const uint8_t early[MK_SECRET_LEN],
-                  const uint8_t dh[MKC_X25519_LEN],
-                  uint8_t hs[MK_SECRET_LEN]);
+                                const uint8_t dh[MKC_X25519_LEN],
+                                uint8_t hs[MK_SECRET_LEN]);
 MK_MUST_CHECK int mk__extras_key(const uint8_t hs[MK_SECRET_LEN],
-                   const uint8_t ch_hash[MKC_SHA256_LEN],
-                   uint8_t key[MK_SECRET_LEN]);
+                                 const uint8_t ch_hash[MKC_SHA256_LEN],
+                                 uint8_t key[MK_SECRET_LEN]);
 MK_MUST_CHECK int mk__hs_keys(const uint8_t hs[MK_SECRET_LEN],
-                const uint8_t th[MKC_SHA256_LEN], mk_hs_keys *k);
+                              const uint8_t th[MKC_SHA256_LEN], mk_hs_keys *k);
 MK_MUST_CHECK int mk__resumption_secret(const uint8_t hs[MK_SECRET_LEN],
-                          const uint8_t ch_hash[MKC_SHA256_LEN],
-                          uint8_t out[MK_SECRET_LEN]);
+                                        const uint8_t ch_hash[MKC_SHA256_LEN],
+                                        uint8_t out[MK_SECRET_LEN]);
 /* Derive and install the record keys and session id; hand back the
  * Finished key. (The resumption secret is derived on its own: the server
  * needs it before SERVER_HELLO exists, to seal the ticket.) */
-MK_MUST_CHECK int mk__install_keys(mk_session *s, const uint8_t hs[MK_SECRET_LEN],
-                     const uint8_t th[MKC_SHA256_LEN],
-                     uint8_t finished_key[MK_SECRET_LEN]);
+MK_MUST_CHECK int mk__install_keys(mk_session *s,
+                                   const uint8_t hs[MK_SECRET_LEN],
+                                   const uint8_t th[MKC_SHA256_LEN],
+                                   uint8_t finished_key[MK_SECRET_LEN]);
 MK_MUST_CHECK int mk__finished(const uint8_t key[MK_SECRET_LEN],
-                 const uint8_t th[MKC_SHA256_LEN], uint8_t out[MK_MAC_LEN]);
+                               const uint8_t th[MKC_SHA256_LEN],
+                               uint8_t out[MK_MAC_LEN]);
 
 /* record.c (§5) */
 MK_MUST_CHECK int mk__record_seal(mk_session *s, uint8_t type, uint8_t flags,
-                    uint32_t request_id, const uint8_t *pt, size_t len,
-                    uint8_t *out, size_t cap, size_t *out_len);
-MK_MUST_CHECK int mk__record_open(mk_session *s, const uint8_t *unit, size_t unit_len,
-                    uint8_t *out, size_t cap, size_t *pt_len,
-                    uint32_t *request_id);
-MK_MUST_CHECK int mk__handle_record(mk_session *s, const uint8_t *unit, size_t unit_len,
-                      uint8_t *out, size_t cap, mk_event *ev);
+                                  uint32_t request_id, const uint8_t *pt,
+                                  size_t len, uint8_t *out, size_t cap,
+                                  size_t *out_len);
+MK_MUST_CHECK int mk__record_open(mk_session *s, const uint8_t *unit,
+                                  size_t unit_len, uint8_t *out, size_t cap,
+                                  size_t *pt_len, uint32_t *request_id);
+MK_MUST_CHECK int mk__handle_record(mk_session *s, const uint8_t *unit,
+                                    size_t unit_len, uint8_t *out, size_t cap,
+                                    mk_event *ev);
 size_t mk__record_wire_len(size_t pt_len);
 
 /* ticket.c (§7) */
@@ -244,28 +250,32 @@ typedef struct mk_ticket_state {
     uint8_t secret[MK_SECRET_LEN];
 } mk_ticket_state;
 
-MK_MUST_CHECK int mk__ticket_seal(const mk_server_config *cfg, const mk_ticket_state *st,
-                    const uint8_t iv[MK_IV_LEN], uint8_t *out, size_t cap,
-                    size_t *out_len);
+MK_MUST_CHECK int mk__ticket_seal(const mk_server_config *cfg,
+                                  const mk_ticket_state *st,
+                                  const uint8_t iv[MK_IV_LEN], uint8_t *out,
+                                  size_t cap, size_t *out_len);
 /* MK_OK, or MK_ERR_BAD_MESSAGE for any reason the ticket is not usable
  * (unknown key, bad MAC, expired, malformed); the reason is not exposed to
  * the peer, which just gets HELLO_RETRY. */
-MK_MUST_CHECK int mk__ticket_open(const mk_server_config *cfg, const uint8_t *ticket,
-                    size_t len, uint64_t now_ms, mk_ticket_state *st);
+MK_MUST_CHECK int mk__ticket_open(const mk_server_config *cfg,
+                                  const uint8_t *ticket, size_t len,
+                                  uint64_t now_ms, mk_ticket_state *st);
 
 /* hs_client.c / hs_server.c (§4) */
-MK_MUST_CHECK int mk__client_write_hello(mk_session *s, uint8_t *out, size_t cap,
-                           size_t *out_len);
+MK_MUST_CHECK int mk__client_write_hello(mk_session *s, uint8_t *out,
+                                         size_t cap, size_t *out_len);
 MK_MUST_CHECK int mk__client_on_server_hello(mk_session *s, const uint8_t *unit,
-                               size_t len, uint8_t *out, size_t cap,
-                               mk_event *ev);
-MK_MUST_CHECK int mk__client_on_retry(mk_session *s, const uint8_t *unit, size_t len,
-                        uint8_t *out, size_t cap, mk_event *ev);
-MK_MUST_CHECK int mk__client_on_alert(mk_session *s, const uint8_t *unit, size_t len,
-                        uint8_t *out, size_t cap, mk_event *ev);
+                                             size_t len, uint8_t *out,
+                                             size_t cap, mk_event *ev);
+MK_MUST_CHECK int mk__client_on_retry(mk_session *s, const uint8_t *unit,
+                                      size_t len, uint8_t *out, size_t cap,
+                                      mk_event *ev);
+MK_MUST_CHECK int mk__client_on_alert(mk_session *s, const uint8_t *unit,
+                                      size_t len, uint8_t *out, size_t cap,
+                                      mk_event *ev);
 MK_MUST_CHECK int mk__server_on_client_hello(mk_session *s, const uint8_t *unit,
-                               size_t len, uint8_t *out, size_t cap,
-                               mk_event *ev);
+                                             size_t len, uint8_t *out,
+                                             size_t cap, mk_event *ev);
 
 /* Write the 4-byte magic/version prefix that every handshake body starts
  * with, and check it: MK_ERR_BAD_MAGIC or MK_ERR_BAD_VERSION. */

@@ -46,8 +46,7 @@ out:
     return ret;
 }
 
-int mk_server_key_load_pem(mk_server_key **out, const uint8_t *pem,
-                           size_t len)
+int mk_server_key_load_pem(mk_server_key **out, const uint8_t *pem, size_t len)
 {
     mkc_rsa *rsa = NULL;
     int ret;
@@ -79,8 +78,8 @@ int mk_server_key_private_pem(const mk_server_key *key, uint8_t *out,
     return mkc_rsa_private_pem(key->rsa, out, cap, out_len);
 }
 
-int mk_server_key_public_der(const mk_server_key *key, uint8_t *out,
-                             size_t cap, size_t *out_len)
+int mk_server_key_public_der(const mk_server_key *key, uint8_t *out, size_t cap,
+                             size_t *out_len)
 {
     return mkc_rsa_public_der(key->rsa, out, cap, out_len);
 }
@@ -168,8 +167,7 @@ int mk_server_config_set_ticket_keys(mk_server_config *cfg,
 
     MK_FAIL_IF(n > MK_TICKET_KEYS_MAX || (n && keys == NULL), MK_ERR_USAGE);
     if (n) {
-        MK_FAIL_IF((t = mkc_secure_alloc(n * sizeof *t)) == NULL,
-                   MK_ERR_NOMEM);
+        MK_FAIL_IF((t = mkc_secure_alloc(n * sizeof *t)) == NULL, MK_ERR_NOMEM);
         for (size_t i = 0; i < n; i++) {
             memcpy(t[i].name, keys[i].name, MK_TICKET_NAME_LEN);
             MK_TRY(mk__expand_label(keys[i].secret, "ticket enc", NULL, 0,
@@ -189,8 +187,7 @@ out:
 }
 
 int mk_server_config_set_limits(mk_server_config *cfg, uint32_t max_message,
-                                uint32_t max_inflight,
-                                uint32_t ticket_lifetime)
+                                uint32_t max_inflight, uint32_t ticket_lifetime)
 {
     if (max_message < 1 || max_message > MK_MESSAGE_MAX_LIMIT ||
         max_inflight < 1 || max_inflight > MK_INFLIGHT_LIMIT ||
@@ -235,8 +232,7 @@ int mk_client_config_new(mk_client_config **out, const mk_env *env)
     return MK_OK;
 }
 
-int mk_client_config_pin(mk_client_config *cfg, const uint8_t *key,
-                         size_t len)
+int mk_client_config_pin(mk_client_config *cfg, const uint8_t *key, size_t len)
 {
     mkc_rsa *rsa = NULL;
     uint8_t id[MK_KEY_ID_LEN];

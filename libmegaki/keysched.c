@@ -96,8 +96,8 @@ int mk__hs_keys(const uint8_t hs[MK_SECRET_LEN],
     MK_TRY(mk__expand_label(hs, "s2c mac", th, MKC_SHA256_LEN, k->s2c_mac, 32));
     MK_TRY(mk__expand_label(hs, "s finished", th, MKC_SHA256_LEN, k->finished,
                             32));
-    MK_TRY(mk__expand_label(hs, "session id", th, MKC_SHA256_LEN,
-                            k->session_id, MK_SESSION_ID_LEN));
+    MK_TRY(mk__expand_label(hs, "session id", th, MKC_SHA256_LEN, k->session_id,
+                            MK_SESSION_ID_LEN));
 out:
     if (ret != MK_OK)
         mkc_cleanse(k, sizeof *k);

@@ -19,11 +19,11 @@ typedef struct mk_ch {
     uint8_t key_id[MK_KEY_ID_LEN]; /* full */
     const uint8_t *kem;            /* full: RSA-OAEP ciphertext */
     size_t kem_len;
-    const uint8_t *ticket;         /* resume */
+    const uint8_t *ticket; /* resume */
     size_t ticket_len;
-    const uint8_t *early;          /* reserved early record (§4.1.1) */
+    const uint8_t *early; /* reserved early record (§4.1.1) */
     size_t early_len;
-    const uint8_t *binder;         /* resume: 32 bytes at the end */
+    const uint8_t *binder; /* resume: 32 bytes at the end */
 } mk_ch;
 
 typedef struct mk_sh {

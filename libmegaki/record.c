@@ -216,8 +216,8 @@ static int client_on_data(mk_session *s, uint32_t id, int final, size_t n,
 
 /* Error record plaintext: code u16 || UTF-8 text (§5.5). The text is moved
  * to the front of out so that the caller finds it at out[0..len). */
-static int client_on_error(mk_session *s, uint32_t id, uint8_t *out,
-                           size_t n, mk_event *ev)
+static int client_on_error(mk_session *s, uint32_t id, uint8_t *out, size_t n,
+                           mk_event *ev)
 {
     mk_req *r;
 
@@ -261,8 +261,7 @@ int mk__handle_record(mk_session *s, const uint8_t *unit, size_t unit_len,
     case MK_UNIT_DATA:
         MK_FAIL_IF(flags & ~MK_FLAG_FINAL, MK_ERR_BAD_MESSAGE);
         if (s->is_server)
-            ret = server_on_data(s, id, flags & MK_FLAG_FINAL, n, out, cap,
-                                 ev);
+            ret = server_on_data(s, id, flags & MK_FLAG_FINAL, n, out, cap, ev);
         else
             ret = client_on_data(s, id, flags & MK_FLAG_FINAL, n, ev);
         break;
@@ -388,8 +387,8 @@ int mk_seal_message(mk_session *s, uint32_t request_id, const uint8_t *msg,
         if (n > MK_RECORD_MAX_PLAINTEXT)
             n = MK_RECORD_MAX_PLAINTEXT;
         MK_TRY(mk_seal_record(s, request_id, off + n == msg_len,
-                              msg ? msg + off : NULL, n, out + done,
-                              cap - done, &w));
+                              msg ? msg + off : NULL, n, out + done, cap - done,
+                              &w));
         done += w;
         off += n;
     } while (off < msg_len);

@@ -27,7 +27,7 @@ struct unit_bounds {
 static const struct unit_bounds bounds[] = {
     {MK_UNIT_CLIENT_HELLO, 80, MK_UNIT_MAX_BODY},
     {MK_UNIT_SERVER_HELLO, 136, 1024},
-    {MK_UNIT_HELLO_RETRY, 6, 6 + MK_KEY_ID_LEN * MK_MAX_KEYS},
+    {MK_UNIT_HELLO_RETRY, 6, 6 + MK_KEY_ID_LEN *MK_MAX_KEYS},
     {MK_UNIT_ALERT, 10, 10},
     {MK_UNIT_DATA, MK_RECORD_MIN_BODY, MK_RECORD_MAX_BODY},
     {MK_UNIT_ERROR, MK_RECORD_MIN_BODY,
@@ -257,8 +257,8 @@ int mk_client_hello(mk_session *s, uint8_t *out, size_t cap, size_t *out_len)
 
 /* --- the state machine ------------------------------------------------ */
 
-typedef int (*step_fn)(mk_session *, const uint8_t *, size_t, uint8_t *,
-                       size_t, mk_event *);
+typedef int (*step_fn)(mk_session *, const uint8_t *, size_t, uint8_t *, size_t,
+                       mk_event *);
 
 struct step {
     int is_server;

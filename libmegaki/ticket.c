@@ -40,10 +40,9 @@ int mk__ticket_seal(const mk_server_config *cfg, const mk_ticket_state *st,
 
     memcpy(out, k->name, MK_TICKET_NAME_LEN);
     memcpy(out + MK_TICKET_NAME_LEN, iv, MK_IV_LEN);
-    MK_TRY(mkc_cbc_encrypt(k->enc, iv, pt, sizeof pt,
-                           out + MK_TICKET_NAME_LEN + MK_IV_LEN,
-                           cap - MK_TICKET_NAME_LEN - MK_IV_LEN - MK_MAC_LEN,
-                           &ct_len));
+    MK_TRY(mkc_cbc_encrypt(
+        k->enc, iv, pt, sizeof pt, out + MK_TICKET_NAME_LEN + MK_IV_LEN,
+        cap - MK_TICKET_NAME_LEN - MK_IV_LEN - MK_MAC_LEN, &ct_len));
     {
         size_t body = MK_TICKET_NAME_LEN + MK_IV_LEN + ct_len;
         mkc_iov iov = {out, body};

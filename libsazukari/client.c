@@ -115,7 +115,8 @@ static int next_pem_block(const uint8_t *p, size_t len, size_t *pos,
         static const char pub2[] = "-----BEGIN RSA PUBLIC KEY-----";
         size_t n = j - i;
         *is_public =
-            (n >= sizeof pub1 - 1 && memcmp(p + i, pub1, sizeof pub1 - 1) == 0) ||
+            (n >= sizeof pub1 - 1 &&
+             memcmp(p + i, pub1, sizeof pub1 - 1) == 0) ||
             (n >= sizeof pub2 - 1 && memcmp(p + i, pub2, sizeof pub2 - 1) == 0);
     }
     return 1;
@@ -201,8 +202,7 @@ out:
 }
 
 /* A file-level failure: the message names the file and keeps errno. */
-static int file_fail(int err, int sys_errno, const char *path,
-                     const char *what)
+static int file_fail(int err, int sys_errno, const char *path, const char *what)
 {
     sz_error_info ei;
 
@@ -338,8 +338,7 @@ static sz_cache_entry *cache_find(sz_client *c, const char *peer)
     return NULL;
 }
 
-size_t sz__cache_get(sz_client *c, const char *peer, uint8_t *blob,
-                     size_t cap)
+size_t sz__cache_get(sz_client *c, const char *peer, uint8_t *blob, size_t cap)
 {
     sz_cache_entry *e;
     size_t n = 0;

@@ -62,17 +62,17 @@ typedef struct sz_req {
 struct sz_conn {
     sz_client *client;
     mk_session *s;
-    int fd;          /* the socket we opened, or -1 for application I/O */
-    int wake[2];     /* sz_conn_cancel() writes to [1]; -1 without a socket */
+    int fd;      /* the socket we opened, or -1 for application I/O */
+    int wake[2]; /* sz_conn_cancel() writes to [1]; -1 without a socket */
     sz_io io;
     atomic_int cancelled;
     sz_settings st;
     char peer[SZ_PEER_MAX];
 
-    int err;              /* sticky connection failure, SZ_OK if none */
-    sz_error_info fatal;  /* its details */
+    int err;             /* sticky connection failure, SZ_OK if none */
+    sz_error_info fatal; /* its details */
     int established;
-    mk_session_info info; /* as of the handshake */
+    mk_session_info info;              /* as of the handshake */
     uint8_t blob[MK_SESSION_BLOB_MAX]; /* SECRET: the exportable session */
     size_t blob_len;
 
@@ -379,8 +379,8 @@ static int sock_write_step(sz_conn *c, const uint8_t *p, size_t len,
  * to wait for the server is tried in short slices with a nonblocking read
  * in between (callbacks that honour timeout_ms make this work; blocking
  * ones just block). */
-static int io_write_step(sz_conn *c, const uint8_t *p, size_t len,
-                         uint64_t dl, int read_too, long *n)
+static int io_write_step(sz_conn *c, const uint8_t *p, size_t len, uint64_t dl,
+                         int read_too, long *n)
 {
     int budget = sz__budget(dl, sz__now_ms()), ret;
 
@@ -609,8 +609,7 @@ static int handshake_fail(sz_conn *c, int r)
         ei.retry_after_ms = mk_session_retry_after(c->s);
         break;
     default:
-        sz__info(&ei, sz__map_mk(r), r, "handshake failed: %s",
-                 mk_strerror(r));
+        sz__info(&ei, sz__map_mk(r), r, "handshake failed: %s", mk_strerror(r));
         break;
     }
     return fail_info(c, &ei);
@@ -668,8 +667,7 @@ static int handshake(sz_conn *c, uint64_t deadline)
     c->established = 1;
     mk_session_get_info(c->s, &c->info);
     if (c->info.has_ticket &&
-        mk_session_export(c->s, c->blob, sizeof c->blob, &c->blob_len) !=
-            MK_OK)
+        mk_session_export(c->s, c->blob, sizeof c->blob, &c->blob_len) != MK_OK)
         c->blob_len = 0;
     if (c->blob_len && c->st.resume)
         sz__cache_put(c->client, c->peer, c->blob, c->blob_len);
@@ -749,8 +747,7 @@ out:
 }
 
 /* Handshake on a connection whose transport is ready; frees it on failure. */
-static int conn_start(sz_conn *c, uint64_t deadline, int offered,
-                      sz_conn **out)
+static int conn_start(sz_conn *c, uint64_t deadline, int offered, sz_conn **out)
 {
     sz_error_info ei;
     int ret = handshake(c, deadline);
@@ -788,11 +785,10 @@ int sz_connect(sz_client *cl, const char *host, uint16_t port,
                  host, (unsigned)port);
     if (n < 0 || (size_t)n >= sizeof peer)
         return sz__fail(SZ_ERR_USAGE, 0, "host name too long");
-    if ((ret = conn_new(cl, peer, session, session_len, &c, &offered)) !=
-        SZ_OK)
+    if ((ret = conn_new(cl, peer, session, session_len, &c, &offered)) != SZ_OK)
         return ret;
-    deadline = c->st.connect_ms ? sz__now_ms() + c->st.connect_ms
-                                : SZ_NO_DEADLINE;
+    deadline =
+        c->st.connect_ms ? sz__now_ms() + c->st.connect_ms : SZ_NO_DEADLINE;
     if (sz__net_pipe(c->wake) < 0) {
         fail_errno(c, SZ_ERR_IO, errno, "pipe");
         goto failed;
@@ -823,15 +819,13 @@ int sz_connect_io(sz_client *cl, const sz_io *io, const uint8_t *session,
     peer = io->peer ? io->peer : "";
     if (strlen(peer) >= SZ_PEER_MAX)
         return sz__fail(SZ_ERR_USAGE, 0, "peer name too long");
-    if ((ret = conn_new(cl, peer, session, session_len, &c, &offered)) !=
-        SZ_OK)
+    if ((ret = conn_new(cl, peer, session, session_len, &c, &offered)) != SZ_OK)
         return ret;
     c->io = *io;
     c->io.peer = NULL; /* borrowed only for this call */
-    return conn_start(c,
-                      c->st.connect_ms ? sz__now_ms() + c->st.connect_ms
-                                       : SZ_NO_DEADLINE,
-                      offered, out);
+    return conn_start(
+        c, c->st.connect_ms ? sz__now_ms() + c->st.connect_ms : SZ_NO_DEADLINE,
+        offered, out);
 }
 
 void sz_conn_close(sz_conn *c)
@@ -939,8 +933,9 @@ int sz_submit(sz_conn *c, const uint8_t *req, size_t req_len,
     }
     id = alloc_id(c);
     now = sz__now_ms();
-    if (req_add(c, id, c->st.request_ms ? now + c->st.request_ms
-                                        : SZ_NO_DEADLINE) != SZ_OK)
+    if (req_add(c, id,
+                c->st.request_ms ? now + c->st.request_ms : SZ_NO_DEADLINE) !=
+        SZ_OK)
         return sz__fail(SZ_ERR_NOMEM, MK_ERR_NOMEM, "no memory for a request");
     r = mk_seal_message(c->s, id, req, req_len, c->wbuf, c->wcap, &n);
     if (r != MK_OK) {
@@ -958,8 +953,7 @@ int sz_submit(sz_conn *c, const uint8_t *req, size_t req_len,
     return SZ_OK;
 }
 
-int sz_wait(sz_conn *c, uint32_t request_id, uint8_t **resp,
-            size_t *resp_len)
+int sz_wait(sz_conn *c, uint32_t request_id, uint8_t **resp, size_t *resp_len)
 {
     sz_req *r;
     int ret;
@@ -973,8 +967,8 @@ int sz_wait(sz_conn *c, uint32_t request_id, uint8_t **resp,
     for (;;) {
         r = req_find(c, request_id);
         if (r == NULL || r->state == RQ_ABANDONED || request_id == 0)
-            return sz__fail(SZ_ERR_USAGE, 0,
-                            "request %u is not outstanding", request_id);
+            return sz__fail(SZ_ERR_USAGE, 0, "request %u is not outstanding",
+                            request_id);
         if (r->state == RQ_DONE)
             return collect(c, r, resp, resp_len);
         ret = read_step(c, r->deadline);
@@ -993,8 +987,8 @@ int sz_wait(sz_conn *c, uint32_t request_id, uint8_t **resp,
     }
 }
 
-int sz_request(sz_conn *c, const uint8_t *req, size_t req_len,
-               uint8_t **resp, size_t *resp_len)
+int sz_request(sz_conn *c, const uint8_t *req, size_t req_len, uint8_t **resp,
+               size_t *resp_len)
 {
     uint32_t id = 0;
     int ret;
@@ -1025,8 +1019,8 @@ int sz_poll(sz_conn *c, int timeout_ms, uint32_t *request_id, uint8_t **resp,
         *resp_len = 0;
     if (c == NULL || request_id == NULL || resp == NULL || resp_len == NULL)
         return sz__fail(SZ_ERR_USAGE, 0, "sz_poll: bad arguments");
-    poll_dl = timeout_ms < 0 ? SZ_NO_DEADLINE
-                             : sz__now_ms() + (uint64_t)timeout_ms;
+    poll_dl =
+        timeout_ms < 0 ? SZ_NO_DEADLINE : sz__now_ms() + (uint64_t)timeout_ms;
     for (;;) {
         best = NULL;
         pending = 0;

@@ -144,12 +144,19 @@ int sz__map_mk(int mkerr)
 int sz__map_ecode(unsigned code)
 {
     switch (code) {
-    case MK_ECODE_APPLICATION: return SZ_ERR_SERVER_APP;
-    case MK_ECODE_TIMEOUT:     return SZ_ERR_SERVER_TIMEOUT;
-    case MK_ECODE_OVERLOADED:  return SZ_ERR_SERVER_OVERLOADED;
-    case MK_ECODE_TOO_LARGE:   return SZ_ERR_TOO_LARGE;
-    case MK_ECODE_INTERNAL:    return SZ_ERR_SERVER_INTERNAL;
-    case MK_ECODE_SHUTDOWN:    return SZ_ERR_SERVER_SHUTDOWN;
-    default:                   return SZ_ERR_SERVER_OTHER;
+    case MK_ECODE_APPLICATION:
+        return SZ_ERR_SERVER_APP;
+    case MK_ECODE_TIMEOUT:
+        return SZ_ERR_SERVER_TIMEOUT;
+    case MK_ECODE_OVERLOADED:
+        return SZ_ERR_SERVER_OVERLOADED;
+    case MK_ECODE_TOO_LARGE:
+        return SZ_ERR_TOO_LARGE;
+    case MK_ECODE_INTERNAL:
+        return SZ_ERR_SERVER_INTERNAL;
+    case MK_ECODE_SHUTDOWN:
+        return SZ_ERR_SERVER_SHUTDOWN;
+    default:
+        return SZ_ERR_SERVER_OTHER;
     }
 }

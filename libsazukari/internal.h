@@ -26,7 +26,7 @@
 /* Sessions remembered per client (least recently used goes first). */
 #define SZ_CACHE_MAX 16
 /* "[" host "]:" port, NUL: DNS names are at most 253 bytes. */
-#define SZ_PEER_MAX 272
+#define SZ_PEER_MAX  272
 
 #define SZ_DEFAULT_CONNECT_MS 10000u
 #define SZ_DEFAULT_IO_MS      30000u
@@ -66,7 +66,7 @@ typedef struct sz_cache_entry {
 } sz_cache_entry;
 
 struct sz_client {
-    atomic_int refs;     /* the application's reference + one per conn */
+    atomic_int refs; /* the application's reference + one per conn */
     mk_client_config *cfg;
     pthread_mutex_t lock; /* guards everything below */
     int frozen;           /* a connection was made: pins are final */
@@ -88,8 +88,7 @@ void sz__client_unref(sz_client *c);
 int sz__client_begin(sz_client *c, sz_settings *st);
 /* Session cache. get copies the blob out (the caller wipes it); returns 0
  * if there is none. */
-size_t sz__cache_get(sz_client *c, const char *peer, uint8_t *blob,
-                     size_t cap);
+size_t sz__cache_get(sz_client *c, const char *peer, uint8_t *blob, size_t cap);
 void sz__cache_put(sz_client *c, const char *peer, const uint8_t *blob,
                    size_t len);
 void sz__cache_drop(sz_client *c, const char *peer);

@@ -98,8 +98,8 @@ static int try_one(const struct addrinfo *ai, uint64_t deadline, int *fd_out)
     if (errno != EINPROGRESS && errno != EINTR)
         goto out;
     {
-        int w = sz__net_wait(fd, -1, POLLOUT,
-                             sz__budget(deadline, sz__now_ms()));
+        int w =
+            sz__net_wait(fd, -1, POLLOUT, sz__budget(deadline, sz__now_ms()));
         if (w == 0)
             ret = SZ_ERR_TIMEOUT;
         if (w <= 0)
@@ -191,8 +191,8 @@ int sz__net_wait(int fd, int wake_fd, short events, int timeout_ms)
 {
     struct pollfd p[2];
     nfds_t n = 1;
-    uint64_t deadline = timeout_ms < 0 ? SZ_NO_DEADLINE
-                                       : sz__now_ms() + (uint64_t)timeout_ms;
+    uint64_t deadline =
+        timeout_ms < 0 ? SZ_NO_DEADLINE : sz__now_ms() + (uint64_t)timeout_ms;
     int r;
 
     p[0].fd = fd;

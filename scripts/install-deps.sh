@@ -14,6 +14,8 @@ pkgs=(
   openjdk-17-jdk-headless            # JNI binding and its tests
   clang libclang-rt-14-dev           # libFuzzer and sanitizer runtimes
   valgrind                           # leak checks in the test suite
+  clang-format                       # the tree's formatting check (ctest format_check)
+  stress-ng                          # scripts/test-under-load.sh
   openssl                            # `openssl speed` baseline in benchmarks
   procps                             # ps/pkill used by integration tests
 )

@@ -211,8 +211,7 @@ static void capture(tu_pair *p, tu_buf *ch, tu_buf *reply)
 /* Deliver exactly one unit from wire[0..len) to s the way a transport
  * would: frame it first. Returns the framing error, MK_WANT_READ if the
  * unit is incomplete, or what mk_session_handle() returned. */
-static int deliver(mk_session *s, const uint8_t *wire, size_t len,
-                   mk_event *ev)
+static int deliver(mk_session *s, const uint8_t *wire, size_t len, mk_event *ev)
 {
     size_t ul = 0;
     int r = mk_frame_check(wire, len, &ul);
@@ -227,9 +226,18 @@ static int deliver(mk_session *s, const uint8_t *wire, size_t len,
 
 /* Offsets in a full CLIENT_HELLO (msg.c). */
 enum {
-    CH_FLAGS = 1, CH_LEN = 2, CH_MAGIC = 4, CH_VERSION = 7, CH_MODE = 8,
-    CH_CHFLAGS = 9, CH_RANDOM = 10, CH_KEYID = 82, CH_KEMLEN = 90, CH_KEM = 92,
-    CH_TICKETLEN = 82, CH_TICKET = 84
+    CH_FLAGS = 1,
+    CH_LEN = 2,
+    CH_MAGIC = 4,
+    CH_VERSION = 7,
+    CH_MODE = 8,
+    CH_CHFLAGS = 9,
+    CH_RANDOM = 10,
+    CH_KEYID = 82,
+    CH_KEMLEN = 90,
+    CH_KEM = 92,
+    CH_TICKETLEN = 82,
+    CH_TICKET = 84
 };
 
 /* Every bit of a full CLIENT_HELLO. The handshake must never complete on
@@ -380,8 +388,7 @@ static void flip_server_hello(int resume)
     tu_pair p;
     size_t len, auth = 0, parse = 0;
 
-    pair_new(&p, g_sc, g_cc, resume ? g_blob : NULL,
-             resume ? g_blob_len : 0);
+    pair_new(&p, g_sc, g_cc, resume ? g_blob : NULL, resume ? g_blob_len : 0);
     capture(&p, &ch, &ref);
     len = ref.len;
     assert_int_equal(ref.p[0], MK_UNIT_SERVER_HELLO);
@@ -456,9 +463,9 @@ static void flip_retry(int ticket)
     ticket_key(&tk, "other-ticketkey!", 0x17);
     sc = ticket ? server_cfg(&env.env, "server2048.pem", &tk, 1)
                 : mk_server_config_ref(g_sc);
-    cc = ticket ? mk_client_config_ref(g_cc)
-                : client_cfg(&env.env, "other2048.pub.pem",
-                             "server2048.pub.pem");
+    cc = ticket
+             ? mk_client_config_ref(g_cc)
+             : client_cfg(&env.env, "other2048.pub.pem", "server2048.pub.pem");
 
     /* Untampered, the retry leads to an established full handshake. */
     pair_new(&p, sc, cc, ticket ? g_blob : NULL, ticket ? g_blob_len : 0);
@@ -492,8 +499,7 @@ static void flip_retry(int ticket)
         } else {
             assert_true(p.c.err == MK_ERR_BAD_MESSAGE ||
                         p.c.err == MK_ERR_BAD_MAGIC ||
-                        p.c.err == MK_ERR_BAD_VERSION ||
-                        is_frame_err(p.c.err));
+                        p.c.err == MK_ERR_BAD_VERSION || is_frame_err(p.c.err));
             parse++;
         }
         /* The client wrote no second hello. */
@@ -523,11 +529,22 @@ static void test_flip_hello_retry_ticket(void **st)
 /* ---------------------------------------------------------------------- */
 /* 2. Record bit flips                                                     */
 
-enum rec_kind { REC_DATA_C2S, REC_DATA_S2C, REC_ERROR_S2C, REC_CLOSE_C2S,
-                REC_CLOSE_S2C, REC_DATA_C2S_PART, REC_ERROR_CONN };
-static const char *const rec_names[] = {
-    "DATA c->s", "DATA s->c", "ERROR s->c", "CLOSE c->s", "CLOSE s->c",
-    "DATA c->s (non-final)", "ERROR s->c (connection)"};
+enum rec_kind {
+    REC_DATA_C2S,
+    REC_DATA_S2C,
+    REC_ERROR_S2C,
+    REC_CLOSE_C2S,
+    REC_CLOSE_S2C,
+    REC_DATA_C2S_PART,
+    REC_ERROR_CONN
+};
+static const char *const rec_names[] = {"DATA c->s",
+                                        "DATA s->c",
+                                        "ERROR s->c",
+                                        "CLOSE c->s",
+                                        "CLOSE s->c",
+                                        "DATA c->s (non-final)",
+                                        "ERROR s->c (connection)"};
 
 /* On a fresh resumed pair, seal one record of the given kind into rec and
  * return the session that is to receive it. */
@@ -545,24 +562,27 @@ static mk_session *seal_kind(tu_pair *p, enum rec_kind k, uint8_t *rec,
     }
     switch (k) {
     case REC_DATA_C2S:
-        assert_int_equal(mk_seal_record(p->c.s, 5, 1, msg, sizeof msg, rec,
-                                        cap, n), MK_OK);
+        assert_int_equal(
+            mk_seal_record(p->c.s, 5, 1, msg, sizeof msg, rec, cap, n), MK_OK);
         return p->srv.s;
     case REC_DATA_C2S_PART:
-        assert_int_equal(mk_seal_record(p->c.s, 5, 0, msg, sizeof msg, rec,
-                                        cap, n), MK_OK);
+        assert_int_equal(
+            mk_seal_record(p->c.s, 5, 0, msg, sizeof msg, rec, cap, n), MK_OK);
         return p->srv.s;
     case REC_DATA_S2C:
-        assert_int_equal(mk_seal_record(p->srv.s, 5, 1, msg, sizeof msg, rec,
-                                        cap, n), MK_OK);
+        assert_int_equal(
+            mk_seal_record(p->srv.s, 5, 1, msg, sizeof msg, rec, cap, n),
+            MK_OK);
         return p->c.s;
     case REC_ERROR_S2C:
         assert_int_equal(mk_seal_error(p->srv.s, 5, MK_ECODE_APPLICATION,
-                                       "nope", 4, rec, cap, n), MK_OK);
+                                       "nope", 4, rec, cap, n),
+                         MK_OK);
         return p->c.s;
     case REC_ERROR_CONN:
-        assert_int_equal(mk_seal_error(p->srv.s, 0, MK_ECODE_SHUTDOWN, NULL,
-                                       0, rec, cap, n), MK_OK);
+        assert_int_equal(
+            mk_seal_error(p->srv.s, 0, MK_ECODE_SHUTDOWN, NULL, 0, rec, cap, n),
+            MK_OK);
         return p->c.s;
     case REC_CLOSE_C2S:
         assert_int_equal(mk_seal_close(p->c.s, rec, cap, n), MK_OK);
@@ -675,11 +695,13 @@ static void two_requests(tu_pair *p, tu_buf *r1, tu_buf *r2)
 {
     uint8_t rec[256];
     size_t n = 0;
-    assert_int_equal(mk_seal_message(p->c.s, 1, (const uint8_t *)"one", 3,
-                                     rec, sizeof rec, &n), MK_OK);
+    assert_int_equal(mk_seal_message(p->c.s, 1, (const uint8_t *)"one", 3, rec,
+                                     sizeof rec, &n),
+                     MK_OK);
     tu_buf_put(r1, rec, n);
-    assert_int_equal(mk_seal_message(p->c.s, 2, (const uint8_t *)"two", 3,
-                                     rec, sizeof rec, &n), MK_OK);
+    assert_int_equal(mk_seal_message(p->c.s, 2, (const uint8_t *)"two", 3, rec,
+                                     sizeof rec, &n),
+                     MK_OK);
     tu_buf_put(r2, rec, n);
 }
 
@@ -741,10 +763,12 @@ static void test_replay_reorder_drop(void **st)
         tu_buf_put(&p.c2s, r1.p, r1.len);
         tu_buf_put(&p.c2s, r2.p, r2.len);
         assert_int_equal(tu_pump(&p), 0);
-        assert_int_equal(mk_seal_message(p.srv.s, 1, (const uint8_t *)"A", 1,
-                                         a, sizeof a, &na), MK_OK);
-        assert_int_equal(mk_seal_message(p.srv.s, 2, (const uint8_t *)"B", 1,
-                                         b, sizeof b, &nb), MK_OK);
+        assert_int_equal(mk_seal_message(p.srv.s, 1, (const uint8_t *)"A", 1, a,
+                                         sizeof a, &na),
+                         MK_OK);
+        assert_int_equal(mk_seal_message(p.srv.s, 2, (const uint8_t *)"B", 1, b,
+                                         sizeof b, &nb),
+                         MK_OK);
         if (mode == 0) { /* replay */
             tu_buf_put(&p.s2c, a, na);
             tu_buf_put(&p.s2c, a, na);
@@ -776,7 +800,8 @@ static void test_reflection(void **st)
      * it accepted it would read as the response. */
     pair_resumed(&p);
     assert_int_equal(mk_seal_message(p.c.s, 1, (const uint8_t *)"hi", 2, rec,
-                                     sizeof rec, &n), MK_OK);
+                                     sizeof rec, &n),
+                     MK_OK);
     tu_buf_put(&p.s2c, rec, n);
     tu_feed(&p, &p.c, &p.s2c, &p.c2s);
     expect_bad_mac(&p, &p.c, 0);
@@ -786,8 +811,9 @@ static void test_reflection(void **st)
     pair_resumed(&p);
     assert_int_equal(tu_send(&p, &p.c, 1, (const uint8_t *)"hi", 2), MK_OK);
     assert_int_equal(tu_pump(&p), 0);
-    assert_int_equal(mk_seal_message(p.srv.s, 1, (const uint8_t *)"yo", 2,
-                                     rec, sizeof rec, &n), MK_OK);
+    assert_int_equal(mk_seal_message(p.srv.s, 1, (const uint8_t *)"yo", 2, rec,
+                                     sizeof rec, &n),
+                     MK_OK);
     tu_buf_put(&p.c2s, rec, n);
     tu_feed(&p, &p.srv, &p.c2s, &p.s2c);
     expect_bad_mac(&p, &p.srv, 1);
@@ -822,8 +848,9 @@ static void test_cross_session(void **st)
 
     pair_resumed(&a);
     pair_resumed(&b);
-    assert_int_equal(mk_seal_message(a.c.s, 1, (const uint8_t *)"x", 1, rec,
-                                     sizeof rec, &n), MK_OK);
+    assert_int_equal(
+        mk_seal_message(a.c.s, 1, (const uint8_t *)"x", 1, rec, sizeof rec, &n),
+        MK_OK);
     tu_buf_put(&b.c2s, rec, n);
     tu_feed(&b, &b.srv, &b.c2s, &b.s2c);
     expect_bad_mac(&b, &b.srv, 0);
@@ -899,8 +926,7 @@ static void test_truncation(void **st)
     tu_buf_drop(&p.s2c, p.s2c.len);
     total = resp.len;
     while (off < total) {
-        assert_int_equal(mk_frame_check(resp.p + off, total - off, &ul),
-                         MK_OK);
+        assert_int_equal(mk_frame_check(resp.p + off, total - off, &ul), MK_OK);
         off += ul;
         bounds[nb++] = off;
     }
@@ -921,8 +947,7 @@ static void test_truncation(void **st)
             if (at_bound) {
                 /* Cut here, the client sees an ESTABLISHED session, no
                  * close event, and an incomplete message. */
-                assert_int_equal(mk_session_state(p.c.s),
-                                 MK_STATE_ESTABLISHED);
+                assert_int_equal(mk_session_state(p.c.s), MK_STATE_ESTABLISHED);
                 assert_false(p.c.closed);
                 assert_true(m != NULL);
                 assert_int_equal(m->data.len,
@@ -1034,7 +1059,8 @@ static void test_mitm_unknown_key_share(void **st)
     memset(seed, 0x5F, sizeof seed);
     assert_int_equal(mkc_oaep_encrypt(other_pub, oaep_label, OAEP_LABEL_LEN,
                                       secret, sizeof secret, seed, kem,
-                                      sizeof kem, &kem_len), MK_OK);
+                                      sizeof kem, &kem_len),
+                     MK_OK);
 
     pair_new(&p, mitm, g_cc, NULL, 0);
     pair_hello(&p);
@@ -1134,8 +1160,7 @@ static void test_ticket_expired(void **st)
     cc = client_cfg(&ce.env, "server2048.pub.pem", NULL);
     pair_new(&p, sc, cc, NULL, 0);
     assert_int_equal(tu_connect(&p), 0);
-    assert_int_equal(mk_session_export(p.c.s, blob, sizeof blob, &blen),
-                     MK_OK);
+    assert_int_equal(mk_session_export(p.c.s, blob, sizeof blob, &blen), MK_OK);
     tu_pair_free(&p);
 
     /* One millisecond before the end of its lifetime: resumes. */
@@ -1213,8 +1238,7 @@ static void test_ticket_unknown_key(void **st)
     sc = server_cfg(&env.env, "server2048.pem", tks, 2);
     pair_new(&p, sc, g_cc, g_blob, g_blob_len);
     expect_resumed(&p);
-    assert_int_equal(mk_session_export(p.c.s, blob, sizeof blob, &blen),
-                     MK_OK);
+    assert_int_equal(mk_session_export(p.c.s, blob, sizeof blob, &blen), MK_OK);
     assert_memory_equal(blob + BLOB_TICKET_OFF, "rotated-new-key!", 16);
     tu_pair_free(&p);
     mk_server_config_unref(sc);
@@ -1261,8 +1285,8 @@ static void test_length_boundaries(void **st)
 
     for (size_t t = 0; t < sizeof unit_bounds / sizeof unit_bounds[0]; t++) {
         const unsigned min = unit_bounds[t].min, max = unit_bounds[t].max;
-        const unsigned lens[] = {0,       1,   15,      16,     17,
-                                 min - 1, min, max,     max + 1, 0xFFFF};
+        const unsigned lens[] = {0,       1,   15,  16,      17,
+                                 min - 1, min, max, max + 1, 0xFFFF};
         for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
             uint8_t h[4];
             size_t ul = 0;
@@ -1323,20 +1347,22 @@ static void test_length_in_session(void **st)
         size_t n = 0;
         mk_event ev;
         pair_resumed(&p);
-        assert_int_equal(mk_seal_message(p.c.s, 1, (const uint8_t *)"a", 1,
-                                         rec, sizeof rec, &n), MK_OK);
-        assert_int_equal(mk_session_handle(p.srv.s, rec, n - 1, g_out,
-                                           sizeof g_out, &ev),
-                         MK_ERR_USAGE);
+        assert_int_equal(mk_seal_message(p.c.s, 1, (const uint8_t *)"a", 1, rec,
+                                         sizeof rec, &n),
+                         MK_OK);
+        assert_int_equal(
+            mk_session_handle(p.srv.s, rec, n - 1, g_out, sizeof g_out, &ev),
+            MK_ERR_USAGE);
         assert_int_equal(mk_session_error(p.srv.s), MK_ERR_USAGE);
         tu_pair_free(&p);
         pair_resumed(&p);
-        assert_int_equal(mk_seal_message(p.c.s, 1, (const uint8_t *)"a", 1,
-                                         rec, sizeof rec, &n), MK_OK);
+        assert_int_equal(mk_seal_message(p.c.s, 1, (const uint8_t *)"a", 1, rec,
+                                         sizeof rec, &n),
+                         MK_OK);
         rec[n] = 0;
-        assert_int_equal(mk_session_handle(p.srv.s, rec, n + 1, g_out,
-                                           sizeof g_out, &ev),
-                         MK_ERR_USAGE);
+        assert_int_equal(
+            mk_session_handle(p.srv.s, rec, n + 1, g_out, sizeof g_out, &ev),
+            MK_ERR_USAGE);
         tu_pair_free(&p);
     }
 }
@@ -1370,8 +1396,7 @@ static void modulus_of(const mkc_rsa *k, uint8_t n[256])
  * is its event. */
 static int attacker_request(mk_session *srv, const uint8_t *ch, size_t ch_len,
                             const uint8_t *sh, size_t sh_len,
-                            const mkc_x25519_key *eph,
-                            const uint8_t root[32],
+                            const mkc_x25519_key *eph, const uint8_t root[32],
                             int *finished_ok, mk_event *out_ev)
 {
     uint8_t early[32], dh[32], hs[32], th[32], fkey[32];
@@ -1400,8 +1425,9 @@ static int attacker_request(mk_session *srv, const uint8_t *ch, size_t ch_len,
     c->max_message = MK_MESSAGE_MAX_DEFAULT;
     c->max_inflight = MK_INFLIGHT_DEFAULT;
     assert_int_equal(mk__establish(c), MK_OK);
-    assert_int_equal(mk_seal_message(c, 1, (const uint8_t *)"GET /", 5, rec,
-                                     sizeof rec, &n), MK_OK);
+    assert_int_equal(
+        mk_seal_message(c, 1, (const uint8_t *)"GET /", 5, rec, sizeof rec, &n),
+        MK_OK);
     mk_session_free(c);
     memset(g_out, CANARY, sizeof g_out);
     r = mk_session_handle(srv, rec, n, g_out, sizeof g_out, out_ev);
@@ -1417,12 +1443,24 @@ static int attacker_request(mk_session *srv, const uint8_t *ch, size_t ch_len,
  * hello, built the same way, passes end to end. */
 static void test_oaep_uniformity(void **st)
 {
-    enum { RANDOM, MODULUS, ONES, ZERO, LEN0, LEN31, LEN33, LABEL, NOLABEL,
-           GOOD, NCASES };
-    static const char *const names[] = {
-        "random bytes", "c == n", "c = 2^2048-1", "c = 0", "OAEP(0 bytes)",
-        "OAEP(31 bytes)", "OAEP(33 bytes)", "OAEP wrong label",
-        "OAEP empty label", "good"};
+    enum {
+        RANDOM,
+        MODULUS,
+        ONES,
+        ZERO,
+        LEN0,
+        LEN31,
+        LEN33,
+        LABEL,
+        NOLABEL,
+        GOOD,
+        NCASES
+    };
+    static const char *const names[] = {"random bytes",     "c == n",
+                                        "c = 2^2048-1",     "c = 0",
+                                        "OAEP(0 bytes)",    "OAEP(31 bytes)",
+                                        "OAEP(33 bytes)",   "OAEP wrong label",
+                                        "OAEP empty label", "good"};
     uint8_t key_id[MK_KEY_ID_LEN], n_bytes[256], secret[40], seed[32];
     uint8_t priv[32], share[32], chbuf[MK_UNIT_MAX], good_sh[1100];
     size_t good_len = 0;
@@ -1477,12 +1515,14 @@ static void test_oaep_uniformity(void **st)
             case LEN31:
             case LEN33:
             case GOOD: {
-                size_t ml = c == LEN0 ? 0 : c == LEN31 ? 31 : c == LEN33 ? 33
-                                                                         : 32;
-                assert_int_equal(mkc_oaep_encrypt(pub, oaep_label,
-                                                  OAEP_LABEL_LEN, secret, ml,
-                                                  seed, kem, sizeof kem,
-                                                  &kem_len), MK_OK);
+                size_t ml = c == LEN0    ? 0
+                            : c == LEN31 ? 31
+                            : c == LEN33 ? 33
+                                         : 32;
+                assert_int_equal(
+                    mkc_oaep_encrypt(pub, oaep_label, OAEP_LABEL_LEN, secret,
+                                     ml, seed, kem, sizeof kem, &kem_len),
+                    MK_OK);
                 if (c == LEN31)
                     root[31] = 0; /* the attacker's best guess */
                 break;
@@ -1498,7 +1538,8 @@ static void test_oaep_uniformity(void **st)
             default:
                 assert_int_equal(mkc_oaep_encrypt(pub, NULL, 0, secret, 32,
                                                   seed, kem, sizeof kem,
-                                                  &kem_len), MK_OK);
+                                                  &kem_len),
+                                 MK_OK);
                 break;
             }
             assert_int_equal(kem_len, 256);
@@ -1515,8 +1556,7 @@ static void test_oaep_uniformity(void **st)
                              MK_OK);
 
             assert_int_equal(mk_session_new_server(&srv, g_sc), MK_OK);
-            r = mk_session_handle(srv, chbuf, ch_len, g_out, sizeof g_out,
-                                  &ev);
+            r = mk_session_handle(srv, chbuf, ch_len, g_out, sizeof g_out, &ev);
             /* Same event, same length, same structure as the good one. */
             assert_int_equal(r, MK_OK);
             assert_int_equal(ev.type, MK_EV_ESTABLISHED);
@@ -1537,8 +1577,8 @@ static void test_oaep_uniformity(void **st)
                 uint8_t shcopy[1100];
                 size_t shl = ev.len;
                 memcpy(shcopy, g_out, shl);
-                r = attacker_request(srv, chbuf, ch_len, shcopy, shl, eph,
-                                     root, &fin_ok, &ev);
+                r = attacker_request(srv, chbuf, ch_len, shcopy, shl, eph, root,
+                                     &fin_ok, &ev);
             }
             if (c == GOOD) {
                 assert_true(fin_ok);
@@ -1551,8 +1591,7 @@ static void test_oaep_uniformity(void **st)
                 assert_int_equal(ev.type, MK_EV_NONE);
                 assert_int_equal(ev.len, 0);
                 assert_true(out_untouched());
-                assert_int_equal(mk_session_error(srv),
-                                 MK_ERR_BAD_RECORD_MAC);
+                assert_int_equal(mk_session_error(srv), MK_ERR_BAD_RECORD_MAC);
             }
             print_message("OAEP %-18s -> SERVER_HELLO %zu bytes, first "
                           "record: %s\n",
@@ -1581,9 +1620,9 @@ static void test_oaep_uniformity(void **st)
             assert_int_equal(mk__ch_write(&ch, chbuf, sizeof chbuf, &ch_len),
                              MK_OK);
             assert_int_equal(mk_session_new_server(&srv, g_sc), MK_OK);
-            assert_int_equal(mk_session_handle(srv, chbuf, ch_len, g_out,
-                                               sizeof g_out, &ev),
-                             MK_ERR_BAD_MESSAGE);
+            assert_int_equal(
+                mk_session_handle(srv, chbuf, ch_len, g_out, sizeof g_out, &ev),
+                MK_ERR_BAD_MESSAGE);
             assert_int_equal(ev.type, MK_EV_SEND);
             assert_int_equal(g_out[0], MK_UNIT_ALERT);
             mk_session_free(srv);
@@ -1695,12 +1734,13 @@ static void test_message_too_large(void **st)
         } else {
             uint8_t rec[2 * MAX];
             size_t n = 0, half = split == 1 ? 600 : MAX;
-            assert_int_equal(mk_seal_record(p.c.s, 2, 0, big, half, rec,
-                                            sizeof rec, &n), MK_OK);
+            assert_int_equal(
+                mk_seal_record(p.c.s, 2, 0, big, half, rec, sizeof rec, &n),
+                MK_OK);
             tu_buf_put(&p.c2s, rec, n);
-            assert_int_equal(mk_seal_record(p.c.s, 2, 1, big,
-                                            MAX + 1 - half, rec, sizeof rec,
-                                            &n), MK_OK);
+            assert_int_equal(mk_seal_record(p.c.s, 2, 1, big, MAX + 1 - half,
+                                            rec, sizeof rec, &n),
+                             MK_OK);
             tu_buf_put(&p.c2s, rec, n);
         }
         assert_int_equal(tu_pump(&p), MK_ERR_MESSAGE_TOO_LARGE);
@@ -1727,15 +1767,15 @@ static void test_too_many_inflight(void **st)
     size_t n = 0;
     (void)st;
 
-    assert_int_equal(mk_server_config_set_limits(sc, 1u << 20, 2, 3600),
-                     MK_OK);
+    assert_int_equal(mk_server_config_set_limits(sc, 1u << 20, 2, 3600), MK_OK);
     pair_new(&p, sc, g_cc, NULL, 0);
     assert_int_equal(tu_connect(&p), 0);
     assert_int_equal(tu_send(&p, &p.c, 1, (const uint8_t *)"a", 1), MK_OK);
     assert_int_equal(tu_send(&p, &p.c, 2, (const uint8_t *)"b", 1), MK_OK);
     /* An honest client refuses a third locally. */
     assert_int_equal(mk_seal_record(p.c.s, 3, 1, (const uint8_t *)"c", 1, rec,
-                                    sizeof rec, &n), MK_ERR_LIMIT);
+                                    sizeof rec, &n),
+                     MK_ERR_LIMIT);
     assert_int_equal(tu_pump(&p), 0);
     assert_int_equal(tu_send(&p, &p.srv, 1, (const uint8_t *)"A", 1), MK_OK);
     assert_int_equal(tu_send(&p, &p.srv, 2, (const uint8_t *)"B", 1), MK_OK);
@@ -1782,9 +1822,9 @@ static void test_sequence_exhaustion(void **st)
     assert_int_equal(tu_pump(&p), 0);
     m = tu_find_msg(&p.srv, 1);
     assert_true(m != NULL && m->complete);
-    assert_int_equal(mk_seal_message(p.c.s, 2, (const uint8_t *)"x", 1, rec,
-                                     sizeof rec, &n),
-                     MK_ERR_SEQ_EXHAUSTED);
+    assert_int_equal(
+        mk_seal_message(p.c.s, 2, (const uint8_t *)"x", 1, rec, sizeof rec, &n),
+        MK_ERR_SEQ_EXHAUSTED);
     assert_int_equal(n, 0);
     assert_int_equal(mk_session_error(p.c.s), MK_ERR_SEQ_EXHAUSTED);
     assert_int_equal(mk_seal_close(p.c.s, rec, sizeof rec, &n),
@@ -1793,8 +1833,9 @@ static void test_sequence_exhaustion(void **st)
 
     /* Receiver side. */
     pair_resumed(&p);
-    assert_int_equal(mk_seal_message(p.c.s, 1, (const uint8_t *)"x", 1, rec,
-                                     sizeof rec, &n), MK_OK);
+    assert_int_equal(
+        mk_seal_message(p.c.s, 1, (const uint8_t *)"x", 1, rec, sizeof rec, &n),
+        MK_OK);
     p.srv.s->in.seq = UINT64_MAX;
     tu_buf_put(&p.c2s, rec, n);
     tu_feed(&p, &p.srv, &p.c2s, &p.s2c);
@@ -1813,8 +1854,8 @@ typedef struct units {
 
 static void units_capture(units *u)
 {
-    mk_client_config *cc2 = client_cfg(&env.env, "other2048.pub.pem",
-                                       "server2048.pub.pem");
+    mk_client_config *cc2 =
+        client_cfg(&env.env, "other2048.pub.pem", "server2048.pub.pem");
     uint8_t rec[256];
     size_t n = 0;
     tu_pair p;
@@ -1830,15 +1871,16 @@ static void units_capture(units *u)
         tu_buf_free(&ch);
     }
     tu_pair_free(&p);
-    assert_int_equal(mk_write_alert(MK_ALERT_BAD_MESSAGE, 0, rec, sizeof rec,
-                                    &n), MK_OK);
+    assert_int_equal(
+        mk_write_alert(MK_ALERT_BAD_MESSAGE, 0, rec, sizeof rec, &n), MK_OK);
     tu_buf_put(&u->alert, rec, n);
     pair_resumed(&p);
     assert_int_equal(tu_send(&p, &p.c, 1, (const uint8_t *)"q", 1), MK_OK);
     tu_buf_put(&u->data, p.c2s.p, p.c2s.len);
     assert_int_equal(tu_pump(&p), 0);
     assert_int_equal(mk_seal_error(p.srv.s, 1, MK_ECODE_APPLICATION, "e", 1,
-                                   rec, sizeof rec, &n), MK_OK);
+                                   rec, sizeof rec, &n),
+                     MK_OK);
     tu_buf_put(&u->error, rec, n);
     assert_int_equal(mk_seal_close(p.srv.s, rec, sizeof rec, &n), MK_OK);
     tu_buf_put(&u->close, rec, n);
@@ -1861,20 +1903,26 @@ static void units_free(units *u)
 static void expect_unexpected(mk_session *s, const tu_buf *unit)
 {
     mk_event ev;
-    assert_int_equal(mk_session_handle(s, unit->p, unit->len, g_out,
-                                       sizeof g_out, &ev),
-                     MK_ERR_UNEXPECTED_MSG);
+    assert_int_equal(
+        mk_session_handle(s, unit->p, unit->len, g_out, sizeof g_out, &ev),
+        MK_ERR_UNEXPECTED_MSG);
     assert_int_equal(mk_session_state(s), MK_STATE_FAILED);
     assert_int_equal(mk_session_error(s), MK_ERR_UNEXPECTED_MSG);
     /* A failed session keeps its first error whatever comes next. */
-    assert_int_equal(mk_session_handle(s, unit->p, unit->len, g_out,
-                                       sizeof g_out, &ev),
-                     MK_ERR_UNEXPECTED_MSG);
+    assert_int_equal(
+        mk_session_handle(s, unit->p, unit->len, g_out, sizeof g_out, &ev),
+        MK_ERR_UNEXPECTED_MSG);
     assert_int_equal(ev.type, MK_EV_NONE);
 }
 
-enum { S_SERVER_NEW, S_CLIENT_NEW, S_CLIENT_WAIT, S_SERVER_EST, S_CLIENT_EST,
-       NSTATES };
+enum {
+    S_SERVER_NEW,
+    S_CLIENT_NEW,
+    S_CLIENT_WAIT,
+    S_SERVER_EST,
+    S_CLIENT_EST,
+    NSTATES
+};
 
 static mk_session *session_in(int state, tu_pair *p)
 {
@@ -1930,9 +1978,8 @@ static void test_out_of_state(void **st)
             s = session_in(state, &p);
             if (state == S_SERVER_NEW) {
                 /* The server still in its handshake says so in an alert. */
-                assert_int_equal(mk_session_handle(s, list[t]->p,
-                                                   list[t]->len, g_out,
-                                                   sizeof g_out, &ev),
+                assert_int_equal(mk_session_handle(s, list[t]->p, list[t]->len,
+                                                   g_out, sizeof g_out, &ev),
                                  MK_ERR_UNEXPECTED_MSG);
                 assert_int_equal(ev.type, MK_EV_SEND);
                 assert_int_equal(g_out[0], MK_UNIT_ALERT);
@@ -1953,20 +2000,19 @@ static void test_out_of_state(void **st)
         size_t n = 0;
         mk_event ev;
         pair_resumed(&p);
-        assert_int_equal(tu_send(&p, &p.c, 1, (const uint8_t *)"q", 1),
-                         MK_OK);
+        assert_int_equal(tu_send(&p, &p.c, 1, (const uint8_t *)"q", 1), MK_OK);
         assert_int_equal(tu_pump(&p), 0);
         assert_int_equal(mk_seal_close(p.srv.s, rec, sizeof rec, &n), MK_OK);
-        assert_int_equal(mk_session_handle(p.c.s, rec, n, g_out,
-                                           sizeof g_out, &ev), MK_OK);
+        assert_int_equal(
+            mk_session_handle(p.c.s, rec, n, g_out, sizeof g_out, &ev), MK_OK);
         assert_int_equal(ev.type, MK_EV_CLOSE);
         /* The server cannot seal after its close; a record that was sealed
          * before it but arrives after is refused. */
         assert_int_equal(mk_seal_message(p.srv.s, 1, (const uint8_t *)"a", 1,
                                          rec, sizeof rec, &n),
                          MK_ERR_STATE);
-        assert_int_equal(mk_session_handle(p.c.s, u.data.p, u.data.len,
-                                           g_out, sizeof g_out, &ev),
+        assert_int_equal(mk_session_handle(p.c.s, u.data.p, u.data.len, g_out,
+                                           sizeof g_out, &ev),
                          MK_ERR_UNEXPECTED_MSG);
         tu_pair_free(&p);
     }
@@ -1977,12 +2023,10 @@ static void test_out_of_state(void **st)
         uint8_t out[MK_HANDLE_OUT_LEN];
         size_t n = 0;
         mk_session *s = session_in(S_SERVER_NEW, &p);
-        assert_int_equal(mk_client_hello(s, out, sizeof out, &n),
-                         MK_ERR_STATE);
+        assert_int_equal(mk_client_hello(s, out, sizeof out, &n), MK_ERR_STATE);
         tu_pair_free(&p);
         s = session_in(S_CLIENT_WAIT, &p);
-        assert_int_equal(mk_client_hello(s, out, sizeof out, &n),
-                         MK_ERR_STATE);
+        assert_int_equal(mk_client_hello(s, out, sizeof out, &n), MK_ERR_STATE);
         tu_pair_free(&p);
     }
     units_free(&u);
@@ -1993,10 +2037,10 @@ static void test_out_of_state(void **st)
  * resumption attempt. A retry for the wrong reason is refused too. */
 static void test_second_retry(void **st)
 {
-    mk_client_config *cc2 = client_cfg(&env.env, "other2048.pub.pem",
-                                       "server2048.pub.pem");
-    mk_client_config *cc_other = client_cfg(&env.env, "other2048.pub.pem",
-                                            NULL);
+    mk_client_config *cc2 =
+        client_cfg(&env.env, "other2048.pub.pem", "server2048.pub.pem");
+    mk_client_config *cc_other =
+        client_cfg(&env.env, "other2048.pub.pem", NULL);
     tu_buf ch = {0}, hr = {0};
     mk_event ev;
     tu_pair p;
@@ -2008,9 +2052,9 @@ static void test_second_retry(void **st)
     tu_feed(&p, &p.c, &p.s2c, &p.c2s);
     assert_int_equal(p.c.err, 0);
     assert_true(p.c2s.len > 0); /* the second hello */
-    assert_int_equal(mk_session_handle(p.c.s, hr.p, hr.len, g_out,
-                                       sizeof g_out, &ev),
-                     MK_ERR_SECOND_RETRY);
+    assert_int_equal(
+        mk_session_handle(p.c.s, hr.p, hr.len, g_out, sizeof g_out, &ev),
+        MK_ERR_SECOND_RETRY);
     assert_int_equal(mk_session_error(p.c.s), MK_ERR_SECOND_RETRY);
     tu_pair_free(&p);
     tu_buf_free(&ch);
@@ -2019,9 +2063,9 @@ static void test_second_retry(void **st)
      * reason. */
     pair_new(&p, g_sc, g_cc, g_blob, g_blob_len);
     pair_hello(&p);
-    assert_int_equal(mk_session_handle(p.c.s, hr.p, hr.len, g_out,
-                                       sizeof g_out, &ev),
-                     MK_ERR_BAD_MESSAGE);
+    assert_int_equal(
+        mk_session_handle(p.c.s, hr.p, hr.len, g_out, sizeof g_out, &ev),
+        MK_ERR_BAD_MESSAGE);
     tu_pair_free(&p);
 
     /* Server: a retry went out, and the next hello names an unknown key
@@ -2036,12 +2080,11 @@ static void test_second_retry(void **st)
         tu_feed(&p, &p.srv, &p.c2s, &p.s2c);
         assert_int_equal(p.srv.err, 0);
         assert_int_equal(p.s2c.p[0], MK_UNIT_HELLO_RETRY);
-        assert_int_equal(mk_session_new_client(&c2, cc_other, NULL, 0),
-                         MK_OK);
+        assert_int_equal(mk_session_new_client(&c2, cc_other, NULL, 0), MK_OK);
         assert_int_equal(mk_client_hello(c2, out, sizeof out, &n), MK_OK);
-        assert_int_equal(mk_session_handle(p.srv.s, out, n, g_out,
-                                           sizeof g_out, &ev),
-                         MK_ERR_PIN);
+        assert_int_equal(
+            mk_session_handle(p.srv.s, out, n, g_out, sizeof g_out, &ev),
+            MK_ERR_PIN);
         assert_int_equal(ev.type, MK_EV_SEND);
         assert_int_equal(mk__alert_parse(g_out, ev.len, &a), MK_OK);
         assert_int_equal(a.code, MK_ALERT_HANDSHAKE_FAILED);
@@ -2055,9 +2098,9 @@ static void test_second_retry(void **st)
         assert_int_equal(mk_session_new_client(&c2, g_cc, g_blob, g_blob_len),
                          MK_OK);
         assert_int_equal(mk_client_hello(c2, out, sizeof out, &n), MK_OK);
-        assert_int_equal(mk_session_handle(p.srv.s, out, n, g_out,
-                                           sizeof g_out, &ev),
-                         MK_ERR_BAD_MESSAGE);
+        assert_int_equal(
+            mk_session_handle(p.srv.s, out, n, g_out, sizeof g_out, &ev),
+            MK_ERR_BAD_MESSAGE);
         assert_int_equal(ev.type, MK_EV_SEND);
         mk_session_free(c2);
         tu_pair_free(&p);
@@ -2158,8 +2201,8 @@ static void test_random_failure(void **st)
         pair_new(&p, sc, cc, resume ? blob : NULL, resume ? blen : 0);
         assert_int_equal(run_session(&p), 0);
         if (!resume)
-            assert_int_equal(mk_session_export(p.c.s, blob, sizeof blob,
-                                               &blen), MK_OK);
+            assert_int_equal(mk_session_export(p.c.s, blob, sizeof blob, &blen),
+                             MK_OK);
         tu_pair_free(&p);
         clean = fe.calls;
         assert_true(clean >= 6);
@@ -2181,7 +2224,8 @@ static void test_random_failure(void **st)
             tu_pair_free(&p);
         }
         print_message("random failure (%s): each of %lu draws failed in "
-                      "turn\n", resume ? "resumed" : "full", clean);
+                      "turn\n",
+                      resume ? "resumed" : "full", clean);
     }
     mk_server_config_unref(sc);
     mk_client_config_unref(cc);
@@ -2240,8 +2284,7 @@ static void test_export_after_failure(void **st)
 
     pair_resumed(&p);
     assert_int_equal(mk_seal_close(p.c.s, rec, sizeof rec, &n), MK_OK);
-    assert_int_equal(mk_session_handle(p.c.s, rec, n, g_out, sizeof g_out,
-                                       &ev),
+    assert_int_equal(mk_session_handle(p.c.s, rec, n, g_out, sizeof g_out, &ev),
                      MK_ERR_BAD_RECORD_MAC);
     assert_int_equal(mk_session_state(p.c.s), MK_STATE_FAILED);
     r = mk_session_export(p.c.s, blob, sizeof blob, &blen);
@@ -2278,7 +2321,8 @@ static int setup(void **st)
 #endif
     if (g_stride > 1)
         print_message("bit flips: every bit of the first 8 bytes, then "
-                      "every %zuth bit\n", g_stride);
+                      "every %zuth bit\n",
+                      g_stride);
     tu_env_init(&env, "test_attacks");
     tu_pattern(g_garbage, sizeof g_garbage, 4242);
     g_sc = tu_server_config(&env, "server2048.pem", 1);

@@ -26,9 +26,8 @@
 
 static void test_rd_big_endian(void **st)
 {
-    static const uint8_t b[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
-                                0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E,
-                                0x0F};
+    static const uint8_t b[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
+                                0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F};
     mk_rd r;
     (void)st;
 
@@ -87,18 +86,34 @@ static void test_rd_sticky(void **st)
         uint8_t buf[8] = {1, 2, 3, 4, 5, 6, 7, 8};
         mk_rd_init(&r, buf, w - 1);
         switch (w) {
-        case 1: assert_int_equal(mk_rd_u8(&r), 0); break;
-        case 2: assert_int_equal(mk_rd_u16(&r), 0); break;
-        case 4: assert_int_equal(mk_rd_u32(&r), 0); break;
-        default: assert_true(mk_rd_u64(&r) == 0); break;
+        case 1:
+            assert_int_equal(mk_rd_u8(&r), 0);
+            break;
+        case 2:
+            assert_int_equal(mk_rd_u16(&r), 0);
+            break;
+        case 4:
+            assert_int_equal(mk_rd_u32(&r), 0);
+            break;
+        default:
+            assert_true(mk_rd_u64(&r) == 0);
+            break;
         }
         assert_true(r.bad);
         mk_rd_init(&r, buf, w);
         switch (w) {
-        case 1: assert_int_equal(mk_rd_u8(&r), 1); break;
-        case 2: assert_int_equal(mk_rd_u16(&r), 0x0102); break;
-        case 4: assert_int_equal(mk_rd_u32(&r), 0x01020304u); break;
-        default: assert_true(mk_rd_u64(&r) == 0x0102030405060708ull); break;
+        case 1:
+            assert_int_equal(mk_rd_u8(&r), 1);
+            break;
+        case 2:
+            assert_int_equal(mk_rd_u16(&r), 0x0102);
+            break;
+        case 4:
+            assert_int_equal(mk_rd_u32(&r), 0x01020304u);
+            break;
+        default:
+            assert_true(mk_rd_u64(&r) == 0x0102030405060708ull);
+            break;
         }
         assert_true(mk_rd_done(&r));
     }
@@ -225,9 +240,9 @@ static void test_rd_block16(void **st)
 
 static void test_wr_big_endian(void **st)
 {
-    static const uint8_t want[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
-                                   0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E,
-                                   0x0F, 'x', 'y'};
+    static const uint8_t want[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
+                                   0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0C,
+                                   0x0D, 0x0E, 0x0F, 'x',  'y'};
     uint8_t b[sizeof want];
     mk_wr w;
     (void)st;
@@ -272,10 +287,18 @@ static void test_wr_sticky(void **st)
         memset(b, GUARD, sizeof b);
         mk_wr_init(&w, b, n - 1);
         switch (n) {
-        case 1: mk_wr_u8(&w, 0); break;
-        case 2: mk_wr_u16(&w, 0); break;
-        case 4: mk_wr_u32(&w, 0); break;
-        default: mk_wr_u64(&w, 0); break;
+        case 1:
+            mk_wr_u8(&w, 0);
+            break;
+        case 2:
+            mk_wr_u16(&w, 0);
+            break;
+        case 4:
+            mk_wr_u32(&w, 0);
+            break;
+        default:
+            mk_wr_u64(&w, 0);
+            break;
         }
         assert_true(w.bad);
         assert_int_equal(mk_wr_len(&w), 0);
@@ -349,10 +372,10 @@ static void test_wr_backpatch(void **st)
 
 static void test_put_get(void **st)
 {
-    static const uint16_t v16[] = {0, 1, 0x00FF, 0x0100, 0x7FFF, 0x8000,
-                                   0xFFFF};
-    static const uint32_t v32[] = {0, 1, 0xFF, 0x100, 0x7FFFFFFFu,
-                                   0x80000000u, 0xFFFFFFFFu, 0x01020304u};
+    static const uint16_t v16[] = {0,      1,      0x00FF, 0x0100,
+                                   0x7FFF, 0x8000, 0xFFFF};
+    static const uint32_t v32[] = {
+        0, 1, 0xFF, 0x100, 0x7FFFFFFFu, 0x80000000u, 0xFFFFFFFFu, 0x01020304u};
     uint8_t b[8];
     (void)st;
 
@@ -487,10 +510,22 @@ static void test_frame_max_unit(void **st)
  * refused by its parser (with the length field kept consistent). */
 typedef int (*parse_fn)(const uint8_t *, size_t, void *);
 
-static int p_ch(const uint8_t *u, size_t n, void *o) { return mk__ch_parse(u, n, o); }
-static int p_sh(const uint8_t *u, size_t n, void *o) { return mk__sh_parse(u, n, o); }
-static int p_rt(const uint8_t *u, size_t n, void *o) { return mk__retry_parse(u, n, o); }
-static int p_al(const uint8_t *u, size_t n, void *o) { return mk__alert_parse(u, n, o); }
+static int p_ch(const uint8_t *u, size_t n, void *o)
+{
+    return mk__ch_parse(u, n, o);
+}
+static int p_sh(const uint8_t *u, size_t n, void *o)
+{
+    return mk__sh_parse(u, n, o);
+}
+static int p_rt(const uint8_t *u, size_t n, void *o)
+{
+    return mk__retry_parse(u, n, o);
+}
+static int p_al(const uint8_t *u, size_t n, void *o)
+{
+    return mk__alert_parse(u, n, o);
+}
 
 static void check_exact(const uint8_t *unit, size_t len, parse_fn fn,
                         void *scratch)
@@ -639,8 +674,7 @@ static void test_msg_server_hello(void **st)
         sh.extras_len = n;
         assert_int_equal(mk__sh_write(&sh, out, sizeof out, &len), MK_OK);
         assert_int_equal(mk__sh_parse(out, len, &got),
-                         (n >= 32 && n % 16 == 0) ? MK_OK
-                                                  : MK_ERR_BAD_MESSAGE);
+                         (n >= 32 && n % 16 == 0) ? MK_OK : MK_ERR_BAD_MESSAGE);
     }
 }
 
@@ -671,11 +705,14 @@ static void test_msg_extras(void **st)
 
     /* Out-of-range limits. */
     {
-        struct { uint32_t msg, inflight, life; int ok; } cases[] = {
+        struct {
+            uint32_t msg, inflight, life;
+            int ok;
+        } cases[] = {
             {0, 1, 0, 0},
             {1, 1, 0, 1},
-            {MK_MESSAGE_MAX_LIMIT, MK_INFLIGHT_LIMIT,
-             MK_TICKET_LIFETIME_LIMIT, 1},
+            {MK_MESSAGE_MAX_LIMIT, MK_INFLIGHT_LIMIT, MK_TICKET_LIFETIME_LIMIT,
+             1},
             {MK_MESSAGE_MAX_LIMIT + 1, 1, 0, 0},
             {1, 0, 0, 0},
             {1, MK_INFLIGHT_LIMIT + 1, 0, 0},
@@ -727,11 +764,11 @@ static void test_msg_retry(void **st)
     /* Unknown reasons. */
     for (unsigned reason = 0; reason < 256; reason++) {
         out[8] = (uint8_t)reason;
-        assert_int_equal(mk__retry_parse(out, len, &got),
-                         (reason == MK_RETRY_TICKET ||
-                          reason == MK_RETRY_KEY_ID)
-                             ? MK_OK
-                             : MK_ERR_BAD_MESSAGE);
+        assert_int_equal(
+            mk__retry_parse(out, len, &got),
+            (reason == MK_RETRY_TICKET || reason == MK_RETRY_KEY_ID)
+                ? MK_OK
+                : MK_ERR_BAD_MESSAGE);
     }
     /* No keys is well-formed (the client then finds no pin). */
     rt.nkeys = 0;
@@ -739,8 +776,7 @@ static void test_msg_retry(void **st)
     assert_int_equal(mk__retry_parse(out, len, &got), MK_OK);
     /* More keys than any server may hold. */
     rt.nkeys = MK_MAX_KEYS + 1;
-    assert_int_equal(mk__retry_write(&rt, out, sizeof out, &len),
-                     MK_ERR_USAGE);
+    assert_int_equal(mk__retry_write(&rt, out, sizeof out, &len), MK_ERR_USAGE);
     rt.nkeys = MK_MAX_KEYS;
     assert_int_equal(mk__retry_write(&rt, out, sizeof out, &len), MK_OK);
     assert_int_equal(mk__retry_parse(out, len, &got), MK_OK);
@@ -755,9 +791,9 @@ static void test_msg_alert(void **st)
     size_t len = 0;
     (void)st;
 
-    assert_int_equal(mk_write_alert(MK_ALERT_RETRY_LATER, 1500, out,
-                                    sizeof out, &len),
-                     MK_OK);
+    assert_int_equal(
+        mk_write_alert(MK_ALERT_RETRY_LATER, 1500, out, sizeof out, &len),
+        MK_OK);
     assert_int_equal(len, 14);
     assert_int_equal(mk__alert_parse(out, len, &a), MK_OK);
     assert_int_equal(a.code, MK_ALERT_RETRY_LATER);
@@ -766,8 +802,7 @@ static void test_msg_alert(void **st)
     out[9] = 1; /* reserved byte */
     assert_int_equal(mk__alert_parse(out, len, &a), MK_ERR_BAD_MESSAGE);
     /* Code 0 and codes above a byte are the caller's mistake. */
-    assert_int_equal(mk_write_alert(0, 0, out, sizeof out, &len),
-                     MK_ERR_USAGE);
+    assert_int_equal(mk_write_alert(0, 0, out, sizeof out, &len), MK_ERR_USAGE);
     assert_int_equal(mk_write_alert(256, 0, out, sizeof out, &len),
                      MK_ERR_USAGE);
     assert_int_equal(mk_write_alert(1, 0, out, 13, &len), MK_ERR_BUFFER);

@@ -189,8 +189,8 @@ static char *pem_wrap(const char *label, const uint8_t *der, size_t len);
 
 /* mkc_rsa_load_private, the loader libmegaki uses for key files, on DER
  * armoured under label as such a file would be. */
-static int load_private_pem(const char *label, const uint8_t *der,
-                            size_t len, mkc_rsa **out)
+static int load_private_pem(const char *label, const uint8_t *der, size_t len,
+                            mkc_rsa **out)
 {
     char *pem = pem_wrap(label, der, len);
     int ret = mkc_rsa_load_private((const uint8_t *)pem, strlen(pem), out);
@@ -335,9 +335,9 @@ static void test_wycheproof_aes_cbc(void **state)
                 if (ret != MK_OK || out_len != msg_len ||
                     memcmp(out, msg, msg_len) != 0)
                     fail_msg("aes_cbc tcId %d: decrypt failed (%d)", tc, ret);
-                ret = mkc_cbc_encrypt(key, iv, msg, msg_len, out,
-                                      msg_len + ct_len + MKC_AES_BLOCK,
-                                      &out_len);
+                ret =
+                    mkc_cbc_encrypt(key, iv, msg, msg_len, out,
+                                    msg_len + ct_len + MKC_AES_BLOCK, &out_len);
                 if (ret != MK_OK || out_len != ct_len ||
                     memcmp(out, ct, ct_len) != 0)
                     fail_msg("aes_cbc tcId %d: encrypt mismatch (%d)", tc, ret);
@@ -396,8 +396,7 @@ static void test_wycheproof_hmac(void **state)
             assert_int_equal(tag_len, (size_t)tag_bytes);
             one[0].p = msg;
             one[0].len = msg_len;
-            assert_int_equal(
-                mkc_hmac_sha256(key, key_len, one, 1, mac), MK_OK);
+            assert_int_equal(mkc_hmac_sha256(key, key_len, one, 1, mac), MK_OK);
             /* The same message as a three-part gather list (one part may
              * be empty) must give the same MAC. */
             third = msg_len / 3;
@@ -407,8 +406,8 @@ static void test_wycheproof_hmac(void **state)
             three[1].len = third;
             three[2].p = msg + 2 * third;
             three[2].len = msg_len - 2 * third;
-            assert_int_equal(
-                mkc_hmac_sha256(key, key_len, three, 3, mac3), MK_OK);
+            assert_int_equal(mkc_hmac_sha256(key, key_len, three, 3, mac3),
+                             MK_OK);
             assert_memory_equal(mac, mac3, sizeof(mac));
 
             match = mkc_ct_equal(mac, tag, (size_t)tag_bytes);
@@ -482,8 +481,8 @@ static void test_wycheproof_hkdf(void **state)
                 if (!has_flag(t, "SizeTooLarge"))
                     fail_msg("hkdf tcId %d: unexpected invalid kind", tc);
                 if (ret != MK_ERR_USAGE)
-                    fail_msg("hkdf tcId %d: size %d not refused (%d)", tc,
-                             size, ret);
+                    fail_msg("hkdf tcId %d: size %d not refused (%d)", tc, size,
+                             ret);
                 c.invalid++;
             } else {
                 c.acceptable++;
@@ -539,8 +538,8 @@ static void test_wycheproof_x25519(void **state)
             uint8_t *want = get_hex(t, "shared", &sh_len);
             uint8_t got[MKC_X25519_LEN], own[MKC_X25519_LEN];
             enum expect e = get_result(t);
-            int sizes_ok = pub_len == MKC_X25519_LEN &&
-                           priv_len == MKC_X25519_LEN;
+            int sizes_ok =
+                pub_len == MKC_X25519_LEN && priv_len == MKC_X25519_LEN;
             mkc_x25519_key *k = NULL;
             int ret = MK_ERR_BAD_KEY_SHARE;
 
@@ -558,8 +557,7 @@ static void test_wycheproof_x25519(void **state)
             if (e == EXPECT_VALID) {
                 if (ret != MK_OK || sh_len != MKC_X25519_LEN ||
                     memcmp(got, want, sh_len) != 0)
-                    fail_msg("x25519 tcId %d: valid case failed (%d)", tc,
-                             ret);
+                    fail_msg("x25519 tcId %d: valid case failed (%d)", tc, ret);
                 c.valid++;
             } else if (e == EXPECT_INVALID) {
                 if (ret == MK_OK)
@@ -571,12 +569,14 @@ static void test_wycheproof_x25519(void **state)
                     if (ret != MK_ERR_BAD_KEY_SHARE ||
                         memcmp(got, zero, sizeof(got)) != 0)
                         fail_msg("x25519 tcId %d: zero shared secret not "
-                                 "rejected (%d)", tc, ret);
+                                 "rejected (%d)",
+                                 tc, ret);
                     acc_zero++;
                 } else {
                     if (ret != MK_OK || memcmp(got, want, sh_len) != 0)
                         fail_msg("x25519 tcId %d: acceptable case computed "
-                                 "wrongly (%d)", tc, ret);
+                                 "wrongly (%d)",
+                                 tc, ret);
                     acc_computed++;
                 }
                 c.acceptable++;
@@ -651,8 +651,8 @@ static void oaep_roundtrip(int bits)
 
         for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
             assert_int_equal(mkc_random(seed, sizeof(seed)), MK_OK);
-            assert_int_equal(mkc_oaep_encrypt(pub, l, l_len, msg, lens[i],
-                                              seed, ct, sizeof(ct), &ct_len),
+            assert_int_equal(mkc_oaep_encrypt(pub, l, l_len, msg, lens[i], seed,
+                                              ct, sizeof(ct), &ct_len),
                              MK_OK);
             assert_int_equal(ct_len, k);
             pt_len = 12345;
@@ -674,9 +674,9 @@ static void oaep_roundtrip(int bits)
                                       sizeof(ct), &ct_len),
                      MK_ERR_USAGE);
     assert_int_equal(ct_len, 0);
-    assert_int_equal(mkc_oaep_encrypt(pub, NULL, 0, msg, 1, seed, ct, k - 1,
-                                      &ct_len),
-                     MK_ERR_BUFFER);
+    assert_int_equal(
+        mkc_oaep_encrypt(pub, NULL, 0, msg, 1, seed, ct, k - 1, &ct_len),
+        MK_ERR_BUFFER);
 
     /* Decryption failures that are not in the vectors: wrong label, no
      * label when one was used, a cap below the message length. All give
@@ -690,9 +690,9 @@ static void oaep_roundtrip(int bits)
                      MK_ERR_CRYPTO);
     assert_int_equal(pt_len, 0);
     pt_len = 12345;
-    assert_int_equal(mkc_oaep_decrypt(priv, NULL, 0, ct, ct_len, pt,
-                                      sizeof(pt), &pt_len),
-                     MK_ERR_CRYPTO);
+    assert_int_equal(
+        mkc_oaep_decrypt(priv, NULL, 0, ct, ct_len, pt, sizeof(pt), &pt_len),
+        MK_ERR_CRYPTO);
     assert_int_equal(pt_len, 0);
     pt_len = 12345;
     assert_int_equal(mkc_oaep_decrypt(priv, label, sizeof(label) - 1, ct,
@@ -701,8 +701,8 @@ static void oaep_roundtrip(int bits)
     assert_int_equal(pt_len, 0);
     /* A public-only key cannot decrypt, and says so the same way. */
     pt_len = 12345;
-    assert_int_equal(mkc_oaep_decrypt(pub, label, sizeof(label) - 1, ct,
-                                      ct_len, pt, sizeof(pt), &pt_len),
+    assert_int_equal(mkc_oaep_decrypt(pub, label, sizeof(label) - 1, ct, ct_len,
+                                      pt, sizeof(pt), &pt_len),
                      MK_ERR_CRYPTO);
     assert_int_equal(pt_len, 0);
     assert_queue_clear(0);
@@ -873,9 +873,9 @@ static void test_rsa_key_formats(void **state)
      * well-formed, not RSA. */
     uint8_t x25519_spki[44] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b,
                                0x65, 0x6e, 0x03, 0x21, 0x00, 9};
-    uint8_t x25519_p8[48] = {0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06,
-                             0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20,
-                             9};
+    uint8_t x25519_p8[48] = {0x30, 0x2e, 0x02, 0x01, 0x00, 0x30,
+                             0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e,
+                             0x04, 0x22, 0x04, 0x20, 9};
 
     (void)state;
     ref = load_group_key(g); /* the file's DER, armoured here */
@@ -912,17 +912,17 @@ static void test_rsa_key_formats(void **state)
     assert_int_equal(mkc_rsa_bits(k), 2048);
     mkc_rsa_free(k);
     armoured = pem_wrap("PUBLIC KEY", spki, spki_len);
-    assert_int_equal(mkc_rsa_load_public((const uint8_t *)armoured,
-                                         strlen(armoured), &k),
-                     MK_OK);
+    assert_int_equal(
+        mkc_rsa_load_public((const uint8_t *)armoured, strlen(armoured), &k),
+        MK_OK);
     assert_same_public(ref, k);
     mkc_rsa_free(k);
     free(armoured);
     spki_to_pkcs1(spki, spki_len, &pkcs1, &pkcs1_len);
     armoured = pem_wrap("RSA PUBLIC KEY", pkcs1, pkcs1_len);
-    assert_int_equal(mkc_rsa_load_public((const uint8_t *)armoured,
-                                         strlen(armoured), &k),
-                     MK_OK);
+    assert_int_equal(
+        mkc_rsa_load_public((const uint8_t *)armoured, strlen(armoured), &k),
+        MK_OK);
     assert_same_public(ref, k);
     mkc_rsa_free(k);
     free(armoured);
@@ -942,14 +942,14 @@ static void test_rsa_key_formats(void **state)
     assert_int_equal(mkc_rsa_load_public(x25519_spki, sizeof(x25519_spki), &k),
                      MK_ERR_KEY_FORMAT);
     armoured = pem_wrap("PUBLIC KEY", x25519_spki, sizeof(x25519_spki));
-    assert_int_equal(mkc_rsa_load_public((const uint8_t *)armoured,
-                                         strlen(armoured), &k),
-                     MK_ERR_KEY_FORMAT);
+    assert_int_equal(
+        mkc_rsa_load_public((const uint8_t *)armoured, strlen(armoured), &k),
+        MK_ERR_KEY_FORMAT);
     free(armoured);
     armoured = pem_wrap("CERTIFICATE", spki, spki_len);
-    assert_int_equal(mkc_rsa_load_public((const uint8_t *)armoured,
-                                         strlen(armoured), &k),
-                     MK_ERR_KEY_FORMAT);
+    assert_int_equal(
+        mkc_rsa_load_public((const uint8_t *)armoured, strlen(armoured), &k),
+        MK_ERR_KEY_FORMAT);
     free(armoured);
     assert_int_equal(mkc_rsa_load_public((const uint8_t *)"hello", 5, &k),
                      MK_ERR_KEY_FORMAT);
@@ -968,9 +968,9 @@ static void test_rsa_key_formats(void **state)
                      MK_ERR_KEY_FORMAT);
     assert_int_equal(load_private_pem("PUBLIC KEY", spki, spki_len, &k),
                      MK_ERR_KEY_FORMAT);
-    assert_int_equal(load_private_pem("PRIVATE KEY", x25519_p8,
-                                      sizeof(x25519_p8), &k),
-                     MK_ERR_KEY_FORMAT);
+    assert_int_equal(
+        load_private_pem("PRIVATE KEY", x25519_p8, sizeof(x25519_p8), &k),
+        MK_ERR_KEY_FORMAT);
     assert_int_equal(load_private_pem("PRIVATE KEY", p8, p8_len - 1, &k),
                      MK_ERR_KEY_FORMAT);
     assert_int_equal(mkc_rsa_load_private((const uint8_t *)"hello", 5, &k),
@@ -1002,9 +1002,9 @@ static void test_rsa_generate(void **state)
     assert_int_equal(mkc_oaep_encrypt(pub, NULL, 0, msg, sizeof(msg), seed, ct,
                                       sizeof(ct), &ct_len),
                      MK_OK);
-    assert_int_equal(mkc_oaep_decrypt(k, NULL, 0, ct, ct_len, pt, sizeof(pt),
-                                      &pt_len),
-                     MK_OK);
+    assert_int_equal(
+        mkc_oaep_decrypt(k, NULL, 0, ct, ct_len, pt, sizeof(pt), &pt_len),
+        MK_OK);
     assert_int_equal(pt_len, sizeof(msg));
     assert_memory_equal(pt, msg, sizeof(msg));
     mkc_rsa_free(pub);
@@ -1198,18 +1198,17 @@ static void test_cbc_edges(void **state)
             mkc_cbc_decrypt(key, iv, ct, ct_len, out, ct_len - 1, &out_len),
             MK_ERR_BUFFER);
         assert_int_equal(
-            mkc_cbc_decrypt(key, iv, ct, ct_len, out, ct_len, &out_len),
-            MK_OK);
+            mkc_cbc_decrypt(key, iv, ct, ct_len, out, ct_len, &out_len), MK_OK);
         assert_int_equal(out_len, len);
         assert_memory_equal(out, pt, len);
     }
     /* Not whole blocks: the generic record error. */
-    assert_int_equal(mkc_cbc_decrypt(key, iv, ct, 15, out, sizeof(out),
-                                     &out_len),
-                     MK_ERR_BAD_RECORD_MAC);
-    assert_int_equal(mkc_cbc_decrypt(key, iv, ct, 0, out, sizeof(out),
-                                     &out_len),
-                     MK_ERR_BAD_RECORD_MAC);
+    assert_int_equal(
+        mkc_cbc_decrypt(key, iv, ct, 15, out, sizeof(out), &out_len),
+        MK_ERR_BAD_RECORD_MAC);
+    assert_int_equal(
+        mkc_cbc_decrypt(key, iv, ct, 0, out, sizeof(out), &out_len),
+        MK_ERR_BAD_RECORD_MAC);
     assert_int_equal(out_len, 0);
     assert_queue_clear(0);
 }
@@ -1246,7 +1245,6 @@ static void test_secure_alloc(void **state)
         mkc_secure_free(p, sizes[i]);
     }
 }
-
 
 /* A keyed record context gives, record after record, exactly what the
  * one-shot functions give with the same keys: the IV is reset and the MAC

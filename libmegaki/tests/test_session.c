@@ -155,8 +155,7 @@ static void test_resumption(void **st)
 
     make_pair(&p, sc, cc, NULL, 0);
     assert_int_equal(tu_connect(&p), 0);
-    assert_int_equal(mk_session_export(p.c.s, blob, sizeof blob, &blen),
-                     MK_OK);
+    assert_int_equal(mk_session_export(p.c.s, blob, sizeof blob, &blen), MK_OK);
     assert_int_equal(mk_session_export(p.srv.s, blob2, sizeof blob2, &blen2),
                      MK_ERR_STATE);
     tu_pair_free(&p);
@@ -254,18 +253,18 @@ static void test_inflight_out_of_order(void **st)
         uint8_t rec[MK_RECORD_MAX_PLAINTEXT + 100];
         size_t n = 0;
         tu_pattern(msg, sizeof msg, id);
-        assert_int_equal(mk_seal_record(p.c.s, id, 0, msg, 16384, rec,
-                                        sizeof rec, &n),
-                         MK_OK);
+        assert_int_equal(
+            mk_seal_record(p.c.s, id, 0, msg, 16384, rec, sizeof rec, &n),
+            MK_OK);
         tu_buf_put(&p.c2s, rec, n);
     }
     /* One more than the server allows is refused locally. */
     {
         uint8_t rec[200];
         size_t n = 0;
-        assert_int_equal(mk_seal_record(p.c.s, N + 1, 1, msg, 10, rec,
-                                        sizeof rec, &n),
-                         MK_ERR_LIMIT);
+        assert_int_equal(
+            mk_seal_record(p.c.s, N + 1, 1, msg, 10, rec, sizeof rec, &n),
+            MK_ERR_LIMIT);
     }
     for (uint32_t id = N; id >= 1; id--) {
         uint8_t rec[MK_RECORD_MAX_PLAINTEXT + 100];
@@ -291,9 +290,9 @@ static void test_inflight_out_of_order(void **st)
     for (uint32_t id = N - 1; id >= 1; id -= 2) {
         char text[16];
         snprintf(text, sizeof text, "resp %u", id);
-        assert_int_equal(tu_send(&p, &p.srv, id, (const uint8_t *)text,
-                                 strlen(text)),
-                         MK_OK);
+        assert_int_equal(
+            tu_send(&p, &p.srv, id, (const uint8_t *)text, strlen(text)),
+            MK_OK);
         if (id == 1)
             break;
     }
@@ -309,9 +308,9 @@ static void test_inflight_out_of_order(void **st)
         }
         char text[16];
         snprintf(text, sizeof text, "resp %u", id);
-        assert_int_equal(tu_send(&p, &p.srv, id, (const uint8_t *)text,
-                                 strlen(text)),
-                         MK_OK);
+        assert_int_equal(
+            tu_send(&p, &p.srv, id, (const uint8_t *)text, strlen(text)),
+            MK_OK);
     }
     assert_int_equal(tu_pump(&p), 0);
     for (uint32_t id = 1; id <= N; id++) {
@@ -402,7 +401,6 @@ static void test_key_rotation_retry(void **st)
     mk_client_config_unref(cc);
 }
 
-
 /* The server refuses a request before it has arrived whole (overloaded):
  * the client finishes it with an empty final record, and both sides free
  * the slot at that record. A response of more than the maximum is refused
@@ -420,14 +418,13 @@ static void test_early_error(void **st)
     make_pair(&p, sc, cc, NULL, 0);
     assert_int_equal(tu_connect(&p), 0);
     tu_pattern(msg, sizeof msg, 3);
-    assert_int_equal(mk_seal_record(p.c.s, 5, 0, msg, sizeof msg, rec,
-                                    sizeof rec, &n),
-                     MK_OK);
+    assert_int_equal(
+        mk_seal_record(p.c.s, 5, 0, msg, sizeof msg, rec, sizeof rec, &n),
+        MK_OK);
     tu_buf_put(&p.c2s, rec, n);
     assert_int_equal(tu_pump(&p), 0);
     /* Not complete: the server may not answer with data yet. */
-    assert_int_equal(mk_seal_record(p.srv.s, 5, 1, msg, 1, rec, sizeof rec,
-                                    &n),
+    assert_int_equal(mk_seal_record(p.srv.s, 5, 1, msg, 1, rec, sizeof rec, &n),
                      MK_ERR_STATE);
     assert_int_equal(mk_seal_error(p.srv.s, 5, MK_ECODE_OVERLOADED, "busy", 4,
                                    rec, sizeof rec, &n),
@@ -441,12 +438,11 @@ static void test_early_error(void **st)
     assert_int_equal(ci.inflight, 1);
     assert_int_equal(si.inflight, 1);
     /* More records of the refused request are swallowed, not delivered. */
-    assert_int_equal(mk_seal_record(p.c.s, 5, 0, msg, sizeof msg, rec,
-                                    sizeof rec, &n),
-                     MK_OK);
+    assert_int_equal(
+        mk_seal_record(p.c.s, 5, 0, msg, sizeof msg, rec, sizeof rec, &n),
+        MK_OK);
     tu_buf_put(&p.c2s, rec, n);
-    assert_int_equal(mk_seal_record(p.c.s, 5, 1, NULL, 0, rec, sizeof rec,
-                                    &n),
+    assert_int_equal(mk_seal_record(p.c.s, 5, 1, NULL, 0, rec, sizeof rec, &n),
                      MK_OK);
     tu_buf_put(&p.c2s, rec, n);
     assert_int_equal(tu_pump(&p), 0);
@@ -485,8 +481,7 @@ static void test_error_strings(void **st)
     assert_string_equal(mk_err_class(MK_ERR_PIN), "AUTH");
     assert_string_equal(mk_strerror(MK_OK), "success");
     assert_string_equal(mk_err_name(9999), "MK_ERR_UNKNOWN");
-    assert_string_equal(mk_error_code_name(MK_ECODE_OVERLOADED),
-                        "overloaded");
+    assert_string_equal(mk_error_code_name(MK_ECODE_OVERLOADED), "overloaded");
 }
 
 static int setup(void **st)

@@ -27,7 +27,7 @@
 #include "testlib.h"
 
 #define VECTOR_FILE "tests/vectors/protocol-v2.txt"
-#define SPEC_FILE "docs/PROTOCOL.md"
+#define SPEC_FILE   "docs/PROTOCOL.md"
 
 /* --- a logging environment ---------------------------------------------- */
 
@@ -120,8 +120,7 @@ static void hex(const char *name, const uint8_t *p, size_t len)
 /* HKDF-Expand-Label(secret, label, context, L) per PROTOCOL.md §6.1:
  * info = uint16(L) || uint8(len) || "megaki2 " || label || uint8(len) || ctx */
 static void spec_label(const uint8_t *secret, const char *label,
-                       const uint8_t *ctx, size_t ctx_len, uint8_t *o,
-                       size_t L)
+                       const uint8_t *ctx, size_t ctx_len, uint8_t *o, size_t L)
 {
     uint8_t info[300];
     size_t n = 0, ll = strlen("megaki2 ") + strlen(label);
@@ -225,8 +224,8 @@ static void print_schedule(const spec_keys *k)
 static void spec_record(const char *title, const uint8_t enc[32],
                         const uint8_t mac[32], uint64_t seq, uint8_t type,
                         uint8_t flags, uint32_t id, const uint8_t iv[16],
-                        const uint8_t *pt, size_t pt_len,
-                        const uint8_t *wire, size_t wire_len)
+                        const uint8_t *pt, size_t pt_len, const uint8_t *wire,
+                        size_t wire_len)
 {
     uint8_t buf[2048], seqb[8];
     size_t ct_len = 0, body;
@@ -313,8 +312,8 @@ static void setup_configs(void)
         MK_TICKET_LIFETIME_DEFAULT);
 }
 
-static int handle(mk_session *s, const uint8_t *unit, size_t len,
-                  uint8_t *o, mk_event *ev)
+static int handle(mk_session *s, const uint8_t *unit, size_t len, uint8_t *o,
+                  mk_event *ev)
 {
     return mk_session_handle(s, unit, len, o, MK_HANDLE_OUT_LEN, ev);
 }
@@ -331,9 +330,8 @@ static void print_ticket(const uint8_t *extras_pt, size_t n)
     for (int i = 0; i < 32; i++)
         sec[i] = (uint8_t)i;
     spec_label(sec, "ticket enc", NULL, 0, e, 32);
-    assert_int_equal(mkc_cbc_decrypt(e, t + 16, t + 32, tl - 64, st,
-                                     sizeof st, &sl),
-                     MK_OK);
+    assert_int_equal(
+        mkc_cbc_decrypt(e, t + 16, t + 32, tl - 64, st, sizeof st, &sl), MK_OK);
     hex("ticket state (decrypted)", st, sl);
 }
 
@@ -423,27 +421,27 @@ static void full_vector(void)
         static const uint8_t q2[] = "please fail";
         uint8_t epl[6] = {0x00, MK_ECODE_APPLICATION, 'b', 'o', 'o', 'm'};
 
-        assert_int_equal(mk_seal_record(c, 1, 1, q1, sizeof q1 - 1, rec,
-                                        sizeof rec, &n),
-                         MK_OK);
+        assert_int_equal(
+            mk_seal_record(c, 1, 1, q1, sizeof q1 - 1, rec, sizeof rec, &n),
+            MK_OK);
         iv = take(&cenv, &ci, 16);
         spec_record("record 1 (client -> server)", k.c2s_enc, k.c2s_mac, 0,
                     MK_UNIT_DATA, 1, 1, iv, q1, sizeof q1 - 1, rec, n);
         assert_int_equal(handle(s, rec, n, o, &ev), MK_OK);
         assert_int_equal(ev.type, MK_EV_DATA);
 
-        assert_int_equal(mk_seal_record(s, 1, 1, r1, sizeof r1 - 1, rec,
-                                        sizeof rec, &n),
-                         MK_OK);
+        assert_int_equal(
+            mk_seal_record(s, 1, 1, r1, sizeof r1 - 1, rec, sizeof rec, &n),
+            MK_OK);
         iv = take(&senv, &si, 16);
         spec_record("record 2 (server -> client)", k.s2c_enc, k.s2c_mac, 0,
                     MK_UNIT_DATA, 1, 1, iv, r1, sizeof r1 - 1, rec, n);
         assert_int_equal(handle(c, rec, n, o, &ev), MK_OK);
         assert_int_equal(ev.type, MK_EV_DATA);
 
-        assert_int_equal(mk_seal_record(c, 2, 1, q2, sizeof q2 - 1, rec,
-                                        sizeof rec, &n),
-                         MK_OK);
+        assert_int_equal(
+            mk_seal_record(c, 2, 1, q2, sizeof q2 - 1, rec, sizeof rec, &n),
+            MK_OK);
         iv = take(&cenv, &ci, 16);
         spec_record("record 3 (client -> server)", k.c2s_enc, k.c2s_mac, 1,
                     MK_UNIT_DATA, 1, 2, iv, q2, sizeof q2 - 1, rec, n);
@@ -453,24 +451,23 @@ static void full_vector(void)
                                        rec, sizeof rec, &n),
                          MK_OK);
         iv = take(&senv, &si, 16);
-        spec_record("record 4 (server -> client, error)", k.s2c_enc,
-                    k.s2c_mac, 1, MK_UNIT_ERROR, 1, 2, iv, epl, sizeof epl,
-                    rec, n);
+        spec_record("record 4 (server -> client, error)", k.s2c_enc, k.s2c_mac,
+                    1, MK_UNIT_ERROR, 1, 2, iv, epl, sizeof epl, rec, n);
         assert_int_equal(handle(c, rec, n, o, &ev), MK_OK);
         assert_int_equal(ev.type, MK_EV_ERROR);
         assert_int_equal(ev.error_code, MK_ECODE_APPLICATION);
 
         assert_int_equal(mk_seal_close(c, rec, sizeof rec, &n), MK_OK);
         iv = take(&cenv, &ci, 16);
-        spec_record("record 5 (client -> server, close)", k.c2s_enc,
-                    k.c2s_mac, 2, MK_UNIT_CLOSE, 1, 0, iv, NULL, 0, rec, n);
+        spec_record("record 5 (client -> server, close)", k.c2s_enc, k.c2s_mac,
+                    2, MK_UNIT_CLOSE, 1, 0, iv, NULL, 0, rec, n);
         assert_int_equal(handle(s, rec, n, o, &ev), MK_OK);
         assert_int_equal(ev.type, MK_EV_CLOSE);
 
         assert_int_equal(mk_seal_close(s, rec, sizeof rec, &n), MK_OK);
         iv = take(&senv, &si, 16);
-        spec_record("record 6 (server -> client, close)", k.s2c_enc,
-                    k.s2c_mac, 2, MK_UNIT_CLOSE, 1, 0, iv, NULL, 0, rec, n);
+        spec_record("record 6 (server -> client, close)", k.s2c_enc, k.s2c_mac,
+                    2, MK_UNIT_CLOSE, 1, 0, iv, NULL, 0, rec, n);
         assert_int_equal(handle(c, rec, n, o, &ev), MK_OK);
         assert_int_equal(mk_session_state(c), MK_STATE_CLOSED);
     }
@@ -545,16 +542,16 @@ static void resume_vector(void)
     hex("SERVER_HELLO", sh, sh_len);
     {
         static const uint8_t q[] = "again";
-        assert_int_equal(mk_seal_record(c, 1, 1, q, sizeof q - 1, rec,
-                                        sizeof rec, &n),
-                         MK_OK);
+        assert_int_equal(
+            mk_seal_record(c, 1, 1, q, sizeof q - 1, rec, sizeof rec, &n),
+            MK_OK);
         iv = take(&cenv, &ci, 16);
         spec_record("record 1 (client -> server)", k.c2s_enc, k.c2s_mac, 0,
                     MK_UNIT_DATA, 1, 1, iv, q, sizeof q - 1, rec, n);
         assert_int_equal(handle(s, rec, n, o, &ev), MK_OK);
-        assert_int_equal(mk_seal_record(s, 1, 1, q, sizeof q - 1, rec,
-                                        sizeof rec, &n),
-                         MK_OK);
+        assert_int_equal(
+            mk_seal_record(s, 1, 1, q, sizeof q - 1, rec, sizeof rec, &n),
+            MK_OK);
         iv = take(&senv, &si, 16);
         spec_record("record 2 (server -> client)", k.s2c_enc, k.s2c_mac, 0,
                     MK_UNIT_DATA, 1, 1, iv, q, sizeof q - 1, rec, n);

@@ -27,87 +27,107 @@
 /* Exit codes: one per class of failure, stable for scripts. */
 enum {
     EX_OK = 0,
-    EX_LOCAL = 1,    /* local failure: memory, crypto, writing output */
-    EX_USAGE = 2,    /* bad arguments, unreadable key or request file */
-    EX_PIN = 3,      /* the server is not the pinned server */
-    EX_CONNECT = 4,  /* name resolution or TCP connect failed */
-    EX_TIMEOUT = 5,  /* a connect, I/O or request timeout */
-    EX_IO = 6,       /* the connection broke or was closed */
-    EX_PROTOCOL = 7, /* protocol violation, handshake refused, version */
-    EX_SERVER = 8,   /* the server answered with an error */
-    EX_TOO_LARGE = 9,/* request over the server's maximum / "too large" */
-    EX_BUSY = 10     /* the server said "retry later" */
+    EX_LOCAL = 1,     /* local failure: memory, crypto, writing output */
+    EX_USAGE = 2,     /* bad arguments, unreadable key or request file */
+    EX_PIN = 3,       /* the server is not the pinned server */
+    EX_CONNECT = 4,   /* name resolution or TCP connect failed */
+    EX_TIMEOUT = 5,   /* a connect, I/O or request timeout */
+    EX_IO = 6,        /* the connection broke or was closed */
+    EX_PROTOCOL = 7,  /* protocol violation, handshake refused, version */
+    EX_SERVER = 8,    /* the server answered with an error */
+    EX_TOO_LARGE = 9, /* request over the server's maximum / "too large" */
+    EX_BUSY = 10      /* the server said "retry later" */
 };
 
-#define MAX_PINS 16
+#define MAX_PINS    16
 #define MAX_REQUEST (256u << 20)
 
 static const char *prog = "sazukari";
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-"usage: %s [options] HOST:PORT [REQUEST]\n"
-"\n"
-"Send REQUEST to a Megaki server whose public key is pinned, and write the\n"
-"response (raw bytes) to standard output. The request is the REQUEST\n"
-"argument, else the file given with -f, else standard input.\n"
-"HOST may be a name, an IPv4 address or a bracketed IPv6 address:\n"
-"  sazukari -k server.pub.pem localhost:4433 'hello'\n"
-"  sazukari -k server.pub.pem '[::1]:4433' -f request.bin > response.bin\n"
-"\n"
-"Options:\n"
-"  -k, --key FILE          pin the server public key in FILE (PEM or DER;\n"
-"                          a PEM file may hold several keys). Repeatable;\n"
-"                          at least one is required.\n"
-"  -f, --file FILE         read the request from FILE ('-': standard input)\n"
-"  -s, --session FILE      resume the session saved in FILE if it exists,\n"
-"                          and save the new one there (mode 0600). The file\n"
-"                          is SECRET: it lets its holder resume the session.\n"
-"      --connect-timeout MS  TCP connect + handshake deadline (default 10000)\n"
-"      --timeout MS        deadline per request (default 60000)\n"
-"      --io-timeout MS     longest silence while awaiting a response, and\n"
-"                          longest stall of a write (default 30000)\n"
-"                          (0 disables any of the three)\n"
-"  -v, --verbose           describe the handshake on standard error\n"
-"  -h, --help              show this help\n"
-"  -V, --version           show the version\n"
-"\n"
-"Load mode (--load): send many requests and report throughput and latency.\n"
-"Progress goes to standard error, the summary to standard output; the\n"
-"responses are discarded.\n"
-"      --load              enable load mode\n"
-"  -n, --requests N        total number of requests (default 1000)\n"
-"  -c, --concurrency N     threads, each with its own connection (default 1)\n"
-"  -p, --inflight N        requests in flight per connection (default 1;\n"
-"                          --reuse only)\n"
-"      --reuse             keep one connection per thread (default)\n"
-"      --new-handshake-per-request\n"
-"                          a new connection and a full handshake (RSA) for\n"
-"                          every request\n"
-"      --resume-per-request\n"
-"                          a new connection for every request, resuming\n"
-"                          the session (no RSA)\n"
-"  -q, --quiet             no progress display\n"
-"In load mode the session file, if given, is read but not written.\n"
-"\n"
-"Exit status:\n"
-"   0  success\n"
-"   1  local failure (out of memory, cannot write the output, ...)\n"
-"   2  usage: bad arguments, unreadable key, request or session file\n"
-"   3  pin failure: the server holds none of the pinned keys, or could not\n"
-"      prove it (wrong server or an attack; nothing was sent)\n"
-"   4  could not connect (name resolution, TCP connect refused/failed)\n"
-"   5  timeout (connect, handshake, I/O or request)\n"
-"   6  I/O error: the connection broke or the server closed it\n"
-"   7  protocol error, handshake refused, or protocol version mismatch\n"
-"   8  the server answered with an error (application, timeout,\n"
-"      overloaded, internal, shutdown)\n"
-"   9  the request is too large for the server\n"
-"  10  the server is busy and asked to retry later\n"
-"In load mode the status is 0 if every request succeeded, otherwise the\n"
-"status of the first failure.\n",
-            prog);
+    fprintf(
+        f,
+        "usage: %s [options] HOST:PORT [REQUEST]\n"
+        "\n"
+        "Send REQUEST to a Megaki server whose public key is pinned, and write "
+        "the\n"
+        "response (raw bytes) to standard output. The request is the REQUEST\n"
+        "argument, else the file given with -f, else standard input.\n"
+        "HOST may be a name, an IPv4 address or a bracketed IPv6 address:\n"
+        "  sazukari -k server.pub.pem localhost:4433 'hello'\n"
+        "  sazukari -k server.pub.pem '[::1]:4433' -f request.bin > "
+        "response.bin\n"
+        "\n"
+        "Options:\n"
+        "  -k, --key FILE          pin the server public key in FILE (PEM or "
+        "DER;\n"
+        "                          a PEM file may hold several keys). "
+        "Repeatable;\n"
+        "                          at least one is required.\n"
+        "  -f, --file FILE         read the request from FILE ('-': standard "
+        "input)\n"
+        "  -s, --session FILE      resume the session saved in FILE if it "
+        "exists,\n"
+        "                          and save the new one there (mode 0600). The "
+        "file\n"
+        "                          is SECRET: it lets its holder resume the "
+        "session.\n"
+        "      --connect-timeout MS  TCP connect + handshake deadline (default "
+        "10000)\n"
+        "      --timeout MS        deadline per request (default 60000)\n"
+        "      --io-timeout MS     longest silence while awaiting a response, "
+        "and\n"
+        "                          longest stall of a write (default 30000)\n"
+        "                          (0 disables any of the three)\n"
+        "  -v, --verbose           describe the handshake on standard error\n"
+        "  -h, --help              show this help\n"
+        "  -V, --version           show the version\n"
+        "\n"
+        "Load mode (--load): send many requests and report throughput and "
+        "latency.\n"
+        "Progress goes to standard error, the summary to standard output; the\n"
+        "responses are discarded.\n"
+        "      --load              enable load mode\n"
+        "  -n, --requests N        total number of requests (default 1000)\n"
+        "  -c, --concurrency N     threads, each with its own connection "
+        "(default 1)\n"
+        "  -p, --inflight N        requests in flight per connection (default "
+        "1;\n"
+        "                          --reuse only)\n"
+        "      --reuse             keep one connection per thread (default)\n"
+        "      --new-handshake-per-request\n"
+        "                          a new connection and a full handshake (RSA) "
+        "for\n"
+        "                          every request\n"
+        "      --resume-per-request\n"
+        "                          a new connection for every request, "
+        "resuming\n"
+        "                          the session (no RSA)\n"
+        "  -q, --quiet             no progress display\n"
+        "In load mode the session file, if given, is read but not written.\n"
+        "\n"
+        "Exit status:\n"
+        "   0  success\n"
+        "   1  local failure (out of memory, cannot write the output, ...)\n"
+        "   2  usage: bad arguments, unreadable key, request or session file\n"
+        "   3  pin failure: the server holds none of the pinned keys, or could "
+        "not\n"
+        "      prove it (wrong server or an attack; nothing was sent)\n"
+        "   4  could not connect (name resolution, TCP connect "
+        "refused/failed)\n"
+        "   5  timeout (connect, handshake, I/O or request)\n"
+        "   6  I/O error: the connection broke or the server closed it\n"
+        "   7  protocol error, handshake refused, or protocol version "
+        "mismatch\n"
+        "   8  the server answered with an error (application, timeout,\n"
+        "      overloaded, internal, shutdown)\n"
+        "   9  the request is too large for the server\n"
+        "  10  the server is busy and asked to retry later\n"
+        "In load mode the status is 0 if every request succeeded, otherwise "
+        "the\n"
+        "status of the first failure.\n",
+        prog);
 }
 
 static int exit_code(int err)
@@ -390,13 +410,17 @@ static int parse_operands(int argc, char **argv, int i, opts *o)
 static int check_options(const opts *o)
 {
     if (o->request_arg != NULL && o->file != NULL) {
-        fprintf(stderr, "%s: give the request as an argument or with -f, "
-                        "not both\n", prog);
+        fprintf(stderr,
+                "%s: give the request as an argument or with -f, "
+                "not both\n",
+                prog);
         return -1;
     }
     if (o->nkeys == 0) {
-        fprintf(stderr, "%s: no pinned key: use -k FILE with the server's "
-                        "public key\n", prog);
+        fprintf(stderr,
+                "%s: no pinned key: use -k FILE with the server's "
+                "public key\n",
+                prog);
         return -1;
     }
     if (o->inflight > 1 && (!o->load || o->mode != LM_REUSE)) {
@@ -486,8 +510,10 @@ static int read_request(const opts *o, uint8_t **req, size_t *len)
         return EX_USAGE;
     }
     if (*len > MAX_REQUEST) {
-        fprintf(stderr, "%s: %s: request larger than any server accepts "
-                        "(256 MiB)\n", prog, name);
+        fprintf(stderr,
+                "%s: %s: request larger than any server accepts "
+                "(256 MiB)\n",
+                prog, name);
         return EX_TOO_LARGE;
     }
     return EX_OK;
@@ -511,8 +537,10 @@ static size_t load_session(const char *path, uint8_t *blob, size_t cap)
         return 0;
     }
     if (fstat(fd, &st) == 0 && (st.st_mode & 077) != 0)
-        fprintf(stderr, "%s: warning: session file %s is readable by "
-                        "others; it is secret\n", prog, path);
+        fprintf(stderr,
+                "%s: warning: session file %s is readable by "
+                "others; it is secret\n",
+                prog, path);
     while (len < cap) {
         r = read(fd, blob + len, cap - len);
         if (r < 0 && errno == EINTR)
@@ -523,8 +551,10 @@ static size_t load_session(const char *path, uint8_t *blob, size_t cap)
     }
     /* Longer than any session: not one of ours. */
     if (len == 0 || (len == cap && read(fd, &extra, 1) > 0)) {
-        fprintf(stderr, "%s: warning: session file %s is unusable; doing a "
-                        "full handshake\n", prog, path);
+        fprintf(stderr,
+                "%s: warning: session file %s is unusable; doing a "
+                "full handshake\n",
+                prog, path);
         sz_wipe(blob, cap);
         len = 0;
     }
@@ -591,9 +621,9 @@ static void describe(const sz_conn *conn, const opts *o)
     fprintf(stderr,
             "%s: connected to %s port %u: %s handshake, session %s, key %s, "
             "max message %u bytes, max in flight %u%s\n",
-            prog, o->host, (unsigned)o->port,
-            ci.resumed ? "resumed" : "full", sid, kid, ci.max_message,
-            ci.max_inflight, ci.has_session ? "" : ", no ticket");
+            prog, o->host, (unsigned)o->port, ci.resumed ? "resumed" : "full",
+            sid, kid, ci.max_message, ci.max_inflight,
+            ci.has_session ? "" : ", no ticket");
 }
 
 static int setup_client(const opts *o, sz_client **out)
@@ -611,9 +641,8 @@ static int setup_client(const opts *o, sz_client **out)
         }
     if ((ret = sz_client_set_timeouts(c, o->connect_ms, o->io_ms,
                                       o->request_ms)) != SZ_OK ||
-        (ret = sz_client_set_resumption(c, !(o->load &&
-                                             o->mode == LM_NEW_HANDSHAKE))) !=
-            SZ_OK) {
+        (ret = sz_client_set_resumption(
+             c, !(o->load && o->mode == LM_NEW_HANDSHAKE))) != SZ_OK) {
         sz_client_free(c);
         return report(ret, "client");
     }
@@ -634,8 +663,7 @@ static int run_once(const opts *o, sz_client *client, const uint8_t *req,
 
     if (o->session != NULL)
         blen = load_session(o->session, blob, sizeof blob);
-    ret = sz_connect(client, o->host, o->port, blen ? blob : NULL, blen,
-                     &conn);
+    ret = sz_connect(client, o->host, o->port, blen ? blob : NULL, blen, &conn);
     sz_wipe(blob, sizeof blob);
     if (ret != SZ_OK) {
         code = report(ret, "connect");
@@ -677,7 +705,7 @@ typedef struct load {
     size_t req_len;
     const uint8_t *session; /* seed for the first connection of each thread */
     size_t session_len;
-    atomic_uint_fast64_t next;  /* next request index to claim */
+    atomic_uint_fast64_t next; /* next request index to claim */
     atomic_uint_fast64_t ok, failed, full_hs, resumed_hs;
     atomic_int first_err;
     atomic_uint errs[32];
@@ -723,9 +751,9 @@ static int load_connect(load *l, int first, sz_conn **conn)
     sz_conn_info ci;
     int ret;
 
-    ret = sz_connect(l->client, l->o->host, l->o->port,
-                     first ? l->session : NULL, first ? l->session_len : 0,
-                     conn);
+    ret =
+        sz_connect(l->client, l->o->host, l->o->port, first ? l->session : NULL,
+                   first ? l->session_len : 0, conn);
     if (ret == SZ_OK) {
         sz_conn_get_info(*conn, &ci);
         atomic_fetch_add(ci.resumed ? &l->resumed_hs : &l->full_hs, 1);
@@ -761,8 +789,8 @@ typedef struct slot {
 
 /* A --reuse thread's connection and the requests in flight on it. */
 typedef struct window {
-    sz_conn *conn;   /* NULL until (re)connected */
-    int first;       /* the next connect is the thread's first */
+    sz_conn *conn; /* NULL until (re)connected */
+    int first;     /* the next connect is the thread's first */
     slot *slots;
     unsigned depth, used;
 } window;
@@ -897,8 +925,7 @@ static void progress(load *l, uint64_t t0, int final)
             tty ? "\r" : "", (unsigned long long)done,
             (unsigned long long)l->o->requests,
             (unsigned long long)atomic_load(&l->failed),
-            secs > 0 ? (double)done / secs : 0.0,
-            tty && !final ? "   " : "\n");
+            secs > 0 ? (double)done / secs : 0.0, tty && !final ? "   " : "\n");
     fflush(stderr);
 }
 
@@ -932,8 +959,8 @@ static void summary(load *l, uint64_t t0, uint64_t t1)
     printf("rate:         %.1f requests/s\n",
            secs > 0 ? (double)(ok + failed) / secs : 0.0);
     printf("latency (ms): p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
-           pct(l->lat_us, n, 50), pct(l->lat_us, n, 90),
-           pct(l->lat_us, n, 99), (double)l->lat_us[n - 1] / 1000.0);
+           pct(l->lat_us, n, 50), pct(l->lat_us, n, 90), pct(l->lat_us, n, 99),
+           (double)l->lat_us[n - 1] / 1000.0);
     printf("handshakes:   %llu full, %llu resumed\n",
            (unsigned long long)atomic_load(&l->full_hs),
            (unsigned long long)atomic_load(&l->resumed_hs));

@@ -46,8 +46,7 @@ static inline sz_conn *connect_ok(sz_client *c, ts_server *s)
 }
 
 /* Send a string request, expect an exact string response. */
-static inline void expect_echo(sz_conn *conn, const char *req,
-                               const char *want)
+static inline void expect_echo(sz_conn *conn, const char *req, const char *want)
 {
     uint8_t *resp = NULL;
     size_t len = 0;

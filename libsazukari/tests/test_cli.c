@@ -125,7 +125,7 @@ static void expect_code(result *r, int code)
         fail_msg("exit %d, want %d; stderr: %s", r->code, code, r->err);
 }
 
-#define PUB KEYDIR "server2048.pub.pem"
+#define PUB   KEYDIR "server2048.pub.pem"
 #define WRONG KEYDIR "other2048.pub.pem"
 
 static char target[64];
@@ -308,8 +308,8 @@ static void test_cli_load(void **st)
     assert_non_null(strstr(r.out, "12 full, 0 resumed"));
     done(&r);
 
-    run(&r, NULL, "--load", "-n", "12", "-c", "1", "--resume-per-request",
-        "-k", PUB, target, "ping", NULL);
+    run(&r, NULL, "--load", "-n", "12", "-c", "1", "--resume-per-request", "-k",
+        PUB, target, "ping", NULL);
     expect_code(&r, 0);
     assert_non_null(strstr(r.out, "1 full, 11 resumed"));
     done(&r);
@@ -356,6 +356,5 @@ int main(void)
         cmocka_unit_test(test_cli_help),
         cmocka_unit_test(test_cli_load),
     };
-    return cmocka_run_group_tests_name("sazukari_cli", tests, setup,
-                                       teardown);
+    return cmocka_run_group_tests_name("sazukari_cli", tests, setup, teardown);
 }

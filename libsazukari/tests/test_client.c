@@ -99,8 +99,7 @@ static void test_resume_export_import(void **st)
     (void)st;
 
     conn = connect_ok(a, s);
-    assert_int_equal(sz_conn_export_session(conn, blob, 10, &n),
-                     SZ_ERR_USAGE);
+    assert_int_equal(sz_conn_export_session(conn, blob, 10, &n), SZ_ERR_USAGE);
     assert_int_equal(sz_conn_export_session(conn, blob, sizeof blob, &blen),
                      SZ_OK);
     assert_true(blen > 0 && blen <= SZ_SESSION_MAX);
@@ -115,9 +114,9 @@ static void test_resume_export_import(void **st)
 
     /* A blob that is not ours is ignored: a full handshake. */
     memset(junk, 0x33, sizeof junk);
-    assert_int_equal(sz_connect(b, "127.0.0.1", ts_port(s), junk, sizeof junk,
-                                &conn),
-                     SZ_OK);
+    assert_int_equal(
+        sz_connect(b, "127.0.0.1", ts_port(s), junk, sizeof junk, &conn),
+        SZ_OK);
     sz_conn_get_info(conn, &ci);
     assert_false(ci.resumed);
     sz_conn_close(conn);
@@ -125,9 +124,9 @@ static void test_resume_export_import(void **st)
     {
         uint8_t big[SZ_SESSION_MAX + 1];
         memset(big, 0, sizeof big);
-        assert_int_equal(sz_connect(b, "127.0.0.1", ts_port(s), big,
-                                    sizeof big, &conn),
-                         SZ_ERR_SESSION);
+        assert_int_equal(
+            sz_connect(b, "127.0.0.1", ts_port(s), big, sizeof big, &conn),
+            SZ_ERR_SESSION);
         assert_null(conn);
     }
     sz_wipe(blob, sizeof blob);
@@ -161,8 +160,7 @@ static void test_resume_refused(void **st)
     memset(&cfg, 0, sizeof cfg);
     cfg.no_tickets = 1;
     s2 = ts_start(&cfg);
-    assert_int_equal(sz_connect(c, "127.0.0.1", ts_port(s2), blob, blen,
-                                &conn),
+    assert_int_equal(sz_connect(c, "127.0.0.1", ts_port(s2), blob, blen, &conn),
                      SZ_OK);
     sz_conn_get_info(conn, &ci);
     assert_false(ci.resumed);
@@ -243,8 +241,7 @@ static void test_pin_errors(void **st)
     assert_int_equal(sz_connect(c, "127.0.0.1", 1, NULL, 0, &conn),
                      SZ_ERR_USAGE);
     assert_null(conn);
-    assert_int_equal(sz_client_pin(c, (const uint8_t *)"junk", 4),
-                     SZ_ERR_KEY);
+    assert_int_equal(sz_client_pin(c, (const uint8_t *)"junk", 4), SZ_ERR_KEY);
     assert_int_equal(sz_client_pin(c, NULL, 0), SZ_ERR_USAGE);
     /* Never the private key. */
     assert_int_equal(sz_client_pin_file(c, KEYDIR "server2048.pem"),
@@ -261,12 +258,10 @@ static void test_pin_errors(void **st)
     /* A PEM with a good key and a truncated block pins nothing. */
     {
         static const char bad[] = "-----BEGIN PUBLIC KEY-----\nAAAA\n";
-        assert_int_equal(sz_client_pin(c, (const uint8_t *)bad,
-                                       sizeof bad - 1),
+        assert_int_equal(sz_client_pin(c, (const uint8_t *)bad, sizeof bad - 1),
                          SZ_ERR_KEY);
     }
-    assert_int_equal(sz_client_pin_file(c, KEYDIR "server2048.pub.pem"),
-                     SZ_OK);
+    assert_int_equal(sz_client_pin_file(c, KEYDIR "server2048.pub.pem"), SZ_OK);
     /* After the first connection the pins are fixed. */
     s = ts_start(NULL);
     conn = connect_ok(c, s);
@@ -291,9 +286,8 @@ static void test_many_inflight(void **st)
 
     for (int i = 0; i < N; i++) {
         snprintf(req, sizeof req, "request number %d", i);
-        assert_int_equal(sz_submit(conn, (const uint8_t *)req, strlen(req),
-                                   &ids[i]),
-                         SZ_OK);
+        assert_int_equal(
+            sz_submit(conn, (const uint8_t *)req, strlen(req), &ids[i]), SZ_OK);
         /* Sequential from 1. */
         assert_int_equal(ids[i], (uint32_t)i + 1);
     }
@@ -413,8 +407,8 @@ static void test_every_size(void **st)
 /* Record boundaries and the default 1 MiB maximum, both directions. */
 static void test_large_messages(void **st)
 {
-    static const size_t sizes[] = {16383, 16384, 16385, 32768, 65536,
-                                   100000, 1u << 20};
+    static const size_t sizes[] = {16383, 16384,  16385,   32768,
+                                   65536, 100000, 1u << 20};
     ts_server *s = ts_start(NULL);
     sz_client *c = good_client();
     sz_conn *conn = connect_ok(c, s);
@@ -428,9 +422,9 @@ static void test_large_messages(void **st)
         size_t len = 0;
         roundtrip_size(conn, sizes[i]);
         snprintf(req, sizeof req, "!big %zu", sizes[i]);
-        assert_int_equal(sz_request(conn, (const uint8_t *)req, strlen(req),
-                                    &resp, &len),
-                         SZ_OK);
+        assert_int_equal(
+            sz_request(conn, (const uint8_t *)req, strlen(req), &resp, &len),
+            SZ_OK);
         ts_pattern(want, sizes[i], (uint32_t)sizes[i]);
         assert_int_equal(len, sizes[i]);
         assert_memory_equal(resp, want, len);
@@ -639,8 +633,7 @@ static void test_concurrent_connects(void **st)
         t[i].c = c;
         t[i].port = ts_port(s);
         t[i].ok = 0;
-        assert_int_equal(pthread_create(&th[i], NULL, connect_main, &t[i]),
-                         0);
+        assert_int_equal(pthread_create(&th[i], NULL, connect_main, &t[i]), 0);
     }
     for (int i = 0; i < T; i++) {
         assert_int_equal(pthread_join(th[i], NULL), 0);

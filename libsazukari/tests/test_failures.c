@@ -49,8 +49,8 @@ static void connect_fails(int mode, sz_client *c, int err, int want_mk,
     r = sz_connect(c, "127.0.0.1", ts_port(s), NULL, 0, &conn);
     sz_last_error(&ei);
     if (r != err)
-        fail_msg("mode %d: got %s (%s), want %s", mode, sz_err_name(r),
-                 ei.text, sz_err_name(err));
+        fail_msg("mode %d: got %s (%s), want %s", mode, sz_err_name(r), ei.text,
+                 sz_err_name(err));
     assert_null(conn);
     assert_int_equal(ei.err, err);
     if (want_mk)
@@ -147,9 +147,9 @@ static void test_refused_and_unresolvable(void **st)
     assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
     assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
     close(fd);
-    assert_int_equal(sz_connect(c, "127.0.0.1", ntohs(a.sin_port), NULL, 0,
-                                &conn),
-                     SZ_ERR_CONNECT);
+    assert_int_equal(
+        sz_connect(c, "127.0.0.1", ntohs(a.sin_port), NULL, 0, &conn),
+        SZ_ERR_CONNECT);
     sz_last_error(&ei);
     assert_int_equal(ei.sys_errno, ECONNREFUSED);
     assert_null(conn);
@@ -158,8 +158,7 @@ static void test_refused_and_unresolvable(void **st)
      * asking any name server. */
     memset(host, 'a', 70);
     strcpy(host + 70, ".invalid");
-    assert_int_equal(sz_connect(c, host, 4433, NULL, 0, &conn),
-                     SZ_ERR_RESOLVE);
+    assert_int_equal(sz_connect(c, host, 4433, NULL, 0, &conn), SZ_ERR_RESOLVE);
     sz_last_error(&ei);
     assert_true(ei.sys_errno != 0);
     assert_null(conn);
@@ -207,8 +206,7 @@ static void test_request_timeout(void **st)
     conn = connect_ok(c, s);
     /* 2 s of sleep against a 50 ms poll: the answer cannot be there in
      * time, however loaded the machine. */
-    assert_int_equal(sz_submit(conn, (const uint8_t *)"!sleep 2000", 11,
-                               &id2),
+    assert_int_equal(sz_submit(conn, (const uint8_t *)"!sleep 2000", 11, &id2),
                      SZ_OK);
     assert_int_equal(sz_poll(conn, 50, &got, &resp, &len), SZ_AGAIN);
     assert_int_equal(sz_poll(conn, -1, &got, &resp, &len), SZ_OK);
@@ -367,6 +365,5 @@ int main(void)
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_error_table),
     };
-    return cmocka_run_group_tests_name("sazukari_failures", tests, NULL,
-                                       NULL);
+    return cmocka_run_group_tests_name("sazukari_failures", tests, NULL, NULL);
 }

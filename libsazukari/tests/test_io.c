@@ -23,9 +23,9 @@
 
 typedef struct pipe_io {
     int fd;
-    size_t max_chunk;   /* 0: no limit; 1: one byte per call */
-    int fail_after;     /* calls until the callbacks report an error; 0 off */
-    int eof_reads;      /* reads return end of stream */
+    size_t max_chunk; /* 0: no limit; 1: one byte per call */
+    int fail_after;   /* calls until the callbacks report an error; 0 off */
+    int eof_reads;    /* reads return end of stream */
     unsigned reads, writes;
 } pipe_io;
 

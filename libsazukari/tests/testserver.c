@@ -69,8 +69,10 @@ static uint8_t *read_file(const char *path, size_t *len)
     if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
         fseek(f, 0, SEEK_SET) != 0 || (p = malloc((size_t)n + 1)) == NULL ||
         fread(p, 1, (size_t)n, f) != (size_t)n) {
-        fprintf(stderr, "testserver: cannot read %s (run from the project "
-                        "root)\n", path);
+        fprintf(stderr,
+                "testserver: cannot read %s (run from the project "
+                "root)\n",
+                path);
         abort();
     }
     fclose(f);
@@ -191,15 +193,16 @@ static int serve_request(ts_server *s, mk_session *ss, int fd, uint32_t id,
             char text[32];
             held *h = &hold[--(*nhold)];
             snprintf(text, sizeof text, "held %u", h->id);
-            if (send_msg(ss, fd, h->id, (const uint8_t *)text,
-                         strlen(text)) != 0)
+            if (send_msg(ss, fd, h->id, (const uint8_t *)text, strlen(text)) !=
+                0)
                 return -1;
         }
         return send_msg(ss, fd, id, (const uint8_t *)"flushed", 7);
     }
     if (strcmp(cmd, "!cut") == 0) {
         /* First record of a 20000-byte response, then hang up. */
-        uint8_t big[MK_RECORD_MAX_PLAINTEXT], out[MK_RECORD_MAX_PLAINTEXT + 100];
+        uint8_t big[MK_RECORD_MAX_PLAINTEXT],
+            out[MK_RECORD_MAX_PLAINTEXT + 100];
         size_t n = 0;
         memset(big, 'c', sizeof big);
         if (mk_seal_record(ss, id, 0, big, sizeof big, out, sizeof out, &n) !=
@@ -225,7 +228,9 @@ static int serve_request(ts_server *s, mk_session *ss, int fd, uint32_t id,
     }
     if (strncmp(cmd, "!connerr ", 9) == 0)
         return send_error(ss, fd, 0, (unsigned)atoi(cmd + 9),
-                          "connection-level error") == 0 ? 0 : -1;
+                          "connection-level error") == 0
+                   ? 0
+                   : -1;
     if (strcmp(cmd, "!closerec") == 0) {
         uint8_t out[256];
         size_t n = 0;
@@ -242,8 +247,8 @@ static int serve_request(ts_server *s, mk_session *ss, int fd, uint32_t id,
         uint8_t *out = malloc(cap);
         int ret = -1;
         if (out != NULL &&
-            mk_seal_message(ss, id, (const uint8_t *)word, sizeof word - 1,
-                            out, cap, &n) == MK_OK &&
+            mk_seal_message(ss, id, (const uint8_t *)word, sizeof word - 1, out,
+                            cap, &n) == MK_OK &&
             mk_seal_close(ss, out + n, cap - n, &m) == MK_OK)
             ret = send_all(fd, out, n + m);
         free(out);
@@ -525,10 +530,10 @@ ts_server *ts_start(const ts_config *cfg)
             abort();
     }
     if (s->cfg.max_message || s->cfg.max_inflight) {
-        uint32_t mm = s->cfg.max_message ? s->cfg.max_message
-                                         : MK_MESSAGE_MAX_DEFAULT;
-        uint32_t mi = s->cfg.max_inflight ? s->cfg.max_inflight
-                                          : MK_INFLIGHT_DEFAULT;
+        uint32_t mm =
+            s->cfg.max_message ? s->cfg.max_message : MK_MESSAGE_MAX_DEFAULT;
+        uint32_t mi =
+            s->cfg.max_inflight ? s->cfg.max_inflight : MK_INFLIGHT_DEFAULT;
         if (mk_server_config_set_limits(s->mcfg, mm, mi,
                                         MK_TICKET_LIFETIME_DEFAULT) != MK_OK)
             abort();

@@ -43,20 +43,20 @@ typedef struct ts_config {
     int no_tickets;       /* disable resumption */
     uint32_t max_message; /* 0: libmegaki default */
     uint32_t max_inflight;
-    int mode;             /* enum ts_mode */
-    int ipv6;             /* listen on ::1 instead of 127.0.0.1 */
+    int mode; /* enum ts_mode */
+    int ipv6; /* listen on ::1 instead of 127.0.0.1 */
 } ts_config;
 
 typedef struct ts_stats {
-    unsigned conns;        /* TCP connections accepted */
-    unsigned full_hs;      /* handshakes completed, by kind */
+    unsigned conns;   /* TCP connections accepted */
+    unsigned full_hs; /* handshakes completed, by kind */
     unsigned resumed_hs;
-    unsigned hello_units;  /* CLIENT_HELLO units received */
-    unsigned data_units;   /* DATA units received */
-    unsigned close_units;  /* CLOSE units received */
-    unsigned requests;     /* complete requests received */
-    uint64_t bytes_in;     /* everything received */
-    uint64_t hello_bytes;  /* of which in CLIENT_HELLO units */
+    unsigned hello_units; /* CLIENT_HELLO units received */
+    unsigned data_units;  /* DATA units received */
+    unsigned close_units; /* CLOSE units received */
+    unsigned requests;    /* complete requests received */
+    uint64_t bytes_in;    /* everything received */
+    uint64_t hello_bytes; /* of which in CLIENT_HELLO units */
 } ts_stats;
 
 typedef struct ts_server ts_server;

@@ -39,8 +39,8 @@ int mkd_read_file(const char *path, size_t max, uint8_t **out, size_t *len,
         goto out;
     }
     if ((size_t)st.st_size > max) {
-        ret = mkd_fail(d, MKD_ERR_SYSTEM, "%s: larger than %zu bytes", path,
-                       max);
+        ret =
+            mkd_fail(d, MKD_ERR_SYSTEM, "%s: larger than %zu bytes", path, max);
         goto out;
     }
     if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
@@ -70,8 +70,8 @@ out:
     return ret;
 }
 
-int mkd_write_file(const char *path, const void *data, size_t len,
-                   mode_t mode, mkd_diag *d)
+int mkd_write_file(const char *path, const void *data, size_t len, mode_t mode,
+                   mkd_diag *d)
 {
     char tmp[1024];
     const uint8_t *p = data;

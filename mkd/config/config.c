@@ -25,10 +25,10 @@ struct opt {
     const char *name;
     enum opt_type type;
     size_t off;
-    size_t size;      /* T_STR: buffer size */
-    const char *def;  /* default as text */
+    size_t size;     /* T_STR: buffer size */
+    const char *def; /* default as text */
     uint32_t min, max;
-    size_t set_off;   /* offset of a "was set" flag, or 0 */
+    size_t set_off; /* offset of a "was set" flag, or 0 */
 };
 
 #define OFF(f) offsetof(mkd_config, f)
@@ -42,8 +42,7 @@ static const struct opt opts[] = {
     {"key_file", STR(key_file), "", 0, 0, OFF(key_file_set)},
     {"ticket_key_file", STR(ticket_key_file), "", 0, 0,
      OFF(ticket_key_file_set)},
-    {"control_socket", STR(control_socket), "", 0, 0,
-     OFF(control_socket_set)},
+    {"control_socket", STR(control_socket), "", 0, 0, OFF(control_socket_set)},
     {"backend", STR(backend), "php", 0, 0, 0},
     {"user", STR(user), "", 0, 0, 0},
     {"ready_file", STR(ready_file), "", 0, 0, 0},
@@ -52,32 +51,29 @@ static const struct opt opts[] = {
     {"backlog", U32(backlog), "511", 1, 65535, 0},
     {"max_connections", U32(max_connections), "10000", 1, 1000000, 0},
     {"max_handshakes", U32(max_handshakes), "256", 1, 100000, 0},
-    {"max_pending_per_address", U32(max_pending_per_address), "64", 1,
-     1000000, 0},
+    {"max_pending_per_address", U32(max_pending_per_address), "64", 1, 1000000,
+     0},
     {"handshake_rate", U32(handshake_rate), "50", 0, 1000000, 0},
     {"handshake_burst", U32(handshake_burst), "100", 1, 1000000, 0},
     {"retry_after_ms", U32(retry_after_ms), "1000", 0, 3600000, 0},
-    {"handshake_timeout_ms", U32(handshake_timeout_ms), "10000", 10,
-     3600000, 0},
+    {"handshake_timeout_ms", U32(handshake_timeout_ms), "10000", 10, 3600000,
+     0},
     {"idle_timeout_ms", U32(idle_timeout_ms), "120000", 10, 86400000, 0},
     {"unit_timeout_ms", U32(unit_timeout_ms), "10000", 10, 3600000, 0},
     {"write_timeout_ms", U32(write_timeout_ms), "30000", 10, 3600000, 0},
-    {"shutdown_timeout_ms", U32(shutdown_timeout_ms), "10000", 0, 3600000,
-     0},
+    {"shutdown_timeout_ms", U32(shutdown_timeout_ms), "10000", 0, 3600000, 0},
     {"max_message", U32(max_message), "1048576", 1, 256u << 20, 0},
     {"max_inflight", U32(max_inflight), "32", 1, 1024, 0},
     {"ticket_lifetime", U32(ticket_lifetime), "86400", 60, 7 * 86400, 0},
-    {"conn_buffer_max", U32(conn_buffer_max), "4194304", 65536,
-     1u << 30, 0},
-    {"write_high_water", U32(write_high_water), "1048576", 16384, 1u << 30,
-     0},
+    {"conn_buffer_max", U32(conn_buffer_max), "4194304", 65536, 1u << 30, 0},
+    {"write_high_water", U32(write_high_water), "1048576", 16384, 1u << 30, 0},
     {"inline_crypto_max", U32(inline_crypto_max), "16384", 0, 1u << 20, 0},
     {"ticket_keys_keep", U32(ticket_keys_keep), "4", 1, 16, 0},
     {"echo_delay_ms", U32(echo_delay_ms), "0", 0, 600000, 0},
     {"app", STR(app), MKD_SOURCE_ROOT "/apps/hello/app.php", 0, 0, 0},
     {"php", STR(php), "/usr/bin/php", 0, 0, 0},
-    {"arcangelo", STR(arcangelo), MKD_SOURCE_ROOT "/arcangelo/bin/arcangelo.php",
-     0, 0, 0},
+    {"arcangelo", STR(arcangelo),
+     MKD_SOURCE_ROOT "/arcangelo/bin/arcangelo.php", 0, 0, 0},
     {"php_memory_limit", STR(php_memory_limit), "128M", 0, 0, 0},
     {"workers", U32(workers), "0", 0, 4096, 0},
     {"workers_max", U32(workers_max), "0", 0, 4096, 0},
@@ -86,13 +82,13 @@ static const struct opt opts[] = {
     {"request_timeout_ms", U32(request_timeout_ms), "30000", 10, 3600000, 0},
     {"worker_start_timeout_ms", U32(worker_start_timeout_ms), "10000", 10,
      600000, 0},
-    {"worker_stop_timeout_ms", U32(worker_stop_timeout_ms), "5000", 10,
-     600000, 0},
+    {"worker_stop_timeout_ms", U32(worker_stop_timeout_ms), "5000", 10, 600000,
+     0},
     {"worker_idle_timeout_ms", U32(worker_idle_timeout_ms), "10000", 10,
      86400000, 0},
     {"worker_max_requests", U32(worker_max_requests), "0", 0, 1u << 30, 0},
-    {"worker_max_lifetime_s", U32(worker_max_lifetime_s), "0", 0,
-     30u * 86400u, 0},
+    {"worker_max_lifetime_s", U32(worker_max_lifetime_s), "0", 0, 30u * 86400u,
+     0},
     {"worker_max_rss_kib", U32(worker_max_rss_kib), "0", 0, 1u << 30, 0},
     {"expose_errors", U32(expose_errors), "0", 0, 1, 0},
 };
@@ -128,8 +124,8 @@ static int set_opt(mkd_config *c, const struct opt *o, const char *v,
         x = strtoull(v, &end, 10);
         if (errno != 0 || *end != '\0' || x < o->min || x > o->max)
             return mkd_fail(d, MKD_ERR_CONFIG,
-                            "%s: \"%s\" is not a number in %u..%u", o->name,
-                            v, o->min, o->max);
+                            "%s: \"%s\" is not a number in %u..%u", o->name, v,
+                            o->min, o->max);
         *(uint32_t *)(void *)(base + o->off) = (uint32_t)x;
         break;
     }
@@ -255,8 +251,7 @@ int mkd_config_load_file(mkd_config *c, const char *path, mkd_diag *d)
     size_t len = 0;
     int r;
 
-    if ((r = mkd_read_file(path, MKD_CONFIG_FILE_MAX, &buf, &len, d)) !=
-        MKD_OK)
+    if ((r = mkd_read_file(path, MKD_CONFIG_FILE_MAX, &buf, &len, d)) != MKD_OK)
         return r == MKD_ERR_NOMEM ? r : MKD_ERR_CONFIG;
     r = mkd_config_parse(c, (const char *)buf, len, path, d);
     free(buf);
@@ -298,8 +293,8 @@ int mkd_config_finish(mkd_config *c, mkd_diag *d)
         mkd_default_data_dir(c->data_dir, sizeof c->data_dir) != MKD_OK)
         return mkd_fail(d, MKD_ERR_CONFIG,
                         "no data directory: set data_dir (HOME is not set)");
-    if (derive(c->key_file, sizeof c->key_file, c->key_file_set,
-               c->data_dir, "server.pem") != MKD_OK ||
+    if (derive(c->key_file, sizeof c->key_file, c->key_file_set, c->data_dir,
+               "server.pem") != MKD_OK ||
         derive(c->ticket_key_file, sizeof c->ticket_key_file,
                c->ticket_key_file_set, c->data_dir, "ticket.keys") != MKD_OK ||
         derive(c->control_socket, sizeof c->control_socket,

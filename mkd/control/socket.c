@@ -19,7 +19,7 @@
 struct control {
     uv_pipe_t pipe;
     const control_sources *src;
-    char path[sizeof ((struct sockaddr_un *)0)->sun_path];
+    char path[sizeof((struct sockaddr_un *)0)->sun_path];
 };
 
 typedef struct ctl_client {
@@ -91,8 +91,8 @@ static void on_closed(uv_handle_t *h)
     free(h->data);
 }
 
-int control_open(uv_loop_t *loop, const char *path,
-                 const control_sources *src, control **out, mkd_diag *d)
+int control_open(uv_loop_t *loop, const char *path, const control_sources *src,
+                 control **out, mkd_diag *d)
 {
     control *ctl;
     mode_t old;
@@ -121,7 +121,7 @@ int control_open(uv_loop_t *loop, const char *path,
     ctl->src = src;
     (void)uv_pipe_init(loop, &ctl->pipe, 0); /* cannot fail: ipc 0 */
     ctl->pipe.data = ctl;
-    *out = ctl; /* from here on control_close releases it */
+    *out = ctl;       /* from here on control_close releases it */
     old = umask(077); /* the socket file is created 0600 */
     r = uv_pipe_bind(&ctl->pipe, path);
     umask(old);

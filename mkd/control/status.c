@@ -15,8 +15,7 @@ static void put_connections(mkd_text *t, const yugi_stats *st)
     mkd_text_put(t, "connections.accepted %llu\n", U(st->accepted));
     mkd_text_put(t, "connections.closed %llu\n", U(st->closed));
     mkd_text_put(t, "connections.max %u\n", st->max_connections);
-    mkd_text_put(t, "connections.accept_errors %llu\n",
-                 U(st->accept_errors));
+    mkd_text_put(t, "connections.accept_errors %llu\n", U(st->accept_errors));
 }
 
 static void put_handshakes(mkd_text *t, const yugi_stats *st)
@@ -25,8 +24,7 @@ static void put_handshakes(mkd_text *t, const yugi_stats *st)
     mkd_text_put(t, "handshakes.full %llu\n", U(st->hs_full));
     mkd_text_put(t, "handshakes.resumed %llu\n", U(st->hs_resumed));
     mkd_text_put(t, "handshakes.full_per_s %llu\n", U(st->full_last_s));
-    mkd_text_put(t, "handshakes.resumed_per_s %llu\n",
-                 U(st->resumed_last_s));
+    mkd_text_put(t, "handshakes.resumed_per_s %llu\n", U(st->resumed_last_s));
     mkd_text_put(t, "handshakes.full_per_s_10s %.1f\n",
                  (double)st->full_window / YUGI_RATE_WINDOW);
     mkd_text_put(t, "handshakes.resumed_per_s_10s %.1f\n",
@@ -35,11 +33,9 @@ static void put_handshakes(mkd_text *t, const yugi_stats *st)
     mkd_text_put(t, "handshakes.failed %llu\n", U(st->hs_failed));
 }
 
-static void put_traffic(mkd_text *t, const yugi_stats *st,
-                        const yami_stats *ys)
+static void put_traffic(mkd_text *t, const yugi_stats *st, const yami_stats *ys)
 {
-    mkd_text_put(t, "refused.connections %llu\n",
-                 U(st->refused_connections));
+    mkd_text_put(t, "refused.connections %llu\n", U(st->refused_connections));
     mkd_text_put(t, "refused.pending_per_address %llu\n",
                  U(st->refused_pending));
     mkd_text_put(t, "refused.handshakes_in_progress %llu\n",
@@ -78,8 +74,8 @@ size_t control_status(const control_sources *src, char *buf, size_t cap)
     yugi_server_stats(src->srv, &st);
     yami_get_stats(src->yami, &ys);
     mkd_text_init(&t, buf, cap);
-    mkd_text_put(&t, "mkd %s\n", st.shutting_down ? "shutting-down"
-                                                  : "running");
+    mkd_text_put(&t, "mkd %s\n",
+                 st.shutting_down ? "shutting-down" : "running");
     mkd_text_put(&t, "pid %ld\n", (long)getpid());
     mkd_text_put(&t, "uptime_s %llu\n", U(st.uptime_ms / 1000));
     put_connections(&t, &st);
@@ -89,7 +85,6 @@ size_t control_status(const control_sources *src, char *buf, size_t cap)
     mkd_text_put(&t, "reloads %llu\n", U(st.reloads));
     mkd_text_put(&t, "reload_failures %llu\n", U(*src->reload_failures));
     if (!t.overflow)
-        t.len += yugi_server_backend_status(src->srv, buf + t.len,
-                                            cap - t.len);
+        t.len += yugi_server_backend_status(src->srv, buf + t.len, cap - t.len);
     return t.len;
 }

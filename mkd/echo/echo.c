@@ -94,9 +94,9 @@ static void on_timer(uv_timer_t *h)
 }
 
 static mkd_backend_status echo_submit(mkd_backend *b,
-                                      const mkd_request_ctx *ctx,
-                                      uint8_t *body, size_t len,
-                                      mkd_backend_done_fn done, void *token)
+                                      const mkd_request_ctx *ctx, uint8_t *body,
+                                      size_t len, mkd_backend_done_fn done,
+                                      void *token)
 {
     echo *e = (echo *)b;
     echo_req *r;
@@ -191,7 +191,7 @@ static void echo_free(mkd_backend *b)
 }
 
 static const mkd_backend_ops echo_ops = {
-    "echo", echo_submit, echo_cancel, echo_reload,
+    "echo",     echo_submit, echo_cancel, echo_reload,
     echo_drain, echo_status, echo_free,
 };
 

@@ -10,8 +10,8 @@
 #include "mkd_util.h"
 
 #define TICKET_FILE_MAX 65536
-#define KEY_FILE_MAX 65536
-#define KEY_C_NAME "megaki_server_key"
+#define KEY_FILE_MAX    65536
+#define KEY_C_NAME      "megaki_server_key"
 
 /* --- the ticket-key file ------------------------------------------------ */
 
@@ -41,8 +41,8 @@ static int parse_key_line(const char *line, size_t len, mk_ticket_key *k)
         return MKD_ERR_TICKET_FILE;
     while (a < len && (line[a] == ' ' || line[a] == '\t'))
         a++;
-    if (a == 32 || mkd_unhex(line + a, len - a, k->secret,
-                             sizeof k->secret) != MKD_OK)
+    if (a == 32 ||
+        mkd_unhex(line + a, len - a, k->secret, sizeof k->secret) != MKD_OK)
         return MKD_ERR_TICKET_FILE;
     return MKD_OK;
 }
@@ -54,8 +54,8 @@ static int is_blank(char c)
 
 /* Parse into keys[*n] and check it against the keys before it. */
 static int add_key(const char *line, size_t len, const char *origin,
-                   unsigned lineno, mk_ticket_key *keys, size_t max,
-                   size_t *n, mkd_diag *d)
+                   unsigned lineno, mk_ticket_key *keys, size_t max, size_t *n,
+                   mkd_diag *d)
 {
     if (*n == max)
         return mkd_fail(d, MKD_ERR_TICKET_FILE, "%s:%u: more than %zu keys",
@@ -67,15 +67,14 @@ static int add_key(const char *line, size_t len, const char *origin,
                         origin, lineno);
     for (size_t i = 0; i < *n; i++)
         if (memcmp(keys[i].name, keys[*n].name, sizeof keys[i].name) == 0)
-            return mkd_fail(d, MKD_ERR_TICKET_FILE,
-                            "%s:%u: duplicate key name", origin, lineno);
+            return mkd_fail(d, MKD_ERR_TICKET_FILE, "%s:%u: duplicate key name",
+                            origin, lineno);
     (*n)++;
     return MKD_OK;
 }
 
 int keys_ticket_parse(const uint8_t *buf, size_t len, const char *origin,
-                      mk_ticket_key *keys, size_t max, size_t *n,
-                      mkd_diag *d)
+                      mk_ticket_key *keys, size_t max, size_t *n, mkd_diag *d)
 {
     size_t pos = 0;
     unsigned lineno = 0;
@@ -157,9 +156,8 @@ int keys_ticket_file_update(const char *path, int rotate, size_t keep,
     if (keep < 1 || keep > MK_TICKET_KEYS_MAX)
         keep = MK_TICKET_KEYS_MAX;
     /* Existing keys go after the fresh one, in keys[1..]. */
-    if (exists && (ret = keys_ticket_file_read(path, keys + 1,
-                                               MK_TICKET_KEYS_MAX, &n, d)) !=
-                      MKD_OK)
+    if (exists && (ret = keys_ticket_file_read(
+                       path, keys + 1, MK_TICKET_KEYS_MAX, &n, d)) != MKD_OK)
         goto out;
     if (exists && !rotate)
         goto out; /* creating is idempotent */
@@ -224,8 +222,8 @@ size_t keys_pem_public(const uint8_t *der, size_t len, char *out, size_t cap)
     return n + sizeof tail - 1;
 }
 
-size_t keys_c_array(const uint8_t *der, size_t len, const char *name,
-                    char *out, size_t cap)
+size_t keys_c_array(const uint8_t *der, size_t len, const char *name, char *out,
+                    size_t cap)
 {
     mkd_text t;
 
@@ -275,8 +273,8 @@ static int sibling(const char *pem_path, const char *suffix, char *out,
 }
 
 /* The public halves beside the private key: .pub.pem and .pub.h. */
-static int write_public(const char *pem_path, const uint8_t *der,
-                        size_t dlen, mkd_diag *d)
+static int write_public(const char *pem_path, const uint8_t *der, size_t dlen,
+                        mkd_diag *d)
 {
     char path[MKD_KEYS_PATH_MAX], text[8192];
     size_t tlen;
@@ -310,8 +308,7 @@ int keys_generate(const char *pem_path, unsigned bits, char *id_hex,
     if ((r = mk_server_key_generate(&key, bits)) != MK_OK ||
         (r = mk_server_key_private_pem(key, priv, sizeof priv, &plen)) !=
             MK_OK ||
-        (r = mk_server_key_public_der(key, der, sizeof der, &dlen)) !=
-            MK_OK) {
+        (r = mk_server_key_public_der(key, der, sizeof der, &dlen)) != MK_OK) {
         ret = mkd_fail(d, MKD_ERR_CRYPTO, "key generation failed: %s",
                        mk_strerror(r));
         goto out;
@@ -340,8 +337,7 @@ int keys_describe(const char *pem_path, char *out, size_t cap, mkd_diag *d)
     mkd_diag_clear(d);
     if ((r = load_key(pem_path, &key, d)) != MKD_OK)
         return r;
-    if ((r = mk_server_key_public_der(key, der, sizeof der, &dlen)) !=
-        MK_OK) {
+    if ((r = mk_server_key_public_der(key, der, sizeof der, &dlen)) != MK_OK) {
         r = mkd_fail(d, MKD_ERR_KEY_FILE, "%s: %s", pem_path, mk_strerror(r));
         goto out;
     }
@@ -353,8 +349,8 @@ int keys_describe(const char *pem_path, char *out, size_t cap, mkd_diag *d)
         r = mkd_fail(d, MKD_ERR_BUFFER, "%s: key too large", pem_path);
         goto out;
     }
-    mkd_text_put(&t, "key file: %s\nbits: %u\nkey id: %s\n\n%s\n%s",
-                 pem_path, mk_server_key_bits(key), idhex, pem, carr);
+    mkd_text_put(&t, "key file: %s\nbits: %u\nkey id: %s\n\n%s\n%s", pem_path,
+                 mk_server_key_bits(key), idhex, pem, carr);
     r = t.overflow ? mkd_fail(d, MKD_ERR_BUFFER, "output buffer too small")
                    : MKD_OK;
 out:
@@ -387,12 +383,10 @@ static int add_keys(mk_server_config *sc, const char *list_in, size_t *nk,
         if ((r = load_key(tok, &key, d)) != MKD_OK)
             return r;
         if ((r = mk_server_config_add_key(sc, key)) != MK_OK)
-            return mkd_fail(d, MKD_ERR_KEY_FILE, "%s: %s", tok,
-                            mk_strerror(r));
+            return mkd_fail(d, MKD_ERR_KEY_FILE, "%s: %s", tok, mk_strerror(r));
         (*nk)++;
     }
-    return *nk > 0 ? MKD_OK
-                   : mkd_fail(d, MKD_ERR_KEY_FILE, "key_file: no key");
+    return *nk > 0 ? MKD_OK : mkd_fail(d, MKD_ERR_KEY_FILE, "key_file: no key");
 }
 
 int keys_server_config(const keys_source *src, mk_server_config **out,

@@ -54,8 +54,9 @@ int mkd_cmd_keygen(const mkd_cmdline *cl)
         (r = keys_describe(out, desc, sizeof desc, &d)) != MKD_OK)
         return done(r, &d);
     fputs(desc, stdout);
-    fprintf(stderr, "mkd: private key %s (mode 0600); public key and C array "
-                    "beside it (.pub.pem, .pub.h)\n",
+    fprintf(stderr,
+            "mkd: private key %s (mode 0600); public key and C array "
+            "beside it (.pub.pem, .pub.h)\n",
             out);
     return 0;
 }
@@ -92,14 +93,15 @@ int mkd_cmd_ticket_keys(const mkd_cmdline *cl)
         return done(r, &d);
     existed = mkd_file_exists(path);
     if ((r = keys_ticket_file_update(path, cl->rotate,
-                                     cl->keep ? cl->keep
-                                              : cfg.ticket_keys_keep,
+                                     cl->keep ? cl->keep : cfg.ticket_keys_keep,
                                      &n, &d)) != MKD_OK)
         return done(r, &d);
     printf("%s: %s, %zu key(s)%s\n", path,
-           !existed ? "created" : cl->rotate ? "rotated" : "unchanged", n,
-           cl->rotate || !existed ? "; send SIGHUP to every mkd using it"
-                                  : "");
+           !existed     ? "created"
+           : cl->rotate ? "rotated"
+                        : "unchanged",
+           n,
+           cl->rotate || !existed ? "; send SIGHUP to every mkd using it" : "");
     return 0;
 }
 

@@ -28,9 +28,9 @@ static const struct {
     const char *name;
     int (*run)(const mkd_cmdline *cl);
 } commands[] = {
-    {"serve", mkd_serve},           {"keygen", mkd_cmd_keygen},
-    {"pubkey", mkd_cmd_pubkey},     {"ticket-keys", mkd_cmd_ticket_keys},
-    {"status", mkd_cmd_status},     {"config", mkd_cmd_config},
+    {"serve", mkd_serve},       {"keygen", mkd_cmd_keygen},
+    {"pubkey", mkd_cmd_pubkey}, {"ticket-keys", mkd_cmd_ticket_keys},
+    {"status", mkd_cmd_status}, {"config", mkd_cmd_config},
 };
 
 static void add_override(mkd_cmdline *cl, char *kv)
@@ -71,8 +71,7 @@ static int take_arg(mkd_cmdline *cl, int argc, char **argv, int *i)
     } else if (strncmp(a, "--", 2) == 0 && strchr(a, '=') != NULL) {
         add_override(cl, a + 2);
     } else {
-        fprintf(stderr, "mkd: unexpected argument \"%s\"\n%s", a,
-                usage_text);
+        fprintf(stderr, "mkd: unexpected argument \"%s\"\n%s", a, usage_text);
         return -1;
     }
     return 0;

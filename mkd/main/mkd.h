@@ -31,7 +31,7 @@
 typedef struct mkd_cmdline {
     const char *config_path;
     int nover;
-    char *over[256];          /* "key=value" */
+    char *over[256]; /* "key=value" */
     char file_over[MKD_PATH_MAX + 32];
     /* subcommand flags */
     int rotate;
@@ -64,9 +64,8 @@ void mkd_yugi_config(const mkd_config *c, yugi_config *out);
  * says, if missing. */
 MKD_MUST_CHECK int mkd_ensure_keys(const mkd_config *cfg);
 /* The protocol configuration from the key files and the limits. */
-MKD_MUST_CHECK int mkd_load_keys(const mkd_config *cfg,
-                                 mk_server_config **out, size_t *nk,
-                                 size_t *nt, mkd_diag *d);
+MKD_MUST_CHECK int mkd_load_keys(const mkd_config *cfg, mk_server_config **out,
+                                 size_t *nk, size_t *nt, mkd_diag *d);
 /* The backend the configuration names: the PHP worker pool, or echo. */
 MKD_MUST_CHECK int mkd_make_backend(uv_loop_t *loop, const mkd_config *cfg,
                                     mkd_backend **out, mkd_diag *d);

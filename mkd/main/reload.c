@@ -23,15 +23,13 @@ static void keep_fixed(const mkd_config *old, mkd_config *nc)
     if (strcmp(nc->listen, old->listen) != 0 || nc->port != old->port ||
         strcmp(nc->user, old->user) != 0 ||
         strcmp(nc->control_socket, old->control_socket) != 0 ||
-        strcmp(nc->backend, old->backend) != 0 ||
-        nc->threads != old->threads)
+        strcmp(nc->backend, old->backend) != 0 || nc->threads != old->threads)
         mkd_warn(0, "reload: listen, port, user, control_socket, backend "
                     "and threads need a restart; kept as they were");
     memcpy(nc->listen, old->listen, sizeof nc->listen);
     nc->port = old->port;
     memcpy(nc->user, old->user, sizeof nc->user);
-    memcpy(nc->control_socket, old->control_socket,
-           sizeof nc->control_socket);
+    memcpy(nc->control_socket, old->control_socket, sizeof nc->control_socket);
     memcpy(nc->backend, old->backend, sizeof nc->backend);
     nc->threads = old->threads;
 }

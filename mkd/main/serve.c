@@ -142,8 +142,7 @@ static int open_ready_file(const mkd_config *cfg)
 
     if (cfg->ready_file[0] == '\0')
         return -1;
-    fd = open(cfg->ready_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-              0644);
+    fd = open(cfg->ready_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         mkd_warn(0, "ready_file %s: %s", cfg->ready_file, strerror(errno));
     return fd;
@@ -175,10 +174,11 @@ static int start(mkd_daemon *dm, size_t nk, size_t nt)
     }
     if (ready_fd >= 0)
         write_ready_file(&dm->cfg, ready_fd, yugi_server_port(dm->srv));
-    mkd_info(0, "mkd %s serving (port %u, %zu key(s), %zu ticket key(s), "
-                "%u crypto threads, backend %s, data %s)",
-             MEGAKI_VERSION, yugi_server_port(dm->srv), nk, nt,
-             dm->cfg.threads, dm->cfg.backend, dm->cfg.data_dir);
+    mkd_info(0,
+             "mkd %s serving (port %u, %zu key(s), %zu ticket key(s), "
+             "%u crypto threads, backend %s, data %s)",
+             MEGAKI_VERSION, yugi_server_port(dm->srv), nk, nt, dm->cfg.threads,
+             dm->cfg.backend, dm->cfg.data_dir);
     return MKD_OK;
 }
 

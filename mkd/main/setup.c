@@ -95,8 +95,9 @@ static int first_key(const mkd_config *cfg)
         mkd_error(0, "%s", mkd_diag_text(&d, r));
         return r;
     }
-    mkd_info(0, "server key id %s; clients pin the public key in "
-                "%.*s.pub.pem (C array: .pub.h)",
+    mkd_info(0,
+             "server key id %s; clients pin the public key in "
+             "%.*s.pub.pem (C array: .pub.h)",
              id, (int)(strlen(cfg->key_file) - 4), cfg->key_file);
     return MKD_OK;
 }
@@ -114,8 +115,9 @@ static int first_ticket_keys(const mkd_config *cfg)
         mkd_error(0, "%s", mkd_diag_text(&d, r));
         return r;
     }
-    mkd_info(0, "created ticket-key file %s (share it between nodes; "
-                "rotate with mkd ticket-keys --rotate, then SIGHUP)",
+    mkd_info(0,
+             "created ticket-key file %s (share it between nodes; "
+             "rotate with mkd ticket-keys --rotate, then SIGHUP)",
              cfg->ticket_key_file);
     return MKD_OK;
 }
@@ -165,8 +167,8 @@ static int make_pegasus(uv_loop_t *loop, const mkd_config *cfg,
         pc.php_ini = ini;
     }
     pc.workers_min = cfg->workers ? cfg->workers : uv_available_parallelism();
-    pc.workers_max = cfg->workers_max > pc.workers_min ? cfg->workers_max
-                                                       : pc.workers_min;
+    pc.workers_max =
+        cfg->workers_max > pc.workers_min ? cfg->workers_max : pc.workers_min;
     pc.queue_max = cfg->queue_max;
     pc.queue_timeout_ms = cfg->queue_timeout_ms;
     pc.request_timeout_ms = cfg->request_timeout_ms;
@@ -181,8 +183,8 @@ static int make_pegasus(uv_loop_t *loop, const mkd_config *cfg,
     return pegasus_new(loop, &pc, out, d);
 }
 
-int mkd_make_backend(uv_loop_t *loop, const mkd_config *cfg,
-                     mkd_backend **out, mkd_diag *d)
+int mkd_make_backend(uv_loop_t *loop, const mkd_config *cfg, mkd_backend **out,
+                     mkd_diag *d)
 {
     int r;
 

@@ -57,16 +57,16 @@ typedef struct pegasus__worker pegasus__worker;
 typedef struct pegasus__req {
     struct pegasus__req *prev, *next; /* queue links */
     pegasus *pool;
-    pegasus__worker *worker;          /* while dispatched */
+    pegasus__worker *worker; /* while dispatched */
     mkd_request_ctx ctx;
     uint8_t *body;
     size_t len;
     mkd_backend_done_fn done;
     void *token;
-    uint64_t tag;                     /* unique per pool; on the wire */
-    uint64_t queued_at;               /* uv_now at submit */
-    unsigned attempts;                /* dispatches (a failed write retries) */
-    int cancelled;                    /* done must not be called */
+    uint64_t tag;       /* unique per pool; on the wire */
+    uint64_t queued_at; /* uv_now at submit */
+    unsigned attempts;  /* dispatches (a failed write retries) */
+    int cancelled;      /* done must not be called */
     int answered;
     /* The owner (queue or worker) holds one reference, an unfinished
      * write of the frame another: the body must outlive both. */
@@ -76,42 +76,42 @@ typedef struct pegasus__req {
 } pegasus__req;
 
 struct pegasus__worker {
-    pegasus__worker *prev, *next;     /* pool's list of all workers */
+    pegasus__worker *prev, *next; /* pool's list of all workers */
     pegasus *pool;
-    unsigned slot;                    /* the "w<slot>" of logs and status */
-    unsigned gen;                     /* pool generation it was spawned in */
+    unsigned slot; /* the "w<slot>" of logs and status */
+    unsigned gen;  /* pool generation it was spawned in */
     enum pegasus_wstate state;
     uv_process_t proc;
-    uv_pipe_t ipc;                    /* the protocol channel (fd 3) */
-    uv_pipe_t out;                    /* stdout + stderr, merged */
-    uv_timer_t timer;                 /* start/request/stop/linger */
-    int open_handles;                 /* closes pending before DEAD */
+    uv_pipe_t ipc;    /* the protocol channel (fd 3) */
+    uv_pipe_t out;    /* stdout + stderr, merged */
+    uv_timer_t timer; /* start/request/stop/linger */
+    int open_handles; /* closes pending before DEAD */
     int pid;
-    int spawned;                      /* uv_spawn succeeded */
-    int ready;                        /* said HELLO */
+    int spawned; /* uv_spawn succeeded */
+    int ready;   /* said HELLO */
     int exited;
     int64_t exit_status;
     int term_signal;
     int ipc_eof, out_eof;
-    int killed;                       /* SIGKILL sent */
+    int killed; /* SIGKILL sent */
     int shutdown_sent;
-    int exiting;                      /* it announced its own exit */
-    int recycle;                      /* soft limit reached; stop when a
+    int exiting; /* it announced its own exit */
+    int recycle; /* soft limit reached; stop when a
                                          recycle slot is free */
     const char *stop_reason;
-    pegasus__req *req;                /* BUSY/DRAINING: the request */
-    uint64_t last_conn;               /* conn id of the last request, for
+    pegasus__req *req;  /* BUSY/DRAINING: the request */
+    uint64_t last_conn; /* conn id of the last request, for
                                          output that trails its answer */
     uint64_t served;
-    uint64_t spawned_at, idle_since;  /* uv_now */
-    uint64_t max_requests;            /* jittered limits, 0 = none */
+    uint64_t spawned_at, idle_since; /* uv_now */
+    uint64_t max_requests;           /* jittered limits, 0 = none */
     uint64_t max_lifetime_ms;
-    uint64_t rss_kib;                 /* last reading */
-    uint8_t *rx;                      /* frame reassembly */
+    uint64_t rss_kib; /* last reading */
+    uint8_t *rx;      /* frame reassembly */
     size_t rx_len, rx_cap;
-    size_t rx_need;                   /* size of the frame being read, once
+    size_t rx_need;  /* size of the frame being read, once
                                          its header is in (0: unknown) */
-    char line[1024];                  /* output line being assembled */
+    char line[1024]; /* output line being assembled */
     size_t line_len;
     uv_write_t shut_wr;
     uint8_t shut_frame[PEGASUS_IPC_HEADER];
@@ -119,8 +119,8 @@ struct pegasus__worker {
 
 typedef struct pegasus__slot {
     pegasus__worker *w;
-    uint64_t restarts;                /* workers after the first */
-    int used;                         /* ever had a worker */
+    uint64_t restarts; /* workers after the first */
+    int used;          /* ever had a worker */
     char last_exit[32];
 } pegasus__slot;
 
@@ -129,37 +129,37 @@ typedef struct pegasus__slot {
 struct pegasus {
     mkd_backend base;
     uv_loop_t *loop;
-    pegasus_config cfg;               /* strings below are our copies */
+    pegasus_config cfg; /* strings below are our copies */
     char *php, *arcangelo, *app;
     char **php_ini, **env;
     char max_message_arg[32];
 
     pegasus__req *qhead, *qtail;
     size_t queued;
-    pegasus__worker *workers;         /* every worker not yet freed */
+    pegasus__worker *workers; /* every worker not yet freed */
     pegasus__slot *slots;
     unsigned nslots;
     unsigned gen;
     uint64_t next_tag;
-    uint64_t rng;                     /* jitter only, not security */
+    uint64_t rng; /* jitter only, not security */
 
-    uv_timer_t kick;                  /* deferred maintenance (0 ms) */
-    uv_timer_t tick;                  /* periodic supervision */
-    uv_timer_t spawn_timer;           /* backoff / crash-loop pause end */
-    uv_timer_t queue_timer;           /* head-of-queue deadline */
+    uv_timer_t kick;        /* deferred maintenance (0 ms) */
+    uv_timer_t tick;        /* periodic supervision */
+    uv_timer_t spawn_timer; /* backoff / crash-loop pause end */
+    uv_timer_t queue_timer; /* head-of-queue deadline */
     int open_handles;
 
     /* spawn gating */
-    unsigned start_streak;            /* start failures since a HELLO */
+    unsigned start_streak; /* start failures since a HELLO */
     uint64_t fail_at[PEGASUS_FAIL_RING];
-    unsigned fail_n;                  /* entries used in fail_at (ring) */
+    unsigned fail_n; /* entries used in fail_at (ring) */
     unsigned fail_pos;
     uint64_t next_spawn_at;
     uint64_t paused_until;
-    int crash_loop;                   /* in a crash loop until an answer */
-    int fail_queue_pending;           /* crash loop: fail the queue in the
+    int crash_loop;         /* in a crash loop until an answer */
+    int fail_queue_pending; /* crash loop: fail the queue in the
                                          next maintenance pass */
-    unsigned recycle_owed;            /* workers stopped for recycling
+    unsigned recycle_owed;  /* workers stopped for recycling
                                          whose replacement maintenance has
                                          not spawned yet */
 
@@ -168,9 +168,9 @@ struct pegasus {
     void *drain_arg;
 
     /* counters for the status block */
-    uint64_t submitted, answered, app_errors, timeouts, crashes,
-        start_failures, overloaded, queue_timeouts, recycled, spawned,
-        reloads, cancelled, protocol_errors;
+    uint64_t submitted, answered, app_errors, timeouts, crashes, start_failures,
+        overloaded, queue_timeouts, recycled, spawned, reloads, cancelled,
+        protocol_errors;
 };
 
 /* pool.c */
@@ -202,8 +202,7 @@ int pegasus__worker_spawn(pegasus *p);
 void pegasus__worker_send(pegasus__worker *w, pegasus__req *r);
 /* Stop w: graceful sends SHUTDOWN when it is idle or starting, else it is
  * killed. A BUSY worker becomes DRAINING and stops after its answer. */
-void pegasus__worker_stop(pegasus__worker *w, int graceful,
-                          const char *reason);
+void pegasus__worker_stop(pegasus__worker *w, int graceful, const char *reason);
 /* SIGKILL the worker's process group (free, timeouts). */
 void pegasus__worker_kill(pegasus__worker *w);
 /* Resident set size in KiB from /proc/PID/statm; 0 if unknown. */

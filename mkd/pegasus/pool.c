@@ -92,8 +92,7 @@ static void on_queue_timer(uv_timer_t *t)
     uint64_t now = uv_now(p->loop);
     unsigned n = 0;
 
-    while (p->qhead != NULL &&
-           p->qhead->queued_at + queue_timeout(p) <= now) {
+    while (p->qhead != NULL && p->qhead->queued_at + queue_timeout(p) <= now) {
         pegasus__req *r = p->qhead;
         q_remove(p, r);
         p->queue_timeouts++;
@@ -102,8 +101,9 @@ static void on_queue_timer(uv_timer_t *t)
                         "no worker became free in time");
     }
     if (n > 0)
-        mkd_warn(0, "pegasus: %u request(s) waited over %" PRIu64
-                 " ms for a worker", n, queue_timeout(p));
+        mkd_warn(
+            0, "pegasus: %u request(s) waited over %" PRIu64 " ms for a worker",
+            n, queue_timeout(p));
     arm_queue_timer(p);
 }
 
@@ -111,9 +111,10 @@ void pegasus__answer(pegasus *p, pegasus__req *r, mkd_backend_status status,
                      const uint8_t *body, size_t len, const char *text)
 {
     if (r->answered) {
-        mkd_error(r->ctx.conn_id, "pegasus: bug: request %" PRIu32
-                " answered twice; second answer dropped",
-                r->ctx.request_id);
+        mkd_error(r->ctx.conn_id,
+                  "pegasus: bug: request %" PRIu32
+                  " answered twice; second answer dropped",
+                  r->ctx.request_id);
         return;
     }
     r->answered = 1;
@@ -210,9 +211,10 @@ static mkd_backend_status refusal(pegasus *p, size_t len)
     /* A crash loop with nobody able to serve: say so now rather than let
      * the request wait out the queue timeout. */
     if (p->crash_loop && uv_now(p->loop) < p->paused_until &&
-        pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_IDLE) |
-                                 PEGASUS_MASK(PEGASUS_W_BUSY) |
-                                 PEGASUS_MASK(PEGASUS_W_DRAINING)) == 0) {
+        pegasus__count(p, 0,
+                       PEGASUS_MASK(PEGASUS_W_IDLE) |
+                           PEGASUS_MASK(PEGASUS_W_BUSY) |
+                           PEGASUS_MASK(PEGASUS_W_DRAINING)) == 0) {
         p->overloaded++;
         return MKD_BACKEND_OVERLOADED;
     }
@@ -253,10 +255,9 @@ static int over_bound(pegasus *p, pegasus__req *r)
     return 1;
 }
 
-static mkd_backend_status pg_submit(mkd_backend *b,
-                                   const mkd_request_ctx *ctx, uint8_t *body,
-                                   size_t len, mkd_backend_done_fn done,
-                                   void *token)
+static mkd_backend_status pg_submit(mkd_backend *b, const mkd_request_ctx *ctx,
+                                    uint8_t *body, size_t len,
+                                    mkd_backend_done_fn done, void *token)
 {
     pegasus *p = (pegasus *)b;
     pegasus__req *r;
@@ -330,8 +331,10 @@ static void pg_reload(mkd_backend *b)
     p->next_spawn_at = 0;
     p->fail_n = 0;
     p->fail_pos = 0;
-    mkd_info(0, "pegasus: reload: starting generation %u; the previous "
-             "one retires as the new workers become ready", p->gen);
+    mkd_info(0,
+             "pegasus: reload: starting generation %u; the previous "
+             "one retires as the new workers become ready",
+             p->gen);
     for (pegasus__worker *w = p->workers; w != NULL; w = w->next)
         if (w->gen != p->gen && w->state == PEGASUS_W_STARTING)
             pegasus__worker_stop(w, 1, "reload");
@@ -346,18 +349,18 @@ static void pg_drain(mkd_backend *b, void (*done)(void *), void *arg)
     p->drain_cb = done;
     p->drain_arg = arg;
     mkd_info(0, "pegasus: draining: %zu queued, %u busy", p->queued,
-             pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_BUSY) |
-                                      PEGASUS_MASK(PEGASUS_W_DRAINING)));
+             pegasus__count(p, 0,
+                            PEGASUS_MASK(PEGASUS_W_BUSY) |
+                                PEGASUS_MASK(PEGASUS_W_DRAINING)));
     pegasus__kick(p); /* done() is called from the loop, never from here */
 }
 
 /* The pool-wide lines of the status block. */
 static void put_counters(pegasus *p, mkd_text *s, uint64_t now)
 {
-    const unsigned live_mask = PEGASUS_MASK(PEGASUS_W_STARTING) |
-                               PEGASUS_MASK(PEGASUS_W_IDLE) |
-                               PEGASUS_MASK(PEGASUS_W_BUSY) |
-                               PEGASUS_MASK(PEGASUS_W_DRAINING);
+    const unsigned live_mask =
+        PEGASUS_MASK(PEGASUS_W_STARTING) | PEGASUS_MASK(PEGASUS_W_IDLE) |
+        PEGASUS_MASK(PEGASUS_W_BUSY) | PEGASUS_MASK(PEGASUS_W_DRAINING);
     uint64_t restarts = 0;
 
     for (unsigned i = 0; i < p->nslots; i++)
@@ -368,12 +371,12 @@ static void put_counters(pegasus *p, mkd_text *s, uint64_t now)
     mkd_text_put(s, "backend.workers_idle %u\n",
                  pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_IDLE)));
     mkd_text_put(s, "backend.workers_busy %u\n",
-                 pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_BUSY) |
-                                          PEGASUS_MASK(PEGASUS_W_DRAINING)));
+                 pegasus__count(p, 0,
+                                PEGASUS_MASK(PEGASUS_W_BUSY) |
+                                    PEGASUS_MASK(PEGASUS_W_DRAINING)));
     mkd_text_put(s, "backend.workers_starting %u\n",
                  pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_STARTING)));
-    mkd_text_put(s, "backend.workers_restarting %u\n",
-                 pegasus__restarting(p));
+    mkd_text_put(s, "backend.workers_restarting %u\n", pegasus__restarting(p));
     mkd_text_put(s, "backend.workers_min %" PRIu32 "\n", p->cfg.workers_min);
     mkd_text_put(s, "backend.workers_max %" PRIu32 "\n", p->cfg.workers_max);
     mkd_text_put(s, "backend.queued %zu\n", p->queued);
@@ -383,12 +386,10 @@ static void put_counters(pegasus *p, mkd_text *s, uint64_t now)
     mkd_text_put(s, "backend.cancelled %" PRIu64 "\n", p->cancelled);
     mkd_text_put(s, "backend.app_errors %" PRIu64 "\n", p->app_errors);
     mkd_text_put(s, "backend.timeouts %" PRIu64 "\n", p->timeouts);
-    mkd_text_put(s, "backend.queue_timeouts %" PRIu64 "\n",
-                 p->queue_timeouts);
+    mkd_text_put(s, "backend.queue_timeouts %" PRIu64 "\n", p->queue_timeouts);
     mkd_text_put(s, "backend.overloaded %" PRIu64 "\n", p->overloaded);
     mkd_text_put(s, "backend.crashes %" PRIu64 "\n", p->crashes);
-    mkd_text_put(s, "backend.start_failures %" PRIu64 "\n",
-                 p->start_failures);
+    mkd_text_put(s, "backend.start_failures %" PRIu64 "\n", p->start_failures);
     mkd_text_put(s, "backend.protocol_errors %" PRIu64 "\n",
                  p->protocol_errors);
     mkd_text_put(s, "backend.recycled %" PRIu64 "\n", p->recycled);
@@ -412,15 +413,18 @@ static void put_slot(pegasus *p, mkd_text *s, unsigned i, uint64_t now)
 
     if (w == NULL) {
         if (sl->used)
-            mkd_text_put(s, "pegasus.w%u pid 0 state empty restarts %" PRIu64
-                         " last_exit %s\n", i, sl->restarts, last);
+            mkd_text_put(s,
+                         "pegasus.w%u pid 0 state empty restarts %" PRIu64
+                         " last_exit %s\n",
+                         i, sl->restarts, last);
         return;
     }
-    mkd_text_put(s, "pegasus.w%u pid %d state %s gen %u served %" PRIu64
-                 " rss_kib %" PRIu64 " age_ms %" PRIu64 " restarts %" PRIu64
-                 " last_exit %s\n", i, w->pid, pegasus__state_name(w->state),
-                 w->gen, w->served, pegasus__rss_kib(w->pid),
-                 now - w->spawned_at, sl->restarts, last);
+    mkd_text_put(
+        s,
+        "pegasus.w%u pid %d state %s gen %u served %" PRIu64 " rss_kib %" PRIu64
+        " age_ms %" PRIu64 " restarts %" PRIu64 " last_exit %s\n",
+        i, w->pid, pegasus__state_name(w->state), w->gen, w->served,
+        pegasus__rss_kib(w->pid), now - w->spawned_at, sl->restarts, last);
 }
 
 static size_t pg_status(mkd_backend *b, char *buf, size_t cap)
@@ -493,8 +497,7 @@ static void pg_free(mkd_backend *b)
 }
 
 static const mkd_backend_ops pegasus_ops = {
-    "pegasus", pg_submit, pg_cancel, pg_reload,
-    pg_drain,  pg_status, pg_free,
+    "pegasus", pg_submit, pg_cancel, pg_reload, pg_drain, pg_status, pg_free,
 };
 
 /* ------------------------------------------------------------------ */
@@ -596,8 +599,7 @@ static const char *config_problem(const pegasus_config *c)
     return NULL;
 }
 
-static int check_path(const char *what, const char *path, int mode,
-                      mkd_diag *d)
+static int check_path(const char *what, const char *path, int mode, mkd_diag *d)
 {
     if (access(path, mode) == 0)
         return MKD_OK;
@@ -640,12 +642,15 @@ static int copy_config(pegasus *p, const pegasus_config *cfg, mkd_diag *d)
     p->arcangelo = absolute(cfg->arcangelo);
     p->app = absolute(cfg->app);
     if (p->php == NULL || p->arcangelo == NULL || p->app == NULL)
-        return mkd_fail(d, MKD_ERR_BACKEND, "pegasus: cannot resolve paths: "
-                        "%s", strerror(errno));
+        return mkd_fail(d, MKD_ERR_BACKEND,
+                        "pegasus: cannot resolve paths: "
+                        "%s",
+                        strerror(errno));
     p->php_ini = copy_list(cfg->php_ini, 30, &fail);
     p->env = copy_list(cfg->env, 30, &fail);
     if (fail)
-        return mkd_fail(d, MKD_ERR_BACKEND, "pegasus: php_ini and env take "
+        return mkd_fail(d, MKD_ERR_BACKEND,
+                        "pegasus: php_ini and env take "
                         "at most 30 entries each");
     p->cfg.php = p->php;
     p->cfg.arcangelo = p->arcangelo;
@@ -683,8 +688,8 @@ static void start_timers(pegasus *p)
         mkd_error(0, "pegasus: cannot start the supervision timer");
 }
 
-int pegasus_new(uv_loop_t *loop, const pegasus_config *cfg,
-                mkd_backend **out, mkd_diag *d)
+int pegasus_new(uv_loop_t *loop, const pegasus_config *cfg, mkd_backend **out,
+                mkd_diag *d)
 {
     pegasus *p;
     int r;

@@ -50,14 +50,13 @@
 #include "mkd_util.h"
 
 #define BACKOFF_BASE_MS 100u
-#define BACKOFF_MAX_MS 5000u
+#define BACKOFF_MAX_MS  5000u
 
-#define M_LIVE                                                          \
-    (PEGASUS_MASK(PEGASUS_W_STARTING) | PEGASUS_MASK(PEGASUS_W_IDLE) |  \
+#define M_LIVE                                                                 \
+    (PEGASUS_MASK(PEGASUS_W_STARTING) | PEGASUS_MASK(PEGASUS_W_IDLE) |         \
      PEGASUS_MASK(PEGASUS_W_BUSY))
-#define M_READY (PEGASUS_MASK(PEGASUS_W_IDLE) | PEGASUS_MASK(PEGASUS_W_BUSY))
-#define M_BUSY                                                          \
-    (PEGASUS_MASK(PEGASUS_W_BUSY) | PEGASUS_MASK(PEGASUS_W_DRAINING))
+#define M_READY   (PEGASUS_MASK(PEGASUS_W_IDLE) | PEGASUS_MASK(PEGASUS_W_BUSY))
+#define M_BUSY    (PEGASUS_MASK(PEGASUS_W_BUSY) | PEGASUS_MASK(PEGASUS_W_DRAINING))
 #define M_SERVING (M_READY | PEGASUS_MASK(PEGASUS_W_DRAINING))
 
 unsigned pegasus__count(pegasus *p, int gen_filter, unsigned mask)
@@ -163,12 +162,13 @@ void pegasus__on_death(pegasus *p, pegasus__worker *w)
      * a worker answers a request. */
     p->crash_loop = 1;
     p->paused_until = now + p->cfg.crash_loop_pause_ms;
-    mkd_error(0, "pegasus: CRASH LOOP: %u worker(s) died before serving a "
-            "request within %" PRIu32 " ms (last: w%u pid %d); not "
-            "starting workers for %" PRIu32 " ms. Check the application "
-            "%s and the worker output above.", recent,
-            p->cfg.crash_loop_window_ms, w->slot, w->pid,
-            p->cfg.crash_loop_pause_ms, p->app);
+    mkd_error(0,
+              "pegasus: CRASH LOOP: %u worker(s) died before serving a "
+              "request within %" PRIu32 " ms (last: w%u pid %d); not "
+              "starting workers for %" PRIu32 " ms. Check the application "
+              "%s and the worker output above.",
+              recent, p->cfg.crash_loop_window_ms, w->slot, w->pid,
+              p->cfg.crash_loop_pause_ms, p->app);
     /* Failing the queue calls done(): not from here, which may run inside
      * submit() (a failed dispatch), but from the next maintenance pass. */
     p->fail_queue_pending = 1;
@@ -189,7 +189,7 @@ void pegasus__on_served(pegasus *p)
         return;
     if (p->crash_loop)
         mkd_info(0, "pegasus: the application answers again; crash loop "
-                 "over");
+                    "over");
     p->start_streak = 0;
     p->crash_loop = 0;
     p->paused_until = 0;
@@ -266,9 +266,10 @@ static void mark_recycle(pegasus__worker *w, const char *reason)
     w->recycle = 1;
     w->stop_reason = reason;
     w->rss_kib = pegasus__rss_kib(w->pid);
-    mkd_info(0, "pegasus w%u pid %d: recycling (%s; %" PRIu64
-             " requests, rss %" PRIu64 " KiB)", w->slot, w->pid, reason,
-             w->served, w->rss_kib);
+    mkd_info(0,
+             "pegasus w%u pid %d: recycling (%s; %" PRIu64
+             " requests, rss %" PRIu64 " KiB)",
+             w->slot, w->pid, reason, w->served, w->rss_kib);
 }
 
 unsigned pegasus__restarting(pegasus *p)
@@ -350,10 +351,11 @@ static void fail_queue_if_due(pegasus *p)
         return;
     p->fail_queue_pending = 0;
     if (pegasus__count(p, 0, M_SERVING) == 0 && p->qhead != NULL) {
-        mkd_error(0, "pegasus: no worker can serve; failing %zu queued "
-                  "request(s)", p->queued);
-        pegasus__fail_queue(p, MKD_BACKEND_INTERNAL,
-                            "application unavailable");
+        mkd_error(0,
+                  "pegasus: no worker can serve; failing %zu queued "
+                  "request(s)",
+                  p->queued);
+        pegasus__fail_queue(p, MKD_BACKEND_INTERNAL, "application unavailable");
     }
 }
 

@@ -39,8 +39,8 @@
 #include "internal.h"
 #include "mkd_util.h"
 
-#define LINGER_MS 250
-#define RX_CHUNK 65536
+#define LINGER_MS     250
+#define RX_CHUNK      65536
 #define LINE_MAX_EMIT 800
 
 /* Every transition a worker may make; anything else is a bug, logged and
@@ -88,8 +88,10 @@ static int set_state(pegasus__worker *w, enum pegasus_wstate to)
     if (w->state == to)
         return 0;
     if (!allowed[w->state][to]) {
-        mkd_error(cid(w), "pegasus w%u pid %d: bug: refused transition "
-                  "%s -> %s", w->slot, w->pid, pegasus__state_name(w->state),
+        mkd_error(cid(w),
+                  "pegasus w%u pid %d: bug: refused transition "
+                  "%s -> %s",
+                  w->slot, w->pid, pegasus__state_name(w->state),
                   pegasus__state_name(to));
         return -1;
     }
@@ -157,8 +159,7 @@ void pegasus__worker_kill(pegasus__worker *w)
      * application started. The direct kill is the fallback. */
     if (uv_kill(-w->pid, SIGKILL) != 0 &&
         uv_process_kill(&w->proc, SIGKILL) != 0)
-        mkd_warn(cid(w), "pegasus w%u pid %d: SIGKILL failed", w->slot,
-                 w->pid);
+        mkd_warn(cid(w), "pegasus w%u pid %d: SIGKILL failed", w->slot, w->pid);
     w->killed = 1;
 }
 
@@ -273,8 +274,7 @@ static void finalize(pegasus__worker *w)
 
 /* The channel is unusable while the process may still run: fail the
  * request now (no answer can come any more) and kill the process. */
-static void lost(pegasus__worker *w, mkd_backend_status code,
-                 const char *text,
+static void lost(pegasus__worker *w, mkd_backend_status code, const char *text,
                  const char *why)
 {
     pegasus *p = w->pool;
@@ -284,8 +284,8 @@ static void lost(pegasus__worker *w, mkd_backend_status code,
         pegasus__worker_kill(w);
         return;
     }
-    mkd_warn(cid(w), "pegasus w%u pid %d: %s (while %s)", w->slot, w->pid,
-             why, pegasus__state_name(w->state));
+    mkd_warn(cid(w), "pegasus w%u pid %d: %s (while %s)", w->slot, w->pid, why,
+             pegasus__state_name(w->state));
     w->req = NULL;
     pegasus__worker_kill(w);
     w->stop_reason = why;
@@ -331,8 +331,8 @@ static void on_exit_cb(uv_process_t *proc, int64_t status, int sig)
         mkd_debug(0, "pegasus w%u pid %d: exited (%s; %s)", w->slot, w->pid,
                   desc, w->stop_reason ? w->stop_reason : "stopped");
     else
-        mkd_warn(cid(w), "pegasus w%u pid %d: exited (%s) while %s",
-                 w->slot, w->pid, desc, pegasus__state_name(w->state));
+        mkd_warn(cid(w), "pegasus w%u pid %d: exited (%s) while %s", w->slot,
+                 w->pid, desc, pegasus__state_name(w->state));
     if (w->ipc_eof && w->out_eof)
         finalize(w);
     else
@@ -360,7 +360,8 @@ static void on_timer(uv_timer_t *t)
     case PEGASUS_W_BUSY:
     case PEGASUS_W_DRAINING:
         p->timeouts++;
-        mkd_warn(cid(w), "pegasus w%u pid %d: request %" PRIu32
+        mkd_warn(cid(w),
+                 "pegasus w%u pid %d: request %" PRIu32
                  " timed out after %" PRIu32 " ms; killing the worker",
                  w->slot, w->pid, w->req ? w->req->ctx.request_id : 0,
                  p->cfg.request_timeout_ms);
@@ -368,13 +369,14 @@ static void on_timer(uv_timer_t *t)
         break;
     case PEGASUS_W_STOPPING:
         if (!w->killed) {
-            mkd_warn(0, "pegasus w%u pid %d: did not stop within %" PRIu32
-                     " ms; killing it", w->slot, w->pid,
-                     p->cfg.stop_timeout_ms);
+            mkd_warn(0,
+                     "pegasus w%u pid %d: did not stop within %" PRIu32
+                     " ms; killing it",
+                     w->slot, w->pid, p->cfg.stop_timeout_ms);
             pegasus__worker_kill(w);
         } else {
             mkd_error(0, "pegasus w%u pid %d: still alive after SIGKILL",
-                    w->slot, w->pid);
+                      w->slot, w->pid);
         }
         arm(w, p->cfg.stop_timeout_ms, on_timer);
         break;
@@ -469,8 +471,7 @@ static void stop_now(pegasus__worker *w, int graceful, const char *reason)
     pegasus *p = w->pool;
 
     w->stop_reason = reason;
-    mkd_debug(0, "pegasus w%u pid %d: stopping (%s)", w->slot, w->pid,
-              reason);
+    mkd_debug(0, "pegasus w%u pid %d: stopping (%s)", w->slot, w->pid, reason);
     if (graceful)
         send_shutdown(w);
     else
@@ -480,8 +481,7 @@ static void stop_now(pegasus__worker *w, int graceful, const char *reason)
         arm(w, p->cfg.stop_timeout_ms, on_timer);
 }
 
-void pegasus__worker_stop(pegasus__worker *w, int graceful,
-                          const char *reason)
+void pegasus__worker_stop(pegasus__worker *w, int graceful, const char *reason)
 {
     pegasus *p = w->pool;
     pegasus__req *r;
@@ -530,8 +530,7 @@ static void protocol_error(pegasus__worker *w, int res)
 
     p->protocol_errors++;
     mkd_error(cid(w), "pegasus w%u pid %d: protocol error: %s (%s frame)",
-            w->slot, w->pid, mkd_strerror(res),
-            pegasus_ipc_type_name(type));
+              w->slot, w->pid, mkd_strerror(res), pegasus_ipc_type_name(type));
     /* A response over max_message is the application's doing; anything
      * else means the worker (Arcangelo or a replacement) is broken. */
     if (res == MKD_ERR_FRAME_TOO_LARGE && type == PEGASUS_IPC_RESPONSE)
@@ -560,15 +559,17 @@ static void on_hello(pegasus__worker *w, const pegasus_ipc_frame *f)
         return;
     }
     if (f->version != PEGASUS_IPC_VERSION) {
-        mkd_error(0, "pegasus w%u pid %d: speaks worker protocol version %u, "
-                "not %u", w->slot, w->pid, f->version, PEGASUS_IPC_VERSION);
+        mkd_error(0,
+                  "pegasus w%u pid %d: speaks worker protocol version %u, "
+                  "not %u",
+                  w->slot, w->pid, f->version, PEGASUS_IPC_VERSION);
         lost(w, MKD_BACKEND_INTERNAL, "worker failed",
              "wrong protocol version");
         return;
     }
     if (f->pid != (uint32_t)w->pid)
-        mkd_debug(0, "pegasus w%u pid %d: HELLO names pid %" PRIu32,
-                  w->slot, w->pid, f->pid);
+        mkd_debug(0, "pegasus w%u pid %d: HELLO names pid %" PRIu32, w->slot,
+                  w->pid, f->pid);
     disarm(w);
     w->ready = 1;
     w->idle_since = uv_now(p->loop);
@@ -722,8 +723,7 @@ static void read_frames(pegasus__worker *w)
 
     while (w->rx_len > 0 && w->state != PEGASUS_W_DEAD &&
            !uv_is_closing((uv_handle_t *)&w->ipc)) {
-        res = pegasus_ipc_parse(w->rx, w->rx_len, rx_limit(w->pool), &f,
-                                &used);
+        res = pegasus_ipc_parse(w->rx, w->rx_len, rx_limit(w->pool), &f, &used);
         if (res == MKD_WANT_MORE) {
             w->rx_need = used;
             break;
@@ -788,9 +788,10 @@ static void on_req_written(uv_write_t *wr, int status)
         !r->answered) {
         /* The worker cannot have read the whole frame, so the handler
          * never ran: another worker may take the request. */
-        mkd_warn(r->ctx.conn_id, "pegasus w%u pid %d: request write failed "
-                 "(%s); retrying elsewhere", w->slot, w->pid,
-                 uv_strerror(status));
+        mkd_warn(r->ctx.conn_id,
+                 "pegasus w%u pid %d: request write failed "
+                 "(%s); retrying elsewhere",
+                 w->slot, w->pid, uv_strerror(status));
         w->req = NULL;
         r->worker = NULL;
         lost(w, MKD_BACKEND_INTERNAL, "worker crashed", "channel write failed");
@@ -853,8 +854,10 @@ void pegasus__worker_send(pegasus__worker *w, pegasus__req *r)
     if (rc != 0) {
         r->refs--;
         r->worker = NULL;
-        mkd_warn(r->ctx.conn_id, "pegasus w%u pid %d: cannot write to the "
-                 "worker (%s)", w->slot, w->pid, uv_strerror(rc));
+        mkd_warn(r->ctx.conn_id,
+                 "pegasus w%u pid %d: cannot write to the "
+                 "worker (%s)",
+                 w->slot, w->pid, uv_strerror(rc));
         lost(w, MKD_BACKEND_INTERNAL, "worker crashed", "channel write failed");
         pegasus__requeue(p, r);
         return;
@@ -875,12 +878,12 @@ void pegasus__worker_send(pegasus__worker *w, pegasus__req *r)
 /* What a worker is started with. The arrays point into the pool's
  * configuration and into the strings here. */
 typedef struct spawn_args {
-    char *apath;                 /* the application, resolved */
-    char *dir;                   /* its directory: the worker's cwd */
+    char *apath; /* the application, resolved */
+    char *dir;   /* its directory: the worker's cwd */
     char slot_arg[32];
-    const char *argv[64 + 12];   /* php, "-d" x 2 x 30 at most, the rest */
+    const char *argv[64 + 12]; /* php, "-d" x 2 x 30 at most, the rest */
     const char *envp[32 + 2];
-    uv_file fds[2];              /* the output pipe: ours, the worker's */
+    uv_file fds[2]; /* the output pipe: ours, the worker's */
     uv_stdio_container_t stdio[4];
 } spawn_args;
 
@@ -1031,8 +1034,7 @@ static void spawn_args_clear(spawn_args *a)
     free(a->dir);
 }
 
-static void process_options(pegasus *p, spawn_args *a,
-                            uv_process_options_t *o)
+static void process_options(pegasus *p, spawn_args *a, uv_process_options_t *o)
 {
     memset(o, 0, sizeof *o);
     o->exit_cb = on_exit_cb;
@@ -1086,12 +1088,11 @@ static int watch(pegasus__worker *w, spawn_args *a)
         a->fds[0] = -1;
         if ((rc = uv_read_start((uv_stream_t *)&w->out, out_alloc,
                                 on_out_read)) == 0)
-            rc = uv_read_start((uv_stream_t *)&w->ipc, ipc_alloc,
-                               on_ipc_read);
+            rc = uv_read_start((uv_stream_t *)&w->ipc, ipc_alloc, on_ipc_read);
     }
     if (rc != 0) {
-        mkd_error(0, "pegasus w%u pid %d: cannot watch the worker: %s",
-                  w->slot, w->pid, uv_strerror(rc));
+        mkd_error(0, "pegasus w%u pid %d: cannot watch the worker: %s", w->slot,
+                  w->pid, uv_strerror(rc));
         return MKD_ERR_LOOP;
     }
     arm(w, w->pool->cfg.start_timeout_ms, on_timer);

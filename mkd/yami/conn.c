@@ -89,8 +89,7 @@ static void op_weigh(const yami_op *op, size_t *records, size_t *hellos)
     switch (op->type) {
     case YAMI_OP_UNITS:
         while (off < op->len) {
-            if (mk_frame_check(op->data + off, op->len - off, &ulen) !=
-                MK_OK) {
+            if (mk_frame_check(op->data + off, op->len - off, &ulen) != MK_OK) {
                 /* Yugi framed these: cannot happen. Weigh it as a hello,
                  * so the job goes to the pool and yami__run reports it. */
                 (*hellos)++;
@@ -145,8 +144,8 @@ int yami_queue_units(yami_conn *c, const uint8_t *units, size_t len)
     return yami__queue(c, YAMI_OP_UNITS, 0, 0, units, len);
 }
 
-int yami_queue_response(yami_conn *c, uint32_t request_id,
-                        const uint8_t *body, size_t len)
+int yami_queue_response(yami_conn *c, uint32_t request_id, const uint8_t *body,
+                        size_t len)
 {
     return yami__queue(c, YAMI_OP_RESPONSE, request_id, 0, body, len);
 }

@@ -39,8 +39,8 @@ typedef struct yami_partial {
 
 struct yami {
     uv_loop_t *loop;
-    size_t inline_max;     /* inline jobs up to this many bytes; 0: never */
-    yami_stats st;         /* loop thread only */
+    size_t inline_max; /* inline jobs up to this many bytes; 0: never */
+    yami_stats st;     /* loop thread only */
 };
 
 struct yami_conn {
@@ -48,7 +48,7 @@ struct yami_conn {
     mk_session *session;
     yami_result_fn on_result;
     void *owner;
-    size_t buffer_max;     /* cap on request bytes being reassembled */
+    size_t buffer_max; /* cap on request bytes being reassembled */
     /* Loop side. */
     yami_op *head, *tail;
     size_t queued_bytes;
@@ -63,8 +63,7 @@ struct yami_conn {
 
 /* conn.c */
 MKD_MUST_CHECK int yami__queue(yami_conn *c, int type, uint32_t request_id,
-                               unsigned code, const uint8_t *data,
-                               size_t len);
+                               unsigned code, const uint8_t *data, size_t len);
 /* Detach the whole queue (a job takes it). */
 yami_op *yami__take_queue(yami_conn *c);
 void yami__free_ops(yami_op *op);

@@ -45,8 +45,7 @@ typedef struct job {
     yami_result res;
 } job;
 
-int yami_new(uv_loop_t *loop, unsigned threads, size_t inline_max,
-             yami **out)
+int yami_new(uv_loop_t *loop, unsigned threads, size_t inline_max, yami **out)
 {
     yami *y;
 

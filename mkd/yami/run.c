@@ -203,15 +203,14 @@ static void mark_dirty(const uint8_t *unit, size_t ulen, const mk_event *ev,
 {
     if (unit[0] != MK_UNIT_CLIENT_HELLO && ulen > *dirty)
         *dirty = ulen < MK_HANDLE_OUT_LEN ? ulen : MK_HANDLE_OUT_LEN;
-    if ((ev->type == MK_EV_DATA || ev->type == MK_EV_ERROR) &&
-        ev->len > *dirty)
+    if ((ev->type == MK_EV_DATA || ev->type == MK_EV_ERROR) && ev->len > *dirty)
         *dirty = ev->len;
 }
 
 /* Every unit of p[0..len) through the session, in order; out is the
  * session's scratch space. */
-static void run_units(yami_conn *c, const uint8_t *p, size_t len,
-                      uint8_t *out, size_t *dirty, yami_result *res)
+static void run_units(yami_conn *c, const uint8_t *p, size_t len, uint8_t *out,
+                      size_t *dirty, yami_result *res)
 {
     size_t off = 0;
 
@@ -225,8 +224,8 @@ static void run_units(yami_conn *c, const uint8_t *p, size_t len,
         }
         if (p[off] == MK_UNIT_CLIENT_HELLO)
             res->hellos++;
-        r = mk_session_handle(c->session, p + off, ulen, out,
-                              MK_HANDLE_OUT_LEN, &ev);
+        r = mk_session_handle(c->session, p + off, ulen, out, MK_HANDLE_OUT_LEN,
+                              &ev);
         mark_dirty(p + off, ulen, &ev, dirty);
         off += ulen;
         if ((ev.type == MK_EV_SEND || ev.type == MK_EV_ESTABLISHED) &&
@@ -261,10 +260,9 @@ static int run_seal(yami_conn *c, const yami_op *op, yami_result *res)
         res->responses++;
         break;
     case YAMI_OP_ERROR:
-        r = mk_seal_error(c->session, op->request_id, op->code,
-                          (const char *)op->data, op->len,
-                          res->out + res->out_len,
-                          res->out_cap - res->out_len, &n);
+        r = mk_seal_error(
+            c->session, op->request_id, op->code, (const char *)op->data,
+            op->len, res->out + res->out_len, res->out_cap - res->out_len, &n);
         res->responses++;
         break;
     case YAMI_OP_CLOSE:

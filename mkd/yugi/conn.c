@@ -31,7 +31,7 @@
 #include "mkd_log.h"
 #include "mkd_util.h"
 
-#define LINGER_MS 1000    /* wait for the peer's FIN after ours */
+#define LINGER_MS    1000 /* wait for the peer's FIN after ours */
 #define MAX_REFUSING 1024 /* refused sockets kept open to say why */
 
 static uint64_t now_ms(const yugi_conn *c)
@@ -58,15 +58,22 @@ static void on_handle_closed(uv_handle_t *h)
 }
 
 static const char *const reason_names[YUGI_CR_COUNT] = {
-    "done",         "eof",       "io",       "protocol",
-    "handshake-timeout", "idle-timeout", "unit-timeout", "write-timeout",
-    "refused",      "internal",  "shutdown",
+    "done",
+    "eof",
+    "io",
+    "protocol",
+    "handshake-timeout",
+    "idle-timeout",
+    "unit-timeout",
+    "write-timeout",
+    "refused",
+    "internal",
+    "shutdown",
 };
 
 const char *yugi__reason_name(int reason)
 {
-    return reason >= 0 && reason < YUGI_CR_COUNT ? reason_names[reason]
-                                                 : "?";
+    return reason >= 0 && reason < YUGI_CR_COUNT ? reason_names[reason] : "?";
 }
 
 /* Give back what the connection counted against the limits. */
@@ -235,8 +242,7 @@ static uint64_t conn_deadline(const yugi_conn *c, int *why)
         break;
     }
     if (yugi__framer_partial(&c->framer) && c->state != YUGI_LINGER)
-        earlier(&d, why, c->unit_start + lim->unit_timeout_ms,
-                YUGI_CR_TO_UNIT);
+        earlier(&d, why, c->unit_start + lim->unit_timeout_ms, YUGI_CR_TO_UNIT);
     if (c->wq_bytes != 0)
         earlier(&d, why, c->write_progress + lim->write_timeout_ms,
                 YUGI_CR_TO_WRITE);
@@ -390,8 +396,7 @@ void yugi__conn_accepted(yugi_server *srv, uv_stream_t *listener)
         return;
     (void)uv_tcp_nodelay(&c->tcp, 1);
     peer_name(c, &ss);
-    c->addr = yugi__addrs_get(&srv->addrs, (struct sockaddr *)&ss,
-                              now_ms(c));
+    c->addr = yugi__addrs_get(&srv->addrs, (struct sockaddr *)&ss, now_ms(c));
     mkd_debug(c->id, "accepted from %s:%u", c->peer, c->peer_port);
     if (srv->shutting_down || c->addr == NULL ||
         srv->nconns >= lim->max_connections ||

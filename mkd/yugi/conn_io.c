@@ -146,9 +146,8 @@ static int admit_hello(yugi_conn *c, const uint8_t *unit, size_t len)
         (wait = yugi__addr_take(&srv->addrs, c->addr, now_ms(c))) != 0) {
         srv->st.refused_rate++;
         mkd_debug(c->id, "refused: handshake rate from %s", c->peer);
-        return refuse_hello(c, wait > lim->retry_after_ms
-                                   ? wait
-                                   : lim->retry_after_ms);
+        return refuse_hello(
+            c, wait > lim->retry_after_ms ? wait : lim->retry_after_ms);
     }
     c->hs_queued++;
     srv->hs_inflight++;
@@ -229,7 +228,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     if (nread < 0) {
         int lingering = c->state == YUGI_LINGER || c->state == YUGI_DRAINING;
-        yugi__conn_close(c, lingering            ? -1
+        yugi__conn_close(c, lingering         ? -1
                             : nread == UV_EOF ? YUGI_CR_EOF
                                               : YUGI_CR_IO);
         return;

@@ -112,8 +112,7 @@ static void req_unlink_free(yugi_conn *c, yugi_req *q)
 }
 
 static void on_backend_done(void *token, mkd_backend_status status,
-                            const uint8_t *body, size_t len,
-                            const char *text)
+                            const uint8_t *body, size_t len, const char *text)
 {
     yugi_req *q = token;
     yugi_conn *c = q->conn;
@@ -153,8 +152,8 @@ static void request_ctx(const yugi_conn *c, uint32_t id, mkd_request_ctx *ctx)
 }
 
 /* Refuse request id at once: its body is dropped, an error answers it. */
-static void refuse_request(yugi_conn *c, uint32_t id, uint8_t *body,
-                           size_t len, unsigned code, const char *text)
+static void refuse_request(yugi_conn *c, uint32_t id, uint8_t *body, size_t len,
+                           unsigned code, const char *text)
 {
     mkd_wipe(body, len);
     free(body);

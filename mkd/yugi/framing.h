@@ -17,9 +17,9 @@
 #include <stdint.h>
 
 typedef struct yugi_framer {
-    uint8_t *buf;   /* partial unit, NULL when none */
+    uint8_t *buf; /* partial unit, NULL when none */
     size_t len, cap;
-    size_t need;    /* the unit's full length once the header is in */
+    size_t need; /* the unit's full length once the header is in */
 } yugi_framer;
 
 /* Called for each complete unit; the bytes are borrowed for the call.
@@ -30,9 +30,8 @@ typedef int (*yugi_unit_fn)(void *arg, const uint8_t *unit, size_t len);
 /* Feed n bytes. Returns MKD_OK, the callback's code that stopped it,
  * MKD_ERR_BAD_UNIT for an invalid header (the connection must close; the
  * header's mk_err is in *bad), or MKD_ERR_NOMEM. */
-MKD_MUST_CHECK int yugi__framer_feed(yugi_framer *f, const uint8_t *p,
-                                     size_t n, yugi_unit_fn cb, void *arg,
-                                     int *bad);
+MKD_MUST_CHECK int yugi__framer_feed(yugi_framer *f, const uint8_t *p, size_t n,
+                                     yugi_unit_fn cb, void *arg, int *bad);
 static inline int yugi__framer_partial(const yugi_framer *f)
 {
     return f->len != 0;

@@ -58,34 +58,34 @@ struct yugi_conn {
     struct yugi_conn *prev, *next; /* server's list */
     uint64_t id;
     int state;
-    int refs;              /* tcp, timer, Yami pool job */
+    int refs; /* tcp, timer, Yami pool job */
     int close_reason;
-    int close_hint;        /* reason to record once our close is sent */
-    int counted;           /* counts toward srv->nconns */
-    unsigned pending : 1;  /* counts toward its address's pending */
+    int close_hint;       /* reason to record once our close is sent */
+    int counted;          /* counts toward srv->nconns */
+    unsigned pending : 1; /* counts toward its address's pending */
     unsigned reading : 1;
     unsigned peer_closed : 1;
     unsigned close_queued : 1;
-    unsigned refused : 1;  /* no session: retry-later then close */
+    unsigned refused : 1; /* no session: retry-later then close */
     unsigned hello_seen : 1;
-    unsigned failed : 1;   /* the session failed: nothing more is sealed */
+    unsigned failed : 1; /* the session failed: nothing more is sealed */
     unsigned timer_armed : 1;
-    unsigned hs_queued;    /* hellos queued to Yami and counted */
+    unsigned hs_queued; /* hellos queued to Yami and counted */
     yugi_addr *addr;
     char peer[46];
     uint16_t peer_port;
     uint64_t accepted_at, last_active, unit_start, write_progress;
     uint64_t linger_until, drain_until, timer_at;
-    size_t wq_bytes;       /* bytes handed to uv_write, not yet written */
-    unsigned inflight;     /* requests at the backend or being answered */
-    yugi_req *reqs;        /* at the backend */
+    size_t wq_bytes;   /* bytes handed to uv_write, not yet written */
+    unsigned inflight; /* requests at the backend or being answered */
+    yugi_req *reqs;    /* at the backend */
     uint8_t session_id[MK_SESSION_ID_LEN];
     yugi_framer framer;
     /* Units read in one read callback, queued to Yami as one operation. */
     uint8_t *batch;
     size_t batch_len, batch_cap;
-    unsigned units_read;   /* units completed in the current read */
-    yami_conn *yami;       /* the session; NULL while refusing */
+    unsigned units_read; /* units completed in the current read */
+    yami_conn *yami;     /* the session; NULL while refusing */
 };
 
 typedef struct yugi_listener {
@@ -102,24 +102,24 @@ typedef struct yugi_summary {
 struct yugi_server {
     uv_loop_t *loop;
     char listen[512];
-    uint16_t port;            /* configured, then bound */
+    uint16_t port; /* configured, then bound */
     uint32_t backlog;
     yugi_limits lim;
-    mk_server_config *scfg;   /* current; new connections take a ref */
+    mk_server_config *scfg; /* current; new connections take a ref */
     yami *yami;
-    mkd_backend *backend;     /* NULL once freed at shutdown */
+    mkd_backend *backend; /* NULL once freed at shutdown */
     yugi_listener *listeners;
     size_t nlisteners;
-    uv_timer_t tick;          /* 1 s: rates, address sweep, summary */
+    uv_timer_t tick; /* 1 s: rates, address sweep, summary */
     uv_timer_t shutdown_timer;
     unsigned ticks;
     yugi_conn *conns;
-    size_t nconns;            /* established or handshaking */
+    size_t nconns; /* established or handshaking */
     size_t nrefusing;
-    unsigned hs_inflight;     /* hellos queued or running in Yami */
+    unsigned hs_inflight; /* hellos queued or running in Yami */
     uint64_t next_id;
     yugi_addrs addrs;
-    yugi_stats st;            /* counters; gauges filled on request */
+    yugi_stats st; /* counters; gauges filled on request */
     uint64_t hs_full_ring[YUGI_RATE_WINDOW], hs_res_ring[YUGI_RATE_WINDOW];
     unsigned ring_pos;
     uint64_t last_full, last_res;
@@ -128,7 +128,7 @@ struct yugi_server {
     uint64_t last_accept_warn;
     int shutting_down;
     int backend_drained;
-    int finished;             /* every handle asked to close */
+    int finished; /* every handle asked to close */
     void (*done)(void *);
     void *done_arg;
     /* Reads land here: the loop thread reads one socket at a time. */

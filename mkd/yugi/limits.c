@@ -52,7 +52,7 @@ static void key_of(const struct sockaddr *sa, uint8_t key[16])
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
         const uint8_t *b = s6->sin6_addr.s6_addr;
-        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0,
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
                                            0, 0, 0, 0, 0xff, 0xff};
         if (memcmp(b, mapped, 12) == 0)
             memcpy(key, b, 16); /* a v4 peer on a dual-stack socket */
@@ -82,7 +82,7 @@ static void refill(yugi_addrs *t, yugi_addr *a, uint64_t now)
 }
 
 yugi_addr *yugi__addrs_get(yugi_addrs *t, const struct sockaddr *sa,
-                          uint64_t now_ms)
+                           uint64_t now_ms)
 {
     uint8_t key[16];
     size_t h;

@@ -22,8 +22,8 @@
 typedef struct yugi_addr {
     struct yugi_addr *next;
     uint8_t key[16];
-    uint32_t refs;     /* connections from here */
-    uint32_t pending;  /* of which not yet established */
+    uint32_t refs;    /* connections from here */
+    uint32_t pending; /* of which not yet established */
     double tokens;
     uint64_t stamp_ms; /* last refill */
 } yugi_addr;
@@ -32,7 +32,7 @@ typedef struct yugi_addrs {
     yugi_addr **buckets;
     size_t nbuckets;
     size_t count;
-    double rate;  /* tokens per second; 0 = no limit */
+    double rate; /* tokens per second; 0 = no limit */
     double burst;
     uint32_t seed;
 } yugi_addrs;
@@ -45,7 +45,7 @@ void yugi__addrs_free(yugi_addrs *t);
 /* Find or create the entry for sa and take a reference; NULL if out of
  * memory. */
 yugi_addr *yugi__addrs_get(yugi_addrs *t, const struct sockaddr *sa,
-                          uint64_t now_ms);
+                           uint64_t now_ms);
 void yugi__addrs_put(yugi_addrs *t, yugi_addr *a);
 /* Take one token. Returns 0, or the milliseconds until one is available. */
 uint32_t yugi__addr_take(yugi_addrs *t, yugi_addr *a, uint64_t now_ms);

@@ -64,8 +64,7 @@ static int bind_one(yugi_server *srv, yugi_listener *l, const char *addr,
            : uv_ip4_addr(addr, (int)port, (struct sockaddr_in *)&ss);
     if (r != 0)
         return mkd_fail(d, MKD_ERR_LISTEN,
-                        "listen: \"%s\" is not an IPv4 or IPv6 address",
-                        addr);
+                        "listen: \"%s\" is not an IPv4 or IPv6 address", addr);
     name_listener(l, addr, port, v6);
     if ((r = uv_tcp_init(srv->loop, &l->tcp)) != 0)
         return mkd_fail(d, MKD_ERR_LOOP, "listen on %s: %s", l->name,
@@ -102,8 +101,7 @@ int yugi__listen(yugi_server *srv, mkd_diag *d)
     for (tok = strtok_r(list, ", \t", &save); tok != NULL;
          tok = strtok_r(NULL, ", \t", &save)) {
         /* With port 0 the first listener picks; the others follow it. */
-        r = bind_one(srv, &srv->listeners[srv->nlisteners], tok, srv->port,
-                     d);
+        r = bind_one(srv, &srv->listeners[srv->nlisteners], tok, srv->port, d);
         if (srv->listeners[srv->nlisteners].srv != NULL)
             srv->nlisteners++;
         if (r != MKD_OK)
@@ -122,6 +120,5 @@ void yugi__listeners_close(yugi_server *srv)
 {
     for (size_t i = 0; i < srv->nlisteners; i++)
         if (!uv_is_closing((uv_handle_t *)&srv->listeners[i].tcp))
-            uv_close((uv_handle_t *)&srv->listeners[i].tcp,
-                     on_listener_closed);
+            uv_close((uv_handle_t *)&srv->listeners[i].tcp, on_listener_closed);
 }

@@ -15,8 +15,17 @@
 #define SHUTDOWN_GRACE_MS 1000
 
 static const char *const reason_keys[YUGI_CR_COUNT] = {
-    "done", "eof", "io", "protocol", "timeout_handshake", "timeout_idle",
-    "timeout_unit", "timeout_write", "refused", "internal", "shutdown",
+    "done",
+    "eof",
+    "io",
+    "protocol",
+    "timeout_handshake",
+    "timeout_idle",
+    "timeout_unit",
+    "timeout_write",
+    "refused",
+    "internal",
+    "shutdown",
 };
 
 const char *yugi_close_reason_key(int reason)
@@ -90,17 +99,18 @@ static void log_summary(yugi_server *srv)
 
     now.refused = st->refused_connections + st->refused_pending +
                   st->refused_handshakes + st->refused_rate;
-    now.failed = st->close_reason[YUGI_CR_PROTO] +
-                 st->close_reason[YUGI_CR_INTERNAL];
+    now.failed =
+        st->close_reason[YUGI_CR_PROTO] + st->close_reason[YUGI_CR_INTERNAL];
     now.handshakes = st->hs_full + st->hs_resumed;
     now.timeouts = st->close_reason[YUGI_CR_TO_HANDSHAKE] +
                    st->close_reason[YUGI_CR_TO_UNIT] +
                    st->close_reason[YUGI_CR_TO_WRITE];
     if (now.refused != last->refused || now.failed != last->failed ||
         now.timeouts != last->timeouts)
-        mkd_info(0, "last minute: %llu handshakes, %llu refused (retry "
-                    "later), %llu protocol/internal failures, %llu "
-                    "timeouts; %zu connections",
+        mkd_info(0,
+                 "last minute: %llu handshakes, %llu refused (retry "
+                 "later), %llu protocol/internal failures, %llu "
+                 "timeouts; %zu connections",
                  (unsigned long long)(now.handshakes - last->handshakes),
                  (unsigned long long)(now.refused - last->refused),
                  (unsigned long long)(now.failed - last->failed),
@@ -241,8 +251,9 @@ static void on_shutdown_deadline(uv_timer_t *t)
     yugi_server *srv = t->data;
     mkd_backend *b = srv->backend;
 
-    mkd_warn(0, "shutdown deadline: answering what is still running with "
-                "\"shutdown\"; closing %zu connection(s) within %d ms",
+    mkd_warn(0,
+             "shutdown deadline: answering what is still running with "
+             "\"shutdown\"; closing %zu connection(s) within %d ms",
              srv->nconns, SHUTDOWN_GRACE_MS);
     if (b != NULL) {
         /* srv->backend stays set while free() runs: a connection that
@@ -277,8 +288,8 @@ static void shutdown_now(yugi_server *srv)
     yugi__maybe_finish(srv);
 }
 
-void yugi_server_shutdown(yugi_server *srv, int graceful,
-                          void (*done)(void *), void *arg)
+void yugi_server_shutdown(yugi_server *srv, int graceful, void (*done)(void *),
+                          void *arg)
 {
     yugi_conn *c, *next;
 
@@ -295,8 +306,8 @@ void yugi_server_shutdown(yugi_server *srv, int graceful,
         shutdown_now(srv);
         return;
     }
-    mkd_info(0, "shutting down: %zu connection(s), up to %u ms",
-             srv->nconns, srv->lim.shutdown_timeout_ms);
+    mkd_info(0, "shutting down: %zu connection(s), up to %u ms", srv->nconns,
+             srv->lim.shutdown_timeout_ms);
     if (uv_timer_start(&srv->shutdown_timer, on_shutdown_deadline,
                        srv->lim.shutdown_timeout_ms, 0) != 0)
         force_close_all(srv);

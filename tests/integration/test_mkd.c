@@ -135,8 +135,7 @@ static void test_resumption_and_restart(void **st)
     assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
     assert_int_equal(mkt_client_export(&c, blob, sizeof blob, &blen), MK_OK);
     mkt_client_close(&c);
-    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, blob, blen),
-                     MK_OK);
+    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, blob, blen), MK_OK);
     assert_true(mkt_client_resumed(&c));
     echo_ok(&c, 1000, 9);
     assert_int_equal(mkt_client_export(&c, blob, sizeof blob, &blen), MK_OK);
@@ -147,8 +146,7 @@ static void test_resumption_and_restart(void **st)
     /* Same data directory (key and ticket-key file), new process. */
     D.port = 0;
     assert_int_equal(mkt_daemon_start(&D, NULL), 0);
-    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, blob, blen),
-                     MK_OK);
+    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, blob, blen), MK_OK);
     assert_true(mkt_client_resumed(&c));
     echo_ok(&c, 10, 10);
     mkt_client_close(&c);
@@ -185,8 +183,7 @@ static void *worker_main(void *arg)
         size_t rlen = 0;
         unsigned ecode = 0;
         pattern(req, len, w->seed + (unsigned)i);
-        ok = mkt_client_request(&c, req, len, &resp, &rlen, &ecode) ==
-                 MK_OK &&
+        ok = mkt_client_request(&c, req, len, &resp, &rlen, &ecode) == MK_OK &&
              rlen == len && (len == 0 || memcmp(req, resp, len) == 0);
         free(req);
         free(resp);
@@ -198,9 +195,9 @@ static void *worker_main(void *arg)
 
 static void test_200_concurrent(void **st)
 {
-    static const char *const args[] = {
-        "--handshake_rate=0", "--max_pending_per_address=1000",
-        "--max_handshakes=1000", NULL};
+    static const char *const args[] = {"--handshake_rate=0",
+                                       "--max_pending_per_address=1000",
+                                       "--max_handshakes=1000", NULL};
     static worker w[NCLIENTS];
     pthread_barrier_t bar;
     mk_client_config *cc;
@@ -215,8 +212,7 @@ static void test_200_concurrent(void **st)
         w[i].bar = &bar;
         w[i].seed = (uint32_t)i + 1;
         w[i].ok = 0;
-        assert_int_equal(
-            pthread_create(&w[i].t, NULL, worker_main, &w[i]), 0);
+        assert_int_equal(pthread_create(&w[i].t, NULL, worker_main, &w[i]), 0);
     }
     for (int i = 0; i < NCLIENTS; i++) {
         pthread_join(w[i].t, NULL);
@@ -278,8 +274,7 @@ static void one_of_each_bad(mk_client_config *cc, uint32_t seed)
     {
         mk_session *s = NULL;
         size_t n = 0;
-        assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0),
-                         MK_OK);
+        assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
         assert_int_equal(mk_session_new_client(&s, cc, NULL, 0), MK_OK);
         assert_int_equal(mk_client_hello(s, buf, sizeof buf, &n), MK_OK);
         mk_session_free(s);
@@ -304,8 +299,7 @@ static void test_malformed_peers(void **st)
 
     assert_int_equal(mkt_daemon_start(&D, args), 0);
     cc = pinned();
-    assert_int_equal(mkt_client_open(&good, cc, NULL, D.port, NULL, 0),
-                     MK_OK);
+    assert_int_equal(mkt_client_open(&good, cc, NULL, D.port, NULL, 0), MK_OK);
     /* Warm up the allocator, then measure. */
     for (uint32_t i = 0; i < 20; i++) {
         one_of_each_bad(cc, i * 10);
@@ -365,14 +359,14 @@ static void test_declared_length_stall(void **st)
     t0 = tl_now_ms();
     tl_sleep_ms(500);
     rss1 = mkt_rss_kb(D.pid);
-    fprintf(stderr, "stall: %d connections declaring %u bytes: VmRSS %ld -> "
-                    "%ld kB\n",
+    fprintf(stderr,
+            "stall: %d connections declaring %u bytes: VmRSS %ld -> "
+            "%ld kB\n",
             N, MK_UNIT_MAX, rss0, rss1);
     if (!MKT_SANITIZED)
         assert_true(rss1 - rss0 < 16 * 1024);
     /* Others are still served meanwhile. */
-    assert_int_equal(mkt_client_open(&good, cc, NULL, D.port, NULL, 0),
-                     MK_OK);
+    assert_int_equal(mkt_client_open(&good, cc, NULL, D.port, NULL, 0), MK_OK);
     echo_ok(&good, 1000, 1);
     mkt_client_close(&good);
     for (int i = 0; i < N; i++) {
@@ -390,9 +384,9 @@ static void test_declared_length_stall(void **st)
  * (handshake deadline) and an idle session (closed with a close record). */
 static void test_timeouts(void **st)
 {
-    static const char *const args[] = {
-        "--unit_timeout_ms=1000", "--handshake_timeout_ms=1500",
-        "--idle_timeout_ms=1000", NULL};
+    static const char *const args[] = {"--unit_timeout_ms=1000",
+                                       "--handshake_timeout_ms=1500",
+                                       "--idle_timeout_ms=1000", NULL};
     mk_client_config *cc;
     mkt_client c;
     uint8_t hello[MK_HANDLE_OUT_LEN];
@@ -464,11 +458,9 @@ static void test_write_stall(void **st)
     assert_int_equal(mkt_daemon_start(&D, args), 0);
     cc = pinned();
     assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
-    assert_int_equal(setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small,
-                                sizeof small),
-                     0);
-    assert_int_equal(setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
-                                sizeof tv),
+    assert_int_equal(
+        setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    assert_int_equal(setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv),
                      0);
     for (int i = 0; i < 10; i++) {
         uint32_t id;
@@ -546,8 +538,7 @@ static void test_connection_limit(void **st)
     /* The server notices the close: its slot is free again. */
     TL_POLL_UNTIL(ok, mkt_status(&D, "connections") == 4, 10000);
     assert_true(ok);
-    assert_int_equal(mkt_client_open(&c[0], cc, NULL, D.port, NULL, 0),
-                     MK_OK);
+    assert_int_equal(mkt_client_open(&c[0], cc, NULL, D.port, NULL, 0), MK_OK);
     echo_ok(&c[0], 100, 9);
     for (int i = 0; i < 5; i++)
         mkt_client_close(&c[i]);
@@ -585,8 +576,8 @@ static void test_handshake_flood(void **st)
         }
         mkt_client_close(&c);
     }
-    fprintf(stderr, "flood from 127.0.0.2: %d handshakes, %d retry-later\n",
-            ok, busy);
+    fprintf(stderr, "flood from 127.0.0.2: %d handshakes, %d retry-later\n", ok,
+            busy);
     assert_true(ok >= 3);
     assert_true(busy >= 10);
     /* Another address is not affected. */
@@ -610,8 +601,7 @@ static void test_handshakes_in_progress(void **st)
 {
     static const char *const args[] = {"--max_handshakes=1",
                                        "--handshake_rate=0",
-                                       "--max_pending_per_address=1000",
-                                       NULL};
+                                       "--max_pending_per_address=1000", NULL};
     enum { N = 30 };
     static mkt_client c[N];
     mk_client_config *cc;
@@ -631,8 +621,9 @@ static void test_handshakes_in_progress(void **st)
             busy++;
         mkt_client_close(&c[i]);
     }
-    fprintf(stderr, "%d hellos at once, 1 allowed in progress: %d done, %d "
-                    "retry-later\n",
+    fprintf(stderr,
+            "%d hellos at once, 1 allowed in progress: %d done, %d "
+            "retry-later\n",
             N, ok, busy);
     assert_int_equal(ok + busy, N);
     assert_true(ok >= 1);
@@ -668,8 +659,8 @@ static void test_sigterm_drains(void **st)
     assert_true(ok);
     kill(D.pid, SIGTERM);
     /* The listener closes. */
-    TL_POLL_UNTIL(ok, (fd = mkt_tcp_connect(NULL, D.port)) < 0 ||
-                          (close(fd), 0), 10000);
+    TL_POLL_UNTIL(
+        ok, (fd = mkt_tcp_connect(NULL, D.port)) < 0 || (close(fd), 0), 10000);
     assert_true(ok);
     assert_int_equal(mkt_client_wait(&c, id, &resp, &rlen, &ecode), MK_OK);
     assert_int_equal(rlen, sizeof req);
@@ -754,8 +745,7 @@ static void test_sighup_rotation(void **st)
     assert_true(ok);
 
     /* The old session resumes under the old (now accept-only) ticket key. */
-    assert_int_equal(mkt_client_open(&c, cc1, NULL, D.port, blob, blen),
-                     MK_OK);
+    assert_int_equal(mkt_client_open(&c, cc1, NULL, D.port, blob, blen), MK_OK);
     assert_true(mkt_client_resumed(&c));
     mkt_client_close(&c);
     /* Both keys handshake. */
@@ -764,21 +754,18 @@ static void test_sighup_rotation(void **st)
     mkt_client_close(&c);
     assert_int_equal(mkt_client_open(&c, cc2, NULL, D.port, NULL, 0), MK_OK);
     echo_ok(&c, 10, 2);
-    assert_int_equal(mkt_client_export(&c, blob2, sizeof blob2, &blen2),
-                     MK_OK);
+    assert_int_equal(mkt_client_export(&c, blob2, sizeof blob2, &blen2), MK_OK);
     mkt_client_close(&c);
 
     /* Rotate again keeping one key: the first ticket key is gone. */
     {
-        const char *rot[] = {"ticket-keys", "--rotate", "--keep=1", a_tk,
-                             NULL};
+        const char *rot[] = {"ticket-keys", "--rotate", "--keep=1", a_tk, NULL};
         assert_int_equal(mkt_run_mkd(rot), 0);
     }
     kill(D.pid, SIGHUP);
     TL_POLL_UNTIL(ok, mkt_status(&D, "reloads") == 2, 10000);
     assert_true(ok);
-    assert_int_equal(mkt_client_open(&c, cc1, NULL, D.port, blob, blen),
-                     MK_OK);
+    assert_int_equal(mkt_client_open(&c, cc1, NULL, D.port, blob, blen), MK_OK);
     assert_false(mkt_client_resumed(&c)); /* fell back to a full handshake */
     mkt_client_close(&c);
     assert_int_equal(mkt_client_open(&c, cc2, NULL, D.port, blob2, blen2),
@@ -824,8 +811,7 @@ static void test_operator_commands(void **st)
     snprintf(tk, sizeof tk, "%s/t/keys", D.dir);
     snprintf(a_tk, sizeof a_tk, "--ticket_key_file=%s", tk);
     {
-        const char *rot[] = {"ticket-keys", "--rotate", "--keep=3", a_tk,
-                             NULL};
+        const char *rot[] = {"ticket-keys", "--rotate", "--keep=3", a_tk, NULL};
         for (int i = 0; i < 5; i++)
             assert_int_equal(mkt_run_mkd(rot), 0);
     }
@@ -962,7 +948,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_declared_length_stall, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_timeouts, mkt_setup, mkt_teardown),
-        cmocka_unit_test_setup_teardown(test_write_stall, mkt_setup, mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_write_stall, mkt_setup,
+                                        mkt_teardown),
         cmocka_unit_test_setup_teardown(test_drop_privileges, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_connection_limit, mkt_setup,

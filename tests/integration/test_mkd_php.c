@@ -226,8 +226,7 @@ static int generation_is(unsigned gen, unsigned workers)
     for (size_t i = 0; i < n; i++) {
         if (w[i].gen != gen)
             return 0;
-        if (strcmp(w[i].state, "idle") == 0 ||
-            strcmp(w[i].state, "busy") == 0)
+        if (strcmp(w[i].state, "idle") == 0 || strcmp(w[i].state, "busy") == 0)
             ready++;
     }
     return ready == workers;
@@ -374,8 +373,8 @@ static uint64_t request_fails(sz_conn *conn, const char *req, int err,
 
     sz_last_error(&ei);
     if (r != err)
-        fail_msg("request \"%.40s\": %s (%s), expected %s", req,
-                 sz_err_name(r), ei.text, sz_err_name(err));
+        fail_msg("request \"%.40s\": %s (%s), expected %s", req, sz_err_name(r),
+                 ei.text, sz_err_name(err));
     assert_null(resp);
     if (text != NULL)
         assert_string_equal(ei.text, text);
@@ -422,8 +421,7 @@ static long fd_read(void *ctx, uint8_t *buf, size_t len, int timeout_ms)
     return n < 0 ? -1 : (long)n;
 }
 
-static long fd_write(void *ctx, const uint8_t *buf, size_t len,
-                     int timeout_ms)
+static long fd_write(void *ctx, const uint8_t *buf, size_t len, int timeout_ms)
 {
     int fd = *(int *)ctx;
     struct pollfd p = {fd, POLLOUT, 0};
@@ -556,9 +554,9 @@ static void grow_exact(sz_conn *conn, size_t len)
     size_t rlen = 0, i;
 
     snprintf(req, sizeof req, "grow:%zu", len);
-    assert_int_equal(sz_request(conn, (const uint8_t *)req, strlen(req),
-                                &resp, &rlen),
-                     SZ_OK);
+    assert_int_equal(
+        sz_request(conn, (const uint8_t *)req, strlen(req), &resp, &rlen),
+        SZ_OK);
     assert_int_equal(rlen, len);
     for (i = 0; i < len && resp[i] == 'g'; i++)
         ;
@@ -622,30 +620,30 @@ static void test_sizes(void **st)
 
 /* What became of one request (by its sequence number in its thread). */
 enum {
-    OUT_NONE = 0,   /* not submitted */
-    OUT_OK,         /* the right response */
-    OUT_SHUTDOWN,   /* SZ_ERR_SERVER_SHUTDOWN */
-    OUT_CLOSED,     /* SZ_ERR_CLOSED: the server's close came first */
-    OUT_REFUSED,    /* sz_submit failed after the signal: never sent */
-    OUT_FAILED      /* anything else: a test failure */
+    OUT_NONE = 0, /* not submitted */
+    OUT_OK,       /* the right response */
+    OUT_SHUTDOWN, /* SZ_ERR_SERVER_SHUTDOWN */
+    OUT_CLOSED,   /* SZ_ERR_CLOSED: the server's close came first */
+    OUT_REFUSED,  /* sz_submit failed after the signal: never sent */
+    OUT_FAILED    /* anything else: a test failure */
 };
 
 typedef struct load_thread {
     pthread_t th;
     unsigned idx;
     sz_client *cl;
-    unsigned max;          /* requests at most */
-    unsigned depth;        /* submitted together, then awaited */
-    const char *extra;     /* a line appended to each body ("sleep:10") */
-    uint8_t *out;          /* [max] OUT_* */
-    unsigned n;            /* requests attempted */
+    unsigned max;      /* requests at most */
+    unsigned depth;    /* submitted together, then awaited */
+    const char *extra; /* a line appended to each body ("sleep:10") */
+    uint8_t *out;      /* [max] OUT_* */
+    unsigned n;        /* requests attempted */
     unsigned ok, ok_after_signal, failed;
-    char why[1400];        /* the first failure */
+    char why[1400]; /* the first failure */
 } load_thread;
 
 static struct {
-    atomic_int stop;         /* submit no more */
-    atomic_int signalled;    /* SIGTERM sent: connections may end */
+    atomic_int stop;      /* submit no more */
+    atomic_int signalled; /* SIGTERM sent: connections may end */
     atomic_uint ok;
 } L;
 
@@ -655,8 +653,7 @@ static void token_of(char *tok, size_t cap, unsigned idx, unsigned n)
 }
 
 /* "id:T-N\n[extra\n]" then letters up to a length that varies. */
-static size_t load_body(char *b, size_t cap, const load_thread *t,
-                        unsigned n)
+static size_t load_body(char *b, size_t cap, const load_thread *t, unsigned n)
 {
     char tok[32];
     size_t len, want = 16 + (size_t)((t->idx * 131u + n * 37u) % 1500u);
@@ -800,8 +797,8 @@ out:
     return NULL;
 }
 
-static load_thread *load_start(unsigned nthreads, unsigned max,
-                               unsigned depth, const char *extra)
+static load_thread *load_start(unsigned nthreads, unsigned max, unsigned depth,
+                               const char *extra)
 {
     load_thread *t = calloc(nthreads, sizeof *t);
 
@@ -818,8 +815,7 @@ static load_thread *load_start(unsigned nthreads, unsigned max,
         t[i].extra = extra;
         t[i].out = calloc(max, 1);
         assert_non_null(t[i].out);
-        assert_int_equal(pthread_create(&t[i].th, NULL, load_main, &t[i]),
-                         0);
+        assert_int_equal(pthread_create(&t[i].th, NULL, load_main, &t[i]), 0);
     }
     return t;
 }
@@ -972,8 +968,8 @@ static void test_sigkill_worker(void **st)
          l = strstr(l + 1, "pegasus.w")) {
         char *nl = strchr(l, '\n');
         size_t ll = nl != NULL ? (size_t)(nl - l) : strlen(l);
-        killed_seen += ll >= 18 && memcmp(l + ll - 18, "last_exit signal 9",
-                                          18) == 0;
+        killed_seen +=
+            ll >= 18 && memcmp(l + ll - 18, "last_exit signal 9", 18) == 0;
     }
     assert_int_equal(killed_seen, 1);
     sz_conn_close(conn);
@@ -1048,8 +1044,7 @@ static void test_throw(void **st)
     conn = connect_to(c);
     pid = pid_in(conn, "id:t0\nhello", "fine pid=");
     /* The client gets the generic text; the message stays in the log. */
-    request_fails(conn, "id:t1\nthrow", SZ_ERR_SERVER_APP,
-                  "application error");
+    request_fails(conn, "id:t1\nthrow", SZ_ERR_SERVER_APP, "application error");
     sz_last_error(&ei);
     assert_int_equal(ei.server_code, MK_ECODE_APPLICATION);
     /* The same worker goes on serving. */
@@ -1057,8 +1052,8 @@ static void test_throw(void **st)
     sz_conn_close(conn);
     sz_client_free(c);
 
-    assert_true(log_has("RuntimeException: the secret detail stays in the log",
-                        NULL));
+    assert_true(
+        log_has("RuntimeException: the secret detail stays in the log", NULL));
     assert_true(log_has("Stack trace:", NULL));
     assert_int_equal(st_get("backend.app_errors"), 1);
     assert_int_equal(st_get("backend.crashes"), 0);
@@ -1131,10 +1126,10 @@ static void test_fatal(void **st)
 
     TL_POLL_UNTIL(ok, pool_full(1), 10000);
     assert_true(ok);
-    assert_true(log_has("fatal error ends the worker: Allowed memory size",
-                        NULL));
-    assert_true(log_has("fatal error ends the worker: a fatal user error",
-                        NULL));
+    assert_true(
+        log_has("fatal error ends the worker: Allowed memory size", NULL));
+    assert_true(
+        log_has("fatal error ends the worker: a fatal user error", NULL));
     assert_int_equal(st_get("backend.app_errors"), 2);
     assert_int_equal(st_get("backend.crashes"), 0);
     executed_load(&e);
@@ -1163,15 +1158,14 @@ static void test_output(void **st)
     start_php("output.php", 1, NULL);
     c = client();
     conn = connect_to(c);
-    assert_int_equal(sz_request(conn, (const uint8_t *)"id:o1\nTAG4711", 13,
-                                &resp, &rlen),
-                     SZ_OK);
+    assert_int_equal(
+        sz_request(conn, (const uint8_t *)"id:o1\nTAG4711", 13, &resp, &rlen),
+        SZ_OK);
     assert_true(rlen < sizeof text);
     memcpy(text, resp, rlen);
     text[rlen] = '\0';
     sz_free(resp);
-    assert_int_equal(sscanf(text, "echoed printed returned conn=%lu",
-                            &conn_id),
+    assert_int_equal(sscanf(text, "echoed printed returned conn=%lu", &conn_id),
                      1);
     snprintf(expect, sizeof expect, "echoed printed returned conn=%lu",
              conn_id);
@@ -1183,12 +1177,13 @@ static void test_output(void **st)
 
     /* The output pipe is read on its own: the lines may trail the answer. */
     snprintf(tag, sizeof tag, "c%lu pegasus w0 pid ", conn_id);
-    TL_POLL_UNTIL(ok, log_has(tag, ": to-stdout TAG4711") &&
-                       log_has(tag, ": to-stderr TAG4711") &&
-                       log_has(tag, ": via-php-stdout TAG4711") &&
-                       log_has(tag, "a notice TAG4711") &&
-                       log_has(tag, ": to-stdout TAG4712"),
-               10000);
+    TL_POLL_UNTIL(ok,
+                  log_has(tag, ": to-stdout TAG4711") &&
+                      log_has(tag, ": to-stderr TAG4711") &&
+                      log_has(tag, ": via-php-stdout TAG4711") &&
+                      log_has(tag, "a notice TAG4711") &&
+                      log_has(tag, ": to-stdout TAG4712"),
+                  10000);
     if (!ok)
         fail_msg("worker output missing from the log %s", D.log);
     check_all_answered();
@@ -1351,10 +1346,11 @@ static void test_sigterm_under_load(void **st)
         }
     }
     refused = n_shut + n_closed + n_unsent;
-    fprintf(stderr, "SIGTERM under load: %u requests: %u answered (%u of "
+    fprintf(stderr,
+            "SIGTERM under load: %u requests: %u answered (%u of "
             "them after the signal), %u \"shutdown\", %u behind the "
-            "server's close, %u not sent\n", total, n_ok, after, n_shut,
-            n_closed, n_unsent);
+            "server's close, %u not sent\n",
+            total, n_ok, after, n_shut, n_closed, n_unsent);
     /* Requests in flight at the signal were answered with their
      * responses, not cut. */
     assert_true(after >= 1);
@@ -1390,14 +1386,12 @@ static void test_shutdown_deadline(void **st)
     c = client();
     a = connect_to(c);
     b = connect_to(c);
-    assert_int_equal(sz_submit(a, (const uint8_t *)"id:d1\nsleep:30000", 17,
-                               &ida),
-                     SZ_OK);
+    assert_int_equal(
+        sz_submit(a, (const uint8_t *)"id:d1\nsleep:30000", 17, &ida), SZ_OK);
     TL_POLL_UNTIL(ok, has_run("d1"), 10000);
     assert_true(ok);
-    assert_int_equal(sz_submit(b, (const uint8_t *)"id:d2\nsleep:30000", 17,
-                               &idb),
-                     SZ_OK);
+    assert_int_equal(
+        sz_submit(b, (const uint8_t *)"id:d2\nsleep:30000", 17, &idb), SZ_OK);
     TL_POLL_UNTIL(ok, st_get("backend.queued") == 1, 10000);
     assert_true(ok);
 

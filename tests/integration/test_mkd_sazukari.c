@@ -68,8 +68,7 @@ static void test_sz_handshake_and_pipelining(void **st)
     echo(conn, 10, 9);
     sz_conn_close(conn);
     assert_int_equal(sz_client_set_resumption(c, 0), SZ_OK);
-    assert_int_equal(sz_connect(c, "127.0.0.1", D.port, NULL, 0, &conn),
-                     SZ_OK);
+    assert_int_equal(sz_connect(c, "127.0.0.1", D.port, NULL, 0, &conn), SZ_OK);
     sz_conn_get_info(conn, &info);
     assert_false(info.resumed);
     assert_int_equal(info.max_inflight, 32);
@@ -79,9 +78,9 @@ static void test_sz_handshake_and_pipelining(void **st)
     /* The server's whole in-flight window at once. */
     for (int i = 0; i < 32; i++) {
         snprintf(msg[i], sizeof msg[i], "request %d", i);
-        assert_int_equal(sz_submit(conn, (const uint8_t *)msg[i],
-                                   strlen(msg[i]), &ids[i]),
-                         SZ_OK);
+        assert_int_equal(
+            sz_submit(conn, (const uint8_t *)msg[i], strlen(msg[i]), &ids[i]),
+            SZ_OK);
     }
     for (int i = 31; i >= 0; i--) {
         uint8_t *resp = NULL;
@@ -108,14 +107,12 @@ static void test_sz_resumption_restart(void **st)
 
     assert_int_equal(mkt_daemon_start(&D, NULL), 0);
     c = client();
-    assert_int_equal(sz_connect(c, "127.0.0.1", D.port, NULL, 0, &conn),
-                     SZ_OK);
+    assert_int_equal(sz_connect(c, "127.0.0.1", D.port, NULL, 0, &conn), SZ_OK);
     assert_int_equal(sz_conn_export_session(conn, blob, sizeof blob, &blen),
                      SZ_OK);
     sz_conn_close(conn);
     /* The client's own cache resumes without being handed the blob. */
-    assert_int_equal(sz_connect(c, "127.0.0.1", D.port, NULL, 0, &conn),
-                     SZ_OK);
+    assert_int_equal(sz_connect(c, "127.0.0.1", D.port, NULL, 0, &conn), SZ_OK);
     sz_conn_get_info(conn, &info);
     assert_true(info.resumed);
     echo(conn, 10, 3);
@@ -153,8 +150,7 @@ static void test_sz_busy_and_sigterm(void **st)
 
     assert_int_equal(mkt_daemon_start(&D, args), 0);
     c = client();
-    assert_int_equal(sz_connect(c, "127.0.0.1", D.port, NULL, 0, &conn),
-                     SZ_OK);
+    assert_int_equal(sz_connect(c, "127.0.0.1", D.port, NULL, 0, &conn), SZ_OK);
     assert_int_equal(sz_connect(c, "127.0.0.1", D.port, NULL, 0, &other),
                      SZ_ERR_BUSY);
     assert_null(other);

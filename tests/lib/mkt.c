@@ -159,8 +159,7 @@ void mkt_daemon_cleanup(mkt_daemon *d)
     char cmd[400];
     if (d->pid > 0)
         (void)mkt_daemon_stop(d, SIGKILL, 1000);
-    if (getenv("MKT_KEEP") == NULL &&
-        strncmp(d->dir, "/tmp/mkt.", 9) == 0) {
+    if (getenv("MKT_KEEP") == NULL && strncmp(d->dir, "/tmp/mkt.", 9) == 0) {
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
         if (system(cmd) != 0)
             fprintf(stderr, "cannot remove %s\n", d->dir);
@@ -286,9 +285,8 @@ long long mkt_cpu_ticks(pid_t pid)
         return -1;
     /* state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt
      * cmajflt utime(14) stime(15) */
-    if (sscanf(p + 2,
-               "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-               &stt) != 2)
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+               &ut, &stt) != 2)
         return -1;
     return (long long)(ut + stt);
 }
@@ -582,8 +580,7 @@ int mkt_client_resumed(const mkt_client *c)
     return info.resumed;
 }
 
-int mkt_client_send(mkt_client *c, const uint8_t *req, size_t len,
-                    uint32_t *id)
+int mkt_client_send(mkt_client *c, const uint8_t *req, size_t len, uint32_t *id)
 {
     size_t cap = mk_message_wire_len(len), n = 0;
     uint8_t *w = malloc(cap);

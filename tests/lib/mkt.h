@@ -16,11 +16,11 @@
 
 typedef struct mkt_daemon {
     pid_t pid;
-    char dir[256];      /* data directory (temporary unless given) */
-    char log[300];      /* mkd's stderr */
+    char dir[256]; /* data directory (temporary unless given) */
+    char log[300]; /* mkd's stderr */
     char ready[300];
-    char ctl[300];      /* control socket */
-    char pub[300];      /* server public key to pin */
+    char ctl[300]; /* control socket */
+    char pub[300]; /* server public key to pin */
     uint16_t port;
 } mkt_daemon;
 
@@ -77,13 +77,13 @@ int mkt_wait_closed(int fd, int timeout_ms);
 typedef struct mkt_client {
     int fd;
     mk_session *s;
-    uint8_t *in;         /* unframed input */
+    uint8_t *in; /* unframed input */
     size_t in_len, in_cap;
-    int closed;          /* peer's close record seen */
+    int closed; /* peer's close record seen */
     int eof;
     unsigned timeout_ms; /* per read; default 10000 */
     uint32_t next_id;
-    void *ext;           /* responses not yet waited for */
+    void *ext; /* responses not yet waited for */
 } mkt_client;
 
 /* Connect and handshake (resume with blob if given). Returns MK_OK or an
@@ -112,8 +112,7 @@ int mkt_client_next_event(mkt_client *c, uint8_t *out, mk_event *ev);
 /* Read until the server's close record (or EOF). Returns MK_OK if the
  * authenticated close came. */
 int mkt_client_wait_close(mkt_client *c);
-int mkt_client_export(mkt_client *c, uint8_t *blob, size_t cap,
-                      size_t *len);
+int mkt_client_export(mkt_client *c, uint8_t *blob, size_t cap, size_t *len);
 int mkt_client_resumed(const mkt_client *c);
 /* Send our close record (best effort) and free. */
 void mkt_client_close(mkt_client *c);

@@ -86,8 +86,7 @@ mk_server_key *tu_server_key(const char *name)
     return k;
 }
 
-mk_server_config *tu_server_config(tu_env *e, const char *key_name,
-                                   int tickets)
+mk_server_config *tu_server_config(tu_env *e, const char *key_name, int tickets)
 {
     mk_server_config *c = NULL;
     if (mk_server_config_new(&c, &e->env) != MK_OK ||

@@ -49,7 +49,7 @@ typedef struct tu_msg {
     uint32_t id;
     tu_buf data;
     int complete;
-    int error;        /* an error record came for it */
+    int error; /* an error record came for it */
     unsigned ecode;
 } tu_msg;
 
@@ -57,19 +57,19 @@ typedef struct tu_msg {
  * what it received. */
 typedef struct tu_side {
     mk_session *s;
-    tu_buf in;        /* bytes not yet framed */
+    tu_buf in; /* bytes not yet framed */
     tu_msg msgs[TU_MAX_MSGS];
     size_t nmsgs;
     int established;
     int closed;
-    int err;          /* first error from mk_session_handle */
-    size_t units;     /* units handled */
+    int err;      /* first error from mk_session_handle */
+    size_t units; /* units handled */
 } tu_side;
 
 typedef struct tu_pair {
     tu_side c, srv;
-    tu_buf c2s, s2c;  /* bytes in flight */
-    size_t chunk;     /* bytes delivered per step; 0 = everything */
+    tu_buf c2s, s2c; /* bytes in flight */
+    size_t chunk;    /* bytes delivered per step; 0 = everything */
 } tu_pair;
 
 void tu_pair_init(tu_pair *p, mk_session *client, mk_session *server);

@@ -30,20 +30,20 @@ int tl_slow_build(void);
 /* Poll cond every 10 ms until it holds (ok = 1) or tl_deadline_ms(ms)
  * pass (ok = 0). cond is evaluated once more at the deadline, so a
  * condition that became true while we slept is never missed. */
-#define TL_POLL_UNTIL(ok, cond, ms)                            \
-    do {                                                       \
-        uint64_t tl_until_ = tl_now_ms() + tl_deadline_ms(ms); \
-        for (;;) {                                             \
-            if (cond) {                                        \
-                (ok) = 1;                                      \
-                break;                                         \
-            }                                                  \
-            if (tl_now_ms() >= tl_until_) {                    \
-                (ok) = (cond) ? 1 : 0;                         \
-                break;                                         \
-            }                                                  \
-            tl_sleep_ms(10);                                   \
-        }                                                      \
+#define TL_POLL_UNTIL(ok, cond, ms)                                            \
+    do {                                                                       \
+        uint64_t tl_until_ = tl_now_ms() + tl_deadline_ms(ms);                 \
+        for (;;) {                                                             \
+            if (cond) {                                                        \
+                (ok) = 1;                                                      \
+                break;                                                         \
+            }                                                                  \
+            if (tl_now_ms() >= tl_until_) {                                    \
+                (ok) = (cond) ? 1 : 0;                                         \
+                break;                                                         \
+            }                                                                  \
+            tl_sleep_ms(10);                                                   \
+        }                                                                      \
     } while (0)
 
 /* The whole file, NUL-terminated (the NUL not counted in *len, which may

@@ -191,8 +191,7 @@ static sz_conn *conn_of(jlong h)
 
 JNIEXPORT jstring JNICALL
 Java_dev_megaki_sazukari_SazukariException_nativeErrName(JNIEnv *env,
-                                                         jclass cls,
-                                                         jint code)
+                                                         jclass cls, jint code)
 {
     (void)cls;
     return (*env)->NewStringUTF(env, sz_err_name(code));
@@ -214,18 +213,16 @@ Java_dev_megaki_sazukari_SazukariClient_nativeNew(JNIEnv *env, jclass cls)
     return (jlong)(intptr_t)c;
 }
 
-JNIEXPORT void JNICALL
-Java_dev_megaki_sazukari_SazukariClient_nativeFree(JNIEnv *env, jclass cls,
-                                                   jlong h)
+JNIEXPORT void JNICALL Java_dev_megaki_sazukari_SazukariClient_nativeFree(
+    JNIEnv *env, jclass cls, jlong h)
 {
     (void)env;
     (void)cls;
     sz_client_free(client_of(h));
 }
 
-JNIEXPORT void JNICALL
-Java_dev_megaki_sazukari_SazukariClient_nativePin(JNIEnv *env, jclass cls,
-                                                  jlong h, jbyteArray key)
+JNIEXPORT void JNICALL Java_dev_megaki_sazukari_SazukariClient_nativePin(
+    JNIEnv *env, jclass cls, jlong h, jbyteArray key)
 {
     size_t len = 0;
     uint8_t *k = copy_in(env, key, &len);
@@ -239,9 +236,8 @@ Java_dev_megaki_sazukari_SazukariClient_nativePin(JNIEnv *env, jclass cls,
     free(k);
 }
 
-JNIEXPORT void JNICALL
-Java_dev_megaki_sazukari_SazukariClient_nativePinFile(JNIEnv *env, jclass cls,
-                                                      jlong h, jstring path)
+JNIEXPORT void JNICALL Java_dev_megaki_sazukari_SazukariClient_nativePinFile(
+    JNIEnv *env, jclass cls, jlong h, jstring path)
 {
     const char *p = (*env)->GetStringUTFChars(env, path, NULL);
     int r;
@@ -272,8 +268,7 @@ Java_dev_megaki_sazukari_SazukariClient_nativeSetTimeouts(JNIEnv *env,
 
 JNIEXPORT void JNICALL
 Java_dev_megaki_sazukari_SazukariClient_nativeSetResumption(JNIEnv *env,
-                                                            jclass cls,
-                                                            jlong h,
+                                                            jclass cls, jlong h,
                                                             jboolean on)
 {
     int r;
@@ -293,11 +288,9 @@ Java_dev_megaki_sazukari_SazukariClient_nativeForgetSessions(JNIEnv *env,
     sz_client_forget_sessions(client_of(h));
 }
 
-JNIEXPORT jlong JNICALL
-Java_dev_megaki_sazukari_SazukariClient_nativeConnect(JNIEnv *env, jclass cls,
-                                                      jlong h, jstring host,
-                                                      jint port,
-                                                      jbyteArray session)
+JNIEXPORT jlong JNICALL Java_dev_megaki_sazukari_SazukariClient_nativeConnect(
+    JNIEnv *env, jclass cls, jlong h, jstring host, jint port,
+    jbyteArray session)
 {
     const char *hs;
     uint8_t *blob = NULL;
@@ -350,10 +343,8 @@ Java_dev_megaki_sazukari_SazukariConnection_nativeRequest(JNIEnv *env,
     return out;
 }
 
-JNIEXPORT jint JNICALL
-Java_dev_megaki_sazukari_SazukariConnection_nativeSubmit(JNIEnv *env,
-                                                         jclass cls, jlong h,
-                                                         jbyteArray req)
+JNIEXPORT jint JNICALL Java_dev_megaki_sazukari_SazukariConnection_nativeSubmit(
+    JNIEnv *env, jclass cls, jlong h, jbyteArray req)
 {
     uint8_t *in;
     size_t len = 0;
@@ -371,9 +362,8 @@ Java_dev_megaki_sazukari_SazukariConnection_nativeSubmit(JNIEnv *env,
 }
 
 JNIEXPORT jbyteArray JNICALL
-Java_dev_megaki_sazukari_SazukariConnection_nativeWait(JNIEnv *env,
-                                                       jclass cls, jlong h,
-                                                       jint id)
+Java_dev_megaki_sazukari_SazukariConnection_nativeWait(JNIEnv *env, jclass cls,
+                                                       jlong h, jint id)
 {
     uint8_t *resp = NULL;
     size_t rlen = 0;
@@ -391,9 +381,8 @@ Java_dev_megaki_sazukari_SazukariConnection_nativeWait(JNIEnv *env,
 }
 
 JNIEXPORT jbyteArray JNICALL
-Java_dev_megaki_sazukari_SazukariConnection_nativePoll(JNIEnv *env,
-                                                       jclass cls, jlong h,
-                                                       jint timeout_ms,
+Java_dev_megaki_sazukari_SazukariConnection_nativePoll(JNIEnv *env, jclass cls,
+                                                       jlong h, jint timeout_ms,
                                                        jintArray id_out)
 {
     uint8_t *resp = NULL;
@@ -436,9 +425,8 @@ Java_dev_megaki_sazukari_SazukariConnection_nativeExportSession(JNIEnv *env,
     return out;
 }
 
-JNIEXPORT jint JNICALL
-Java_dev_megaki_sazukari_SazukariConnection_nativeError(JNIEnv *env,
-                                                        jclass cls, jlong h)
+JNIEXPORT jint JNICALL Java_dev_megaki_sazukari_SazukariConnection_nativeError(
+    JNIEnv *env, jclass cls, jlong h)
 {
     (void)env;
     (void)cls;
@@ -446,8 +434,8 @@ Java_dev_megaki_sazukari_SazukariConnection_nativeError(JNIEnv *env,
 }
 
 JNIEXPORT jintArray JNICALL
-Java_dev_megaki_sazukari_SazukariConnection_nativeInfo(JNIEnv *env,
-                                                       jclass cls, jlong h)
+Java_dev_megaki_sazukari_SazukariConnection_nativeInfo(JNIEnv *env, jclass cls,
+                                                       jlong h)
 {
     sz_conn_info ci;
     jint v[5];
@@ -467,8 +455,7 @@ Java_dev_megaki_sazukari_SazukariConnection_nativeInfo(JNIEnv *env,
 
 JNIEXPORT jbyteArray JNICALL
 Java_dev_megaki_sazukari_SazukariConnection_nativeSessionId(JNIEnv *env,
-                                                            jclass cls,
-                                                            jlong h)
+                                                            jclass cls, jlong h)
 {
     sz_conn_info ci;
 
@@ -477,18 +464,16 @@ Java_dev_megaki_sazukari_SazukariConnection_nativeSessionId(JNIEnv *env,
     return copy_out(env, ci.session_id, sizeof ci.session_id);
 }
 
-JNIEXPORT void JNICALL
-Java_dev_megaki_sazukari_SazukariConnection_nativeCancel(JNIEnv *env,
-                                                         jclass cls, jlong h)
+JNIEXPORT void JNICALL Java_dev_megaki_sazukari_SazukariConnection_nativeCancel(
+    JNIEnv *env, jclass cls, jlong h)
 {
     (void)env;
     (void)cls;
     sz_conn_cancel(conn_of(h));
 }
 
-JNIEXPORT void JNICALL
-Java_dev_megaki_sazukari_SazukariConnection_nativeClose(JNIEnv *env,
-                                                        jclass cls, jlong h)
+JNIEXPORT void JNICALL Java_dev_megaki_sazukari_SazukariConnection_nativeClose(
+    JNIEnv *env, jclass cls, jlong h)
 {
     (void)env;
     (void)cls;

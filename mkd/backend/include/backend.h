@@ -39,12 +39,12 @@ const char *mkd_backend_status_name(mkd_backend_status st);
 #define MKD_SESSION_ID_LEN 16
 
 typedef struct mkd_request_ctx {
-    uint64_t conn_id;          /* MKD's connection id (as in the logs) */
-    uint32_t request_id;       /* the client's request id */
-    char peer_addr[46];        /* client address, text (IPv4 or IPv6) */
+    uint64_t conn_id;    /* MKD's connection id (as in the logs) */
+    uint32_t request_id; /* the client's request id */
+    char peer_addr[46];  /* client address, text (IPv4 or IPv6) */
     uint16_t peer_port;
     uint8_t session_id[MKD_SESSION_ID_LEN];
-    int early;                 /* arrived as an early request (0-RTT) */
+    int early; /* arrived as an early request (0-RTT) */
 } mkd_request_ctx;
 
 /*

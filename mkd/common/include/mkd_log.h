@@ -30,12 +30,12 @@ void mkd_log(int level, uint64_t conn_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #define mkd_error(id, ...) mkd_log(MKD_LOG_ERROR, (id), __VA_ARGS__)
-#define mkd_warn(id, ...) mkd_log(MKD_LOG_WARN, (id), __VA_ARGS__)
-#define mkd_info(id, ...) mkd_log(MKD_LOG_INFO, (id), __VA_ARGS__)
-#define mkd_debug(id, ...)                          \
-    do {                                            \
-        if (mkd_log_enabled(MKD_LOG_DEBUG))         \
-            mkd_log(MKD_LOG_DEBUG, (id), __VA_ARGS__); \
+#define mkd_warn(id, ...)  mkd_log(MKD_LOG_WARN, (id), __VA_ARGS__)
+#define mkd_info(id, ...)  mkd_log(MKD_LOG_INFO, (id), __VA_ARGS__)
+#define mkd_debug(id, ...)                                                     \
+    do {                                                                       \
+        if (mkd_log_enabled(MKD_LOG_DEBUG))                                    \
+            mkd_log(MKD_LOG_DEBUG, (id), __VA_ARGS__);                         \
     } while (0)
 
 #endif

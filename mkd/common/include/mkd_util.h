@@ -27,8 +27,7 @@ MKD_MUST_CHECK int mkd_write_file(const char *path, const void *data,
 MKD_MUST_CHECK int mkd_mkdirs(const char *path, mode_t mode, mkd_diag *d);
 /* mkd_mkdirs of the directory path is in ("dir/file": "dir"); nothing to
  * do for a bare file name. */
-MKD_MUST_CHECK int mkd_mkdirs_for(const char *path, mode_t mode,
-                                  mkd_diag *d);
+MKD_MUST_CHECK int mkd_mkdirs_for(const char *path, mode_t mode, mkd_diag *d);
 int mkd_file_exists(const char *path);
 /* Lowercase hex of len bytes into out (2*len+1 bytes). */
 void mkd_hex(const uint8_t *p, size_t len, char *out);

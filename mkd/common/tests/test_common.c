@@ -31,7 +31,8 @@ static void test_errors(void **st)
     mkd_diag_clear(&d);
     assert_string_equal(mkd_diag_text(&d, MKD_ERR_LISTEN),
                         mkd_strerror(MKD_ERR_LISTEN));
-    assert_int_equal(mkd_fail(&d, MKD_ERR_LISTEN, "port %d", 7), MKD_ERR_LISTEN);
+    assert_int_equal(mkd_fail(&d, MKD_ERR_LISTEN, "port %d", 7),
+                     MKD_ERR_LISTEN);
     assert_string_equal(mkd_diag_text(&d, MKD_ERR_LISTEN), "port 7");
     assert_int_equal(mkd_fail(NULL, MKD_ERR_ARG, "x"), MKD_ERR_ARG);
     assert_string_equal(mkd_diag_text(NULL, MKD_ERR_ARG),

@@ -17,15 +17,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MKD_DEFAULT_PORT 7410
-#define MKD_PATH_MAX 512
+#define MKD_DEFAULT_PORT    7410
+#define MKD_PATH_MAX        512
 #define MKD_CONFIG_FILE_MAX (1u << 20)
 
 typedef struct mkd_config {
-    char listen[MKD_PATH_MAX];        /* comma-separated addresses */
+    char listen[MKD_PATH_MAX]; /* comma-separated addresses */
     uint32_t port;
-    char data_dir[MKD_PATH_MAX];      /* "" = the per-user default */
-    char key_file[MKD_PATH_MAX];      /* comma-separated PEM paths */
+    char data_dir[MKD_PATH_MAX]; /* "" = the per-user default */
+    char key_file[MKD_PATH_MAX]; /* comma-separated PEM paths */
     char ticket_key_file[MKD_PATH_MAX];
     char control_socket[MKD_PATH_MAX];
     char backend[32];
@@ -37,7 +37,7 @@ typedef struct mkd_config {
     uint32_t max_connections;
     uint32_t max_handshakes;
     uint32_t max_pending_per_address;
-    uint32_t handshake_rate;          /* full handshakes/s per address */
+    uint32_t handshake_rate; /* full handshakes/s per address */
     uint32_t handshake_burst;
     uint32_t retry_after_ms;
     uint32_t handshake_timeout_ms;
@@ -48,19 +48,19 @@ typedef struct mkd_config {
     uint32_t max_message;
     uint32_t max_inflight;
     uint32_t ticket_lifetime;
-    uint32_t conn_buffer_max;         /* bytes buffered per connection */
-    uint32_t write_high_water;        /* stop reading above this */
-    uint32_t inline_crypto_max;       /* record jobs up to this run on the
+    uint32_t conn_buffer_max;   /* bytes buffered per connection */
+    uint32_t write_high_water;  /* stop reading above this */
+    uint32_t inline_crypto_max; /* record jobs up to this run on the
                                          loop thread; 0 = all on the pool */
-    uint32_t ticket_keys_keep;        /* for `mkd ticket-keys --rotate` */
-    uint32_t echo_delay_ms;           /* echo backend: answer after this */
+    uint32_t ticket_keys_keep;  /* for `mkd ticket-keys --rotate` */
+    uint32_t echo_delay_ms;     /* echo backend: answer after this */
     /* The php backend (Pegasus + Arcangelo), mkd/pegasus/pegasus.h. */
-    char app[MKD_PATH_MAX];           /* the application's PHP file */
-    char php[MKD_PATH_MAX];           /* PHP CLI binary */
-    char arcangelo[MKD_PATH_MAX];     /* arcangelo/bin/arcangelo.php */
-    char php_memory_limit[32];        /* php -d memory_limit=... */
-    uint32_t workers;                 /* 0 = one per CPU */
-    uint32_t workers_max;             /* 0 = workers (a fixed pool) */
+    char app[MKD_PATH_MAX];       /* the application's PHP file */
+    char php[MKD_PATH_MAX];       /* PHP CLI binary */
+    char arcangelo[MKD_PATH_MAX]; /* arcangelo/bin/arcangelo.php */
+    char php_memory_limit[32];    /* php -d memory_limit=... */
+    uint32_t workers;             /* 0 = one per CPU */
+    uint32_t workers_max;         /* 0 = workers (a fixed pool) */
     uint32_t queue_max;
     uint32_t queue_timeout_ms;
     uint32_t request_timeout_ms;
@@ -70,7 +70,7 @@ typedef struct mkd_config {
     uint32_t worker_max_requests;
     uint32_t worker_max_lifetime_s;
     uint32_t worker_max_rss_kib;
-    uint32_t expose_errors;           /* 0/1: exception text to clients */
+    uint32_t expose_errors; /* 0/1: exception text to clients */
     /* Set when the path was given (not derived from data_dir). */
     int key_file_set, ticket_key_file_set, control_socket_set;
 } mkd_config;
@@ -85,9 +85,8 @@ MKD_MUST_CHECK int mkd_config_load_file(mkd_config *c, const char *path,
                                         mkd_diag *d);
 /* Parse text held in memory (the file parser's core; fuzzed). origin
  * names it in messages. */
-MKD_MUST_CHECK int mkd_config_parse(mkd_config *c, const char *text,
-                                    size_t len, const char *origin,
-                                    mkd_diag *d);
+MKD_MUST_CHECK int mkd_config_parse(mkd_config *c, const char *text, size_t len,
+                                    const char *origin, mkd_diag *d);
 /* Fill data_dir and the paths derived from it; check cross-option rules. */
 MKD_MUST_CHECK int mkd_config_finish(mkd_config *c, mkd_diag *d);
 /* The default data directory for this user (XDG rules, /var/lib when

@@ -31,29 +31,34 @@ static void test_config(void **st)
     assert_int_equal(c.inline_crypto_max, 16384);
     assert_int_equal(mkd_config_set(&c, "inline_crypto_max", "0", &d), MKD_OK);
     assert_int_equal(c.inline_crypto_max, 0);
-    assert_int_equal(mkd_config_set(&c, "inline_crypto_max", "1048577", &d), MKD_ERR_CONFIG);
-    assert_int_equal(mkd_config_parse(&c, text, sizeof text - 1, "t", &d), MKD_OK);
+    assert_int_equal(mkd_config_set(&c, "inline_crypto_max", "1048577", &d),
+                     MKD_ERR_CONFIG);
+    assert_int_equal(mkd_config_parse(&c, text, sizeof text - 1, "t", &d),
+                     MKD_OK);
     assert_int_equal(c.port, 9000);
     assert_string_equal(c.listen, "::1, 127.0.0.1");
     assert_string_equal(c.key_file, " /a b.pem ");
     assert_true(c.key_file_set);
     assert_int_equal(c.log_level, 3);
     /* Errors name the line and never leave a half-set value. */
-    assert_int_equal(
-        mkd_config_parse(&c, "port = 70000\n", 13, "t", &d), MKD_ERR_CONFIG);
+    assert_int_equal(mkd_config_parse(&c, "port = 70000\n", 13, "t", &d),
+                     MKD_ERR_CONFIG);
     assert_non_null(strstr(d.text, "t:1"));
     assert_int_equal(c.port, 9000);
-    assert_int_equal(
-        mkd_config_parse(&c, "\nprot = 1\n", 10, "t", &d), MKD_ERR_CONFIG);
+    assert_int_equal(mkd_config_parse(&c, "\nprot = 1\n", 10, "t", &d),
+                     MKD_ERR_CONFIG);
     assert_non_null(strstr(d.text, "t:2"));
-    assert_int_equal(mkd_config_parse(&c, "port\n", 5, "t", &d), MKD_ERR_CONFIG);
+    assert_int_equal(mkd_config_parse(&c, "port\n", 5, "t", &d),
+                     MKD_ERR_CONFIG);
+    assert_int_equal(mkd_config_parse(&c, "port = -1\n", 10, "t", &d),
+                     MKD_ERR_CONFIG);
+    assert_int_equal(mkd_config_parse(&c, "port = 1x\n", 10, "t", &d),
+                     MKD_ERR_CONFIG);
     assert_int_equal(
-        mkd_config_parse(&c, "port = -1\n", 10, "t", &d), MKD_ERR_CONFIG);
-    assert_int_equal(
-        mkd_config_parse(&c, "port = 1x\n", 10, "t", &d), MKD_ERR_CONFIG);
-    assert_int_equal(mkd_config_parse(&c, "port = 99999999999999999999\n",
-                                      28, "t", &d), MKD_ERR_CONFIG);
-    assert_int_equal(mkd_config_parse(&c, "log_level = loud\n", 17, "t", &d), MKD_ERR_CONFIG);
+        mkd_config_parse(&c, "port = 99999999999999999999\n", 28, "t", &d),
+        MKD_ERR_CONFIG);
+    assert_int_equal(mkd_config_parse(&c, "log_level = loud\n", 17, "t", &d),
+                     MKD_ERR_CONFIG);
     assert_int_equal(mkd_config_set(&c, "backend", "fastcgi", &d), MKD_OK);
     assert_int_equal(mkd_config_finish(&c, &d), MKD_ERR_CONFIG);
     mkd_config_defaults(&c);

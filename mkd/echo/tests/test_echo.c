@@ -55,9 +55,9 @@ static void test_echo_free_answers(void **st)
         uint8_t *body = malloc(4);
         assert_non_null(body);
         memcpy(body, "ping", 4);
-        assert_int_equal(b->ops->submit(b, &ctx, body, 4, record_done,
-                                        &tokens[i]),
-                         MKD_BACKEND_OK);
+        assert_int_equal(
+            b->ops->submit(b, &ctx, body, 4, record_done, &tokens[i]),
+            MKD_BACKEND_OK);
     }
     b->ops->cancel(b, &tokens[1]);
     assert_int_equal(ans.n, 0);

@@ -33,7 +33,7 @@
 #include "megaki.h"
 
 /* Bytes of a key id in hex, with its NUL. */
-#define KEYS_ID_HEX (2 * MK_KEY_ID_LEN + 1)
+#define KEYS_ID_HEX       (2 * MK_KEY_ID_LEN + 1)
 /* Longest path (or list of paths) taken. */
 #define MKD_KEYS_PATH_MAX 512
 
@@ -44,9 +44,8 @@ MKD_MUST_CHECK int keys_ticket_parse(const uint8_t *buf, size_t len,
                                      const char *origin, mk_ticket_key *keys,
                                      size_t max, size_t *n, mkd_diag *d);
 /* The same, from a file. */
-MKD_MUST_CHECK int keys_ticket_file_read(const char *path,
-                                         mk_ticket_key *keys, size_t max,
-                                         size_t *n, mkd_diag *d);
+MKD_MUST_CHECK int keys_ticket_file_read(const char *path, mk_ticket_key *keys,
+                                         size_t max, size_t *n, mkd_diag *d);
 /* Create the file if missing (one fresh key), or with rotate prepend a
  * fresh key keeping at most keep (1..MK_TICKET_KEYS_MAX) keys. *n_out:
  * keys in the file afterwards. */
@@ -67,7 +66,7 @@ MKD_MUST_CHECK int keys_describe(const char *pem_path, char *out, size_t cap,
 
 /* What a server configuration is built from. */
 typedef struct keys_source {
-    const char *key_files;       /* comma-separated PEM paths */
+    const char *key_files; /* comma-separated PEM paths */
     const char *ticket_key_file;
     uint32_t max_message, max_inflight, ticket_lifetime;
 } keys_source;
@@ -81,7 +80,7 @@ MKD_MUST_CHECK int keys_server_config(const keys_source *src,
 /* Text forms of a DER public key: PEM, and a C array named name. Each
  * returns the bytes written (NUL-terminated), 0 if cap is too small. */
 size_t keys_pem_public(const uint8_t *der, size_t len, char *out, size_t cap);
-size_t keys_c_array(const uint8_t *der, size_t len, const char *name,
-                    char *out, size_t cap);
+size_t keys_c_array(const uint8_t *der, size_t len, const char *name, char *out,
+                    size_t cap);
 
 #endif

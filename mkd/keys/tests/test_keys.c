@@ -35,13 +35,15 @@ static void test_ticket_file(void **st)
     assert_int_equal(keys_ticket_file_update(path, 0, 4, &n, &d), MKD_OK);
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
-    assert_int_equal(keys_ticket_file_read(path, k1, MK_TICKET_KEYS_MAX, &n1, &d), MKD_OK);
+    assert_int_equal(
+        keys_ticket_file_read(path, k1, MK_TICKET_KEYS_MAX, &n1, &d), MKD_OK);
     assert_int_equal(n1, 1);
     /* Create is idempotent; rotate prepends and keeps the old one. */
     assert_int_equal(keys_ticket_file_update(path, 0, 4, &n, &d), MKD_OK);
     for (int i = 0; i < 5; i++)
         assert_int_equal(keys_ticket_file_update(path, 1, 4, &n, &d), MKD_OK);
-    assert_int_equal(keys_ticket_file_read(path, k2, MK_TICKET_KEYS_MAX, &n2, &d), MKD_OK);
+    assert_int_equal(
+        keys_ticket_file_read(path, k2, MK_TICKET_KEYS_MAX, &n2, &d), MKD_OK);
     assert_int_equal(n2, 4);
     assert_memory_not_equal(k2[0].name, k1[0].name, 16);
     /* Malformed files are refused with the line. */
@@ -49,14 +51,16 @@ static void test_ticket_file(void **st)
         FILE *f = fopen(path, "w");
         fputs("# x\n00112233445566778899aabbccddeeff 0011\n", f);
         fclose(f);
-        assert_int_equal(keys_ticket_file_read(path, k2, MK_TICKET_KEYS_MAX,
-                                               &n2, &d), MKD_ERR_TICKET_FILE);
+        assert_int_equal(
+            keys_ticket_file_read(path, k2, MK_TICKET_KEYS_MAX, &n2, &d),
+            MKD_ERR_TICKET_FILE);
         assert_non_null(strstr(d.text, ":2:"));
         f = fopen(path, "w");
         fputs("# only a comment\n", f);
         fclose(f);
-        assert_int_equal(keys_ticket_file_read(path, k2, MK_TICKET_KEYS_MAX,
-                                               &n2, &d), MKD_ERR_TICKET_FILE);
+        assert_int_equal(
+            keys_ticket_file_read(path, k2, MK_TICKET_KEYS_MAX, &n2, &d),
+            MKD_ERR_TICKET_FILE);
     }
     mkd_wipe(k1, sizeof k1);
     mkd_wipe(k2, sizeof k2);

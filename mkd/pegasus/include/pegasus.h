@@ -58,19 +58,19 @@ typedef struct pegasus_config {
      * from MKD's working directory at pegasus_new. The app path is
      * resolved again (realpath) for each worker spawned, so a reload after
      * a symlink swap (current -> release-N) picks up the new release. */
-    const char *php;          /* PHP CLI binary; default "/usr/bin/php" */
-    const char *arcangelo;    /* arcangelo/bin/arcangelo.php */
-    const char *app;          /* the application's PHP file */
+    const char *php;       /* PHP CLI binary; default "/usr/bin/php" */
+    const char *arcangelo; /* arcangelo/bin/arcangelo.php */
+    const char *app;       /* the application's PHP file */
     /* Extra php.ini settings, "key=value", passed as -d; NULL-terminated
      * array or NULL. Extra environment entries ("KEY=value") for workers,
      * NULL-terminated or NULL; workers get only PATH and these. */
     const char *const *php_ini;
     const char *const *env;
 
-    uint32_t workers_min;     /* default 2; at least 1 */
-    uint32_t workers_max;     /* default workers_min (a fixed pool) */
-    uint32_t queue_max;       /* requests waiting for a worker; default 256 */
-    uint32_t queue_timeout_ms;   /* longest wait for a worker; 0 = the
+    uint32_t workers_min;      /* default 2; at least 1 */
+    uint32_t workers_max;      /* default workers_min (a fixed pool) */
+    uint32_t queue_max;        /* requests waiting for a worker; default 256 */
+    uint32_t queue_timeout_ms; /* longest wait for a worker; 0 = the
                                     request timeout */
     uint32_t request_timeout_ms; /* per request, from dispatch; default 30000 */
     uint32_t start_timeout_ms;   /* spawn to HELLO; default 10000 */
@@ -82,15 +82,15 @@ typedef struct pegasus_config {
      * does not recycle together; 0 = none. */
     uint32_t max_requests;
     uint32_t max_lifetime_s;
-    uint32_t max_rss_kib;        /* resident set, from /proc/PID/statm */
-    uint32_t max_message;        /* largest request and response body;
+    uint32_t max_rss_kib; /* resident set, from /proc/PID/statm */
+    uint32_t max_message; /* largest request and response body;
                                     default 1 MiB */
     /* Crash loop: this many workers dying before they are ready within
      * the window stop spawning for the pause. Defaults 5, 10000, 30000. */
     uint32_t crash_loop_failures;
     uint32_t crash_loop_window_ms;
     uint32_t crash_loop_pause_ms;
-    int expose_errors;        /* send exception messages to clients */
+    int expose_errors; /* send exception messages to clients */
     /* Run workers as this user/group (when MKD still runs as root at
      * pegasus_new); -1 keeps MKD's. */
     int64_t uid, gid;

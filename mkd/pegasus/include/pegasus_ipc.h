@@ -36,37 +36,37 @@ enum pegasus_ipc_type {
     PEGASUS_IPC_SHUTDOWN = 0x05   /* D->W: finish up and exit */
 };
 
-#define PEGASUS_IPC_HEADER 5u
+#define PEGASUS_IPC_HEADER   5u
 /* 256 MiB (the largest max_message MKD accepts) plus room for context. */
 #define PEGASUS_IPC_HARD_MAX ((256u << 20) + 1024u)
 /* Bytes a frame may carry beyond the message body itself. */
 #define PEGASUS_IPC_OVERHEAD 1024u
 
-#define PEGASUS_IPC_HELLO_FIXED 8u        /* version, flags, pid */
-#define PEGASUS_IPC_SOFTWARE_MAX 255u     /* HELLO's informational text */
-#define PEGASUS_IPC_CTX_FIXED 40u         /* REQUEST context before addr */
-#define PEGASUS_IPC_ADDR_MAX 45u          /* longest textual IPv6 address */
-#define PEGASUS_IPC_CTX_MAX 1024u         /* ctx_len upper bound */
-#define PEGASUS_IPC_ANSWER_FIXED 9u       /* tag + flags */
-#define PEGASUS_IPC_ERROR_TEXT_MAX 1024u  /* as the protocol's error text */
+#define PEGASUS_IPC_HELLO_FIXED    8u    /* version, flags, pid */
+#define PEGASUS_IPC_SOFTWARE_MAX   255u  /* HELLO's informational text */
+#define PEGASUS_IPC_CTX_FIXED      40u   /* REQUEST context before addr */
+#define PEGASUS_IPC_ADDR_MAX       45u   /* longest textual IPv6 address */
+#define PEGASUS_IPC_CTX_MAX        1024u /* ctx_len upper bound */
+#define PEGASUS_IPC_ANSWER_FIXED   9u    /* tag + flags */
+#define PEGASUS_IPC_ERROR_TEXT_MAX 1024u /* as the protocol's error text */
 
 /* REQUEST context flags. */
-#define PEGASUS_IPC_REQ_EARLY 0x01u
+#define PEGASUS_IPC_REQ_EARLY   0x01u
 /* RESPONSE / APP_ERROR flags. */
 #define PEGASUS_IPC_ANS_EXITING 0x01u /* the worker exits after this frame */
 
 /* Space a REQUEST frame's header and context take at most: what
  * pegasus_ipc_encode_request_head writes before the body. */
-#define PEGASUS_IPC_REQ_HEAD_MAX \
+#define PEGASUS_IPC_REQ_HEAD_MAX                                               \
     (PEGASUS_IPC_HEADER + 2u + PEGASUS_IPC_CTX_FIXED + PEGASUS_IPC_ADDR_MAX)
 
 /* The request context as it travels (docs/WORKER-PROTOCOL.md section 4). */
 typedef struct pegasus_ipc_ctx {
-    uint64_t tag;          /* Pegasus' own id, echoed in the answer */
+    uint64_t tag; /* Pegasus' own id, echoed in the answer */
     uint64_t conn_id;
     uint32_t request_id;
     uint16_t port;
-    uint8_t flags;         /* PEGASUS_IPC_REQ_* */
+    uint8_t flags; /* PEGASUS_IPC_REQ_* */
     uint8_t addr_len;
     uint8_t session_id[16];
     char addr[PEGASUS_IPC_ADDR_MAX + 1]; /* NUL-terminated copy */
@@ -75,8 +75,8 @@ typedef struct pegasus_ipc_ctx {
 /* One decoded frame. Pointers borrow from the parsed buffer. */
 typedef struct pegasus_ipc_frame {
     uint8_t type;
-    uint32_t len;            /* body length */
-    const uint8_t *body;     /* the whole body */
+    uint32_t len;        /* body length */
+    const uint8_t *body; /* the whole body */
     /* HELLO */
     uint16_t version;
     uint32_t pid;

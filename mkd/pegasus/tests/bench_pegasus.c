@@ -94,10 +94,11 @@ static void warm(uv_timer_t *t)
 int main(int argc, char **argv)
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned workers = argc > 1 ? (unsigned)atoi(argv[1])
-                                : (unsigned)(ncpu > 0 ? ncpu : 2);
+    unsigned workers =
+        argc > 1 ? (unsigned)atoi(argv[1]) : (unsigned)(ncpu > 0 ? ncpu : 2);
     double seconds = argc > 2 ? atof(argv[2]) : 3.0;
-    const char *app = argc > 3 ? argv[3] : PEGASUS_TEST_ROOT "/apps/hello/app.php";
+    const char *app =
+        argc > 3 ? argv[3] : PEGASUS_TEST_ROOT "/apps/hello/app.php";
     static const unsigned conc[] = {1, 8, 32};
     pegasus_config cfg;
     mkd_diag d;
@@ -148,7 +149,8 @@ int main(int argc, char **argv)
         (void)uv_run(&loop, UV_RUN_DEFAULT);
         qsort(lat, nlat, sizeof *lat, cmp_u64);
         printf("%-12u %12.0f %10.1f %10.1f %8llu\n", conc[k],
-               (double)done_at_stop / el, nlat ? (double)lat[nlat / 2] / 1e3 : 0.0,
+               (double)done_at_stop / el,
+               nlat ? (double)lat[nlat / 2] / 1e3 : 0.0,
                nlat ? (double)lat[nlat * 99 / 100] / 1e3 : 0.0,
                (unsigned long long)errors);
         free(cs);

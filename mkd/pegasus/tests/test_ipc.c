@@ -118,8 +118,8 @@ static size_t reencode(const pegasus_ipc_frame *f, uint8_t *out, size_t cap)
         break;
     case PEGASUS_IPC_RESPONSE:
     case PEGASUS_IPC_APP_ERROR:
-        n = pegasus_ipc_encode_answer_head(out, cap, f->type, f->tag,
-                                           f->flags, f->data_len);
+        n = pegasus_ipc_encode_answer_head(out, cap, f->type, f->tag, f->flags,
+                                           f->data_len);
         break;
     case PEGASUS_IPC_SHUTDOWN:
         return pegasus_ipc_encode_shutdown(out, cap);
@@ -149,8 +149,8 @@ static void test_vectors(void **state)
         int want = expect_code(v[i].expect);
         int got = pegasus_ipc_parse(v[i].bytes, v[i].len, 0, &f, &used);
         if (got != want)
-            fail_msg("%s: got %s, want %s", v[i].name,
-                     mkd_strerror(got), v[i].expect);
+            fail_msg("%s: got %s, want %s", v[i].name, mkd_strerror(got),
+                     v[i].expect);
         if (got == MKD_OK) {
             assert_int_equal(used, v[i].len);
             if (strcmp(v[i].expect, "ok") == 0) {
@@ -176,8 +176,8 @@ static void test_fields(void **state)
         pegasus_ipc_frame f;
         size_t used;
         if (strcmp(v[i].name, "request_v4_early") == 0) {
-            assert_int_equal(pegasus_ipc_parse(v[i].bytes, v[i].len, 0, &f,
-                                               &used), MKD_OK);
+            assert_int_equal(
+                pegasus_ipc_parse(v[i].bytes, v[i].len, 0, &f, &used), MKD_OK);
             assert_int_equal(f.type, PEGASUS_IPC_REQUEST);
             assert_true(f.ctx.tag == 0x0102030405060708ull);
             assert_int_equal(f.ctx.conn_id, 99);
@@ -190,22 +190,22 @@ static void test_fields(void **state)
             assert_memory_equal(f.data, "hello", 5);
             seen++;
         } else if (strcmp(v[i].name, "request_ctx_ext") == 0) {
-            assert_int_equal(pegasus_ipc_parse(v[i].bytes, v[i].len, 0, &f,
-                                               &used), MKD_OK);
+            assert_int_equal(
+                pegasus_ipc_parse(v[i].bytes, v[i].len, 0, &f, &used), MKD_OK);
             assert_string_equal(f.ctx.addr, "10.0.0.1");
             assert_int_equal(f.data_len, 4);
             assert_memory_equal(f.data, "body", 4);
             seen++;
         } else if (strcmp(v[i].name, "hello_v1") == 0) {
-            assert_int_equal(pegasus_ipc_parse(v[i].bytes, v[i].len, 0, &f,
-                                               &used), MKD_OK);
+            assert_int_equal(
+                pegasus_ipc_parse(v[i].bytes, v[i].len, 0, &f, &used), MKD_OK);
             assert_int_equal(f.version, 1);
             assert_int_equal(f.pid, 12345);
             assert_int_equal(f.data_len, strlen("arcangelo/1 php/8.2"));
             seen++;
         } else if (strcmp(v[i].name, "response_exiting_empty") == 0) {
-            assert_int_equal(pegasus_ipc_parse(v[i].bytes, v[i].len, 0, &f,
-                                               &used), MKD_OK);
+            assert_int_equal(
+                pegasus_ipc_parse(v[i].bytes, v[i].len, 0, &f, &used), MKD_OK);
             assert_int_equal(f.flags, PEGASUS_IPC_ANS_EXITING);
             assert_int_equal(f.tag, 9);
             assert_int_equal(f.data_len, 0);
@@ -250,33 +250,29 @@ static void test_limits_and_concat(void **state)
     pegasus_ipc_frame f;
 
     (void)state;
-    a = pegasus_ipc_encode_answer_head(buf, sizeof buf, PEGASUS_IPC_RESPONSE,
-                                       1, 0, 100);
+    a = pegasus_ipc_encode_answer_head(buf, sizeof buf, PEGASUS_IPC_RESPONSE, 1,
+                                       0, 100);
     assert_int_equal(a, PEGASUS_IPC_HEADER + PEGASUS_IPC_ANSWER_FIXED);
     /* The limit applies to the length field, from the header alone. */
     assert_int_equal(pegasus_ipc_parse(buf, a, 108, &f, &used),
                      MKD_ERR_FRAME_TOO_LARGE);
-    assert_int_equal(pegasus_ipc_parse(buf, a, 109, &f, &used),
-                     MKD_WANT_MORE);
+    assert_int_equal(pegasus_ipc_parse(buf, a, 109, &f, &used), MKD_WANT_MORE);
     assert_int_equal(used, a + 100);
 
     /* Two frames back to back: the first is consumed alone. */
     a = pegasus_ipc_encode_shutdown(buf, sizeof buf);
     b = pegasus_ipc_encode_hello(buf + a, sizeof buf - a, 1, 77, "x");
     assert_true(a == 5 && b == 14);
-    assert_int_equal(pegasus_ipc_parse(buf, a + b, 0, &f, &used),
-                     MKD_OK);
+    assert_int_equal(pegasus_ipc_parse(buf, a + b, 0, &f, &used), MKD_OK);
     assert_int_equal(f.type, PEGASUS_IPC_SHUTDOWN);
     assert_int_equal(used, a);
-    assert_int_equal(pegasus_ipc_parse(buf + used, a + b - used, 0, &f,
-                                       &used), MKD_OK);
+    assert_int_equal(pegasus_ipc_parse(buf + used, a + b - used, 0, &f, &used),
+                     MKD_OK);
     assert_int_equal(f.type, PEGASUS_IPC_HELLO);
     assert_int_equal(f.pid, 77);
 
-    assert_int_equal(pegasus_ipc_parse(NULL, 0, 0, &f, &used),
-                     MKD_WANT_MORE);
-    assert_int_equal(pegasus_ipc_parse(buf, 5, 0, NULL, &used),
-                     MKD_ERR_ARG);
+    assert_int_equal(pegasus_ipc_parse(NULL, 0, 0, &f, &used), MKD_WANT_MORE);
+    assert_int_equal(pegasus_ipc_parse(buf, 5, 0, NULL, &used), MKD_ERR_ARG);
 }
 
 static void test_encoder_checks(void **state)
@@ -292,8 +288,8 @@ static void test_encoder_checks(void **state)
     /* The longest head fits the documented bound exactly. */
     assert_int_equal(pegasus_ipc_encode_request_head(buf, sizeof buf, &c, 0),
                      PEGASUS_IPC_REQ_HEAD_MAX);
-    assert_int_equal(pegasus_ipc_encode_request_head(buf, sizeof buf - 1, &c,
-                                                     0), 0);
+    assert_int_equal(
+        pegasus_ipc_encode_request_head(buf, sizeof buf - 1, &c, 0), 0);
     c.addr_len = PEGASUS_IPC_ADDR_MAX + 1;
     assert_int_equal(pegasus_ipc_encode_request_head(buf, sizeof buf, &c, 0),
                      0);
@@ -306,15 +302,19 @@ static void test_encoder_checks(void **state)
     assert_int_equal(pegasus_ipc_encode_request_head(buf, sizeof buf, &c, 0),
                      0);
     c.flags = 0;
-    assert_int_equal(pegasus_ipc_encode_request_head(
-                         buf, sizeof buf, &c, PEGASUS_IPC_HARD_MAX), 0);
+    assert_int_equal(pegasus_ipc_encode_request_head(buf, sizeof buf, &c,
+                                                     PEGASUS_IPC_HARD_MAX),
+                     0);
+    assert_int_equal(
+        pegasus_ipc_encode_answer_head(buf, sizeof buf, PEGASUS_IPC_APP_ERROR,
+                                       1, 0, PEGASUS_IPC_ERROR_TEXT_MAX + 1),
+        0);
+    assert_int_equal(pegasus_ipc_encode_answer_head(buf, sizeof buf,
+                                                    PEGASUS_IPC_HELLO, 1, 0, 0),
+                     0);
     assert_int_equal(pegasus_ipc_encode_answer_head(
-                         buf, sizeof buf, PEGASUS_IPC_APP_ERROR, 1, 0,
-                         PEGASUS_IPC_ERROR_TEXT_MAX + 1), 0);
-    assert_int_equal(pegasus_ipc_encode_answer_head(
-                         buf, sizeof buf, PEGASUS_IPC_HELLO, 1, 0, 0), 0);
-    assert_int_equal(pegasus_ipc_encode_answer_head(
-                         buf, sizeof buf, PEGASUS_IPC_RESPONSE, 1, 2, 0), 0);
+                         buf, sizeof buf, PEGASUS_IPC_RESPONSE, 1, 2, 0),
+                     0);
     memset(sw, 'x', sizeof sw - 1);
     sw[sizeof sw - 1] = '\0';
     assert_int_equal(pegasus_ipc_encode_hello(buf, sizeof buf, 1, 1, sw), 0);

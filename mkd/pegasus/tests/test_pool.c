@@ -29,8 +29,8 @@
 #include "pegasus.h"
 #include "testlib.h"
 
-#define ROOT PEGASUS_TEST_ROOT
-#define APPS ROOT "/arcangelo/tests/apps"
+#define ROOT      PEGASUS_TEST_ROOT
+#define APPS      ROOT "/arcangelo/tests/apps"
 #define ARCANGELO ROOT "/arcangelo/bin/arcangelo.php"
 
 /* ------------------------------------------------------------------ */
@@ -38,7 +38,7 @@
 
 typedef struct ans ans;
 struct ans {
-    int count;            /* answers received: must end at exactly 1 */
+    int count; /* answers received: must end at exactly 1 */
     unsigned status;
     uint8_t *body;
     size_t len;
@@ -207,7 +207,8 @@ static size_t pids(const char *state, int *out, size_t cap)
         if (sscanf(l, "pegasus.w%d pid %d state %31s", &slot, &pid, st) == 3 &&
             pid > 0 && strcmp(st, "empty") != 0 &&
             (state == NULL ? strcmp(st, "stopping") != 0
-                           : strcmp(st, state) == 0) && n < cap)
+                           : strcmp(st, state) == 0) &&
+            n < cap)
             out[n++] = pid;
         l = strchr(l, '\n');
         if (l != NULL)
@@ -421,10 +422,11 @@ static void test_context_and_echo(void **state)
     run_until(p_answered, &a, 5000, "ctx");
     assert_int_equal(a.status, 0);
     {
-        const char *want = "{\"request_id\":17,\"connection_id\":4242,"
-                           "\"client_address\":\"2001:db8::7\",\"client_port\":"
-                           "5555,\"session_id\":\"a0a1a2a3a4a5a6a7a8a9aaabacadae"
-                           "af\",\"early\":true,\"worker_id\":";
+        const char *want =
+            "{\"request_id\":17,\"connection_id\":4242,"
+            "\"client_address\":\"2001:db8::7\",\"client_port\":"
+            "5555,\"session_id\":\"a0a1a2a3a4a5a6a7a8a9aaabacadae"
+            "af\",\"early\":true,\"worker_id\":";
         assert_true(strncmp((char *)a.body, want, strlen(want)) == 0);
     }
     assert_int_equal(submit(&a, "mixed"), 0);
@@ -523,7 +525,7 @@ static void test_cancel_and_status(void **state)
     (void)state;
     cfg.workers_min = 1;
     start_pool();
-    assert_int_equal(submit(&a, "sleep:300"), 0);  /* runs */
+    assert_int_equal(submit(&a, "sleep:300"), 0);   /* runs */
     assert_int_equal(submit(&b, "echo:queued"), 0); /* waits */
     B->ops->cancel(B, &a);
     B->ops->cancel(B, &b);
@@ -688,8 +690,8 @@ static void test_fake_workers(void **state)
                                     {"FAKE_MODE=oversize", NULL},
                                     {"FAKE_MODE=garbage", NULL},
                                     {"FAKE_MODE=double", NULL}};
-    static const unsigned want[] = {MKD_BACKEND_INTERNAL, MKD_BACKEND_APPLICATION,
-                                    MKD_BACKEND_INTERNAL, 0};
+    static const unsigned want[] = {
+        MKD_BACKEND_INTERNAL, MKD_BACKEND_APPLICATION, MKD_BACKEND_INTERNAL, 0};
     ans a = {0};
     mkd_diag d;
 
@@ -1071,7 +1073,8 @@ static void test_lifetime(void **state)
     cfg.idle_timeout_ms = 200; /* a faster supervision tick */
     start_pool();
     assert_int_equal(pids("idle", before, 4), 1);
-    run_until(p_replaced, &before[0], 10000, "a worker past its lifetime "
+    run_until(p_replaced, &before[0], 10000,
+              "a worker past its lifetime "
               "replaced");
     assert_true(sval("backend.recycled") >= 1);
 }
@@ -1091,7 +1094,7 @@ static void test_grow_shrink(void **state)
     for (int i = 0; i < 4; i++)
         assert_int_equal(a[i].status, 0);
     assert_true(sval("backend.spawned") == 3); /* grew to the maximum */
-    wait_idle(1, 10000);                        /* and shrank back */
+    wait_idle(1, 10000);                       /* and shrank back */
     for (int i = 0; i < 4; i++)
         ans_reset(&a[i]);
 }
@@ -1100,12 +1103,11 @@ static void test_grow_shrink(void **state)
 /* Load: clients that send their next request when answered            */
 
 typedef struct client {
-    ans a;             /* first: the token */
+    ans a; /* first: the token */
     int id, sent, ok, failed, refused;
     int total;
     char expect[64];
 } client;
-
 
 static int load_running;
 
@@ -1198,7 +1200,8 @@ static int p_one_generation(void *arg)
         unsigned g;
         char st[32];
         if (sscanf(l, "pegasus.w%d pid %d state %31s gen %u", &slot, &pid, st,
-                   &g) == 4 && strcmp(st, "stopping") != 0 && (long)g != gen)
+                   &g) == 4 &&
+            strcmp(st, "stopping") != 0 && (long)g != gen)
             return 0;
         l = strchr(l, '\n');
         if (l != NULL)
@@ -1339,22 +1342,31 @@ static void test_free_answers_outstanding(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest basic[] = {
-        T(test_hello_world), T(test_context_and_echo), T(test_big),
+        T(test_hello_world),   T(test_context_and_echo),  T(test_big),
         T(test_output_to_log), T(test_cancel_and_status), T(test_bad_config),
     };
     const struct CMUnitTest faults[] = {
-        T(test_sigkill_mid_request), T(test_timeout), T(test_throw),
-        T(test_exit_fatal_selfkill), T(test_fake_workers),
-        T(test_start_failures), T(test_crash_loop),
+        T(test_sigkill_mid_request),
+        T(test_timeout),
+        T(test_throw),
+        T(test_exit_fatal_selfkill),
+        T(test_fake_workers),
+        T(test_start_failures),
+        T(test_crash_loop),
     };
     const struct CMUnitTest limits[] = {
-        T(test_queue_full), T(test_queue_timeout),
-        T(test_max_requests_staggered), T(test_recycle_cap_burst),
-        T(test_recycle_cap_hello_and_answer), T(test_memory_recycle),
-        T(test_lifetime), T(test_grow_shrink),
+        T(test_queue_full),
+        T(test_queue_timeout),
+        T(test_max_requests_staggered),
+        T(test_recycle_cap_burst),
+        T(test_recycle_cap_hello_and_answer),
+        T(test_memory_recycle),
+        T(test_lifetime),
+        T(test_grow_shrink),
     };
     const struct CMUnitTest lifecycle[] = {
-        T(test_reload_under_load), T(test_drain_under_load),
+        T(test_reload_under_load),
+        T(test_drain_under_load),
         T(test_free_answers_outstanding),
     };
     const struct CMUnitTest load[] = {
@@ -1370,10 +1382,10 @@ int main(int argc, char **argv)
         cmocka_set_test_filter(getenv("PEGASUS_TEST_FILTER"));
     mkd_log_set_level(getenv("PEGASUS_TEST_DEBUG") ? MKD_LOG_DEBUG
                                                    : MKD_LOG_INFO);
-#define GROUP(name)                                                  \
-    if (strcmp(g, #name) == 0 || strcmp(g, "all") == 0) {            \
-        any = 1;                                                     \
-        fails += cmocka_run_group_tests_name(#name, name, NULL, NULL); \
+#define GROUP(name)                                                            \
+    if (strcmp(g, #name) == 0 || strcmp(g, "all") == 0) {                      \
+        any = 1;                                                               \
+        fails += cmocka_run_group_tests_name(#name, name, NULL, NULL);         \
     }
     GROUP(basic)
     GROUP(faults)

@@ -63,21 +63,21 @@ typedef struct yami_request {
 } yami_request;
 
 typedef struct yami_result {
-    uint8_t *out;          /* wire bytes to write, in order (malloc'd) */
+    uint8_t *out; /* wire bytes to write, in order (malloc'd) */
     size_t out_len, out_cap;
     yami_request *requests; /* completed requests, in arrival order */
-    int err;               /* first mk_err the session failed with, or 0 */
-    int internal;          /* the failure was ours (memory), not the peer's */
-    int established;       /* the handshake completed in this job */
+    int err;                /* first mk_err the session failed with, or 0 */
+    int internal;           /* the failure was ours (memory), not the peer's */
+    int established;        /* the handshake completed in this job */
     int resumed;
-    int hello_retry;       /* a HELLO_RETRY went out */
-    unsigned hellos;       /* CLIENT_HELLO units handled */
-    int peer_closed;       /* the peer's close record arrived */
-    int close_sent;        /* our close record was sealed */
-    unsigned responses;    /* responses and error records sealed */
-    unsigned aborted;      /* requests refused for the buffer cap */
+    int hello_retry;    /* a HELLO_RETRY went out */
+    unsigned hellos;    /* CLIENT_HELLO units handled */
+    int peer_closed;    /* the peer's close record arrived */
+    int close_sent;     /* our close record was sealed */
+    unsigned responses; /* responses and error records sealed */
+    unsigned aborted;   /* requests refused for the buffer cap */
     uint8_t session_id[MK_SESSION_ID_LEN];
-    int ran_inline;        /* ran on the loop thread inside yami_kick() */
+    int ran_inline; /* ran on the loop thread inside yami_kick() */
 } yami_result;
 
 /* The owner's callback for each result (owner as given to yami_conn_new).

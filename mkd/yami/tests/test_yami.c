@@ -35,9 +35,8 @@ static mk_server_config *server_config(uint32_t max_inflight)
     assert_int_equal(mk_server_config_add_key(sc, k), MK_OK);
     memset(&tk, 7, sizeof tk);
     assert_int_equal(mk_server_config_set_ticket_keys(sc, &tk, 1), MK_OK);
-    assert_int_equal(mk_server_config_set_limits(sc, 1u << 20, max_inflight,
-                                                 3600),
-                     MK_OK);
+    assert_int_equal(
+        mk_server_config_set_limits(sc, 1u << 20, max_inflight, 3600), MK_OK);
     return sc;
 }
 
@@ -66,8 +65,8 @@ static yami_op *op(int type, uint32_t id, const uint8_t *p, size_t len)
 }
 
 /* Hand every unit in out[0..n) to the client session; collect data. */
-static void client_take(mk_session *c, const uint8_t *p, size_t n,
-                        uint8_t *got, size_t *got_len, int *ecode)
+static void client_take(mk_session *c, const uint8_t *p, size_t n, uint8_t *got,
+                        size_t *got_len, int *ecode)
 {
     uint8_t *out = malloc(MK_HANDLE_OUT_LEN);
     size_t off = 0;
@@ -76,9 +75,9 @@ static void client_take(mk_session *c, const uint8_t *p, size_t n,
         size_t ulen = 0;
         mk_event ev;
         assert_int_equal(mk_frame_check(p + off, n - off, &ulen), MK_OK);
-        assert_int_equal(mk_session_handle(c, p + off, ulen, out,
-                                           MK_HANDLE_OUT_LEN, &ev),
-                         MK_OK);
+        assert_int_equal(
+            mk_session_handle(c, p + off, ulen, out, MK_HANDLE_OUT_LEN, &ev),
+            MK_OK);
         if (ev.type == MK_EV_DATA && got) {
             memcpy(got + *got_len, out, ev.len);
             *got_len += ev.len;
@@ -107,8 +106,7 @@ static void test_yami_run(void **st)
 
     assert_int_equal(mk_session_new_client(&c, cc, NULL, 0), MK_OK);
     assert_int_equal(yami_new(NULL, 0, 0, &pool), MKD_OK);
-    assert_int_equal(yami_conn_new(pool, sc, 100000, NULL, NULL, &y),
-                     MKD_OK);
+    assert_int_equal(yami_conn_new(pool, sc, 100000, NULL, NULL, &y), MKD_OK);
 
     /* The hello: a SERVER_HELLO comes out, the session is established. */
     assert_int_equal(mk_client_hello(c, hello, sizeof hello, &n), MK_OK);
@@ -132,8 +130,8 @@ static void test_yami_run(void **st)
         big[i] = (uint8_t)(i * 7);
     assert_int_equal(mk_seal_message(c, 1, big, 40000, wire, 200000, &wn),
                      MK_OK);
-    assert_int_equal(mk_seal_message(c, 2, (const uint8_t *)"hi", 2,
-                                     wire + wn, 200000 - wn, &n),
+    assert_int_equal(mk_seal_message(c, 2, (const uint8_t *)"hi", 2, wire + wn,
+                                     200000 - wn, &n),
                      MK_OK);
     wn += n;
     memset(&res, 0, sizeof res);
@@ -169,8 +167,7 @@ static void test_yami_run(void **st)
      * the session goes on. */
     {
         uint8_t *huge = calloc(1, 150000);
-        assert_int_equal(mk_seal_message(c, 3, huge, 150000, wire, 200000,
-                                         &wn),
+        assert_int_equal(mk_seal_message(c, 3, huge, 150000, wire, 200000, &wn),
                          MK_OK);
         free(huge);
     }
@@ -187,9 +184,9 @@ static void test_yami_run(void **st)
     yami__result_free(&res);
 
     /* A tampered record: the session fails, nothing comes out. */
-    assert_int_equal(mk_seal_message(c, 4, (const uint8_t *)"x", 1, wire,
-                                     200000, &wn),
-                     MK_OK);
+    assert_int_equal(
+        mk_seal_message(c, 4, (const uint8_t *)"x", 1, wire, 200000, &wn),
+        MK_OK);
     wire[wn - 1] ^= 1;
     memset(&res, 0, sizeof res);
     o = op(YAMI_OP_UNITS, 0, wire, wn);
@@ -226,8 +223,8 @@ typedef struct inl_ctx {
     uint8_t *wire;
     size_t wire_len, wire_cap;
     unsigned results, inline_results, errors;
-    int in_inline;         /* inside on_result for an inline result */
-    int drop_after_echo;   /* drop the queue after queueing the answers */
+    int in_inline;       /* inside on_result for an inline result */
+    int drop_after_echo; /* drop the queue after queueing the answers */
 } inl_ctx;
 
 static void inl_on_result(void *owner, yami_result *res)
@@ -297,9 +294,8 @@ static size_t inl_client_take(inl_ctx *t, mk_session *c, uint32_t *order,
     while (off < t->wire_len) {
         size_t ulen = 0;
         mk_event ev;
-        assert_int_equal(mk_frame_check(t->wire + off, t->wire_len - off,
-                                        &ulen),
-                         MK_OK);
+        assert_int_equal(
+            mk_frame_check(t->wire + off, t->wire_len - off, &ulen), MK_OK);
         /* Records sealed out of order would fail here: the sequence
          * numbers are implicit in the MAC. */
         assert_int_equal(mk_session_handle(c, t->wire + off, ulen, out,
@@ -309,8 +305,8 @@ static size_t inl_client_take(inl_ctx *t, mk_session *c, uint32_t *order,
         if (ev.type != MK_EV_DATA)
             continue;
         assert_true(ev.request_id < 128);
-        got[ev.request_id] = realloc(got[ev.request_id],
-                                     glen[ev.request_id] + ev.len + 1);
+        got[ev.request_id] =
+            realloc(got[ev.request_id], glen[ev.request_id] + ev.len + 1);
         memcpy(got[ev.request_id] + glen[ev.request_id], out, ev.len);
         glen[ev.request_id] += ev.len;
         if (!ev.final)
@@ -346,9 +342,9 @@ static void inl_send(inl_ctx *t, mk_session *c, uint32_t id)
     assert_non_null(w);
     for (size_t j = 0; j < len; j++)
         body[j] = (uint8_t)(id + j);
-    assert_int_equal(mk_seal_message(c, id, body, len, w,
-                                     mk_message_wire_len(len), &n),
-                     MK_OK);
+    assert_int_equal(
+        mk_seal_message(c, id, body, len, w, mk_message_wire_len(len), &n),
+        MK_OK);
     assert_int_equal(yami_queue_units(t->y, w, n), MKD_OK);
     free(body);
     free(w);
@@ -370,9 +366,8 @@ static void test_yami_inline(void **st)
     assert_int_equal(uv_loop_init(&t.loop), 0);
     assert_int_equal(mk_session_new_client(&c, cc, NULL, 0), MK_OK);
     assert_int_equal(yami_new(&t.loop, 0, 16384, &t.pool), MKD_OK);
-    assert_int_equal(yami_conn_new(t.pool, sc, 1u << 20, inl_on_result, &t,
-                                   &t.y),
-                     MKD_OK);
+    assert_int_equal(
+        yami_conn_new(t.pool, sc, 1u << 20, inl_on_result, &t, &t.y), MKD_OK);
 
     /* The hello always goes to the pool, however small. */
     assert_int_equal(mk_client_hello(c, hello, sizeof hello, &n), MK_OK);
@@ -493,8 +488,7 @@ static void test_yami_inline(void **st)
     {
         mk_session *c2 = NULL;
         assert_int_equal(mk_session_new_client(&c2, cc, NULL, 0), MK_OK);
-        assert_int_equal(mk_client_hello(c2, hello, sizeof hello, &n),
-                         MK_OK);
+        assert_int_equal(mk_client_hello(c2, hello, sizeof hello, &n), MK_OK);
         mk_session_free(c2);
     }
     assert_int_equal(yami_queue_units(t.y, hello, n), MKD_OK);

@@ -35,14 +35,14 @@ typedef struct yugi_limits {
     uint32_t max_pending_per_address; /* connections not yet established */
     uint32_t handshake_rate;          /* full handshakes/s per address */
     uint32_t handshake_burst;
-    uint32_t retry_after_ms;          /* what a refused client is told */
+    uint32_t retry_after_ms; /* what a refused client is told */
     uint32_t handshake_timeout_ms;
     uint32_t idle_timeout_ms;
-    uint32_t unit_timeout_ms;         /* a unit half received */
-    uint32_t write_timeout_ms;        /* a write without progress */
+    uint32_t unit_timeout_ms;  /* a unit half received */
+    uint32_t write_timeout_ms; /* a write without progress */
     uint32_t shutdown_timeout_ms;
-    uint32_t conn_buffer_max;         /* request bytes being reassembled */
-    uint32_t write_high_water;        /* stop reading above this */
+    uint32_t conn_buffer_max;  /* request bytes being reassembled */
+    uint32_t write_high_water; /* stop reading above this */
 } yugi_limits;
 
 /* Fixed for the server's life. */
@@ -55,16 +55,16 @@ typedef struct yugi_config {
 
 /* Why a connection ended: counted in the status view. */
 enum yugi_close_reason {
-    YUGI_CR_DONE = 0,      /* clean close (close records) */
-    YUGI_CR_EOF,           /* peer hung up without a close record */
-    YUGI_CR_IO,            /* socket error */
-    YUGI_CR_PROTO,         /* peer broke the protocol */
-    YUGI_CR_TO_HANDSHAKE,  /* handshake deadline */
+    YUGI_CR_DONE = 0,     /* clean close (close records) */
+    YUGI_CR_EOF,          /* peer hung up without a close record */
+    YUGI_CR_IO,           /* socket error */
+    YUGI_CR_PROTO,        /* peer broke the protocol */
+    YUGI_CR_TO_HANDSHAKE, /* handshake deadline */
     YUGI_CR_TO_IDLE,
-    YUGI_CR_TO_UNIT,       /* half-received unit (slowloris) */
-    YUGI_CR_TO_WRITE,      /* peer stopped reading */
-    YUGI_CR_REFUSED,       /* limits: told to retry later */
-    YUGI_CR_INTERNAL,      /* our failure (memory) */
+    YUGI_CR_TO_UNIT,  /* half-received unit (slowloris) */
+    YUGI_CR_TO_WRITE, /* peer stopped reading */
+    YUGI_CR_REFUSED,  /* limits: told to retry later */
+    YUGI_CR_INTERNAL, /* our failure (memory) */
     YUGI_CR_SHUTDOWN,
     YUGI_CR_COUNT
 };
@@ -72,7 +72,7 @@ enum yugi_close_reason {
 /* The reason's name in the status view ("timeout_idle"). */
 const char *yugi_close_reason_key(int reason);
 
-#define YUGI_ERR_SLOTS 100 /* mk_err codes counted by value below this */
+#define YUGI_ERR_SLOTS   100 /* mk_err codes counted by value below this */
 #define YUGI_RATE_WINDOW 10
 
 /* Counters since start, and gauges read when yugi_server_stats ran. */
@@ -83,8 +83,8 @@ typedef struct yugi_stats {
     size_t connections, refusing, addresses;
     unsigned handshakes_in_progress;
     uint32_t max_connections;
-    uint64_t full_last_s, resumed_last_s;  /* handshakes in the last 1 s */
-    uint64_t full_window, resumed_window;  /* ... in the last 10 s */
+    uint64_t full_last_s, resumed_last_s; /* handshakes in the last 1 s */
+    uint64_t full_window, resumed_window; /* ... in the last 10 s */
     /* counters */
     uint64_t accepted, closed, accept_errors;
     uint64_t refused_connections, refused_pending, refused_handshakes,
@@ -124,8 +124,8 @@ void yugi_server_reload(yugi_server *srv, const yugi_limits *limits,
  * the backend now (a second signal, a start that failed). Then close
  * every handle and call done(arg), once. A later call can only turn a
  * graceful shutdown into an immediate one; its done and arg are ignored. */
-void yugi_server_shutdown(yugi_server *srv, int graceful,
-                          void (*done)(void *), void *arg);
+void yugi_server_shutdown(yugi_server *srv, int graceful, void (*done)(void *),
+                          void *arg);
 /* After the loop has ended: release the memory. NULL: nothing. */
 void yugi_server_free(yugi_server *srv);
 

@@ -64,9 +64,9 @@ static void test_framer(void **st)
         memset(&us, 0, sizeof us);
         for (size_t off = 0; off < n; off += step) {
             size_t k = n - off < step ? n - off : step;
-            assert_int_equal(yugi__framer_feed(&f, stream + off, k,
-                                               count_unit, &us, &bad),
-                             MKD_OK);
+            assert_int_equal(
+                yugi__framer_feed(&f, stream + off, k, count_unit, &us, &bad),
+                MKD_OK);
         }
         assert_int_equal(us.n, 50);
         assert_int_equal(us.total, n);
@@ -79,11 +79,11 @@ static void test_framer(void **st)
     memset(&f, 0, sizeof f);
     memset(&us, 0, sizeof us);
     {
-        uint8_t h[6] = {MK_UNIT_CLIENT_HELLO, 0, (uint8_t)(MK_UNIT_MAX_BODY >> 8),
-                        (uint8_t)MK_UNIT_MAX_BODY, 'M', 'G'};
-        assert_int_equal(yugi__framer_feed(&f, h, sizeof h, count_unit, &us,
-                                           &bad),
-                         MKD_OK);
+        uint8_t h[6] = {
+            MK_UNIT_CLIENT_HELLO,      0,   (uint8_t)(MK_UNIT_MAX_BODY >> 8),
+            (uint8_t)MK_UNIT_MAX_BODY, 'M', 'G'};
+        assert_int_equal(
+            yugi__framer_feed(&f, h, sizeof h, count_unit, &us, &bad), MKD_OK);
         assert_true(yugi__framer_partial(&f));
         assert_true(f.cap <= 64);
         assert_int_equal(f.need, MK_UNIT_MAX);
@@ -95,21 +95,18 @@ static void test_framer(void **st)
         static const uint8_t bad2[] = {MK_UNIT_DATA, 0, 0xFF, 0xFF};
         static const uint8_t bad3[] = {MK_UNIT_ALERT, 0, 0, 9};
         memset(&f, 0, sizeof f);
-        assert_int_equal(yugi__framer_feed(&f, bad1, 1, count_unit, &us,
-                                           &bad),
+        assert_int_equal(yugi__framer_feed(&f, bad1, 1, count_unit, &us, &bad),
                          MKD_ERR_BAD_UNIT);
         assert_int_equal(bad, MK_ERR_BAD_UNIT_TYPE);
         yugi__framer_free(&f);
-        assert_int_equal(yugi__framer_feed(&f, bad2, 3, count_unit, &us,
-                                           &bad),
+        assert_int_equal(yugi__framer_feed(&f, bad2, 3, count_unit, &us, &bad),
                          MKD_OK);
-        assert_int_equal(yugi__framer_feed(&f, bad2 + 3, 1, count_unit, &us,
-                                           &bad),
-                         MKD_ERR_BAD_UNIT);
+        assert_int_equal(
+            yugi__framer_feed(&f, bad2 + 3, 1, count_unit, &us, &bad),
+            MKD_ERR_BAD_UNIT);
         assert_int_equal(bad, MK_ERR_BAD_LENGTH);
         yugi__framer_free(&f);
-        assert_int_equal(yugi__framer_feed(&f, bad3, 4, count_unit, &us,
-                                           &bad),
+        assert_int_equal(yugi__framer_feed(&f, bad3, 4, count_unit, &us, &bad),
                          MKD_ERR_BAD_UNIT);
         assert_int_equal(bad, MK_ERR_BAD_LENGTH);
         yugi__framer_free(&f);
@@ -120,9 +117,9 @@ static void test_framer(void **st)
         memset(&f, 0, sizeof f);
         memset(&us, 0, sizeof us);
         us.stop_after = 2;
-        assert_int_equal(yugi__framer_feed(&f, stream, n, count_unit, &us,
-                                           &bad),
-                         MKD_STOPPED);
+        assert_int_equal(
+            yugi__framer_feed(&f, stream, n, count_unit, &us, &bad),
+            MKD_STOPPED);
         assert_int_equal(us.n, 2);
         yugi__framer_free(&f);
     }
@@ -196,13 +193,11 @@ static void test_refusals(void **st)
                         "server shutting down");
     assert_string_equal(yugi__refusal_text(MKD_BACKEND_INTERNAL),
                         "internal error");
-    assert_string_equal(yugi__refusal_text((mkd_backend_status)99),
-                        "unknown");
+    assert_string_equal(yugi__refusal_text((mkd_backend_status)99), "unknown");
     assert_int_equal(yugi__ecode(MKD_BACKEND_APPLICATION),
                      MK_ECODE_APPLICATION);
     assert_int_equal(yugi__ecode(MKD_BACKEND_TIMEOUT), MK_ECODE_TIMEOUT);
-    assert_int_equal(yugi__ecode(MKD_BACKEND_OVERLOADED),
-                     MK_ECODE_OVERLOADED);
+    assert_int_equal(yugi__ecode(MKD_BACKEND_OVERLOADED), MK_ECODE_OVERLOADED);
     assert_int_equal(yugi__ecode(MKD_BACKEND_TOO_LARGE), MK_ECODE_TOO_LARGE);
     assert_int_equal(yugi__ecode(MKD_BACKEND_SHUTDOWN), MK_ECODE_SHUTDOWN);
     assert_int_equal(yugi__ecode(MKD_BACKEND_INTERNAL), MK_ECODE_INTERNAL);
