@@ -9,7 +9,13 @@ if ! command -v "$fmt" >/dev/null; then
   echo "format-check: $fmt not found (apt-get install clang-format)" >&2
   exit 1
 fi
-mapfile -t files < <(git ls-files '*.c' '*.h' | grep -v '/corpus/')
+# The files git tracks; outside a checkout, every C file of the sources.
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  mapfile -t files < <(git ls-files '*.c' '*.h' | grep -v '/corpus/')
+else
+  mapfile -t files < <(find include libmegaki libsazukari mkd bindings tests \
+    fuzz bench examples -name '*.[ch]' -not -path '*/corpus/*' | sort)
+fi
 bad=()
 for f in "${files[@]}"; do
   "$fmt" --dry-run -Werror "$f" >/dev/null 2>&1 || bad+=("$f")
