@@ -25,7 +25,7 @@ trap cleanup EXIT
 build/mkd/mkd serve --data_dir="$data" --port=0 --ready_file="$data/port" \
   --control_socket=none 2>"$data/mkd.log" &
 pid=$!
-for _ in $(seq 1 200); do
+for _ in $(seq 1 600); do # up to 30 s: a loaded machine, a first-run keygen
   [ -s "$data/port" ] && break
   if ! kill -0 "$pid" 2>/dev/null; then cat "$data/mkd.log" >&2; echo "demo: mkd did not start" >&2; exit 1; fi
   sleep 0.05
