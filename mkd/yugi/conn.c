@@ -57,25 +57,6 @@ static void on_handle_closed(uv_handle_t *h)
     yugi__conn_unref(h->data);
 }
 
-static const char *const reason_names[YUGI_CR_COUNT] = {
-    "done",
-    "eof",
-    "io",
-    "protocol",
-    "handshake-timeout",
-    "idle-timeout",
-    "unit-timeout",
-    "write-timeout",
-    "refused",
-    "internal",
-    "shutdown",
-};
-
-const char *yugi__reason_name(int reason)
-{
-    return reason >= 0 && reason < YUGI_CR_COUNT ? reason_names[reason] : "?";
-}
-
 /* Give back what the connection counted against the limits. */
 static void conn_uncount(yugi_conn *c)
 {
@@ -128,7 +109,7 @@ void yugi__conn_close(yugi_conn *c, int reason)
         c->close_reason = reason;
     srv->st.close_reason[c->close_reason]++;
     srv->st.closed++;
-    mkd_debug(c->id, "close %s (%s:%u)", yugi__reason_name(c->close_reason),
+    mkd_debug(c->id, "close %s (%s:%u)", yugi_close_reason_key(c->close_reason),
               c->peer, c->peer_port);
     conn_cancel_requests(c);
     conn_uncount(c);
@@ -262,7 +243,7 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     if (why >= 0)
-        mkd_debug(c->id, "timeout: %s", yugi__reason_name(why));
+        mkd_debug(c->id, "timeout: %s", yugi_close_reason_key(why));
     if (why == YUGI_CR_TO_IDLE && !c->close_queued) {
         /* An idle session ends with an authenticated close, so the client
          * can tell it from a cut connection. */

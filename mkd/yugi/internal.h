@@ -156,7 +156,6 @@ void yugi__conn_rearm(yugi_conn *c);
 /* Shutdown: ask a connection to finish its requests and close. */
 void yugi__conn_shutdown(yugi_conn *c);
 void yugi__conn_unref(yugi_conn *c);
-const char *yugi__reason_name(int reason);
 
 /* conn_io.c */
 /* Start or stop reading, by the backpressure rules. */
