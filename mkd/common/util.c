@@ -21,6 +21,12 @@ static int sys_fail(mkd_diag *d, const char *path, int e)
 int mkd_read_file(const char *path, size_t max, uint8_t **out, size_t *len,
                   mkd_diag *d)
 {
+    return mkd_read_file_ex(path, max, 0, out, len, d);
+}
+
+int mkd_read_file_ex(const char *path, size_t max, int flags, uint8_t **out,
+                     size_t *len, mkd_diag *d)
+{
     struct stat st;
     uint8_t *buf = NULL;
     size_t got = 0;
@@ -36,6 +42,15 @@ int mkd_read_file(const char *path, size_t max, uint8_t **out, size_t *len,
     }
     if (!S_ISREG(st.st_mode)) {
         ret = mkd_fail(d, MKD_ERR_SYSTEM, "%s: not a regular file", path);
+        goto out;
+    }
+    /* Checked on the open file, so that what is checked is what is
+     * read. */
+    if ((flags & MKD_FILE_PRIVATE) && (st.st_mode & 077) != 0) {
+        ret = mkd_fail(d, MKD_ERR_SYSTEM,
+                       "%s is readable by group or others (mode %04o): "
+                       "refusing it, as ssh does; chmod 600 it",
+                       path, (unsigned)(st.st_mode & 07777));
         goto out;
     }
     if ((size_t)st.st_size > max) {

@@ -23,7 +23,8 @@ int keys_ticket_file_read(const char *path, mk_ticket_key *keys, size_t max,
     int r;
 
     *n = 0;
-    if ((r = mkd_read_file(path, TICKET_FILE_MAX, &buf, &len, d)) != MKD_OK)
+    if ((r = mkd_read_file_ex(path, TICKET_FILE_MAX, MKD_FILE_PRIVATE, &buf,
+                              &len, d)) != MKD_OK)
         return r == MKD_ERR_NOMEM ? r : MKD_ERR_TICKET_FILE;
     r = keys_ticket_parse(buf, len, path, keys, max, n, d);
     mkd_wipe(buf, len);
@@ -248,7 +249,8 @@ static int load_key(const char *path, mk_server_key **out, mkd_diag *d)
     int r;
 
     *out = NULL;
-    if ((r = mkd_read_file(path, KEY_FILE_MAX, &pem, &len, d)) != MKD_OK)
+    if ((r = mkd_read_file_ex(path, KEY_FILE_MAX, MKD_FILE_PRIVATE, &pem, &len,
+                              d)) != MKD_OK)
         return r == MKD_ERR_NOMEM ? r : MKD_ERR_KEY_FILE;
     if ((r = mk_server_key_load_pem(out, pem, len)) != MK_OK)
         r = mkd_fail(d, MKD_ERR_KEY_FILE, "%s: %s", path, mk_strerror(r));

@@ -19,6 +19,12 @@
  * wipes the buffer if it held a secret. */
 MKD_MUST_CHECK int mkd_read_file(const char *path, size_t max, uint8_t **out,
                                  size_t *len, mkd_diag *d);
+/* mkd_read_file with flags: MKD_FILE_PRIVATE refuses (MKD_ERR_SYSTEM, the
+ * mode in d) a file that group or others may read or write, as ssh does
+ * with private keys. */
+#define MKD_FILE_PRIVATE 1
+MKD_MUST_CHECK int mkd_read_file_ex(const char *path, size_t max, int flags,
+                                    uint8_t **out, size_t *len, mkd_diag *d);
 /* Write data to path atomically (temporary file in the same directory,
  * created with the final mode, fsync, rename). MKD_OK or MKD_ERR_SYSTEM. */
 MKD_MUST_CHECK int mkd_write_file(const char *path, const void *data,
