@@ -87,8 +87,10 @@ struct pegasus__worker {
     uv_timer_t timer; /* start/request/stop/linger */
     int open_handles; /* closes pending before DEAD */
     int pid;
-    int spawned; /* uv_spawn succeeded */
-    int ready;   /* said HELLO */
+    int spawned;  /* the process runs (or ran) */
+    int launched; /* by the pool's launcher: no proc handle; its exit
+                     comes from the launcher */
+    int ready;    /* said HELLO */
     int exited;
     int64_t exit_status;
     int term_signal;
@@ -203,6 +205,9 @@ void pegasus__worker_send(pegasus__worker *w, pegasus__req *r);
 /* Stop w: graceful sends SHUTDOWN when it is idle or starting, else it is
  * killed. A BUSY worker becomes DRAINING and stops after its answer. */
 void pegasus__worker_stop(pegasus__worker *w, int graceful, const char *reason);
+/* A worker the launcher started has ended (the launcher's exited
+ * callback; arg is the pool). */
+void pegasus__launched_exit(void *arg, int pid, int64_t status, int sig);
 /* SIGKILL the worker's process group (free, timeouts). */
 void pegasus__worker_kill(pegasus__worker *w);
 /* Resident set size in KiB from /proc/PID/statm; 0 if unknown. */

@@ -442,6 +442,10 @@ static size_t pg_status(mkd_backend *b, char *buf, size_t cap)
 
 static void free_pool(pegasus *p)
 {
+    if (p->cfg.launcher != NULL && p->cfg.launcher->exited_arg == p) {
+        p->cfg.launcher->exited = NULL;
+        p->cfg.launcher->exited_arg = NULL;
+    }
     if (p->php_ini != NULL)
         for (size_t i = 0; p->php_ini[i] != NULL; i++)
             free(p->php_ini[i]);
@@ -713,6 +717,10 @@ int pegasus_new(uv_loop_t *loop, const pegasus_config *cfg, mkd_backend **out,
     if (p->rng == 0)
         p->rng = 0x9e3779b97f4a7c15ull;
     start_timers(p);
+    if (p->cfg.launcher != NULL) {
+        p->cfg.launcher->exited = pegasus__launched_exit;
+        p->cfg.launcher->exited_arg = p;
+    }
     mkd_info(0, "pegasus: %" PRIu32 "..%" PRIu32 " workers of %s for %s",
              p->cfg.workers_min, p->cfg.workers_max, p->php, p->app);
     pegasus__kick(p);

@@ -152,13 +152,20 @@ uint64_t pegasus__rss_kib(int pid)
 
 void pegasus__worker_kill(pegasus__worker *w)
 {
+    pegasus_launcher *l = w->pool->cfg.launcher;
+    int failed;
+
     if (!w->spawned || w->exited || w->pid <= 0)
         return;
-    /* The worker leads its own process group (UV_PROCESS_DETACHED runs
-     * setsid before exec), so this also takes down anything the
+    /* The worker leads its own process group (UV_PROCESS_DETACHED, or the
+     * launcher's setsid), so this also takes down anything the
      * application started. The direct kill is the fallback. */
-    if (uv_kill(-w->pid, SIGKILL) != 0 &&
-        uv_process_kill(&w->proc, SIGKILL) != 0)
+    if (w->launched)
+        failed = l->ops->kill(l, w->pid, SIGKILL) != MKD_OK;
+    else
+        failed = uv_kill(-w->pid, SIGKILL) != 0 &&
+                 uv_process_kill(&w->proc, SIGKILL) != 0;
+    if (failed)
         mkd_warn(cid(w), "pegasus w%u pid %d: SIGKILL failed", w->slot, w->pid);
     w->killed = 1;
 }
@@ -263,7 +270,8 @@ static void finalize(pegasus__worker *w)
     close_handle(w, (uv_handle_t *)&w->ipc);
     close_handle(w, (uv_handle_t *)&w->out);
     close_handle(w, (uv_handle_t *)&w->timer);
-    close_handle(w, (uv_handle_t *)&w->proc);
+    if (!w->launched)
+        close_handle(w, (uv_handle_t *)&w->proc);
     if (r != NULL) {
         r->worker = NULL;
         pegasus__answer(p, r, MKD_BACKEND_INTERNAL, NULL, 0, "worker crashed");
@@ -309,9 +317,27 @@ static void maybe_finalize(pegasus__worker *w)
         finalize(w);
 }
 
+static void worker_exited(pegasus__worker *w, int64_t status, int sig);
+
 static void on_exit_cb(uv_process_t *proc, int64_t status, int sig)
 {
-    pegasus__worker *w = proc->data;
+    worker_exited(proc->data, status, sig);
+}
+
+void pegasus__launched_exit(void *arg, int pid, int64_t status, int sig)
+{
+    pegasus *p = arg;
+
+    for (pegasus__worker *w = p->workers; w != NULL; w = w->next)
+        if (w->launched && w->pid == pid && !w->exited) {
+            worker_exited(w, status, sig);
+            return;
+        }
+}
+
+/* The process ended (its exit status or signal). */
+static void worker_exited(pegasus__worker *w, int64_t status, int sig)
+{
     pegasus *p = w->pool;
     char desc[32];
     int r;
@@ -878,11 +904,7 @@ void pegasus__worker_send(pegasus__worker *w, pegasus__req *r)
 /* What a worker is started with. The arrays point into the pool's
  * configuration and into the strings here. */
 typedef struct spawn_args {
-    char *apath; /* the application, resolved */
-    char *dir;   /* its directory: the worker's cwd */
-    char slot_arg[32];
-    const char *argv[64 + 12]; /* php, "-d" x 2 x 30 at most, the rest */
-    const char *envp[32 + 2];
+    pegasus_command cmd;
     uv_file fds[2]; /* the output pipe: ours, the worker's */
     uv_stdio_container_t stdio[4];
 } spawn_args;
@@ -944,57 +966,6 @@ static int worker_handles(pegasus__worker *w)
     return MKD_OK;
 }
 
-/* The application, resolved for every spawn (see pegasus.h: symlink
- * deploys), and its directory. */
-static int resolve_app(pegasus *p, spawn_args *a)
-{
-    char *slash;
-
-    a->apath = realpath(p->app, NULL);
-    if (a->apath == NULL) {
-        mkd_error(0, "pegasus: application %s: %s", p->app, strerror(errno));
-        return MKD_ERR_CONFIG;
-    }
-    a->dir = strdup(a->apath);
-    if (a->dir == NULL)
-        return MKD_ERR_NOMEM;
-    slash = strrchr(a->dir, '/');
-    if (slash == a->dir)
-        slash[1] = '\0';
-    else if (slash != NULL)
-        *slash = '\0';
-    return MKD_OK;
-}
-
-/* The command line and the environment (copy_config bounds php_ini and
- * env to 30 entries each: the arrays have room). */
-static int build_command(pegasus *p, unsigned slot, spawn_args *a)
-{
-    unsigned na = 0, ne = 0;
-
-    if (snprintf(a->slot_arg, sizeof a->slot_arg, "--worker=%u", slot) < 0)
-        return MKD_ERR_BUFFER;
-    a->argv[na++] = p->php;
-    for (size_t i = 0; p->php_ini != NULL && p->php_ini[i] != NULL && na < 64;
-         i++) {
-        a->argv[na++] = "-d";
-        a->argv[na++] = p->php_ini[i];
-    }
-    a->argv[na++] = p->arcangelo;
-    a->argv[na++] = p->max_message_arg;
-    a->argv[na++] = a->slot_arg;
-    if (p->cfg.expose_errors)
-        a->argv[na++] = "--expose-errors";
-    a->argv[na++] = "--";
-    a->argv[na++] = a->apath;
-    a->argv[na] = NULL;
-    a->envp[ne++] = "PATH=/usr/local/bin:/usr/bin:/bin";
-    for (size_t i = 0; p->env != NULL && p->env[i] != NULL && ne < 32; i++)
-        a->envp[ne++] = p->env[i];
-    a->envp[ne] = NULL;
-    return MKD_OK;
-}
-
 /* stdout and stderr share one pipe that we read into the log; the
  * protocol has fd 3 to itself, so a stray echo cannot corrupt it. */
 static int setup_stdio(pegasus__worker *w, spawn_args *a)
@@ -1016,13 +987,14 @@ static int setup_stdio(pegasus__worker *w, spawn_args *a)
 static int spawn_args_build(pegasus__worker *w, spawn_args *a)
 {
     pegasus *p = w->pool;
+    mkd_diag d;
     int rc;
 
-    if ((rc = resolve_app(p, a)) != MKD_OK ||
-        (rc = build_command(p, w->slot, a)) != MKD_OK ||
-        (rc = setup_stdio(w, a)) != MKD_OK)
+    if ((rc = pegasus_command_build(&p->cfg, w->slot, &a->cmd, &d)) != MKD_OK) {
+        mkd_error(0, "%s", mkd_diag_text(&d, rc));
         return rc;
-    return MKD_OK;
+    }
+    return setup_stdio(w, a);
 }
 
 static void spawn_args_clear(spawn_args *a)
@@ -1030,8 +1002,7 @@ static void spawn_args_clear(spawn_args *a)
     for (int i = 0; i < 2; i++)
         if (a->fds[i] >= 0)
             (void)close(a->fds[i]);
-    free(a->apath);
-    free(a->dir);
+    pegasus_command_free(&a->cmd);
 }
 
 static void process_options(pegasus *p, spawn_args *a, uv_process_options_t *o)
@@ -1039,9 +1010,9 @@ static void process_options(pegasus *p, spawn_args *a, uv_process_options_t *o)
     memset(o, 0, sizeof *o);
     o->exit_cb = on_exit_cb;
     o->file = p->php;
-    o->args = (char **)(uintptr_t)a->argv;
-    o->env = (char **)(uintptr_t)a->envp;
-    o->cwd = a->dir;
+    o->args = (char **)(uintptr_t)a->cmd.argv;
+    o->env = (char **)(uintptr_t)a->cmd.envp;
+    o->cwd = a->cmd.dir;
     o->stdio = a->stdio;
     o->stdio_count = 4;
     /* A session of its own: a terminal's ^C reaches MKD, which drains,
@@ -1057,12 +1028,38 @@ static void process_options(pegasus *p, spawn_args *a, uv_process_options_t *o)
     }
 }
 
+/* Through the pool's launcher: it starts the process elsewhere and hands
+ * back its pid and our ends of its channel and output. */
+static int start_launched(pegasus__worker *w, spawn_args *a)
+{
+    pegasus *p = w->pool;
+    pegasus_launcher *l = p->cfg.launcher;
+    int pid = 0, ipc_fd = -1, out_fd = -1, rc;
+
+    if ((rc = l->ops->spawn(l, w->slot, &pid, &ipc_fd, &out_fd)) != MKD_OK) {
+        mkd_error(0, "pegasus w%u: the launcher cannot start a worker: %s",
+                  w->slot, mkd_strerror(rc));
+        return rc;
+    }
+    w->spawned = 1;
+    w->launched = 1;
+    w->pid = pid;
+    a->fds[0] = out_fd;
+    if (uv_pipe_open(&w->ipc, ipc_fd) != 0) {
+        (void)close(ipc_fd);
+        return MKD_ERR_LOOP; /* it runs: the caller kills it */
+    }
+    return MKD_OK;
+}
+
 static int start_process(pegasus__worker *w, spawn_args *a)
 {
     pegasus *p = w->pool;
     uv_process_options_t o;
     int rc;
 
+    if (p->cfg.launcher != NULL)
+        return start_launched(w, a);
     process_options(p, a, &o);
     rc = uv_spawn(p->loop, &w->proc, &o);
     /* uv_spawn initialises the handle even when it fails: close it too. */
@@ -1148,6 +1145,12 @@ int pegasus__worker_spawn(pegasus *p)
     }
     if ((rc = spawn_args_build(w, &a)) != MKD_OK ||
         (rc = start_process(w, &a)) != MKD_OK) {
+        if (w->spawned) {
+            /* Launched, but its channel cannot be watched: like below. */
+            cannot_watch(w);
+            rc = MKD_OK;
+            goto out;
+        }
         /* Never ran: a start failure (a missing PHP binary or app must
          * not spin either), then the handles go. */
         pegasus__on_death(p, w);

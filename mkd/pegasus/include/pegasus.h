@@ -53,6 +53,8 @@
 #include "mkd_compiler.h"
 #include "mkd_err.h"
 
+typedef struct pegasus_launcher pegasus_launcher;
+
 typedef struct pegasus_config {
     /* Paths. arcangelo and app are required; relative paths are taken
      * from MKD's working directory at pegasus_new. The app path is
@@ -91,10 +93,65 @@ typedef struct pegasus_config {
     uint32_t crash_loop_window_ms;
     uint32_t crash_loop_pause_ms;
     int expose_errors; /* send exception messages to clients */
-    /* Run workers as this user/group (when MKD still runs as root at
-     * pegasus_new); -1 keeps MKD's. */
+    /* Run workers as this user/group (uv_spawn sets them: MKD must still
+     * be root when a worker is spawned); -1 keeps MKD's. */
     int64_t uid, gid;
+    /* Start workers through this launcher instead of uv_spawn (NULL:
+     * uv_spawn). Borrowed; it must outlive the pool. */
+    pegasus_launcher *launcher;
 } pegasus_config;
+
+/*
+ * Starting workers elsewhere. A launcher starts the worker of a slot with
+ * the pool's command (pegasus_command_build on the same configuration),
+ * gives back its pid and the two ends Pegasus reads and writes, and
+ * reports its exit. mkd's spawner is one: a privileged process that runs
+ * the workers as another user once MKD itself no longer can.
+ *
+ * spawn: synchronous, like uv_spawn (fork and exec): MKD_OK with *pid,
+ * *ipc_fd (the worker's fd 3, a stream socket) and *out_fd (the read end
+ * of its merged stdout and stderr), both Pegasus's to own and close; or an
+ * mkd_err. kill: signal the worker's process group (SIGTERM or SIGKILL).
+ * The launcher calls exited(exited_arg, ...) on the loop thread, never
+ * from inside spawn or kill, when a worker it started has ended; Pegasus
+ * sets exited and exited_arg at pegasus_new and clears them when freed.
+ */
+typedef struct pegasus_launcher_ops {
+    int (*spawn)(pegasus_launcher *l, unsigned slot, int *pid, int *ipc_fd,
+                 int *out_fd);
+    int (*kill)(pegasus_launcher *l, int pid, int sig);
+} pegasus_launcher_ops;
+
+struct pegasus_launcher {
+    const pegasus_launcher_ops *ops;
+    void (*exited)(void *arg, int pid, int64_t status, int term_signal);
+    void *exited_arg;
+};
+
+/* Room for a worker's command: php, "-d" and a setting per php_ini entry
+ * (at most 30), arcangelo and its arguments, the application. */
+#define PEGASUS_ARGV_MAX 80
+#define PEGASUS_ENVP_MAX 40
+
+typedef struct pegasus_command {
+    const char *argv[PEGASUS_ARGV_MAX]; /* NULL-terminated */
+    const char *envp[PEGASUS_ENVP_MAX]; /* NULL-terminated */
+    char *app;                          /* the application, resolved */
+    char *dir;                          /* its directory: the cwd */
+    char slot_arg[32];
+    char max_message_arg[32];
+} pegasus_command;
+
+/* The command the worker of slot runs: php, its -d settings, Arcangelo
+ * and its arguments, the application's path resolved now (so a reload
+ * after a symlink swap picks up the new release), the environment (PATH
+ * and cfg->env only) and the working directory. Strings borrow from cfg
+ * until pegasus_command_free. MKD_OK, MKD_ERR_CONFIG (the application
+ * cannot be resolved; the reason in d) or MKD_ERR_NOMEM. */
+MKD_MUST_CHECK int pegasus_command_build(const pegasus_config *cfg,
+                                         unsigned slot, pegasus_command *c,
+                                         mkd_diag *d);
+void pegasus_command_free(pegasus_command *c);
 
 /* Fill the defaults (paths NULL). */
 void pegasus_config_defaults(pegasus_config *cfg);
