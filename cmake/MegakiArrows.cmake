@@ -23,10 +23,11 @@ set(MK_ARROWS
   "mkd_backend|"
   "mkd_echo|mkd_backend,mkd_common,PkgConfig::LIBUV"
   "pegasus|mkd_backend,mkd_common,PkgConfig::LIBUV"
+  "spawner|pegasus,mkd_common,PkgConfig::LIBUV"
   "yami|mkd_common,megaki_static,PkgConfig::LIBUV"
   "yugi|yami,mkd_backend,mkd_common,megaki_static,PkgConfig::LIBUV"
   "mkd_control|yugi,yami,mkd_common,PkgConfig::LIBUV"
-  "mkd|mkd_config,mkd_keys,mkd_echo,pegasus,yugi,yami,mkd_control,mkd_common,megaki_static,megaki_version"
+  "mkd|mkd_config,mkd_keys,mkd_echo,pegasus,spawner,yugi,yami,mkd_control,mkd_common,megaki_static,megaki_version"
 )
 
 # Internal targets, and the directories every source of a target that
@@ -43,6 +44,7 @@ set(MK_INTERNALS
   "yami_internal|mkd/yami/tests"
   "yugi_internal|mkd/yugi/tests"
   "mkd_control_internal|mkd/control/tests"
+  "spawner_internal|mkd/spawner/tests"
 )
 
 function(mk_collect_targets dir out)
