@@ -45,6 +45,8 @@ static const struct opt opts[] = {
     {"control_socket", STR(control_socket), "", 0, 0, OFF(control_socket_set)},
     {"backend", STR(backend), "php", 0, 0, 0},
     {"user", STR(user), "", 0, 0, 0},
+    {"worker_user", STR(worker_user), "", 0, 0, 0},
+    {"worker_group", STR(worker_group), "", 0, 0, 0},
     {"ready_file", STR(ready_file), "", 0, 0, 0},
     {"log_level", T_LEVEL, OFF(log_level), 0, "info", 0, 0, 0},
     {"threads", U32(threads), "0", 0, 256, 0},

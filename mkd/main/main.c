@@ -28,9 +28,10 @@ static const struct {
     const char *name;
     int (*run)(const mkd_cmdline *cl);
 } commands[] = {
-    {"serve", mkd_serve},       {"keygen", mkd_cmd_keygen},
-    {"pubkey", mkd_cmd_pubkey}, {"ticket-keys", mkd_cmd_ticket_keys},
-    {"status", mkd_cmd_status}, {"config", mkd_cmd_config},
+    {"serve", mkd_serve},         {"keygen", mkd_cmd_keygen},
+    {"pubkey", mkd_cmd_pubkey},   {"ticket-keys", mkd_cmd_ticket_keys},
+    {"status", mkd_cmd_status},   {"config", mkd_cmd_config},
+    {"spawner", mkd_cmd_spawner}, /* started by mkd itself; not listed */
 };
 
 static void add_override(mkd_cmdline *cl, char *kv)

@@ -24,6 +24,8 @@
 #include "control.h"
 #include "mkd_config.h"
 #include "yami.h"
+#include "pegasus.h"
+#include "spawner.h"
 #include "yugi.h"
 
 /* The command line, kept for SIGHUP (the file is read again, then the
@@ -40,6 +42,12 @@ typedef struct mkd_cmdline {
     const char *out;
 } mkd_cmdline;
 
+/* Who runs the application, decided at start-up (see mkd_serve). */
+typedef struct mkd_workers {
+    int64_t uid, gid;           /* -1: mkd's own */
+    pegasus_launcher *launcher; /* the spawner's, or NULL: uv_spawn */
+} mkd_workers;
+
 /* The running daemon: every piece of server state, in one place. */
 typedef struct mkd_daemon {
     const mkd_cmdline *cl;
@@ -50,8 +58,11 @@ typedef struct mkd_daemon {
     control *ctl;
     control_sources ctl_src;
     uv_signal_t sig_term, sig_int, sig_hup;
+    spawner *spawner; /* NULL unless workers run through it */
+    mkd_workers workers;
     uint64_t reload_failures;
     int stopping;
+    int exit_code;
 } mkd_daemon;
 
 /* setup.c */
@@ -63,12 +74,30 @@ void mkd_yugi_config(const mkd_config *c, yugi_config *out);
 /* The first run: a key and a ticket-key file where the configuration
  * says, if missing. */
 MKD_MUST_CHECK int mkd_ensure_keys(const mkd_config *cfg);
+/* Give a file or directory mkd created as root to the user it becomes
+ * (nothing to do when not root, or no user is set). */
+MKD_MUST_CHECK int mkd_give_to_user(const mkd_config *cfg, const char *path);
 /* The protocol configuration from the key files and the limits. */
 MKD_MUST_CHECK int mkd_load_keys(const mkd_config *cfg, mk_server_config **out,
                                  size_t *nk, size_t *nt, mkd_diag *d);
+/* The PHP pool's settings from the configuration; ps holds the -d
+ * settings pc points to. */
+typedef struct mkd_pegasus_settings {
+    pegasus_config pc;
+    char mem[64];
+    const char *ini[2];
+} mkd_pegasus_settings;
+void mkd_pegasus_settings_from(const mkd_config *cfg, mkd_pegasus_settings *ps);
+
+/* The workers' user and group when mkd runs as root: worker_user (nobody
+ * by default) and worker_group (that user's group by default), never
+ * mkd's own user. -1 each when mkd is not root. */
+MKD_MUST_CHECK int mkd_worker_ids(const mkd_config *cfg, int64_t *uid,
+                                  int64_t *gid, mkd_diag *d);
 /* The backend the configuration names: the PHP worker pool, or echo. */
 MKD_MUST_CHECK int mkd_make_backend(uv_loop_t *loop, const mkd_config *cfg,
-                                    mkd_backend **out, mkd_diag *d);
+                                    const mkd_workers *wk, mkd_backend **out,
+                                    mkd_diag *d);
 MKD_MUST_CHECK int mkd_drop_privileges(const char *user);
 void mkd_raise_nofile(void);
 
@@ -77,6 +106,9 @@ int mkd_serve(const mkd_cmdline *cl);
 
 /* reload.c */
 void mkd_reload(mkd_daemon *dm);
+
+/* spawnerd.c: `mkd spawner`, the spawner process (started by mkd). */
+int mkd_cmd_spawner(const mkd_cmdline *cl);
 
 /* commands.c */
 int mkd_cmd_keygen(const mkd_cmdline *cl);

@@ -4,7 +4,7 @@
  * level and the inline crypto budget take effect for new connections;
  * open sessions keep the configuration they started with (it is reference
  * counted), and old ticket keys still listed in the file still accept.
- * The listening sockets, the paths, the thread count, the user and the
+ * The listening sockets, the paths, the thread count, the users and the
  * backend are fixed for the process: a change to them is reported and
  * ignored. A reload that fails keeps everything as it was.
  */
@@ -22,13 +22,18 @@ static void keep_fixed(const mkd_config *old, mkd_config *nc)
         nc->threads = uv_available_parallelism();
     if (strcmp(nc->listen, old->listen) != 0 || nc->port != old->port ||
         strcmp(nc->user, old->user) != 0 ||
+        strcmp(nc->worker_user, old->worker_user) != 0 ||
+        strcmp(nc->worker_group, old->worker_group) != 0 ||
         strcmp(nc->control_socket, old->control_socket) != 0 ||
         strcmp(nc->backend, old->backend) != 0 || nc->threads != old->threads)
-        mkd_warn(0, "reload: listen, port, user, control_socket, backend "
-                    "and threads need a restart; kept as they were");
+        mkd_warn(0, "reload: listen, port, user, worker_user, worker_group, "
+                    "control_socket, backend and threads need a restart; "
+                    "kept as they were");
     memcpy(nc->listen, old->listen, sizeof nc->listen);
     nc->port = old->port;
     memcpy(nc->user, old->user, sizeof nc->user);
+    memcpy(nc->worker_user, old->worker_user, sizeof nc->worker_user);
+    memcpy(nc->worker_group, old->worker_group, sizeof nc->worker_group);
     memcpy(nc->control_socket, old->control_socket, sizeof nc->control_socket);
     memcpy(nc->backend, old->backend, sizeof nc->backend);
     nc->threads = old->threads;
@@ -59,5 +64,10 @@ void mkd_reload(mkd_daemon *dm)
     yami_set_inline_max(dm->yami, nc.inline_crypto_max);
     mkd_yugi_config(&dm->cfg, &ycfg);
     yugi_server_reload(dm->srv, &ycfg.limits, scfg);
+    /* The spawner reads the configuration itself: the workers' command
+     * for the next ones it starts. */
+    if (dm->spawner != NULL && spawner_reload(dm->spawner) != MKD_OK)
+        mkd_warn(0, "reload: the spawner did not take it; new workers start "
+                    "with the old command");
     mkd_info(0, "reloaded: %zu server key(s), %zu ticket key(s)", nk, nt);
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "megaki_version.h"
@@ -43,6 +44,8 @@ static void on_server_stopped(void *arg)
     close_signals(dm);
     control_close(dm->ctl);
     dm->ctl = NULL;
+    spawner_close(dm->spawner);
+    dm->spawner = NULL;
 }
 
 /* Shut down: gracefully (SIGTERM, SIGINT), or at once (a second signal,
@@ -51,6 +54,18 @@ static void daemon_stop(mkd_daemon *dm, int graceful)
 {
     dm->stopping = 1;
     yugi_server_shutdown(dm->srv, graceful, on_server_stopped, dm);
+}
+
+/* The spawner ended on its own: no worker can be started any more, so
+ * mkd stops, and says so in its exit status. */
+static void on_spawner_lost(void *arg)
+{
+    mkd_daemon *dm = arg;
+
+    dm->exit_code = 1;
+    dm->spawner = NULL; /* it releases itself */
+    if (!dm->stopping)
+        daemon_stop(dm, 1);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -85,6 +100,60 @@ static int start_signals(mkd_daemon *dm)
     return MKD_OK;
 }
 
+/* The spawner's command line: mkd itself, with the configuration
+ * arguments it was given, so that it reads the same configuration. */
+static void spawner_argv(const mkd_cmdline *cl, const char **argv, size_t cap)
+{
+    size_t n = 0;
+
+    argv[n++] = "/proc/self/exe";
+    argv[n++] = "spawner";
+    if (cl->config_path != NULL) {
+        argv[n++] = "-c";
+        argv[n++] = cl->config_path;
+    }
+    /* Each override is "key=value" inside "--key=value": point at its
+     * dashes again. */
+    for (int i = 0; i < cl->nover && n + 1 < cap; i++)
+        argv[n++] = cl->over[i] - 2;
+    argv[n] = NULL;
+}
+
+/* Who runs the application. As root with a user to become: the spawner,
+ * started now while mkd can still start it as root. As root staying root:
+ * uv_spawn sets the workers' user itself. Not as root: nobody else can be
+ * chosen, and the operator is told what that means. */
+static int choose_workers(mkd_daemon *dm, mkd_diag *d)
+{
+    const mkd_config *cfg = &dm->cfg;
+    const char *argv[8 + 256];
+    int r;
+
+    dm->workers.launcher = NULL;
+    if ((r = mkd_worker_ids(cfg, &dm->workers.uid, &dm->workers.gid, d)) !=
+        MKD_OK)
+        return r;
+    if (strcmp(cfg->backend, "php") != 0)
+        return MKD_OK;
+    if (geteuid() != 0) {
+        mkd_warn(0, "the application runs as mkd's own user and could read "
+                    "its keys; start mkd as root with user and worker_user "
+                    "to keep them apart");
+        return MKD_OK;
+    }
+    if (dm->workers.uid == 0)
+        mkd_warn(0, "worker_user is root: the application can read the keys "
+                    "and stop mkd");
+    if (cfg->user[0] == '\0')
+        return MKD_OK;
+    spawner_argv(dm->cl, argv, sizeof argv / sizeof argv[0]);
+    if ((r = spawner_start(&dm->loop, argv, on_spawner_lost, dm, &dm->spawner,
+                           d)) != MKD_OK)
+        return r;
+    dm->workers.launcher = spawner_launcher(dm->spawner);
+    return MKD_OK;
+}
+
 /* The rooms, wired: Yami, the backend, Yugi over both. From here on
  * dm->srv holds the backend and scfg. */
 static int wire(mkd_daemon *dm, mk_server_config *scfg)
@@ -101,7 +170,9 @@ static int wire(mkd_daemon *dm, mk_server_config *scfg)
         mkd_error(0, "crypto pool: %s", mkd_strerror(r));
         return r;
     }
-    if ((r = mkd_make_backend(&dm->loop, cfg, &backend, &d)) != MKD_OK) {
+    if ((r = choose_workers(dm, &d)) != MKD_OK ||
+        (r = mkd_make_backend(&dm->loop, cfg, &dm->workers, &backend, &d)) !=
+            MKD_OK) {
         mk_server_config_unref(scfg);
         mkd_error(0, "backend %s: %s", cfg->backend, mkd_diag_text(&d, r));
         return r;
@@ -130,6 +201,11 @@ static int open_doors(mkd_daemon *dm)
         mkd_error(0, "start-up failed: %s", mkd_diag_text(&d, r));
         return r;
     }
+    /* The socket is made as root; `mkd status` run as mkd's user must
+     * reach it too. */
+    if (dm->ctl != NULL &&
+        (r = mkd_give_to_user(&dm->cfg, dm->cfg.control_socket)) != MKD_OK)
+        return r;
     return MKD_OK;
 }
 
@@ -142,7 +218,10 @@ static int open_ready_file(const mkd_config *cfg)
 
     if (cfg->ready_file[0] == '\0')
         return -1;
-    fd = open(cfg->ready_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* Never through a symbolic link: as root, that would let whoever can
+     * write the directory truncate any file. */
+    fd = open(cfg->ready_file,
+              O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0)
         mkd_warn(0, "ready_file %s: %s", cfg->ready_file, strerror(errno));
     return fd;
@@ -190,6 +269,9 @@ static int prepare(mkd_daemon *dm, mk_server_config **scfg, size_t *nk,
     int r;
 
     mkd_log_set_level(dm->cfg.log_level);
+    /* Not dumpable: no core file with the keys in it, and /proc/<pid>/mem
+     * and environ belong to root, not to mkd's user. */
+    (void)prctl(PR_SET_DUMPABLE, 0);
     (void)signal(SIGPIPE, SIG_IGN);
     mkd_raise_nofile();
     if (dm->cfg.threads == 0)
@@ -231,10 +313,15 @@ int mkd_serve(const mkd_cmdline *cl)
             ret = 0;
         else
             daemon_stop(dm, 0);
+    } else {
+        spawner_close(dm->spawner); /* Yugi never came to close it */
+        dm->spawner = NULL;
     }
     (void)uv_run(&dm->loop, UV_RUN_DEFAULT);
-    if (ret == 0)
-        mkd_info(0, "exit 0");
+    if (ret == 0) {
+        ret = dm->exit_code;
+        mkd_info(0, "exit %d", ret);
+    }
     yugi_server_free(dm->srv);
     yami_free(dm->yami);
     if (uv_loop_close(&dm->loop) != 0)

@@ -79,22 +79,77 @@ void mkd_yugi_config(const mkd_config *c, yugi_config *out)
 
 /* --- keys --------------------------------------------------------------- */
 
+int mkd_give_to_user(const mkd_config *cfg, const char *path)
+{
+    struct passwd *pw;
+
+    if (geteuid() != 0 || cfg->user[0] == '\0')
+        return MKD_OK;
+    if ((pw = getpwnam(cfg->user)) == NULL) {
+        mkd_error(0, "user %s: no such user", cfg->user);
+        return MKD_ERR_CONFIG;
+    }
+    if (chown(path, pw->pw_uid, pw->pw_gid) != 0) {
+        mkd_error(0, "%s: cannot give it to %s: %s", path, cfg->user,
+                  strerror(errno));
+        return MKD_ERR_SYSTEM;
+    }
+    return MKD_OK;
+}
+
+/* The key and its public halves, for the user mkd becomes. */
+static int give_key_files(const mkd_config *cfg)
+{
+    static const char *const ext[] = {".pub.pem", ".pub.h"};
+    size_t n = strlen(cfg->key_file);
+    char path[MKD_PATH_MAX + 16];
+    int r;
+
+    if ((r = mkd_give_to_user(cfg, cfg->key_file)) != MKD_OK)
+        return r;
+    if (n >= 4 && strcmp(cfg->key_file + n - 4, ".pem") == 0)
+        n -= 4;
+    for (size_t i = 0; i < 2; i++) {
+        (void)snprintf(path, sizeof path, "%.*s%s", (int)n, cfg->key_file,
+                       ext[i]);
+        if ((r = mkd_give_to_user(cfg, path)) != MKD_OK)
+            return r;
+    }
+    return MKD_OK;
+}
+
+/* The data directory, created 0700 for the user mkd becomes if it is
+ * missing; one that exists is the operator's and stays as it is. */
+static int data_dir(const mkd_config *cfg)
+{
+    int existed = mkd_file_exists(cfg->data_dir), r;
+    mkd_diag d;
+
+    if ((r = mkd_mkdirs(cfg->data_dir, 0700, &d)) != MKD_OK) {
+        mkd_error(0, "data directory: %s", mkd_diag_text(&d, r));
+        return r;
+    }
+    return existed ? MKD_OK : mkd_give_to_user(cfg, cfg->data_dir);
+}
+
+/* The first run: files mkd creates as root belong to the user it becomes,
+ * so that the first reload after the drop can read them again. */
 static int first_key(const mkd_config *cfg)
 {
     char id[KEYS_ID_HEX];
     mkd_diag d;
     int r;
 
-    if ((r = mkd_mkdirs(cfg->data_dir, 0700, &d)) != MKD_OK) {
-        mkd_error(0, "data directory: %s", mkd_diag_text(&d, r));
+    if ((r = data_dir(cfg)) != MKD_OK)
         return r;
-    }
     mkd_info(0, "first run: generating an RSA-2048 server key in %s",
              cfg->key_file);
     if ((r = keys_generate(cfg->key_file, 2048, id, &d)) != MKD_OK) {
         mkd_error(0, "%s", mkd_diag_text(&d, r));
         return r;
     }
+    if ((r = give_key_files(cfg)) != MKD_OK)
+        return r;
     mkd_info(0,
              "server key id %s; clients pin the public key in "
              "%.*s.pub.pem (C array: .pub.h)",
@@ -115,6 +170,8 @@ static int first_ticket_keys(const mkd_config *cfg)
         mkd_error(0, "%s", mkd_diag_text(&d, r));
         return r;
     }
+    if ((r = mkd_give_to_user(cfg, cfg->ticket_key_file)) != MKD_OK)
+        return r;
     mkd_info(0,
              "created ticket-key file %s (share it between nodes; "
              "rotate with mkd ticket-keys --rotate, then SIGHUP)",
@@ -150,50 +207,100 @@ int mkd_load_keys(const mkd_config *cfg, mk_server_config **out, size_t *nk,
 
 /* --- the backend ---------------------------------------------------------- */
 
-static int make_pegasus(uv_loop_t *loop, const mkd_config *cfg,
-                        mkd_backend **out, mkd_diag *d)
+void mkd_pegasus_settings_from(const mkd_config *cfg, mkd_pegasus_settings *ps)
 {
-    const char *ini[2] = {NULL, NULL};
-    char mem[64];
-    pegasus_config pc;
+    pegasus_config *pc = &ps->pc;
 
-    pegasus_config_defaults(&pc);
-    pc.php = cfg->php;
-    pc.arcangelo = cfg->arcangelo;
-    pc.app = cfg->app;
+    memset(ps, 0, sizeof *ps);
+    pegasus_config_defaults(pc);
+    pc->php = cfg->php;
+    pc->arcangelo = cfg->arcangelo;
+    pc->app = cfg->app;
     if (cfg->php_memory_limit[0] != '\0') {
-        snprintf(mem, sizeof mem, "memory_limit=%s", cfg->php_memory_limit);
-        ini[0] = mem;
-        pc.php_ini = ini;
+        snprintf(ps->mem, sizeof ps->mem, "memory_limit=%s",
+                 cfg->php_memory_limit);
+        ps->ini[0] = ps->mem;
+        pc->php_ini = ps->ini;
     }
-    pc.workers_min = cfg->workers ? cfg->workers : uv_available_parallelism();
-    pc.workers_max =
-        cfg->workers_max > pc.workers_min ? cfg->workers_max : pc.workers_min;
-    pc.queue_max = cfg->queue_max;
-    pc.queue_timeout_ms = cfg->queue_timeout_ms;
-    pc.request_timeout_ms = cfg->request_timeout_ms;
-    pc.start_timeout_ms = cfg->worker_start_timeout_ms;
-    pc.stop_timeout_ms = cfg->worker_stop_timeout_ms;
-    pc.idle_timeout_ms = cfg->worker_idle_timeout_ms;
-    pc.max_requests = cfg->worker_max_requests;
-    pc.max_lifetime_s = cfg->worker_max_lifetime_s;
-    pc.max_rss_kib = cfg->worker_max_rss_kib;
-    pc.max_message = cfg->max_message;
-    pc.expose_errors = cfg->expose_errors != 0;
-    return pegasus_new(loop, &pc, out, d);
+    pc->workers_min = cfg->workers ? cfg->workers : uv_available_parallelism();
+    pc->workers_max =
+        cfg->workers_max > pc->workers_min ? cfg->workers_max : pc->workers_min;
+    pc->queue_max = cfg->queue_max;
+    pc->queue_timeout_ms = cfg->queue_timeout_ms;
+    pc->request_timeout_ms = cfg->request_timeout_ms;
+    pc->start_timeout_ms = cfg->worker_start_timeout_ms;
+    pc->stop_timeout_ms = cfg->worker_stop_timeout_ms;
+    pc->idle_timeout_ms = cfg->worker_idle_timeout_ms;
+    pc->max_requests = cfg->worker_max_requests;
+    pc->max_lifetime_s = cfg->worker_max_lifetime_s;
+    pc->max_rss_kib = cfg->worker_max_rss_kib;
+    pc->max_message = cfg->max_message;
+    pc->expose_errors = cfg->expose_errors != 0;
 }
 
-int mkd_make_backend(uv_loop_t *loop, const mkd_config *cfg, mkd_backend **out,
-                     mkd_diag *d)
+/* The group workers run as: worker_group, else the user's own. */
+static int worker_gid(const mkd_config *cfg, const struct passwd *pw,
+                      int64_t *gid, mkd_diag *d)
 {
+    struct group *gr;
+
+    if (cfg->worker_group[0] == '\0') {
+        *gid = pw->pw_gid;
+        return MKD_OK;
+    }
+    if ((gr = getgrnam(cfg->worker_group)) == NULL)
+        return mkd_fail(d, MKD_ERR_CONFIG, "worker_group %s: no such group",
+                        cfg->worker_group);
+    *gid = gr->gr_gid;
+    return MKD_OK;
+}
+
+int mkd_worker_ids(const mkd_config *cfg, int64_t *uid, int64_t *gid,
+                   mkd_diag *d)
+{
+    const char *name = cfg->worker_user[0] ? cfg->worker_user : "nobody";
+    struct passwd *pw, *own;
     int r;
 
     mkd_diag_clear(d);
-    if (strcmp(cfg->backend, "echo") != 0)
-        return make_pegasus(loop, cfg, out, d);
-    if ((r = mkd_echo_new(loop, cfg->echo_delay_ms, out)) != MKD_OK)
-        return mkd_fail(d, r, "%s", mkd_strerror(r));
+    *uid = *gid = -1;
+    if (geteuid() != 0)
+        return MKD_OK; /* nothing to change to: see mkd_serve's warning */
+    if ((pw = getpwnam(name)) == NULL)
+        return mkd_fail(d, MKD_ERR_CONFIG, "worker_user %s: no such user",
+                        name);
+    *uid = pw->pw_uid;
+    if ((r = worker_gid(cfg, pw, gid, d)) != MKD_OK)
+        return r;
+    if (cfg->user[0] != '\0' && (own = getpwnam(cfg->user)) != NULL &&
+        own->pw_uid == (uid_t)*uid)
+        return mkd_fail(d, MKD_ERR_CONFIG,
+                        "worker_user %s is mkd's own user: the application "
+                        "could read the keys; give the workers a user of "
+                        "their own",
+                        name);
     return MKD_OK;
+}
+
+int mkd_make_backend(uv_loop_t *loop, const mkd_config *cfg,
+                     const mkd_workers *wk, mkd_backend **out, mkd_diag *d)
+{
+    mkd_pegasus_settings ps;
+    int r;
+
+    mkd_diag_clear(d);
+    if (strcmp(cfg->backend, "echo") == 0) {
+        if ((r = mkd_echo_new(loop, cfg->echo_delay_ms, out)) != MKD_OK)
+            return mkd_fail(d, r, "%s", mkd_strerror(r));
+        return MKD_OK;
+    }
+    mkd_pegasus_settings_from(cfg, &ps);
+    ps.pc.launcher = wk->launcher;
+    if (wk->launcher == NULL) {
+        ps.pc.uid = wk->uid;
+        ps.pc.gid = wk->gid;
+    }
+    return pegasus_new(loop, &ps.pc, out, d);
 }
 
 /* --- the process ---------------------------------------------------------- */

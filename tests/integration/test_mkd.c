@@ -934,6 +934,83 @@ static void test_pipelined_pool(void **st)
     pipelined(args, 0);
 }
 
+/* A line of the daemon's log holding text. */
+static int log_has(const char *text)
+{
+    char *log = tl_read_file(D.log, NULL);
+    int found = log != NULL && strstr(log, text) != NULL;
+
+    free(log);
+    return found;
+}
+
+/* Key and ticket-key files that group or others may read are refused at
+ * start, with the file and its mode in the log, as ssh refuses private
+ * keys; once made private again, they are taken. */
+static void test_key_file_modes(void **st)
+{
+    char key[420], a_key[440], tk[420], a_tk[440], a_out[440];
+    const char *args[] = {a_key, a_tk, NULL};
+    int s;
+    (void)st;
+
+    snprintf(key, sizeof key, "%s/k/srv.pem", D.dir);
+    snprintf(tk, sizeof tk, "%s/k/ticket.keys", D.dir);
+    snprintf(a_key, sizeof a_key, "--key_file=%s", key);
+    snprintf(a_tk, sizeof a_tk, "--ticket_key_file=%s", tk);
+    snprintf(a_out, sizeof a_out, "--out=%s", key);
+    snprintf(D.pub, sizeof D.pub, "%s/k/srv.pub.pem", D.dir);
+    {
+        const char *kg[] = {"keygen", a_out, NULL};
+        const char *tkc[] = {"ticket-keys", a_tk, NULL};
+        assert_int_equal(mkt_run_mkd(kg), 0);
+        assert_int_equal(mkt_run_mkd(tkc), 0);
+    }
+    assert_int_equal(chmod(key, 0640), 0);
+    assert_int_equal(mkt_daemon_spawn(&D, args), 0);
+    s = mkt_daemon_stop(&D, 0, 20000); /* signal 0: it ends by itself */
+    assert_true(s >= 0 && WIFEXITED(s));
+    assert_int_equal(WEXITSTATUS(s), 1);
+    assert_true(log_has("is readable by group or others (mode 0640)"));
+    assert_int_equal(chmod(key, 0600), 0);
+    assert_int_equal(chmod(tk, 0604), 0);
+    assert_int_equal(mkt_daemon_spawn(&D, args), 0);
+    s = mkt_daemon_stop(&D, 0, 20000);
+    assert_true(s >= 0 && WIFEXITED(s));
+    assert_int_equal(WEXITSTATUS(s), 1);
+    assert_true(log_has("ticket.keys is readable by group or others"));
+    assert_int_equal(chmod(tk, 0600), 0);
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
+    stop_clean();
+}
+
+/* ready_file is never written through a symbolic link (as root, a link
+ * planted there would truncate any file): mkd says so and the file the
+ * link names is untouched. */
+static void test_ready_file_symlink(void **st)
+{
+    char target[420], link[420], a_ready[440];
+    const char *args[] = {a_ready, NULL};
+    char *text;
+    int ok = 0;
+    (void)st;
+
+    snprintf(target, sizeof target, "%s/precious", D.dir);
+    snprintf(link, sizeof link, "%s/ready-link", D.dir);
+    snprintf(a_ready, sizeof a_ready, "--ready_file=%s", link);
+    write_text(target, "keep me\n");
+    assert_int_equal(symlink(target, link), 0);
+    assert_int_equal(mkt_daemon_spawn(&D, args), 0);
+    TL_POLL_UNTIL(ok, log_has("serving (port"), 30000);
+    assert_true(ok);
+    assert_true(log_has("ready_file"));
+    text = tl_read_file(target, NULL);
+    assert_non_null(text);
+    assert_string_equal(text, "keep me\n");
+    free(text);
+    stop_clean();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -961,6 +1038,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sigterm_drains, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_sighup_rotation, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_key_file_modes, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_ready_file_symlink, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_operator_commands, mkt_setup,
                                         mkt_teardown),

@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <time.h>
@@ -1458,6 +1459,119 @@ static void test_shutdown_deadline_echo(void **st)
     assert_int_equal(WEXITSTATUS(s), 0);
 }
 
+/* --- privilege separation ----------------------------------------------- */
+
+/* A copy of Arcangelo and the probe application that the workers' user
+ * can read wherever the source tree sits: dir/php. */
+static void php_tree(char *arcangelo, size_t acap, char *app, size_t pcap)
+{
+    char cmd[1600];
+
+    snprintf(cmd, sizeof cmd,
+             "set -e; mkdir -p '%s/php'; cp -R '%s' '%s/php/arcangelo'; "
+             "cp '%s/probe.php' '%s/php/'; chmod -R a+rX '%s/php'",
+             D.dir, MKT_ARCANGELO_DIR, D.dir, MKT_APPS_DIR, D.dir, D.dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(arcangelo, acap, "--arcangelo=%s/php/arcangelo/bin/arcangelo.php",
+             D.dir);
+    snprintf(app, pcap, "--app=%s/php/probe.php", D.dir);
+}
+
+/* The owner of path (uid), -1 if it cannot be read. */
+static long owner_of(const char *path)
+{
+    struct stat sb;
+
+    return stat(path, &sb) == 0 ? (long)sb.st_uid : -1;
+}
+
+/* Every line of the probe's report says "denied", but its uid line. */
+static void check_probe(const char *report, size_t len)
+{
+    char *text = strndup(report, len), *line, *save = NULL;
+    int lines = 0;
+
+    assert_non_null(text);
+    fprintf(stderr, "probe:\n%s", text);
+    for (line = strtok_r(text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save), lines++) {
+        if (strncmp(line, "uid ", 4) == 0)
+            assert_string_equal(line, "uid 33"); /* www-data */
+        else if (strstr(line, " denied") == NULL)
+            fail_msg("the application got through: %s", line);
+    }
+    assert_int_equal(lines, 10);
+    free(text);
+}
+
+/*
+ * Started as root with user = nobody and worker_user = www-data, on its
+ * first run (it makes its data directory and keys): mkd runs as nobody,
+ * the spawner as root, the application as www-data. A hostile application
+ * tries to read the private key, the ticket keys, the data directory, the
+ * control socket, mkd's memory and environment, and to stop mkd and its
+ * own parent: every attempt is denied, the daemon keeps serving, the files
+ * it made belong to nobody, and a reload after that first run reads them.
+ */
+static void test_privilege_separation(void **st)
+{
+    char a_arc[600], a_app[600], body[2048], key[400];
+    const char *args[12];
+    uint8_t *resp = NULL;
+    size_t n = 0, rlen = 0;
+    sz_client *c;
+    sz_conn *conn;
+    int ok = 0;
+    (void)st;
+
+    if (geteuid() != 0)
+        skip();
+    php_tree(a_arc, sizeof a_arc, a_app, sizeof a_app);
+    snprintf(D.data, sizeof D.data, "%s/data", D.dir);
+    args[n++] = "--backend=php";
+    args[n++] = "--php=" MKT_PHP;
+    args[n++] = "--user=nobody";
+    args[n++] = "--worker_user=www-data";
+    args[n++] = "--workers=1";
+    args[n++] = a_arc;
+    args[n++] = a_app;
+    args[n] = NULL;
+    if (mkt_daemon_start(&D, args) != 0)
+        fail_msg("mkd did not start (log %s)", D.log);
+    TL_POLL_UNTIL(ok, pool_full(1), 30000);
+    assert_true(ok);
+
+    snprintf(key, sizeof key, "%s/server.pem", D.data);
+    snprintf(body, sizeof body,
+             "mkd:%ld\nkey:%s\ntickets:%s/ticket.keys\ndata:%s\n"
+             "socket:%s\n",
+             (long)D.pid, key, D.data, D.data, D.ctl);
+    c = client();
+    conn = connect_to(c);
+    assert_int_equal(
+        sz_request(conn, (const uint8_t *)body, strlen(body), &resp, &rlen),
+        SZ_OK);
+    check_probe((const char *)resp, rlen);
+    sz_free(resp);
+
+    /* Unharmed: it answers again, and its files are nobody's. */
+    assert_int_equal(
+        sz_request(conn, (const uint8_t *)"mkd:0\n", 6, &resp, &rlen), SZ_OK);
+    assert_true(rlen > 6 && memcmp(resp, "uid 33\n", 7) == 0);
+    sz_free(resp);
+    sz_conn_close(conn);
+    sz_client_free(c);
+    assert_true(st_get("connections") >= 0);
+    assert_int_equal(owner_of(key), 65534);
+    assert_int_equal(owner_of(D.data), 65534);
+    assert_int_equal(owner_of(D.ctl), 65534);
+    /* The first reload after that first run reads the keys again. */
+    assert_int_equal(kill(D.pid, SIGHUP), 0);
+    TL_POLL_UNTIL(ok, st_get("reloads") == 1, 10000);
+    assert_true(ok);
+    assert_int_equal(st_get("reload_failures"), 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, mkt_setup, mkt_teardown)
@@ -1476,6 +1590,7 @@ int main(void)
         T(test_sigterm_under_load),
         T(test_shutdown_deadline),
         T(test_shutdown_deadline_echo),
+        T(test_privilege_separation),
     };
 #undef T
     /* MKT_FILTER=test_exit (a cmocka pattern) runs some of them. */

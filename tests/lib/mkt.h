@@ -16,11 +16,12 @@
 
 typedef struct mkt_daemon {
     pid_t pid;
-    char dir[256]; /* data directory (temporary unless given) */
-    char log[300]; /* mkd's stderr */
+    char dir[256];  /* the test's temporary directory */
+    char data[300]; /* mkd's data directory: dir unless set */
+    char log[300];  /* mkd's stderr */
     char ready[300];
-    char ctl[300]; /* control socket */
-    char pub[300]; /* server public key to pin */
+    char ctl[340]; /* control socket */
+    char pub[340]; /* server public key to pin */
     uint16_t port;
 } mkt_daemon;
 
@@ -34,6 +35,9 @@ int mkt_daemon_mkdir(mkt_daemon *d);
  * listens (up to 30 s, stretched by tl_deadline_ms). Returns 0, or -1
  * with the log's tail printed to stderr. */
 int mkt_daemon_start(mkt_daemon *d, const char *const *args);
+/* The same without waiting: mkd is started (d->pid), nothing more. For
+ * tests of start-ups that must not become ready. */
+int mkt_daemon_spawn(mkt_daemon *d, const char *const *args);
 /* Send sig and wait up to timeout_ms (stretched by tl_deadline_ms) for
  * the exit; SIGKILL after that.
  * Returns the exit status as from waitpid, or -1 if it had to be killed. */

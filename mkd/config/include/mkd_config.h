@@ -30,6 +30,8 @@ typedef struct mkd_config {
     char control_socket[MKD_PATH_MAX];
     char backend[32];
     char user[64];
+    char worker_user[64];  /* "" = nobody when started as root */
+    char worker_group[64]; /* "" = worker_user's own group */
     char ready_file[MKD_PATH_MAX];
     int log_level;
     uint32_t threads;
