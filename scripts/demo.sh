@@ -22,8 +22,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# As root, mkd runs the PHP workers as `nobody`, who must be able to read
+# the application and the worker shell in this tree. A checkout under a
+# private home directory is not readable by it: the demo then runs the
+# workers as root, and says so (a real installation puts them in a
+# readable place; see docs/MKD.md, "Who can read what").
+as_root=()
+if [ "$(id -u)" = 0 ] &&
+  ! runuser -u nobody -- test -r apps/hello/app.php -a -r arcangelo/bin/arcangelo.php 2>/dev/null; then
+  echo "demo: $(pwd) is not readable by nobody; running the PHP workers as root" >&2
+  as_root=(--worker_user=root)
+fi
+
 build/mkd/mkd serve --data_dir="$data" --port=0 --ready_file="$data/port" \
-  --control_socket=none 2>"$data/mkd.log" &
+  --control_socket=none "${as_root[@]}" 2>"$data/mkd.log" &
 pid=$!
 for _ in $(seq 1 600); do # up to 30 s: a loaded machine, a first-run keygen
   [ -s "$data/port" ] && break
