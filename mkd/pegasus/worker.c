@@ -583,7 +583,10 @@ static void on_hello(pegasus__worker *w, const pegasus_ipc_frame *f)
 }
 
 /* Is f the answer w owes? A stale one (its request timed out) is dropped
- * quietly; anything else is a protocol error. */
+ * quietly; anything else is a protocol error. So is a RESPONSE over
+ * max_message that the frame limit let through (the limit allows for the
+ * frame's overhead): it could not be sealed for the client, and failing
+ * there would take the client's whole connection down with it. */
 static int answer_expected(pegasus__worker *w, const pegasus_ipc_frame *f)
 {
     switch (w->state) {
@@ -602,6 +605,11 @@ static int answer_expected(pegasus__worker *w, const pegasus_ipc_frame *f)
     }
     if (w->req == NULL || f->tag != w->req->tag) {
         protocol_error(w, MKD_ERR_FRAME_MALFORMED);
+        return 0;
+    }
+    if (f->type == PEGASUS_IPC_RESPONSE &&
+        f->data_len > w->pool->cfg.max_message) {
+        protocol_error(w, MKD_ERR_FRAME_TOO_LARGE);
         return 0;
     }
     return 1;

@@ -5,7 +5,9 @@
  *
  *   hello world          the exact answer of apps/hello (the default app)
  *   sizes                1 MiB request and response; the configured
- *                        maximum exactly, and one byte over it both ways
+ *                        maximum exactly, and one byte over it both ways;
+ *                        a worker's answer just over it (refused, and the
+ *                        connection's other requests answered)
  *   load                 50 clients x 100 requests, every answer checked
  *   SIGKILL              a worker killed mid-request: that request gets
  *                        "internal", the next succeeds, the pool refills
@@ -613,6 +615,89 @@ static void test_sizes(void **st)
     executed_free(&e);
     assert_int_equal(st_get("backend.crashes"), 0);
     assert_int_equal(st_get("backend.app_errors"), 1);
+    check_all_answered();
+}
+
+/* --- an answer just over max_message ---------------------------------------- */
+
+/* Wait for request id's answer, which must be the application error
+ * "response too large". */
+static void wait_too_large(sz_conn *conn, uint32_t id)
+{
+    uint8_t *resp = NULL;
+    size_t rlen = 0;
+    sz_error_info ei;
+    int r = sz_wait(conn, id, &resp, &rlen);
+
+    sz_last_error(&ei);
+    if (r != SZ_ERR_SERVER_APP)
+        fail_msg("request %u: %s (%s), expected the application error",
+                 (unsigned)id, sz_err_name(r), ei.text);
+    assert_null(resp);
+    assert_string_equal(ei.text, "response too large");
+}
+
+/* Wait for request id's answer, which must be body. */
+static void wait_echo(sz_conn *conn, uint32_t id, const char *body)
+{
+    uint8_t *resp = NULL;
+    size_t rlen = 0;
+    int r = sz_wait(conn, id, &resp, &rlen);
+
+    if (r != SZ_OK)
+        fail_msg("request %u: %s", (unsigned)id, sz_err_name(r));
+    assert_int_equal(rlen, strlen(body));
+    assert_memory_equal(resp, body, rlen);
+    sz_free(resp);
+}
+
+/*
+ * Answers over max_message by less than the worker protocol's frame
+ * overhead (1 and 1000 bytes), from a worker that does not hold to the
+ * limit (lax_arcangelo.php). They could not be sealed for the client:
+ * Pegasus refuses them itself, so that request gets the application error
+ * "response too large", the worker is replaced, and the other requests in
+ * flight on the same connection are answered; the connection goes on.
+ */
+static void test_answer_over_max(void **st)
+{
+    static const char *const args[] = {
+        "--max_message=65536", "--arcangelo=" MKT_APPS_DIR "/lax_arcangelo.php",
+        NULL};
+    static const char *const body[] = {"id:v0\nsleep:300\ngrow:65537",
+                                       "id:v1\nsmall", "id:v2\ngrow:66536",
+                                       "id:v3\nsmall"};
+    uint32_t id[4];
+    sz_client *c;
+    sz_conn *conn;
+    executed e;
+    (void)st;
+
+    start_php("sleep.php", 1, args);
+    c = client();
+    conn = connect_to(c);
+    /* The first one runs (slowly) while the others wait behind it. */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(
+            sz_submit(conn, (const uint8_t *)body[i], strlen(body[i]), &id[i]),
+            SZ_OK);
+    wait_too_large(conn, id[0]);
+    wait_echo(conn, id[1], body[1]);
+    wait_too_large(conn, id[2]);
+    wait_echo(conn, id[3], body[3]);
+    request_ok(conn, "id:v4\nafter", NULL);
+    sz_conn_close(conn);
+    sz_client_free(c);
+
+    executed_load(&e);
+    for (int i = 0; i < 5; i++) {
+        char tok[8];
+        snprintf(tok, sizeof tok, "v%d", i);
+        assert_ran(&e, tok, 1);
+    }
+    executed_free(&e);
+    assert_int_equal(st_get("backend.protocol_errors"), 2);
+    assert_true(st_get("backend.spawned") >= 3);
     check_all_answered();
 }
 
@@ -1464,6 +1549,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_hello_world),
         T(test_sizes),
+        T(test_answer_over_max),
         T(test_50_clients_100_requests),
         T(test_sigkill_worker),
         T(test_request_timeout),

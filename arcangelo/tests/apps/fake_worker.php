@@ -8,6 +8,8 @@
  *   version2  says HELLO with protocol version 2
  *   silent    never says HELLO
  *   double    answers every request twice
+ *   overmax   "over:N" answers max_message + N bytes (--max-message), a
+ *             body that still fits the frame limit; anything else "ok"
  */
 declare(strict_types=1);
 
@@ -18,6 +20,12 @@ use Megaki\Arcangelo\Channel;
 use Megaki\Arcangelo\Frame;
 
 $mode = getenv('FAKE_MODE') ?: 'badtag';
+$max = 1 << 20;
+foreach ($argv as $a) {
+    if (str_starts_with($a, '--max-message=')) {
+        $max = (int)substr($a, 14);
+    }
+}
 $ch = Channel::open(3, Frame::HARD_MAX);
 if ($mode === 'silent') {
     sleep(30);
@@ -40,6 +48,10 @@ while (($f = $ch->read()) !== null) {
             break;
         case 'double':
             $ch->write(Frame::response($f['tag'], 0, 'first') . Frame::response($f['tag'], 0, 'second'));
+            break;
+        case 'overmax':
+            $over = str_starts_with($f['data'], 'over:') ? (int)substr($f['data'], 5) : null;
+            $ch->write(Frame::response($f['tag'], 0, $over === null ? 'ok' : str_repeat('o', $max + $over)));
             break;
         default:
             $ch->write(Frame::response($f['tag'], 0, 'ok'));

@@ -684,6 +684,16 @@ static void test_exit_fatal_selfkill(void **state)
     ans_reset(&a);
 }
 
+/* A pool of one fake worker (fake_worker.php in the mode env names), on
+ * the configuration cfg otherwise holds. */
+static void start_fake(const char *const *env)
+{
+    cfg.arcangelo = APPS "/fake_worker.php";
+    cfg.workers_min = 1;
+    cfg.env = env;
+    start_pool();
+}
+
 static void test_fake_workers(void **state)
 {
     static const char *envs[][2] = {{"FAKE_MODE=badtag", NULL},
@@ -693,17 +703,11 @@ static void test_fake_workers(void **state)
     static const unsigned want[] = {
         MKD_BACKEND_INTERNAL, MKD_BACKEND_APPLICATION, MKD_BACKEND_INTERNAL, 0};
     ans a = {0};
-    mkd_diag d;
 
     (void)state;
     for (size_t i = 0; i < 4; i++) {
         cfg_reset(APPS "/testapp.php");
-        cfg.arcangelo = APPS "/fake_worker.php";
-        cfg.workers_min = 1;
-        cfg.env = envs[i];
-        B = pool_new(&d);
-        assert_non_null(B);
-        wait_idle(1, 10000);
+        start_fake(envs[i]);
         assert_int_equal(submit(&a, "x"), 0);
         run_until(p_answered, &a, 5000, envs[i][0]);
         if (a.status != want[i])
@@ -717,6 +721,38 @@ static void test_fake_workers(void **state)
         B = NULL;
         run_for(20);
     }
+    ans_reset(&a);
+}
+
+/* A RESPONSE whose body is over max_message but whose frame is within the
+ * frame limit (max_message + 1024) is refused too: it could not be sealed
+ * for the client, whose connection, and the other requests on it, would
+ * go down with it. That request gets "response too large", the worker is
+ * replaced. */
+static void test_response_over_max(void **state)
+{
+    static const char *env[] = {"FAKE_MODE=overmax", NULL};
+    static const char *const over[] = {"over:1", "over:1000"};
+    ans a = {0};
+
+    (void)state;
+    cfg.max_message = 4096;
+    start_fake(env);
+    assert_int_equal(submit(&a, "over:0"), 0);
+    run_until(p_answered, &a, 5000, "a response of exactly max_message");
+    assert_int_equal(a.status, 0);
+    assert_int_equal(a.len, 4096);
+    for (long i = 0; i < 2; i++) {
+        assert_int_equal(submit(&a, over[i]), 0);
+        run_until(p_answered, &a, 5000, over[i]);
+        if (a.status != MKD_BACKEND_APPLICATION)
+            fail_msg("%s: status %u, %zu bytes", over[i], a.status, a.len);
+        assert_string_equal(a.text, "response too large");
+        wait_sval("backend.protocol_errors", i + 1, 5000);
+        wait_sval("backend.spawned", i + 2, 10000);
+        wait_idle(1, 10000);
+    }
+    assert_true(sval("backend.protocol_errors") == 2);
     ans_reset(&a);
 }
 
@@ -1351,6 +1387,7 @@ int main(int argc, char **argv)
         T(test_throw),
         T(test_exit_fatal_selfkill),
         T(test_fake_workers),
+        T(test_response_over_max),
         T(test_start_failures),
         T(test_crash_loop),
     };
