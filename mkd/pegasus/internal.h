@@ -63,7 +63,7 @@ typedef struct pegasus__req {
     size_t len;
     mkd_backend_done_fn done;
     void *token;
-    uint64_t tag;       /* unique per pool; on the wire */
+    uint64_t tag;       /* random: a worker cannot tell one coming */
     uint64_t queued_at; /* uv_now at submit */
     unsigned attempts;  /* dispatches (a failed write retries) */
     int cancelled;      /* done must not be called */
@@ -111,6 +111,9 @@ struct pegasus__worker {
     size_t rx_len, rx_cap;
     size_t rx_need;  /* size of the frame being read, once
                                          its header is in (0: unknown) */
+    size_t rx_fence; /* bytes at the head of rx that were in
+                                         before the request was sent: no
+                                         answer to it can start there */
     char line[1024]; /* output line being assembled */
     size_t line_len;
     uv_write_t shut_wr;
@@ -140,7 +143,6 @@ struct pegasus {
     pegasus__slot *slots;
     unsigned nslots;
     unsigned gen;
-    uint64_t next_tag;
     uint64_t rng; /* jitter only, not security */
 
     uv_timer_t kick;        /* deferred maintenance (0 ms) */

@@ -229,13 +229,20 @@ static pegasus__req *req_new(pegasus *p, const mkd_request_ctx *ctx,
 
     if (r == NULL)
         return NULL;
+    /* The tag is what a worker's answer is matched by: drawn afresh for
+     * every request so that a worker cannot write the answer to a request
+     * before it has been sent (a counter would tell it the next one). */
+    if (uv_random(NULL, NULL, &r->tag, sizeof r->tag, 0, NULL) != 0) {
+        mkd_error(ctx->conn_id, "pegasus: no randomness for a request tag");
+        free(r);
+        return NULL;
+    }
     r->pool = p;
     r->ctx = *ctx;
     r->body = body;
     r->len = len;
     r->done = done;
     r->token = token;
-    r->tag = ++p->next_tag;
     r->queued_at = uv_now(p->loop);
     r->refs = 1;
     return r;

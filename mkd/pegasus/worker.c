@@ -582,6 +582,17 @@ static void on_hello(pegasus__worker *w, const pegasus_ipc_frame *f)
     pegasus__kick(p);
 }
 
+/* Does f answer the request w holds? Its tag must match, and it must have
+ * been written after the whole REQUEST frame was: the frame began after
+ * the request was sent (nothing of it was in before, w->rx_fence), and
+ * nothing of the request is still waiting to be written. A worker that
+ * answers earlier answers a request it has not read, whatever the tag. */
+static int answers_req(const pegasus__worker *w, const pegasus_ipc_frame *f)
+{
+    return w->req != NULL && f->tag == w->req->tag && w->rx_fence == 0 &&
+           uv_stream_get_write_queue_size((const uv_stream_t *)&w->ipc) == 0;
+}
+
 /* Is f the answer w owes? A stale one (its request timed out) is dropped
  * quietly; anything else is a protocol error. So is a RESPONSE over
  * max_message that the frame limit let through (the limit allows for the
@@ -603,7 +614,7 @@ static int answer_expected(pegasus__worker *w, const pegasus_ipc_frame *f)
         protocol_error(w, MKD_ERR_FRAME_MALFORMED);
         return 0;
     }
-    if (w->req == NULL || f->tag != w->req->tag) {
+    if (!answers_req(w, f)) {
         protocol_error(w, MKD_ERR_FRAME_MALFORMED);
         return 0;
     }
@@ -739,10 +750,11 @@ static void read_frames(pegasus__worker *w)
         w->rx_need = 0;
         if (res != MKD_OK) {
             protocol_error(w, res);
-            w->rx_len = 0; /* the stream is dead; drop the rest */
+            w->rx_len = w->rx_fence = 0; /* the stream is dead; drop the rest */
             break;
         }
         on_frame(w, &f);
+        w->rx_fence = w->rx_fence > used ? w->rx_fence - used : 0;
         if (w->rx_len >= used) {
             mkd_wipe(w->rx, used);
             memmove(w->rx, w->rx + used, w->rx_len - used);
@@ -871,6 +883,7 @@ void pegasus__worker_send(pegasus__worker *w, pegasus__req *r)
         return;
     }
     w->req = r;
+    w->rx_fence = w->rx_len; /* in before the request: not its answer */
     w->last_conn = r->ctx.conn_id;
     if (set_state(w, PEGASUS_W_BUSY) != 0) {
         /* Cannot happen: dispatch only picks IDLE workers. */

@@ -756,6 +756,83 @@ static void test_response_over_max(void **state)
     ans_reset(&a);
 }
 
+/* A worker tried to answer a request it had not been sent (forged): the
+ * forgery reached nobody, the request the worker did hold failed, and the
+ * worker was replaced. */
+static void check_forgery_refused(const ans *b)
+{
+    if (b->status == 0)
+        fail_msg("answered with \"%s\" by a worker never asked", b->body);
+    assert_int_equal(b->status, MKD_BACKEND_INTERNAL);
+    assert_string_equal(b->text, "worker failed");
+    wait_sval("backend.protocol_errors", 1, 5000);
+    wait_sval("backend.spawned", 2, 10000);
+    wait_idle(1, 10000);
+    assert_true(sval("backend.protocol_errors") == 1);
+}
+
+/* The worker answers its request and then, before it is sent, the one it
+ * guesses comes next (the tag that follows: what a counter would give),
+ * which Pegasus reads once that request has gone to the worker. */
+static void test_preanswer_next_tag(void **state)
+{
+    static const char *env[] = {"FAKE_MODE=preanswer", NULL};
+    ans a = {0}, b = {0};
+
+    (void)state;
+    start_fake(env);
+    assert_int_equal(submit(&a, "x"), 0); /* runs */
+    assert_int_equal(submit(&b, "y"), 0); /* waits for the same worker */
+    run_until(p_answered, &b, 5000, "the second request");
+    assert_int_equal(a.status, 0);
+    assert_string_equal((char *)a.body, "ok");
+    check_forgery_refused(&b);
+    ans_reset(&a);
+    ans_reset(&b);
+}
+
+/* The worker starts an answer while idle and finishes it with the tag of
+ * the request it gets next: an answer begun before its request was sent
+ * is no answer to it, whatever its tag. */
+static void test_answer_begun_before_request(void **state)
+{
+    static const char *env[] = {"FAKE_MODE=prefix", NULL};
+    ans a = {0}, b = {0};
+
+    (void)state;
+    start_fake(env);
+    assert_int_equal(submit(&a, "x"), 0);
+    run_until(p_answered, &a, 5000, "the first request");
+    assert_int_equal(a.status, 0);
+    assert_string_equal((char *)a.body, "first");
+    assert_int_equal(submit(&b, "y"), 0);
+    run_until(p_answered, &b, 5000, "the second request");
+    check_forgery_refused(&b);
+    ans_reset(&a);
+    ans_reset(&b);
+}
+
+/* The worker answers once it has the request's tag, before it has read
+ * the body (16 MiB: far more than a socket buffer, so that the REQUEST
+ * frame cannot have been written whole when the answer comes). */
+static void test_answer_before_request_written(void **state)
+{
+    static const char *env[] = {"FAKE_MODE=early", NULL};
+    const size_t len = 16u << 20;
+    uint8_t *big = calloc(1, len);
+    ans a = {0};
+
+    (void)state;
+    assert_non_null(big);
+    cfg.max_message = (uint32_t)len;
+    start_fake(env);
+    assert_int_equal(submit_n(&a, big, len), 0);
+    run_until(p_answered, &a, 10000, "the request");
+    check_forgery_refused(&a);
+    free(big);
+    ans_reset(&a);
+}
+
 static void test_start_failures(void **state)
 {
     static const char *v2[] = {"FAKE_MODE=version2", NULL};
@@ -1388,6 +1465,9 @@ int main(int argc, char **argv)
         T(test_exit_fatal_selfkill),
         T(test_fake_workers),
         T(test_response_over_max),
+        T(test_preanswer_next_tag),
+        T(test_answer_begun_before_request),
+        T(test_answer_before_request_written),
         T(test_start_failures),
         T(test_crash_loop),
     };
