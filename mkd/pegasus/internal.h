@@ -63,10 +63,12 @@ typedef struct pegasus__req {
     size_t len;
     mkd_backend_done_fn done;
     void *token;
-    uint64_t tag;       /* random: a worker cannot tell one coming */
-    uint64_t queued_at; /* uv_now at submit */
-    unsigned attempts;  /* dispatches (a failed write retries) */
-    int cancelled;      /* done must not be called */
+    uint64_t tag;         /* random: a worker cannot tell one coming */
+    uint32_t max_message; /* its answer's limit: max_message when taken,
+                               which its connection was told */
+    uint64_t queued_at;   /* uv_now at submit */
+    unsigned attempts;    /* dispatches (a failed write retries) */
+    int cancelled;        /* done must not be called */
     int answered;
     /* The owner (queue or worker) holds one reference, an unfinished
      * write of the frame another: the body must outlive both. */
@@ -104,6 +106,7 @@ struct pegasus__worker {
                                          output that trails its answer */
     uint64_t served;
     uint64_t spawned_at, idle_since; /* uv_now */
+    uint32_t max_message;            /* its --max-message */
     uint64_t max_requests;           /* jittered limits, 0 = none */
     uint64_t max_lifetime_ms;
     uint64_t rss_kib; /* last reading */

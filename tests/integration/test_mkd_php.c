@@ -14,7 +14,8 @@
  *   faults               past request_timeout_ms, throw, exit(), fatal
  *                        errors, output on stdout/stderr, a memory leak
  *                        recycled by worker_max_rss_kib
- *   signals              SIGHUP under load (no request fails); SIGTERM under
+ *   signals              SIGHUP under load (no request fails); SIGHUP
+ *                        raising and lowering max_message; SIGTERM under
  *                        load (every accepted request answered); SIGTERM
  *                        with requests outliving shutdown_timeout_ms (they
  *                        are answered "shutdown", mkd exits 0)
@@ -1376,6 +1377,95 @@ static void test_sighup_under_load(void **st)
     check_all_answered();
 }
 
+/* The configuration file of a test that reloads: just max_message. */
+static void write_max_message(const char *conf, unsigned max)
+{
+    char text[64];
+    int n = snprintf(text, sizeof text, "max_message = %u\n", max);
+
+    assert_int_equal(tl_write_file(conf, text, (size_t)n), 0);
+}
+
+/* SIGHUP number gen (the file says max): every worker of the new
+ * generation is ready, started with the new limit. */
+static void reload_max_message(const char *conf, unsigned max, unsigned gen)
+{
+    int ok = 0;
+
+    write_max_message(conf, max);
+    assert_int_equal(kill(D.pid, SIGHUP), 0);
+    TL_POLL_UNTIL(ok, generation_is(gen, 2), 20000);
+    if (!ok)
+        dump_status("reload incomplete");
+    assert_true(ok);
+    assert_int_equal(st_get("backend.max_message"), max);
+}
+
+/* A new connection, which must have been told max. */
+static sz_conn *connect_told(sz_client *c, unsigned max)
+{
+    sz_conn *conn = connect_to(c);
+    sz_conn_info info;
+
+    sz_conn_get_info(conn, &info);
+    assert_int_equal(info.max_message, max);
+    return conn;
+}
+
+/*
+ * SIGHUP changing max_message: the protocol (new connections) and the PHP
+ * pool (its own check, and the workers it starts) take the new value
+ * together. Raised, a request and an answer of the new maximum go through
+ * and one byte more is refused; lowered, the same at the lower value, and
+ * a connection from before it, told more, gets the application error
+ * "response too large" for an answer over the new value: it is never cut.
+ */
+static void test_sighup_max_message(void **st)
+{
+    char conf[400], a_conf[420], req[64];
+    const char *const args[] = {a_conf, NULL};
+    sz_client *c;
+    sz_conn *before, *raised, *lowered;
+    (void)st;
+
+    snprintf(conf, sizeof conf, "%s/mkd.conf", D.dir);
+    snprintf(a_conf, sizeof a_conf, "--config=%s", conf);
+    write_max_message(conf, 65536);
+    start_php("echo.php", 2, args);
+    c = client();
+    before = connect_told(c, 65536);
+    grow_exact(before, 65536);
+    request_fails(before, "grow:65537", SZ_ERR_SERVER_APP,
+                  "response too large");
+
+    reload_max_message(conf, 131072, 2);
+    raised = connect_told(c, 131072);
+    echo_exact(raised, 131072, "id:raised\n", 7);
+    grow_exact(raised, 131072);
+    request_fails(raised, "grow:131073", SZ_ERR_SERVER_APP,
+                  "response too large");
+
+    reload_max_message(conf, 32768, 3);
+    lowered = connect_told(c, 32768);
+    grow_exact(lowered, 32768);
+    request_fails(lowered, "grow:32769", SZ_ERR_SERVER_APP,
+                  "response too large");
+    /* Told 131072, but now held to 32768 both ways. */
+    snprintf(req, sizeof req, "grow:%u", 65536);
+    request_fails(raised, req, SZ_ERR_SERVER_APP, "response too large");
+    grow_exact(raised, 32768);
+    request_ok(raised, "id:still\nthere", NULL);
+    grow_exact(before, 32768);
+    sz_conn_close(before);
+    sz_conn_close(raised);
+    sz_conn_close(lowered);
+    sz_client_free(c);
+
+    assert_int_equal(st_get("backend.protocol_errors"), 0);
+    assert_int_equal(st_get("backend.crashes"), 0);
+    check_all_answered();
+}
+
 /*
  * SIGTERM under load. What "every accepted request is answered" means
  * here, per request a client submitted (sz_submit returned SZ_OK):
@@ -1559,6 +1649,7 @@ int main(void)
         T(test_output),
         T(test_leak_recycled),
         T(test_sighup_under_load),
+        T(test_sighup_max_message),
         T(test_sigterm_under_load),
         T(test_shutdown_deadline),
         T(test_shutdown_deadline_echo),

@@ -1298,14 +1298,13 @@ static void test_load_50x100(void **state)
 }
 
 /* Every live worker is of the current generation, and the pool is idle at
- * full size. */
+ * full size (*arg workers). */
 static int p_one_generation(void *arg)
 {
     const char *s;
-    long gen = sval("backend.generation");
+    long gen = sval("backend.generation"), n = *(const long *)arg;
 
-    (void)arg;
-    if (sval("backend.workers_idle") != 3 || sval("backend.workers") != 3)
+    if (sval("backend.workers_idle") != n || sval("backend.workers") != n)
         return 0;
     s = status();
     for (const char *l = s; l != NULL && *l != '\0';) {
@@ -1362,11 +1361,72 @@ static void test_reload_under_load(void **state)
     assert_true(sval("backend.reloads") >= 2);
     /* Only the newest generation is left, at full size (slots freed by
      * exiting workers may take a moment to let the last one start). */
-    run_until(p_one_generation, NULL, 20000, "one generation left");
+    run_until(p_one_generation, &(long){3}, 20000, "one generation left");
     np = pids(NULL, p, 16);
     assert_int_equal(np, 3);
     assert_true(sval("backend.crashes") == 0);
     clients_free(cs, n);
+}
+
+/* A new max_message, then reload(), as mkd does on SIGHUP. */
+static void set_max_message(uint32_t max)
+{
+    assert_int_equal(pegasus_set_max_message(B, max), MKD_OK);
+    B->ops->reload(B);
+}
+
+/* pegasus_set_max_message: requests are held to the new value from then
+ * on, the ones taken before keep theirs, and the new workers get it. */
+static void test_set_max_message(void **state)
+{
+    const size_t n = 6000;
+    uint8_t *big = malloc(n);
+    ans a = {0}, b = {0};
+
+    (void)state;
+    assert_non_null(big);
+    memcpy(big, "echo:", 5);
+    memset(big + 5, 'e', n - 5);
+    cfg.workers_min = 1;
+    cfg.max_message = 4096;
+    start_pool();
+    assert_int_equal(submit_n(&a, big, n), MKD_BACKEND_TOO_LARGE);
+    assert_int_equal(pegasus_set_max_message(B, 0), MKD_ERR_ARG);
+    assert_int_equal(pegasus_set_max_message(B, (256u << 20) + 1), MKD_ERR_ARG);
+    /* Raised: a request over the old value is taken, and waits for a
+     * worker started with the new one rather than going to the idle old
+     * one (whose own frame limit it would break: "worker crashed"). */
+    set_max_message(8192);
+    assert_int_equal(submit_n(&a, big, n), 0);
+    run_until(p_answered, &a, 10000, "a request over the old limit");
+    if (a.status != 0)
+        fail_msg("status %u (%s)", a.status, a.text);
+    assert_int_equal(a.len, n - 5);
+    run_until(p_one_generation, &(long){1}, 20000, "the new generation");
+    assert_int_equal(submit(&a, "big:8192"), 0);
+    run_until(p_answered, &a, 5000, "an answer at the new limit");
+    assert_int_equal(a.status, 0);
+    assert_int_equal(a.len, 8192);
+    assert_true(sval("backend.max_message") == 8192);
+    /* Lowered while a request runs: its answer is held to the limit it was
+     * taken under; the next request's to the new one. */
+    assert_int_equal(submit(&a, "big:6000"), 0);
+    set_max_message(4096);
+    assert_int_equal(submit_n(&b, big, n), MKD_BACKEND_TOO_LARGE);
+    run_until(p_answered, &a, 5000, "the answer taken under 8192");
+    if (a.status != 0)
+        fail_msg("status %u (%s)", a.status, a.text);
+    assert_int_equal(a.len, 6000);
+    assert_int_equal(submit(&a, "big:6000"), 0);
+    run_until(p_answered, &a, 5000, "an answer over the new limit");
+    assert_int_equal(a.status, MKD_BACKEND_APPLICATION);
+    assert_string_equal(a.text, "response too large");
+    /* No worker was at fault: none was killed. */
+    assert_true(sval("backend.protocol_errors") == 0);
+    assert_true(sval("backend.crashes") == 0);
+    free(big);
+    ans_reset(&a);
+    ans_reset(&b);
 }
 
 static int drained;
@@ -1483,6 +1543,7 @@ int main(int argc, char **argv)
     };
     const struct CMUnitTest lifecycle[] = {
         T(test_reload_under_load),
+        T(test_set_max_message),
         T(test_drain_under_load),
         T(test_free_answers_outstanding),
     };
