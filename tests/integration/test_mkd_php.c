@@ -321,6 +321,20 @@ static void assert_ran(const executed *e, const char *tok, size_t times)
         fail_msg("request %s ran %zu times, expected %zu", tok, c, times);
 }
 
+/* The requests with the tokens PREFIX0 .. PREFIX(n-1) ran once each. */
+static void assert_each_ran_once(const char *prefix, int n)
+{
+    executed e;
+    char tok[32];
+
+    executed_load(&e);
+    for (int i = 0; i < n; i++) {
+        snprintf(tok, sizeof tok, "%s%d", prefix, i);
+        assert_ran(&e, tok, 1);
+    }
+    executed_free(&e);
+}
+
 /* --- the client ------------------------------------------------------------- */
 
 static sz_client *client(void)
@@ -342,13 +356,25 @@ static sz_conn *connect_to(sz_client *c)
     return conn;
 }
 
-/* One request whose response must be exactly `expect` (NULL: the request
- * itself, an echo). */
-static void request_ok(sz_conn *conn, const char *req, const char *expect)
+/* Send req without waiting: its id. */
+static uint32_t send_req(sz_conn *conn, const char *req)
+{
+    uint32_t id = 0;
+    int r = sz_submit(conn, (const uint8_t *)req, strlen(req), &id);
+
+    if (r != SZ_OK)
+        fail_msg("request \"%.40s\": not sent: %s", req, sz_err_name(r));
+    return id;
+}
+
+/* Wait for the answer to request id (sent as req), which must be exactly
+ * `expect` (NULL: the request itself, an echo). */
+static void wait_ok(sz_conn *conn, uint32_t id, const char *req,
+                    const char *expect)
 {
     uint8_t *resp = NULL;
     size_t rlen = 0;
-    int r = sz_request(conn, (const uint8_t *)req, strlen(req), &resp, &rlen);
+    int r = sz_wait(conn, id, &resp, &rlen);
 
     if (r != SZ_OK) {
         sz_error_info ei;
@@ -363,16 +389,22 @@ static void request_ok(sz_conn *conn, const char *req, const char *expect)
     sz_free(resp);
 }
 
-/* A request that must fail with err; the server's error text must be
- * `text` (if not NULL). Returns how long it took, in ms. */
-static uint64_t request_fails(sz_conn *conn, const char *req, int err,
-                              const char *text)
+/* One request whose response must be exactly `expect` (NULL: the request
+ * itself, an echo). */
+static void request_ok(sz_conn *conn, const char *req, const char *expect)
+{
+    wait_ok(conn, send_req(conn, req), req, expect);
+}
+
+/* Wait for the answer to request id (sent as req), which must be the error
+ * err; the server's error text must be `text` (if not NULL). */
+static void wait_fails(sz_conn *conn, uint32_t id, const char *req, int err,
+                       const char *text)
 {
     uint8_t *resp = NULL;
     size_t rlen = 0;
     sz_error_info ei;
-    uint64_t t0 = tl_now_ms();
-    int r = sz_request(conn, (const uint8_t *)req, strlen(req), &resp, &rlen);
+    int r = sz_wait(conn, id, &resp, &rlen);
 
     sz_last_error(&ei);
     if (r != err)
@@ -381,6 +413,16 @@ static uint64_t request_fails(sz_conn *conn, const char *req, int err,
     assert_null(resp);
     if (text != NULL)
         assert_string_equal(ei.text, text);
+}
+
+/* A request that must fail with err; the server's error text must be
+ * `text` (if not NULL). Returns how long it took, in ms. */
+static uint64_t request_fails(sz_conn *conn, const char *req, int err,
+                              const char *text)
+{
+    uint64_t t0 = tl_now_ms();
+
+    wait_fails(conn, send_req(conn, req), req, err, text);
     return tl_now_ms() - t0;
 }
 
@@ -621,37 +663,6 @@ static void test_sizes(void **st)
 
 /* --- an answer just over max_message ---------------------------------------- */
 
-/* Wait for request id's answer, which must be the application error
- * "response too large". */
-static void wait_too_large(sz_conn *conn, uint32_t id)
-{
-    uint8_t *resp = NULL;
-    size_t rlen = 0;
-    sz_error_info ei;
-    int r = sz_wait(conn, id, &resp, &rlen);
-
-    sz_last_error(&ei);
-    if (r != SZ_ERR_SERVER_APP)
-        fail_msg("request %u: %s (%s), expected the application error",
-                 (unsigned)id, sz_err_name(r), ei.text);
-    assert_null(resp);
-    assert_string_equal(ei.text, "response too large");
-}
-
-/* Wait for request id's answer, which must be body. */
-static void wait_echo(sz_conn *conn, uint32_t id, const char *body)
-{
-    uint8_t *resp = NULL;
-    size_t rlen = 0;
-    int r = sz_wait(conn, id, &resp, &rlen);
-
-    if (r != SZ_OK)
-        fail_msg("request %u: %s", (unsigned)id, sz_err_name(r));
-    assert_int_equal(rlen, strlen(body));
-    assert_memory_equal(resp, body, rlen);
-    sz_free(resp);
-}
-
 /*
  * Answers over max_message by less than the worker protocol's frame
  * overhead (1 and 1000 bytes), from a worker that does not hold to the
@@ -671,7 +682,6 @@ static void test_answer_over_max(void **st)
     uint32_t id[4];
     sz_client *c;
     sz_conn *conn;
-    executed e;
     (void)st;
 
     start_php("sleep.php", 1, args);
@@ -679,24 +689,16 @@ static void test_answer_over_max(void **st)
     conn = connect_to(c);
     /* The first one runs (slowly) while the others wait behind it. */
     for (int i = 0; i < 4; i++)
-        assert_int_equal(
-            sz_submit(conn, (const uint8_t *)body[i], strlen(body[i]), &id[i]),
-            SZ_OK);
-    wait_too_large(conn, id[0]);
-    wait_echo(conn, id[1], body[1]);
-    wait_too_large(conn, id[2]);
-    wait_echo(conn, id[3], body[3]);
+        id[i] = send_req(conn, body[i]);
+    wait_fails(conn, id[0], body[0], SZ_ERR_SERVER_APP, "response too large");
+    wait_ok(conn, id[1], body[1], NULL);
+    wait_fails(conn, id[2], body[2], SZ_ERR_SERVER_APP, "response too large");
+    wait_ok(conn, id[3], body[3], NULL);
     request_ok(conn, "id:v4\nafter", NULL);
     sz_conn_close(conn);
     sz_client_free(c);
 
-    executed_load(&e);
-    for (int i = 0; i < 5; i++) {
-        char tok[8];
-        snprintf(tok, sizeof tok, "v%d", i);
-        assert_ran(&e, tok, 1);
-    }
-    executed_free(&e);
+    assert_each_ran_once("v", 5);
     assert_int_equal(st_get("backend.protocol_errors"), 2);
     assert_true(st_get("backend.spawned") >= 3);
     check_all_answered();
@@ -1195,7 +1197,6 @@ static void test_fatal(void **st)
     sz_client *c;
     sz_conn *conn;
     int p0, p1, p2, ok = 0;
-    executed e;
     (void)st;
 
     start_php("fatal.php", 1, args);
@@ -1218,13 +1219,7 @@ static void test_fatal(void **st)
         log_has("fatal error ends the worker: a fatal user error", NULL));
     assert_int_equal(st_get("backend.app_errors"), 2);
     assert_int_equal(st_get("backend.crashes"), 0);
-    executed_load(&e);
-    for (int i = 0; i < 5; i++) {
-        char tok[8];
-        snprintf(tok, sizeof tok, "f%d", i);
-        assert_ran(&e, tok, 1);
-    }
-    executed_free(&e);
+    assert_each_ran_once("f", 5);
     check_all_answered();
 }
 
@@ -1401,6 +1396,17 @@ static void reload_max_message(const char *conf, unsigned max, unsigned gen)
     assert_int_equal(st_get("backend.max_message"), max);
 }
 
+/* On conn, an answer of max bytes goes through and one of a byte more is
+ * the application error "response too large" (the connection goes on). */
+static void answers_held_to(sz_conn *conn, unsigned max)
+{
+    char req[32];
+
+    grow_exact(conn, max);
+    snprintf(req, sizeof req, "grow:%u", max + 1);
+    request_fails(conn, req, SZ_ERR_SERVER_APP, "response too large");
+}
+
 /* A new connection, which must have been told max. */
 static sz_conn *connect_told(sz_client *c, unsigned max)
 {
@@ -1422,7 +1428,7 @@ static sz_conn *connect_told(sz_client *c, unsigned max)
  */
 static void test_sighup_max_message(void **st)
 {
-    char conf[400], a_conf[420], req[64];
+    char conf[400], a_conf[420];
     const char *const args[] = {a_conf, NULL};
     sz_client *c;
     sz_conn *before, *raised, *lowered;
@@ -1434,28 +1440,20 @@ static void test_sighup_max_message(void **st)
     start_php("echo.php", 2, args);
     c = client();
     before = connect_told(c, 65536);
-    grow_exact(before, 65536);
-    request_fails(before, "grow:65537", SZ_ERR_SERVER_APP,
-                  "response too large");
+    answers_held_to(before, 65536);
 
     reload_max_message(conf, 131072, 2);
     raised = connect_told(c, 131072);
     echo_exact(raised, 131072, "id:raised\n", 7);
-    grow_exact(raised, 131072);
-    request_fails(raised, "grow:131073", SZ_ERR_SERVER_APP,
-                  "response too large");
+    answers_held_to(raised, 131072);
 
     reload_max_message(conf, 32768, 3);
     lowered = connect_told(c, 32768);
-    grow_exact(lowered, 32768);
-    request_fails(lowered, "grow:32769", SZ_ERR_SERVER_APP,
-                  "response too large");
-    /* Told 131072, but now held to 32768 both ways. */
-    snprintf(req, sizeof req, "grow:%u", 65536);
-    request_fails(raised, req, SZ_ERR_SERVER_APP, "response too large");
-    grow_exact(raised, 32768);
+    answers_held_to(lowered, 32768);
+    /* Told 131072 and 65536, but now held to 32768, and never cut. */
+    answers_held_to(raised, 32768);
     request_ok(raised, "id:still\nthere", NULL);
-    grow_exact(before, 32768);
+    answers_held_to(before, 32768);
     sz_conn_close(before);
     sz_conn_close(raised);
     sz_conn_close(lowered);

@@ -771,24 +771,36 @@ static void check_forgery_refused(const ans *b)
     assert_true(sval("backend.protocol_errors") == 1);
 }
 
+/* Two requests to a pool of one fake worker (env): the first answered as
+ * `first`, the second sent after that answer is in (wait_first) or queued
+ * behind the first, and answered by a forgery the worker prepared. */
+static void forge_second(const char *const *env, int wait_first,
+                         const char *first)
+{
+    ans a = {0}, b = {0};
+
+    start_fake(env);
+    assert_int_equal(submit(&a, "x"), 0);
+    if (wait_first)
+        run_until(p_answered, &a, 5000, "the first request");
+    assert_int_equal(submit(&b, "y"), 0);
+    run_until(p_answered, &b, 5000, "the second request");
+    assert_int_equal(a.status, 0);
+    assert_string_equal((char *)a.body, first);
+    check_forgery_refused(&b);
+    ans_reset(&a);
+    ans_reset(&b);
+}
+
 /* The worker answers its request and then, before it is sent, the one it
  * guesses comes next (the tag that follows: what a counter would give),
  * which Pegasus reads once that request has gone to the worker. */
 static void test_preanswer_next_tag(void **state)
 {
     static const char *env[] = {"FAKE_MODE=preanswer", NULL};
-    ans a = {0}, b = {0};
 
     (void)state;
-    start_fake(env);
-    assert_int_equal(submit(&a, "x"), 0); /* runs */
-    assert_int_equal(submit(&b, "y"), 0); /* waits for the same worker */
-    run_until(p_answered, &b, 5000, "the second request");
-    assert_int_equal(a.status, 0);
-    assert_string_equal((char *)a.body, "ok");
-    check_forgery_refused(&b);
-    ans_reset(&a);
-    ans_reset(&b);
+    forge_second(env, 0, "ok");
 }
 
 /* The worker starts an answer while idle and finishes it with the tag of
@@ -797,19 +809,9 @@ static void test_preanswer_next_tag(void **state)
 static void test_answer_begun_before_request(void **state)
 {
     static const char *env[] = {"FAKE_MODE=prefix", NULL};
-    ans a = {0}, b = {0};
 
     (void)state;
-    start_fake(env);
-    assert_int_equal(submit(&a, "x"), 0);
-    run_until(p_answered, &a, 5000, "the first request");
-    assert_int_equal(a.status, 0);
-    assert_string_equal((char *)a.body, "first");
-    assert_int_equal(submit(&b, "y"), 0);
-    run_until(p_answered, &b, 5000, "the second request");
-    check_forgery_refused(&b);
-    ans_reset(&a);
-    ans_reset(&b);
+    forge_second(env, 1, "first");
 }
 
 /* The worker answers once it has the request's tag, before it has read
