@@ -597,9 +597,10 @@ static int answers_req(const pegasus__worker *w, const pegasus_ipc_frame *f)
 
 /* Is f the answer w owes? A stale one (its request timed out) is dropped
  * quietly; anything else is a protocol error. So is a RESPONSE over the
- * max_message the worker was started with that the frame limit let
- * through (the limit allows for the frame's overhead): the worker was told
- * (deliver() explains why no such answer may go on). */
+ * max_message the worker was started with (--max-message), which the
+ * frame limit lets through by up to the frame's overhead: the worker broke
+ * a limit it was given. (deliver() says why no answer over the request's
+ * limit may reach the client.) */
 static int answer_expected(pegasus__worker *w, const pegasus_ipc_frame *f)
 {
     switch (w->state) {
