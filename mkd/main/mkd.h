@@ -55,6 +55,9 @@ typedef struct mkd_daemon {
     uv_loop_t loop;
     yami *yami;
     yugi_server *srv;
+    /* Borrowed: the server owns it and frees it at shutdown, so it is
+     * valid while !stopping (a reload updates the PHP pool's limits). */
+    mkd_backend *backend;
     control *ctl;
     control_sources ctl_src;
     uv_signal_t sig_term, sig_int, sig_hup;

@@ -1,7 +1,8 @@
 /*
  * reload.c -- SIGHUP: the configuration file, the command line and the
  * key files are read again. Keys, ticket keys, limits, deadlines, the log
- * level and the inline crypto budget take effect for new connections;
+ * level and the inline crypto budget take effect for new connections
+ * (max_message for new requests to the PHP pool and its new workers too);
  * open sessions keep the configuration they started with (it is reference
  * counted), and old ticket keys still listed in the file still accept.
  * The listening sockets, the paths, the thread count, the users and the
@@ -12,6 +13,7 @@
 
 #include "mkd.h"
 #include "mkd_log.h"
+#include "pegasus.h"
 
 /* Options that need a restart: warn if they changed, keep the old ones. */
 static void keep_fixed(const mkd_config *old, mkd_config *nc)
@@ -63,6 +65,13 @@ void mkd_reload(mkd_daemon *dm)
     mkd_log_set_level(nc.log_level);
     yami_set_inline_max(dm->yami, nc.inline_crypto_max);
     mkd_yugi_config(&dm->cfg, &ycfg);
+    /* The PHP pool takes the new max_message before the reload starts its
+     * new workers, and with the protocol's: an answer the pool lets through
+     * must be one the new connections can carry. */
+    if (strcmp(nc.backend, "php") == 0 &&
+        (r = pegasus_set_max_message(dm->backend, nc.max_message)) != MKD_OK)
+        mkd_error(0, "reload: max_message for the PHP workers: %s",
+                  mkd_strerror(r));
     yugi_server_reload(dm->srv, &ycfg.limits, scfg);
     /* The spawner reads the configuration itself: the workers' command
      * for the next ones it starts. */

@@ -181,6 +181,8 @@ static int wire(mkd_daemon *dm, mk_server_config *scfg)
     if ((r = yugi_server_new(&dm->loop, &ycfg, scfg, dm->yami, backend,
                              &dm->srv)) != MKD_OK)
         mkd_error(0, "server: %s", mkd_strerror(r));
+    else
+        dm->backend = backend;
     return r;
 }
 

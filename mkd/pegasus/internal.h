@@ -63,10 +63,12 @@ typedef struct pegasus__req {
     size_t len;
     mkd_backend_done_fn done;
     void *token;
-    uint64_t tag;       /* unique per pool; on the wire */
-    uint64_t queued_at; /* uv_now at submit */
-    unsigned attempts;  /* dispatches (a failed write retries) */
-    int cancelled;      /* done must not be called */
+    uint64_t tag;         /* random: a worker cannot tell one coming */
+    uint32_t max_message; /* its answer's limit: max_message when taken,
+                               which its connection was told */
+    uint64_t queued_at;   /* uv_now at submit */
+    unsigned attempts;    /* dispatches (a failed write retries) */
+    int cancelled;        /* done must not be called */
     int answered;
     /* The owner (queue or worker) holds one reference, an unfinished
      * write of the frame another: the body must outlive both. */
@@ -106,6 +108,7 @@ struct pegasus__worker {
                                          output that trails its answer */
     uint64_t served;
     uint64_t spawned_at, idle_since; /* uv_now */
+    uint32_t max_message;            /* its --max-message */
     uint64_t max_requests;           /* jittered limits, 0 = none */
     uint64_t max_lifetime_ms;
     uint64_t rss_kib; /* last reading */
@@ -113,6 +116,9 @@ struct pegasus__worker {
     size_t rx_len, rx_cap;
     size_t rx_need;  /* size of the frame being read, once
                                          its header is in (0: unknown) */
+    size_t rx_fence; /* bytes at the head of rx that were in
+                                         before the request was sent: no
+                                         answer to it can start there */
     char line[1024]; /* output line being assembled */
     size_t line_len;
     uv_write_t shut_wr;
@@ -142,7 +148,6 @@ struct pegasus {
     pegasus__slot *slots;
     unsigned nslots;
     unsigned gen;
-    uint64_t next_tag;
     uint64_t rng; /* jitter only, not security */
 
     uv_timer_t kick;        /* deferred maintenance (0 ms) */

@@ -150,18 +150,21 @@ void pegasus__fail_queue(pegasus *p, mkd_backend_status status,
     arm_queue_timer(p);
 }
 
-/* The idle worker to use: the current generation first (a reload's old
- * workers only fill in), then the most recently idle one, so that load
- * concentrates and surplus workers reach their idle timeout; one waiting
- * to be recycled comes last. */
-static pegasus__worker *pick_idle(pegasus *p)
+/* The idle worker to use for a request of len bytes: the current
+ * generation first (a reload's old workers only fill in), then the most
+ * recently idle one, so that load concentrates and surplus workers reach
+ * their idle timeout; one waiting to be recycled comes last. A worker
+ * started with a smaller max_message than the request (a reload raised it)
+ * would take it for a protocol error: the request waits for another. */
+static pegasus__worker *pick_idle(pegasus *p, size_t len)
 {
     pegasus__worker *best = NULL;
 
     for (pegasus__worker *w = p->workers; w != NULL; w = w->next) {
         /* An idle worker whose exit or EOF is in but not yet settled
          * (finalize waits for the rest of its output) is not one. */
-        if (w->state != PEGASUS_W_IDLE || w->exited || w->ipc_eof)
+        if (w->state != PEGASUS_W_IDLE || w->exited || w->ipc_eof ||
+            w->max_message < len)
             continue;
         if (best == NULL) {
             best = w;
@@ -190,7 +193,7 @@ void pegasus__dispatch(pegasus *p)
 
     if (p->freeing)
         return;
-    while (p->qhead != NULL && (w = pick_idle(p)) != NULL) {
+    while (p->qhead != NULL && (w = pick_idle(p, p->qhead->len)) != NULL) {
         pegasus__req *r = p->qhead;
         q_remove(p, r);
         pegasus__worker_send(w, r);
@@ -229,13 +232,21 @@ static pegasus__req *req_new(pegasus *p, const mkd_request_ctx *ctx,
 
     if (r == NULL)
         return NULL;
+    /* The tag is what a worker's answer is matched by: drawn afresh for
+     * every request so that a worker cannot write the answer to a request
+     * before it has been sent (a counter would tell it the next one). */
+    if (uv_random(NULL, NULL, &r->tag, sizeof r->tag, 0, NULL) != 0) {
+        mkd_error(ctx->conn_id, "pegasus: no randomness for a request tag");
+        free(r);
+        return NULL;
+    }
     r->pool = p;
     r->ctx = *ctx;
     r->body = body;
     r->len = len;
     r->done = done;
     r->token = token;
-    r->tag = ++p->next_tag;
+    r->max_message = p->cfg.max_message;
     r->queued_at = uv_now(p->loop);
     r->refs = 1;
     return r;
@@ -381,6 +392,7 @@ static void put_counters(pegasus *p, mkd_text *s, uint64_t now)
     mkd_text_put(s, "backend.workers_max %" PRIu32 "\n", p->cfg.workers_max);
     mkd_text_put(s, "backend.queued %zu\n", p->queued);
     mkd_text_put(s, "backend.queue_max %" PRIu32 "\n", p->cfg.queue_max);
+    mkd_text_put(s, "backend.max_message %" PRIu32 "\n", p->cfg.max_message);
     mkd_text_put(s, "backend.submitted %" PRIu64 "\n", p->submitted);
     mkd_text_put(s, "backend.answered %" PRIu64 "\n", p->answered);
     mkd_text_put(s, "backend.cancelled %" PRIu64 "\n", p->cancelled);
@@ -574,6 +586,20 @@ static char *absolute(const char *path)
     return out;
 }
 
+static int max_message_ok(uint32_t max_message)
+{
+    return max_message > 0 &&
+           max_message <= PEGASUS_IPC_HARD_MAX - PEGASUS_IPC_OVERHEAD;
+}
+
+/* max_message, and the argument that tells workers spawned from now on. */
+static void set_max_message(pegasus *p, uint32_t max_message)
+{
+    p->cfg.max_message = max_message;
+    (void)snprintf(p->max_message_arg, sizeof p->max_message_arg,
+                   "--max-message=%" PRIu32, max_message);
+}
+
 static const char *config_problem(const pegasus_config *c)
 {
     if (c->arcangelo == NULL || c->arcangelo[0] == '\0')
@@ -592,8 +618,7 @@ static const char *config_problem(const pegasus_config *c)
     if (c->request_timeout_ms == 0 || c->start_timeout_ms == 0 ||
         c->stop_timeout_ms == 0 || c->idle_timeout_ms == 0)
         return "timeouts must be at least 1 ms";
-    if (c->max_message == 0 ||
-        c->max_message > PEGASUS_IPC_HARD_MAX - PEGASUS_IPC_OVERHEAD)
+    if (!max_message_ok(c->max_message))
         return "max_message must be 1 .. 256 MiB";
     if (c->crash_loop_failures == 0 ||
         c->crash_loop_failures > PEGASUS_FAIL_RING)
@@ -661,8 +686,7 @@ static int copy_config(pegasus *p, const pegasus_config *cfg, mkd_diag *d)
     p->cfg.app = p->app;
     p->cfg.php_ini = (const char *const *)p->php_ini;
     p->cfg.env = (const char *const *)p->env;
-    (void)snprintf(p->max_message_arg, sizeof p->max_message_arg,
-                   "--max-message=%" PRIu32, p->cfg.max_message);
+    set_max_message(p, cfg->max_message);
     /* Room for a full generation retiring while the next one starts. */
     p->nslots = 2 * p->cfg.workers_max;
     if ((p->slots = calloc(p->nslots, sizeof *p->slots)) == NULL)
@@ -725,5 +749,18 @@ int pegasus_new(uv_loop_t *loop, const pegasus_config *cfg, mkd_backend **out,
              p->cfg.workers_min, p->cfg.workers_max, p->php, p->app);
     pegasus__kick(p);
     *out = &p->base;
+    return MKD_OK;
+}
+
+int pegasus_set_max_message(mkd_backend *b, uint32_t max_message)
+{
+    pegasus *p = (pegasus *)b;
+
+    if (b == NULL || b->ops != &pegasus_ops || !max_message_ok(max_message))
+        return MKD_ERR_ARG;
+    if (p->cfg.max_message != max_message)
+        mkd_info(0, "pegasus: max_message %" PRIu32 " (was %" PRIu32 ")",
+                 max_message, p->cfg.max_message);
+    set_max_message(p, max_message);
     return MKD_OK;
 }

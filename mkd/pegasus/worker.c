@@ -457,9 +457,11 @@ static void on_out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 /* ------------------------------------------------------------------ */
 /* Frames from the worker                                              */
 
-static uint32_t rx_limit(const pegasus *p)
+/* The largest frame w may send: the limit it was started with (a reload
+ * may have changed the pool's since) and the frame's overhead. */
+static uint32_t rx_limit(const pegasus__worker *w)
 {
-    return p->cfg.max_message + PEGASUS_IPC_OVERHEAD;
+    return w->max_message + PEGASUS_IPC_OVERHEAD;
 }
 
 static void shutdown_written(uv_write_t *wr, int status)
@@ -608,8 +610,23 @@ static void on_hello(pegasus__worker *w, const pegasus_ipc_frame *f)
     pegasus__kick(p);
 }
 
+/* Does f answer the request w holds? Its tag must match, and it must have
+ * been written after the whole REQUEST frame was: the frame began after
+ * the request was sent (nothing of it was in before, w->rx_fence), and
+ * nothing of the request is still waiting to be written. A worker that
+ * answers earlier answers a request it has not read, whatever the tag. */
+static int answers_req(const pegasus__worker *w, const pegasus_ipc_frame *f)
+{
+    return w->req != NULL && f->tag == w->req->tag && w->rx_fence == 0 &&
+           uv_stream_get_write_queue_size((const uv_stream_t *)&w->ipc) == 0;
+}
+
 /* Is f the answer w owes? A stale one (its request timed out) is dropped
- * quietly; anything else is a protocol error. */
+ * quietly; anything else is a protocol error. So is a RESPONSE over the
+ * max_message the worker was started with (--max-message), which the
+ * frame limit lets through by up to the frame's overhead: the worker broke
+ * a limit it was given. (deliver() says why no answer over the request's
+ * limit may reach the client.) */
 static int answer_expected(pegasus__worker *w, const pegasus_ipc_frame *f)
 {
     switch (w->state) {
@@ -626,8 +643,12 @@ static int answer_expected(pegasus__worker *w, const pegasus_ipc_frame *f)
         protocol_error(w, MKD_ERR_FRAME_MALFORMED);
         return 0;
     }
-    if (w->req == NULL || f->tag != w->req->tag) {
+    if (!answers_req(w, f)) {
         protocol_error(w, MKD_ERR_FRAME_MALFORMED);
+        return 0;
+    }
+    if (f->type == PEGASUS_IPC_RESPONSE && f->data_len > w->max_message) {
+        protocol_error(w, MKD_ERR_FRAME_TOO_LARGE);
         return 0;
     }
     return 1;
@@ -653,16 +674,26 @@ static void after_answer(pegasus__worker *w, int exiting)
     }
 }
 
-/* The frame's answer to r: its response, or the application's error. */
+/* The frame's answer to r: its response, or the application's error. A
+ * response over r's own limit (what its connection was told) could not be
+ * sealed for the client, and failing there would take the client's whole
+ * connection down: it is the application's error. (Within the worker's
+ * limit, a reload lowered max_message since the worker started: no fault
+ * of the worker's, which goes on.) */
 static void deliver(pegasus *p, pegasus__req *r, const pegasus_ipc_frame *f)
 {
     char text[PEGASUS_IPC_ERROR_TEXT_MAX + 1];
 
-    if (f->type == PEGASUS_IPC_RESPONSE) {
+    if (f->type == PEGASUS_IPC_RESPONSE && f->data_len <= r->max_message) {
         pegasus__answer(p, r, MKD_BACKEND_OK, f->data, f->data_len, NULL);
         return;
     }
     p->app_errors++;
+    if (f->type == PEGASUS_IPC_RESPONSE) {
+        pegasus__answer(p, r, MKD_BACKEND_APPLICATION, NULL, 0,
+                        "response too large");
+        return;
+    }
     memcpy(text, f->data, f->data_len);
     text[f->data_len] = '\0';
     pegasus__answer(p, r, MKD_BACKEND_APPLICATION, NULL, 0,
@@ -749,7 +780,7 @@ static void read_frames(pegasus__worker *w)
 
     while (w->rx_len > 0 && w->state != PEGASUS_W_DEAD &&
            !uv_is_closing((uv_handle_t *)&w->ipc)) {
-        res = pegasus_ipc_parse(w->rx, w->rx_len, rx_limit(w->pool), &f, &used);
+        res = pegasus_ipc_parse(w->rx, w->rx_len, rx_limit(w), &f, &used);
         if (res == MKD_WANT_MORE) {
             w->rx_need = used;
             break;
@@ -757,10 +788,11 @@ static void read_frames(pegasus__worker *w)
         w->rx_need = 0;
         if (res != MKD_OK) {
             protocol_error(w, res);
-            w->rx_len = 0; /* the stream is dead; drop the rest */
+            w->rx_len = w->rx_fence = 0; /* the stream is dead; drop the rest */
             break;
         }
         on_frame(w, &f);
+        w->rx_fence = w->rx_fence > used ? w->rx_fence - used : 0;
         if (w->rx_len >= used) {
             mkd_wipe(w->rx, used);
             memmove(w->rx, w->rx + used, w->rx_len - used);
@@ -889,6 +921,7 @@ void pegasus__worker_send(pegasus__worker *w, pegasus__req *r)
         return;
     }
     w->req = r;
+    w->rx_fence = w->rx_len; /* in before the request: not its answer */
     w->last_conn = r->ctx.conn_id;
     if (set_state(w, PEGASUS_W_BUSY) != 0) {
         /* Cannot happen: dispatch only picks IDLE workers. */
@@ -934,6 +967,7 @@ static pegasus__worker *worker_new(pegasus *p, unsigned slot)
     w->state = PEGASUS_W_STARTING;
     w->proc.data = w->ipc.data = w->out.data = w->timer.data = w;
     w->spawned_at = uv_now(p->loop);
+    w->max_message = p->cfg.max_message; /* what build_command passes */
     w->max_requests = pegasus__jitter(p, p->cfg.max_requests);
     w->max_lifetime_ms =
         pegasus__jitter(p, (uint64_t)p->cfg.max_lifetime_s * 1000u);

@@ -5,14 +5,17 @@
  *
  *   hello world          the exact answer of apps/hello (the default app)
  *   sizes                1 MiB request and response; the configured
- *                        maximum exactly, and one byte over it both ways
+ *                        maximum exactly, and one byte over it both ways;
+ *                        a worker's answer just over it (refused, and the
+ *                        connection's other requests answered)
  *   load                 50 clients x 100 requests, every answer checked
  *   SIGKILL              a worker killed mid-request: that request gets
  *                        "internal", the next succeeds, the pool refills
  *   faults               past request_timeout_ms, throw, exit(), fatal
  *                        errors, output on stdout/stderr, a memory leak
  *                        recycled by worker_max_rss_kib
- *   signals              SIGHUP under load (no request fails); SIGTERM under
+ *   signals              SIGHUP under load (no request fails); SIGHUP
+ *                        raising and lowering max_message; SIGTERM under
  *                        load (every accepted request answered); SIGTERM
  *                        with requests outliving shutdown_timeout_ms (they
  *                        are answered "shutdown", mkd exits 0)
@@ -319,6 +322,20 @@ static void assert_ran(const executed *e, const char *tok, size_t times)
         fail_msg("request %s ran %zu times, expected %zu", tok, c, times);
 }
 
+/* The requests with the tokens PREFIX0 .. PREFIX(n-1) ran once each. */
+static void assert_each_ran_once(const char *prefix, int n)
+{
+    executed e;
+    char tok[32];
+
+    executed_load(&e);
+    for (int i = 0; i < n; i++) {
+        snprintf(tok, sizeof tok, "%s%d", prefix, i);
+        assert_ran(&e, tok, 1);
+    }
+    executed_free(&e);
+}
+
 /* --- the client ------------------------------------------------------------- */
 
 static sz_client *client(void)
@@ -340,13 +357,25 @@ static sz_conn *connect_to(sz_client *c)
     return conn;
 }
 
-/* One request whose response must be exactly `expect` (NULL: the request
- * itself, an echo). */
-static void request_ok(sz_conn *conn, const char *req, const char *expect)
+/* Send req without waiting: its id. */
+static uint32_t send_req(sz_conn *conn, const char *req)
+{
+    uint32_t id = 0;
+    int r = sz_submit(conn, (const uint8_t *)req, strlen(req), &id);
+
+    if (r != SZ_OK)
+        fail_msg("request \"%.40s\": not sent: %s", req, sz_err_name(r));
+    return id;
+}
+
+/* Wait for the answer to request id (sent as req), which must be exactly
+ * `expect` (NULL: the request itself, an echo). */
+static void wait_ok(sz_conn *conn, uint32_t id, const char *req,
+                    const char *expect)
 {
     uint8_t *resp = NULL;
     size_t rlen = 0;
-    int r = sz_request(conn, (const uint8_t *)req, strlen(req), &resp, &rlen);
+    int r = sz_wait(conn, id, &resp, &rlen);
 
     if (r != SZ_OK) {
         sz_error_info ei;
@@ -361,16 +390,22 @@ static void request_ok(sz_conn *conn, const char *req, const char *expect)
     sz_free(resp);
 }
 
-/* A request that must fail with err; the server's error text must be
- * `text` (if not NULL). Returns how long it took, in ms. */
-static uint64_t request_fails(sz_conn *conn, const char *req, int err,
-                              const char *text)
+/* One request whose response must be exactly `expect` (NULL: the request
+ * itself, an echo). */
+static void request_ok(sz_conn *conn, const char *req, const char *expect)
+{
+    wait_ok(conn, send_req(conn, req), req, expect);
+}
+
+/* Wait for the answer to request id (sent as req), which must be the error
+ * err; the server's error text must be `text` (if not NULL). */
+static void wait_fails(sz_conn *conn, uint32_t id, const char *req, int err,
+                       const char *text)
 {
     uint8_t *resp = NULL;
     size_t rlen = 0;
     sz_error_info ei;
-    uint64_t t0 = tl_now_ms();
-    int r = sz_request(conn, (const uint8_t *)req, strlen(req), &resp, &rlen);
+    int r = sz_wait(conn, id, &resp, &rlen);
 
     sz_last_error(&ei);
     if (r != err)
@@ -379,6 +414,16 @@ static uint64_t request_fails(sz_conn *conn, const char *req, int err,
     assert_null(resp);
     if (text != NULL)
         assert_string_equal(ei.text, text);
+}
+
+/* A request that must fail with err; the server's error text must be
+ * `text` (if not NULL). Returns how long it took, in ms. */
+static uint64_t request_fails(sz_conn *conn, const char *req, int err,
+                              const char *text)
+{
+    uint64_t t0 = tl_now_ms();
+
+    wait_fails(conn, send_req(conn, req), req, err, text);
     return tl_now_ms() - t0;
 }
 
@@ -614,6 +659,49 @@ static void test_sizes(void **st)
     executed_free(&e);
     assert_int_equal(st_get("backend.crashes"), 0);
     assert_int_equal(st_get("backend.app_errors"), 1);
+    check_all_answered();
+}
+
+/* --- an answer just over max_message ---------------------------------------- */
+
+/*
+ * Answers over max_message by less than the worker protocol's frame
+ * overhead (1 and 1000 bytes), from a worker that does not hold to the
+ * limit (lax_arcangelo.php). They could not be sealed for the client:
+ * Pegasus refuses them itself, so that request gets the application error
+ * "response too large", the worker is replaced, and the other requests in
+ * flight on the same connection are answered; the connection goes on.
+ */
+static void test_answer_over_max(void **st)
+{
+    static const char *const args[] = {
+        "--max_message=65536", "--arcangelo=" MKT_APPS_DIR "/lax_arcangelo.php",
+        NULL};
+    static const char *const body[] = {"id:v0\nsleep:300\ngrow:65537",
+                                       "id:v1\nsmall", "id:v2\ngrow:66536",
+                                       "id:v3\nsmall"};
+    uint32_t id[4];
+    sz_client *c;
+    sz_conn *conn;
+    (void)st;
+
+    start_php("sleep.php", 1, args);
+    c = client();
+    conn = connect_to(c);
+    /* The first one runs (slowly) while the others wait behind it. */
+    for (int i = 0; i < 4; i++)
+        id[i] = send_req(conn, body[i]);
+    wait_fails(conn, id[0], body[0], SZ_ERR_SERVER_APP, "response too large");
+    wait_ok(conn, id[1], body[1], NULL);
+    wait_fails(conn, id[2], body[2], SZ_ERR_SERVER_APP, "response too large");
+    wait_ok(conn, id[3], body[3], NULL);
+    request_ok(conn, "id:v4\nafter", NULL);
+    sz_conn_close(conn);
+    sz_client_free(c);
+
+    assert_each_ran_once("v", 5);
+    assert_int_equal(st_get("backend.protocol_errors"), 2);
+    assert_true(st_get("backend.spawned") >= 3);
     check_all_answered();
 }
 
@@ -1110,7 +1198,6 @@ static void test_fatal(void **st)
     sz_client *c;
     sz_conn *conn;
     int p0, p1, p2, ok = 0;
-    executed e;
     (void)st;
 
     start_php("fatal.php", 1, args);
@@ -1133,13 +1220,7 @@ static void test_fatal(void **st)
         log_has("fatal error ends the worker: a fatal user error", NULL));
     assert_int_equal(st_get("backend.app_errors"), 2);
     assert_int_equal(st_get("backend.crashes"), 0);
-    executed_load(&e);
-    for (int i = 0; i < 5; i++) {
-        char tok[8];
-        snprintf(tok, sizeof tok, "f%d", i);
-        assert_ran(&e, tok, 1);
-    }
-    executed_free(&e);
+    assert_each_ran_once("f", 5);
     check_all_answered();
 }
 
@@ -1289,6 +1370,98 @@ static void test_sighup_under_load(void **st)
     assert_false(log_has("need a restart", NULL));
     assert_int_equal(st_get("backend.crashes"), 0);
     assert_int_equal(st_get("backend.timeouts"), 0);
+    check_all_answered();
+}
+
+/* The configuration file of a test that reloads: just max_message. */
+static void write_max_message(const char *conf, unsigned max)
+{
+    char text[64];
+    int n = snprintf(text, sizeof text, "max_message = %u\n", max);
+
+    assert_int_equal(tl_write_file(conf, text, (size_t)n), 0);
+}
+
+/* SIGHUP number gen (the file says max): every worker of the new
+ * generation is ready, started with the new limit. */
+static void reload_max_message(const char *conf, unsigned max, unsigned gen)
+{
+    int ok = 0;
+
+    write_max_message(conf, max);
+    assert_int_equal(kill(D.pid, SIGHUP), 0);
+    TL_POLL_UNTIL(ok, generation_is(gen, 2), 20000);
+    if (!ok)
+        dump_status("reload incomplete");
+    assert_true(ok);
+    assert_int_equal(st_get("backend.max_message"), max);
+}
+
+/* On conn, an answer of max bytes goes through and one of a byte more is
+ * the application error "response too large" (the connection goes on). */
+static void answers_held_to(sz_conn *conn, unsigned max)
+{
+    char req[32];
+
+    grow_exact(conn, max);
+    snprintf(req, sizeof req, "grow:%u", max + 1);
+    request_fails(conn, req, SZ_ERR_SERVER_APP, "response too large");
+}
+
+/* A new connection, which must have been told max. */
+static sz_conn *connect_told(sz_client *c, unsigned max)
+{
+    sz_conn *conn = connect_to(c);
+    sz_conn_info info;
+
+    sz_conn_get_info(conn, &info);
+    assert_int_equal(info.max_message, max);
+    return conn;
+}
+
+/*
+ * SIGHUP changing max_message: the protocol (new connections) and the PHP
+ * pool (its own check, and the workers it starts) take the new value
+ * together. Raised, a request and an answer of the new maximum go through
+ * and one byte more is refused; lowered, the same at the lower value, and
+ * a connection from before it, told more, gets the application error
+ * "response too large" for an answer over the new value: it is never cut.
+ */
+static void test_sighup_max_message(void **st)
+{
+    char conf[400], a_conf[420];
+    const char *const args[] = {a_conf, NULL};
+    sz_client *c;
+    sz_conn *before, *raised, *lowered;
+    (void)st;
+
+    snprintf(conf, sizeof conf, "%s/mkd.conf", D.dir);
+    snprintf(a_conf, sizeof a_conf, "--config=%s", conf);
+    write_max_message(conf, 65536);
+    start_php("echo.php", 2, args);
+    c = client();
+    before = connect_told(c, 65536);
+    answers_held_to(before, 65536);
+
+    reload_max_message(conf, 131072, 2);
+    raised = connect_told(c, 131072);
+    echo_exact(raised, 131072, "id:raised\n", 7);
+    answers_held_to(raised, 131072);
+
+    reload_max_message(conf, 32768, 3);
+    lowered = connect_told(c, 32768);
+    answers_held_to(lowered, 32768);
+    /* Told 131072 and 65536, but now held to 32768, and never cut. */
+    answers_held_to(raised, 32768);
+    request_ok(raised, "id:still\nthere", NULL);
+    answers_held_to(before, 32768);
+    sz_conn_close(before);
+    sz_conn_close(raised);
+    sz_conn_close(lowered);
+    sz_client_free(c);
+
+    assert_int_equal(st_get("backend.protocol_errors"), 0);
+    assert_int_equal(st_get("backend.crashes"), 0);
     check_all_answered();
 }
 
@@ -1578,6 +1751,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_hello_world),
         T(test_sizes),
+        T(test_answer_over_max),
         T(test_50_clients_100_requests),
         T(test_sigkill_worker),
         T(test_request_timeout),
@@ -1587,6 +1761,7 @@ int main(void)
         T(test_output),
         T(test_leak_recycled),
         T(test_sighup_under_load),
+        T(test_sighup_max_message),
         T(test_sigterm_under_load),
         T(test_shutdown_deadline),
         T(test_shutdown_deadline_echo),

@@ -165,4 +165,18 @@ void pegasus_config_defaults(pegasus_config *cfg);
 MKD_MUST_CHECK int pegasus_new(uv_loop_t *loop, const pegasus_config *cfg,
                                mkd_backend **out, mkd_diag *d);
 
+/*
+ * A new max_message for b (a pool from pegasus_new), as a reload may bring:
+ * requests submitted from now on are held to it, those already submitted
+ * keep the limit they were taken under, and workers spawned from now on are
+ * started with it. Workers already running keep their own: call reload()
+ * next so that they are replaced (until then, a request only goes to a
+ * worker whose own limit it fits, and an answer is bounded by both the
+ * worker's and the request's limit: one over the request's gets
+ * MKD_BACKEND_APPLICATION "response too large"). MKD_OK; MKD_ERR_ARG if b
+ * is not a Pegasus pool or max_message is not 1 .. 256 MiB.
+ */
+MKD_MUST_CHECK int pegasus_set_max_message(mkd_backend *b,
+                                           uint32_t max_message);
+
 #endif /* PEGASUS_H */

@@ -684,6 +684,16 @@ static void test_exit_fatal_selfkill(void **state)
     ans_reset(&a);
 }
 
+/* A pool of one fake worker (fake_worker.php in the mode env names), on
+ * the configuration cfg otherwise holds. */
+static void start_fake(const char *const *env)
+{
+    cfg.arcangelo = APPS "/fake_worker.php";
+    cfg.workers_min = 1;
+    cfg.env = env;
+    start_pool();
+}
+
 static void test_fake_workers(void **state)
 {
     static const char *envs[][2] = {{"FAKE_MODE=badtag", NULL},
@@ -693,17 +703,11 @@ static void test_fake_workers(void **state)
     static const unsigned want[] = {
         MKD_BACKEND_INTERNAL, MKD_BACKEND_APPLICATION, MKD_BACKEND_INTERNAL, 0};
     ans a = {0};
-    mkd_diag d;
 
     (void)state;
     for (size_t i = 0; i < 4; i++) {
         cfg_reset(APPS "/testapp.php");
-        cfg.arcangelo = APPS "/fake_worker.php";
-        cfg.workers_min = 1;
-        cfg.env = envs[i];
-        B = pool_new(&d);
-        assert_non_null(B);
-        wait_idle(1, 10000);
+        start_fake(envs[i]);
         assert_int_equal(submit(&a, "x"), 0);
         run_until(p_answered, &a, 5000, envs[i][0]);
         if (a.status != want[i])
@@ -717,6 +721,117 @@ static void test_fake_workers(void **state)
         B = NULL;
         run_for(20);
     }
+    ans_reset(&a);
+}
+
+/* A RESPONSE whose body is over max_message but whose frame is within the
+ * frame limit (max_message + 1024) is refused too: it could not be sealed
+ * for the client, whose connection, and the other requests on it, would
+ * go down with it. That request gets "response too large", the worker is
+ * replaced. */
+static void test_response_over_max(void **state)
+{
+    static const char *env[] = {"FAKE_MODE=overmax", NULL};
+    static const char *const over[] = {"over:1", "over:1000"};
+    ans a = {0};
+
+    (void)state;
+    cfg.max_message = 4096;
+    start_fake(env);
+    assert_int_equal(submit(&a, "over:0"), 0);
+    run_until(p_answered, &a, 5000, "a response of exactly max_message");
+    assert_int_equal(a.status, 0);
+    assert_int_equal(a.len, 4096);
+    for (long i = 0; i < 2; i++) {
+        assert_int_equal(submit(&a, over[i]), 0);
+        run_until(p_answered, &a, 5000, over[i]);
+        if (a.status != MKD_BACKEND_APPLICATION)
+            fail_msg("%s: status %u, %zu bytes", over[i], a.status, a.len);
+        assert_string_equal(a.text, "response too large");
+        wait_sval("backend.protocol_errors", i + 1, 5000);
+        wait_sval("backend.spawned", i + 2, 10000);
+        wait_idle(1, 10000);
+    }
+    assert_true(sval("backend.protocol_errors") == 2);
+    ans_reset(&a);
+}
+
+/* A worker tried to answer a request it had not been sent (forged): the
+ * forgery reached nobody, the request the worker did hold failed, and the
+ * worker was replaced. */
+static void check_forgery_refused(const ans *b)
+{
+    if (b->status == 0)
+        fail_msg("answered with \"%s\" by a worker never asked", b->body);
+    assert_int_equal(b->status, MKD_BACKEND_INTERNAL);
+    assert_string_equal(b->text, "worker failed");
+    wait_sval("backend.protocol_errors", 1, 5000);
+    wait_sval("backend.spawned", 2, 10000);
+    wait_idle(1, 10000);
+    assert_true(sval("backend.protocol_errors") == 1);
+}
+
+/* Two requests to a pool of one fake worker (env): the first answered as
+ * `first`, the second sent after that answer is in (wait_first) or queued
+ * behind the first, and answered by a forgery the worker prepared. */
+static void forge_second(const char *const *env, int wait_first,
+                         const char *first)
+{
+    ans a = {0}, b = {0};
+
+    start_fake(env);
+    assert_int_equal(submit(&a, "x"), 0);
+    if (wait_first)
+        run_until(p_answered, &a, 5000, "the first request");
+    assert_int_equal(submit(&b, "y"), 0);
+    run_until(p_answered, &b, 5000, "the second request");
+    assert_int_equal(a.status, 0);
+    assert_string_equal((char *)a.body, first);
+    check_forgery_refused(&b);
+    ans_reset(&a);
+    ans_reset(&b);
+}
+
+/* The worker answers its request and then, before it is sent, the one it
+ * guesses comes next (the tag that follows: what a counter would give),
+ * which Pegasus reads once that request has gone to the worker. */
+static void test_preanswer_next_tag(void **state)
+{
+    static const char *env[] = {"FAKE_MODE=preanswer", NULL};
+
+    (void)state;
+    forge_second(env, 0, "ok");
+}
+
+/* The worker starts an answer while idle and finishes it with the tag of
+ * the request it gets next: an answer begun before its request was sent
+ * is no answer to it, whatever its tag. */
+static void test_answer_begun_before_request(void **state)
+{
+    static const char *env[] = {"FAKE_MODE=prefix", NULL};
+
+    (void)state;
+    forge_second(env, 1, "first");
+}
+
+/* The worker answers once it has the request's tag, before it has read
+ * the body (16 MiB: far more than a socket buffer, so that the REQUEST
+ * frame cannot have been written whole when the answer comes). */
+static void test_answer_before_request_written(void **state)
+{
+    static const char *env[] = {"FAKE_MODE=early", NULL};
+    const size_t len = 16u << 20;
+    uint8_t *big = calloc(1, len);
+    ans a = {0};
+
+    (void)state;
+    assert_non_null(big);
+    cfg.max_message = (uint32_t)len;
+    start_fake(env);
+    assert_int_equal(submit_n(&a, big, len), 0);
+    run_until(p_answered, &a, 10000, "the request");
+    check_forgery_refused(&a);
+    free(big);
     ans_reset(&a);
 }
 
@@ -1185,14 +1300,13 @@ static void test_load_50x100(void **state)
 }
 
 /* Every live worker is of the current generation, and the pool is idle at
- * full size. */
+ * full size (*arg workers). */
 static int p_one_generation(void *arg)
 {
     const char *s;
-    long gen = sval("backend.generation");
+    long gen = sval("backend.generation"), n = *(const long *)arg;
 
-    (void)arg;
-    if (sval("backend.workers_idle") != 3 || sval("backend.workers") != 3)
+    if (sval("backend.workers_idle") != n || sval("backend.workers") != n)
         return 0;
     s = status();
     for (const char *l = s; l != NULL && *l != '\0';) {
@@ -1249,11 +1363,72 @@ static void test_reload_under_load(void **state)
     assert_true(sval("backend.reloads") >= 2);
     /* Only the newest generation is left, at full size (slots freed by
      * exiting workers may take a moment to let the last one start). */
-    run_until(p_one_generation, NULL, 20000, "one generation left");
+    run_until(p_one_generation, &(long){3}, 20000, "one generation left");
     np = pids(NULL, p, 16);
     assert_int_equal(np, 3);
     assert_true(sval("backend.crashes") == 0);
     clients_free(cs, n);
+}
+
+/* A new max_message, then reload(), as mkd does on SIGHUP. */
+static void set_max_message(uint32_t max)
+{
+    assert_int_equal(pegasus_set_max_message(B, max), MKD_OK);
+    B->ops->reload(B);
+}
+
+/* pegasus_set_max_message: requests are held to the new value from then
+ * on, the ones taken before keep theirs, and the new workers get it. */
+static void test_set_max_message(void **state)
+{
+    const size_t n = 6000;
+    uint8_t *big = malloc(n);
+    ans a = {0}, b = {0};
+
+    (void)state;
+    assert_non_null(big);
+    memcpy(big, "echo:", 5);
+    memset(big + 5, 'e', n - 5);
+    cfg.workers_min = 1;
+    cfg.max_message = 4096;
+    start_pool();
+    assert_int_equal(submit_n(&a, big, n), MKD_BACKEND_TOO_LARGE);
+    assert_int_equal(pegasus_set_max_message(B, 0), MKD_ERR_ARG);
+    assert_int_equal(pegasus_set_max_message(B, (256u << 20) + 1), MKD_ERR_ARG);
+    /* Raised: a request over the old value is taken, and waits for a
+     * worker started with the new one rather than going to the idle old
+     * one (whose own frame limit it would break: "worker crashed"). */
+    set_max_message(8192);
+    assert_int_equal(submit_n(&a, big, n), 0);
+    run_until(p_answered, &a, 10000, "a request over the old limit");
+    if (a.status != 0)
+        fail_msg("status %u (%s)", a.status, a.text);
+    assert_int_equal(a.len, n - 5);
+    run_until(p_one_generation, &(long){1}, 20000, "the new generation");
+    assert_int_equal(submit(&a, "big:8192"), 0);
+    run_until(p_answered, &a, 5000, "an answer at the new limit");
+    assert_int_equal(a.status, 0);
+    assert_int_equal(a.len, 8192);
+    assert_true(sval("backend.max_message") == 8192);
+    /* Lowered while a request runs: its answer is held to the limit it was
+     * taken under; the next request's to the new one. */
+    assert_int_equal(submit(&a, "big:6000"), 0);
+    set_max_message(4096);
+    assert_int_equal(submit_n(&b, big, n), MKD_BACKEND_TOO_LARGE);
+    run_until(p_answered, &a, 5000, "the answer taken under 8192");
+    if (a.status != 0)
+        fail_msg("status %u (%s)", a.status, a.text);
+    assert_int_equal(a.len, 6000);
+    assert_int_equal(submit(&a, "big:6000"), 0);
+    run_until(p_answered, &a, 5000, "an answer over the new limit");
+    assert_int_equal(a.status, MKD_BACKEND_APPLICATION);
+    assert_string_equal(a.text, "response too large");
+    /* No worker was at fault: none was killed. */
+    assert_true(sval("backend.protocol_errors") == 0);
+    assert_true(sval("backend.crashes") == 0);
+    free(big);
+    ans_reset(&a);
+    ans_reset(&b);
 }
 
 static int drained;
@@ -1351,6 +1526,10 @@ int main(int argc, char **argv)
         T(test_throw),
         T(test_exit_fatal_selfkill),
         T(test_fake_workers),
+        T(test_response_over_max),
+        T(test_preanswer_next_tag),
+        T(test_answer_begun_before_request),
+        T(test_answer_before_request_written),
         T(test_start_failures),
         T(test_crash_loop),
     };
@@ -1366,6 +1545,7 @@ int main(int argc, char **argv)
     };
     const struct CMUnitTest lifecycle[] = {
         T(test_reload_under_load),
+        T(test_set_max_message),
         T(test_drain_under_load),
         T(test_free_answers_outstanding),
     };

@@ -1,7 +1,7 @@
 <?php
 /*
  * "sleep:MS" anywhere in the body (on a line of its own): sleeps that
- * long, then answers the body.
+ * long, then answers the body, or with "grow:N" N bytes of 'g' instead.
  */
 declare(strict_types=1);
 
@@ -13,5 +13,6 @@ return function (string $body, Megaki\Context $ctx): string {
     if ($ms !== null) {
         usleep($ms * 1000);
     }
-    return $body;
+    $n = mkt_arg($body, 'grow');
+    return $n === null ? $body : str_repeat('g', $n);
 };
