@@ -72,11 +72,12 @@ void mkd_reload(mkd_daemon *dm)
         (r = pegasus_set_max_message(dm->backend, nc.max_message)) != MKD_OK)
         mkd_error(0, "reload: max_message for the PHP workers: %s",
                   mkd_strerror(r));
-    yugi_server_reload(dm->srv, &ycfg.limits, scfg);
-    /* The spawner reads the configuration itself: the workers' command
-     * for the next ones it starts. */
+    /* The spawner reads the configuration itself (the workers' command),
+     * and takes records in order: told first, it has the new command
+     * before the backend's reload asks it for new workers. */
     if (dm->spawner != NULL && spawner_reload(dm->spawner) != MKD_OK)
         mkd_warn(0, "reload: the spawner did not take it; new workers start "
                     "with the old command");
+    yugi_server_reload(dm->srv, &ycfg.limits, scfg);
     mkd_info(0, "reloaded: %zu server key(s), %zu ticket key(s)", nk, nt);
 }

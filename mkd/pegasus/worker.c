@@ -1070,7 +1070,8 @@ static int start_launched(pegasus__worker *w, spawn_args *a)
     pegasus_launcher *l = p->cfg.launcher;
     int pid = 0, ipc_fd = -1, out_fd = -1, rc;
 
-    if ((rc = l->ops->spawn(l, w->slot, &pid, &ipc_fd, &out_fd)) != MKD_OK) {
+    if ((rc = l->ops->spawn(l, w->slot, w->max_message, &pid, &ipc_fd,
+                            &out_fd)) != MKD_OK) {
         mkd_error(0, "pegasus w%u: the launcher cannot start a worker: %s",
                   w->slot, mkd_strerror(rc));
         return rc;

@@ -237,7 +237,7 @@ static int send_record(spawner *s, const spawner_msg *m)
 
     if (s->gone || spawner_msg_encode(m, buf) != MKD_OK)
         return MKD_ERR_STATE;
-    /* The socket is non-blocking; a 24-byte record waits for room only
+    /* The socket is non-blocking; a 28-byte record waits for room only
      * if the spawner stopped reading, and not for long. */
     if (poll(&p, 1, SPAWN_DEADLINE_MS) != 1)
         return MKD_ERR_SYSTEM;
@@ -293,11 +293,11 @@ static int await_spawned(spawner *s, unsigned slot, int *pid, int *ipc_fd,
     }
 }
 
-static int l_spawn(pegasus_launcher *l, unsigned slot, int *pid, int *ipc_fd,
-                   int *out_fd)
+static int l_spawn(pegasus_launcher *l, unsigned slot, uint32_t max_message,
+                   int *pid, int *ipc_fd, int *out_fd)
 {
     spawner *s = (spawner *)l;
-    spawner_msg m = {SPAWNER_SPAWN, 0, slot, 0, 0, 0};
+    spawner_msg m = {SPAWNER_SPAWN, 0, slot, 0, 0, 0, max_message};
     int r;
 
     if (s->closing)
@@ -310,7 +310,7 @@ static int l_spawn(pegasus_launcher *l, unsigned slot, int *pid, int *ipc_fd,
     } else if ((r = live_add(s, *pid)) != MKD_OK) {
         /* Cannot track it: have it killed rather than lose its exit. */
         m.type = SPAWNER_KILL;
-        m.slot = 0;
+        m.slot = m.max_message = 0;
         m.pid = *pid;
         m.sig = SIGKILL;
         (void)send_record(s, &m);
@@ -325,7 +325,7 @@ static int l_spawn(pegasus_launcher *l, unsigned slot, int *pid, int *ipc_fd,
 static int l_kill(pegasus_launcher *l, int pid, int sig)
 {
     spawner *s = (spawner *)l;
-    spawner_msg m = {SPAWNER_KILL, (uint8_t)sig, 0, pid, 0, 0};
+    spawner_msg m = {SPAWNER_KILL, (uint8_t)sig, 0, pid, 0, 0, 0};
 
     return send_record(s, &m);
 }
@@ -421,7 +421,7 @@ pegasus_launcher *spawner_launcher(spawner *s)
 
 int spawner_reload(spawner *s)
 {
-    spawner_msg m = {SPAWNER_RELOAD, 0, 0, 0, 0, 0};
+    spawner_msg m = {SPAWNER_RELOAD, 0, 0, 0, 0, 0, 0};
 
     return send_record(s, &m);
 }

@@ -21,13 +21,20 @@ static uint32_t get32(const uint8_t *p)
 }
 
 /* Which fields each type carries; the others must be zero. */
-enum { F_SLOT = 1, F_PID = 2, F_ERR = 4, F_STATUS = 8, F_SIG = 16 };
+enum {
+    F_SLOT = 1,
+    F_PID = 2,
+    F_ERR = 4,
+    F_STATUS = 8,
+    F_SIG = 16,
+    F_MAXMSG = 32
+};
 
 static int fields_of(unsigned type)
 {
     switch (type) {
     case SPAWNER_SPAWN:
-        return F_SLOT;
+        return F_SLOT | F_MAXMSG;
     case SPAWNER_SPAWNED:
         return F_SLOT | F_PID;
     case SPAWNER_FAILED:
@@ -59,6 +66,8 @@ static int in_range(const spawner_msg *m)
         break;
     }
     switch (m->type) {
+    case SPAWNER_SPAWN:
+        return m->max_message > 0 && m->max_message <= SPAWNER_MESSAGE_MAX;
     case SPAWNER_SPAWNED:
     case SPAWNER_EXITED:
         return m->pid > 0 && m->sig < 128;
@@ -78,7 +87,8 @@ static int unused_zero(const spawner_msg *m, int f)
 {
     return ((f & F_SLOT) || m->slot == 0) && ((f & F_PID) || m->pid == 0) &&
            ((f & F_ERR) || m->err == 0) && ((f & F_STATUS) || m->status == 0) &&
-           ((f & F_SIG) || m->sig == 0);
+           ((f & F_SIG) || m->sig == 0) &&
+           ((f & F_MAXMSG) || m->max_message == 0);
 }
 
 static int valid(const spawner_msg *m)
@@ -104,6 +114,7 @@ int spawner_msg_encode(const spawner_msg *m, uint8_t out[SPAWNER_MSG_LEN])
     put32(out + 12, (uint32_t)m->err);
     put32(out + 16, (uint32_t)(st >> 32));
     put32(out + 20, (uint32_t)st);
+    put32(out + 24, m->max_message);
     return MKD_OK;
 }
 
@@ -120,6 +131,7 @@ int spawner_msg_parse(const uint8_t *buf, size_t len, spawner_msg *m)
     m->pid = (int32_t)get32(buf + 8);
     m->err = (int32_t)get32(buf + 12);
     m->status = (int64_t)((uint64_t)get32(buf + 16) << 32 | get32(buf + 20));
+    m->max_message = get32(buf + 24);
     if ((r = valid(m)) != MKD_OK)
         memset(m, 0, sizeof *m);
     return r;

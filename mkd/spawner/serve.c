@@ -216,16 +216,20 @@ static int exec_result(spawn_fds *f, pid_t pid)
 }
 
 /* Start the worker of slot. 0 with *pid and our ends, or an errno. */
-static int spawn_worker(serve_state *st, unsigned slot, pid_t *pid, int *ipc_fd,
-                        int *out_fd)
+static int spawn_worker(serve_state *st, const spawner_msg *m, pid_t *pid,
+                        int *ipc_fd, int *out_fd)
 {
     const spawner_settings *s = st->src->current(st->src->arg);
     spawn_fds f = {{-1, -1}, {-1, -1}, {-1, -1}};
+    pegasus_config pc = s->pc;
     pegasus_command cmd;
     mkd_diag d;
     int e;
 
-    if (pegasus_command_build(&s->pc, slot, &cmd, &d) != MKD_OK) {
+    /* The pool's limit, not this process's reading of the file: mkd holds
+     * the worker to the one it asked for. */
+    pc.max_message = m->max_message;
+    if (pegasus_command_build(&pc, m->slot, &cmd, &d) != MKD_OK) {
         mkd_error(0, "spawner: %s", d.text);
         return ENOENT;
     }
@@ -266,7 +270,7 @@ static int on_spawn(serve_state *st, const spawner_msg *m)
     spawner_msg reply = {0};
     int fds[2] = {-1, -1}, r;
     pid_t pid = 0;
-    int e = spawn_worker(st, m->slot, &pid, &fds[0], &fds[1]);
+    int e = spawn_worker(st, m, &pid, &fds[0], &fds[1]);
 
     reply.slot = m->slot;
     if (e != 0) {
@@ -293,7 +297,7 @@ static int on_kill(serve_state *st, const spawner_msg *m)
 
 static int on_reload(serve_state *st)
 {
-    spawner_msg reply = {SPAWNER_RELOADED, 0, 0, 0, 0, 0};
+    spawner_msg reply = {SPAWNER_RELOADED, 0, 0, 0, 0, 0, 0};
     mkd_diag d;
     int r = st->src->reload(st->src->arg, &d);
 

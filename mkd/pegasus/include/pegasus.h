@@ -108,7 +108,9 @@ typedef struct pegasus_config {
  * reports its exit. mkd's spawner is one: a privileged process that runs
  * the workers as another user once MKD itself no longer can.
  *
- * spawn: synchronous, like uv_spawn (fork and exec): MKD_OK with *pid,
+ * spawn: synchronous, like uv_spawn (fork and exec), with --max-message
+ * set to max_message (the limit Pegasus holds that worker to, which a
+ * reload may have changed): MKD_OK with *pid,
  * *ipc_fd (the worker's fd 3, a stream socket) and *out_fd (the read end
  * of its merged stdout and stderr), both Pegasus's to own and close; or an
  * mkd_err. kill: signal the worker's process group (SIGTERM or SIGKILL).
@@ -117,8 +119,8 @@ typedef struct pegasus_config {
  * sets exited and exited_arg at pegasus_new and clears them when freed.
  */
 typedef struct pegasus_launcher_ops {
-    int (*spawn)(pegasus_launcher *l, unsigned slot, int *pid, int *ipc_fd,
-                 int *out_fd);
+    int (*spawn)(pegasus_launcher *l, unsigned slot, uint32_t max_message,
+                 int *pid, int *ipc_fd, int *out_fd);
     int (*kill)(pegasus_launcher *l, int pid, int sig);
 } pegasus_launcher_ops;
 

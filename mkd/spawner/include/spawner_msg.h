@@ -6,9 +6,15 @@
  * spawner sends.
  *
  *   record = type u8 | sig u8 | reserved u16 (0) | slot u32 | pid i32
- *            | err i32 | status i64          (24 bytes, big-endian)
+ *            | err i32 | status i64 | max_message u32
+ *                                            (28 bytes, big-endian)
  *
- *   mkd -> spawner   SPAWN    slot          start the worker of slot
+ *   mkd -> spawner   SPAWN    slot, max_message
+ *                                           start the worker of slot, held
+ *                                           to max_message (the pool's
+ *                                           limit, which a reload may have
+ *                                           changed before the spawner's
+ *                                           own reading of the file)
  *                    KILL     pid, sig      signal a worker's group
  *                    RELOAD                 read the configuration again
  *   spawner -> mkd   SPAWNED  slot, pid     + the worker's channel and
@@ -29,8 +35,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SPAWNER_MSG_LEN  24
-#define SPAWNER_SLOT_MAX 65535u /* far above any pool's slots */
+#define SPAWNER_MSG_LEN     28
+#define SPAWNER_SLOT_MAX    65535u       /* far above any pool's slots */
+#define SPAWNER_MESSAGE_MAX (256u << 20) /* mkd's max_message bound */
 
 enum spawner_msg_type {
     SPAWNER_SPAWN = 1,
@@ -49,6 +56,7 @@ typedef struct spawner_msg {
     int32_t pid;
     int32_t err;
     int64_t status;
+    uint32_t max_message;
 } spawner_msg;
 
 /* Encode m into out (SPAWNER_MSG_LEN bytes). MKD_OK, or MKD_ERR_ARG when

@@ -49,42 +49,54 @@ static void roundtrip(spawner_msg m)
     assert_int_equal(back.pid, m.pid);
     assert_int_equal(back.err, m.err);
     assert_int_equal(back.status, m.status);
+    assert_int_equal(back.max_message, m.max_message);
 }
 
 static void test_codec(void **st)
 {
-    spawner_msg m = {SPAWNER_SPAWN, 0, 7, 0, 0, 0}, out;
+    spawner_msg m = {SPAWNER_SPAWN, 0, 7, 0, 0, 0, 1u << 20}, out;
     uint8_t buf[SPAWNER_MSG_LEN];
     (void)st;
 
     roundtrip(m);
-    roundtrip((spawner_msg){SPAWNER_SPAWNED, 0, 7, 4242, 0, 0});
-    roundtrip((spawner_msg){SPAWNER_FAILED, 0, 7, 0, ENOENT, 0});
-    roundtrip((spawner_msg){SPAWNER_KILL, SIGKILL, 0, 4242, 0, 0});
-    roundtrip((spawner_msg){SPAWNER_EXITED, 9, 0, 4242, 0, -1});
-    roundtrip((spawner_msg){SPAWNER_RELOAD, 0, 0, 0, 0, 0});
-    roundtrip((spawner_msg){SPAWNER_RELOADED, 0, 0, 0, 0, 0});
+    roundtrip((spawner_msg){SPAWNER_SPAWNED, 0, 7, 4242, 0, 0, 0});
+    roundtrip((spawner_msg){SPAWNER_FAILED, 0, 7, 0, ENOENT, 0, 0});
+    roundtrip((spawner_msg){SPAWNER_KILL, SIGKILL, 0, 4242, 0, 0, 0});
+    roundtrip((spawner_msg){SPAWNER_EXITED, 9, 0, 4242, 0, -1, 0});
+    roundtrip((spawner_msg){SPAWNER_RELOAD, 0, 0, 0, 0, 0, 0});
+    roundtrip((spawner_msg){SPAWNER_RELOADED, 0, 0, 0, 0, 0, 0});
     /* Nothing malformed is ever encoded. */
-    m = (spawner_msg){SPAWNER_KILL, SIGSTOP, 0, 4242, 0, 0};
+    m = (spawner_msg){SPAWNER_KILL, SIGSTOP, 0, 4242, 0, 0, 0};
     assert_int_equal(spawner_msg_encode(&m, buf), MKD_ERR_ARG);
-    m = (spawner_msg){SPAWNER_SPAWN, 0, 7, 1, 0, 0}; /* pid unused */
+    m = (spawner_msg){SPAWNER_SPAWN, 0, 7, 1, 0, 0, 1u << 20}; /* pid */
     assert_int_equal(spawner_msg_encode(&m, buf), MKD_ERR_ARG);
-    /* Parsing refuses: a size other than 24, reserved bytes, an unknown
+    m = (spawner_msg){SPAWNER_SPAWN, 0, 7, 0, 0, 0, 0}; /* no limit */
+    assert_int_equal(spawner_msg_encode(&m, buf), MKD_ERR_ARG);
+    m = (spawner_msg){SPAWNER_SPAWN, 0, 7, 0, 0, 0, SPAWNER_MESSAGE_MAX + 1};
+    assert_int_equal(spawner_msg_encode(&m, buf), MKD_ERR_ARG);
+    m = (spawner_msg){SPAWNER_KILL, SIGTERM, 0, 4242, 0, 0, 1}; /* unused */
+    assert_int_equal(spawner_msg_encode(&m, buf), MKD_ERR_ARG);
+    /* Parsing refuses: a size other than 28, reserved bytes, an unknown
      * type, a signal other than TERM or KILL, a pid of 0 or below. */
-    m = (spawner_msg){SPAWNER_KILL, SIGTERM, 0, 4242, 0, 0};
+    m = (spawner_msg){SPAWNER_KILL, SIGTERM, 0, 4242, 0, 0, 0};
     assert_int_equal(spawner_msg_encode(&m, buf), MKD_OK);
-    assert_int_equal(spawner_msg_parse(buf, 23, &out), MKD_ERR_FRAME_MALFORMED);
+    assert_int_equal(spawner_msg_parse(buf, SPAWNER_MSG_LEN - 1, &out),
+                     MKD_ERR_FRAME_MALFORMED);
     buf[2] = 1;
-    assert_int_equal(spawner_msg_parse(buf, 24, &out), MKD_ERR_FRAME_MALFORMED);
+    assert_int_equal(spawner_msg_parse(buf, SPAWNER_MSG_LEN, &out),
+                     MKD_ERR_FRAME_MALFORMED);
     buf[2] = 0;
     buf[0] = 99;
-    assert_int_equal(spawner_msg_parse(buf, 24, &out), MKD_ERR_FRAME_TYPE);
+    assert_int_equal(spawner_msg_parse(buf, SPAWNER_MSG_LEN, &out),
+                     MKD_ERR_FRAME_TYPE);
     buf[0] = SPAWNER_KILL;
     buf[1] = SIGSTOP;
-    assert_int_equal(spawner_msg_parse(buf, 24, &out), MKD_ERR_FRAME_MALFORMED);
+    assert_int_equal(spawner_msg_parse(buf, SPAWNER_MSG_LEN, &out),
+                     MKD_ERR_FRAME_MALFORMED);
     buf[1] = SIGTERM;
     memset(buf + 8, 0xff, 4); /* pid -1: every process */
-    assert_int_equal(spawner_msg_parse(buf, 24, &out), MKD_ERR_FRAME_MALFORMED);
+    assert_int_equal(spawner_msg_parse(buf, SPAWNER_MSG_LEN, &out),
+                     MKD_ERR_FRAME_MALFORMED);
     assert_int_equal(out.type, 0);
 }
 
@@ -182,13 +194,15 @@ static void test_spawn_and_kill(void **st)
     assert_int_equal(uv_loop_init(&loop), 0);
     s = start(&loop);
     l = spawner_launcher(s);
-    assert_int_equal(l->ops->spawn(l, 3, &pid, &ipc, &out), MKD_OK);
+    assert_int_equal(l->ops->spawn(l, 3, 4096, &pid, &ipc, &out), MKD_OK);
     assert_true(pid > 0);
     /* Its channel and its output are ours. */
     n = read(ipc, buf, sizeof buf - 1);
     assert_true(n > 0);
     buf[n] = '\0';
-    assert_string_equal(buf, "ready --worker=3\n");
+    /* The limit is the one mkd asked for, not the spawner's own (the
+     * defaults' 1 MiB). */
+    assert_string_equal(buf, "ready --max-message=4096 --worker=3\n");
     n = read(out, buf, sizeof buf - 1);
     assert_true(n > 0);
     buf[n] = '\0';
@@ -229,9 +243,10 @@ static void test_failed_start(void **st)
      * a missing binary): the start fails, the spawner stays; the next
      * reload mends it and a start works. */
     assert_int_equal(spawner_reload(s), MKD_OK);
-    assert_int_equal(l->ops->spawn(l, 1, &pid, &ipc, &out), MKD_ERR_SYSTEM);
+    assert_int_equal(l->ops->spawn(l, 1, 4096, &pid, &ipc, &out),
+                     MKD_ERR_SYSTEM);
     assert_int_equal(spawner_reload(s), MKD_OK);
-    assert_int_equal(l->ops->spawn(l, 1, &pid, &ipc, &out), MKD_OK);
+    assert_int_equal(l->ops->spawn(l, 1, 4096, &pid, &ipc, &out), MKD_OK);
     close(ipc);
     close(out);
     /* Closing waits for the worker's end (the spawner kills it when we
@@ -255,7 +270,7 @@ static void test_lost(void **st)
     assert_int_equal(uv_loop_init(&loop), 0);
     s = start(&loop);
     l = spawner_launcher(s);
-    assert_int_equal(l->ops->spawn(l, 2, &pid, &ipc, &out), MKD_OK);
+    assert_int_equal(l->ops->spawn(l, 2, 4096, &pid, &ipc, &out), MKD_OK);
     close(ipc);
     close(out);
     /* The spawner is killed under us: mkd hears it is lost, and the
@@ -335,7 +350,7 @@ static int serve(const char *d)
 
 /* The stand-in worker: says hello on both ends, then becomes sleep. */
 static const char worker_sh[] = "echo \"hello from the worker\"\n"
-                                "echo \"ready $2\" >&3\n"
+                                "echo \"ready $1 $2\" >&3\n"
                                 "exec sleep 60\n";
 
 static int setup(void **st)
