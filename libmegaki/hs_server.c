@@ -67,12 +67,8 @@ static int full_root(mk_session *s, const mk_server_key *key, const mk_ch *ch,
     rc = mkc_oaep_decrypt(key->rsa, (const uint8_t *)MK_OAEP_LABEL,
                           MK_OAEP_LABEL_LEN, ch->kem, ch->kem_len, dec,
                           sizeof dec, &dlen);
-    /* 1 iff rc == MK_OK and dlen == 32, computed without branches. */
-    {
-        unsigned a = (unsigned)rc, b = (unsigned)(dlen ^ MK_SECRET_LEN);
-        unsigned x = a | b; /* zero iff both are zero */
-        ok = ((x | (0u - x)) >> (sizeof x * 8 - 1)) ^ 1u;
-    }
+    /* 1 iff rc == MK_OK (0) and dlen == 32, computed without branches. */
+    ok = mkc_ct_is_zero((size_t)(unsigned)rc | (dlen ^ MK_SECRET_LEN));
     mkc_ct_select(root, ok, dec, fallback, MK_SECRET_LEN);
 out:
     mkc_cleanse(dec, sizeof dec);
