@@ -26,7 +26,7 @@
 #define MK_MAX_KEYS         16
 #define MK_TICKET_MAX       256 /* bytes of an opaque ticket on the wire */
 #define MK_TICKET_NAME_LEN  16
-#define MK_TICKET_STATE_LEN 54
+#define MK_TICKET_STATE_LEN 62
 #define MK_TICKET_LEN       (MK_TICKET_NAME_LEN + MK_IV_LEN + 64 + MK_MAC_LEN)
 #define MK_CLOCK_SKEW_MS    (5u * 60u * 1000u)
 
@@ -94,6 +94,7 @@ struct mk_server_config {
     uint32_t max_message;
     uint32_t max_inflight;
     uint32_t ticket_lifetime;
+    uint32_t session_max_age; /* seconds */
 };
 
 struct mk_client_config {
@@ -166,6 +167,7 @@ struct mk_session {
     uint8_t resumption_secret[MK_SECRET_LEN];
     uint8_t session_id[MK_SESSION_ID_LEN];
     uint8_t key_id[MK_KEY_ID_LEN];
+    uint64_t auth_ms; /* server: the time of the session's full handshake */
     int resumed;
     uint32_t max_message;
     uint32_t max_inflight;
@@ -186,6 +188,10 @@ struct mk_session {
 int mk__fail(mk_session *s, int err); /* returns the sticky error */
 MK_MUST_CHECK int mk__random(const mk_session *s, uint8_t *out, size_t len);
 MK_MUST_CHECK int mk__establish(mk_session *s);
+/* 1 if `since` is more than the tolerated clock skew ahead of now, or at
+ * least `seconds` lie between them: a ticket, session or blob of that
+ * moment is no longer usable (§7, §10). */
+int mk__stale(uint64_t now_ms, uint64_t since_ms, uint32_t seconds);
 
 /* keysched.c (§6) */
 MK_MUST_CHECK int mk__expand_label(const uint8_t secret[MK_SECRET_LEN],
@@ -246,6 +252,7 @@ size_t mk__record_wire_len(size_t pt_len);
 typedef struct mk_ticket_state {
     uint8_t key_id[MK_KEY_ID_LEN];
     uint64_t issued_ms;
+    uint64_t auth_ms; /* the session's full handshake */
     uint32_t lifetime;
     uint8_t secret[MK_SECRET_LEN];
 } mk_ticket_state;
@@ -255,8 +262,9 @@ MK_MUST_CHECK int mk__ticket_seal(const mk_server_config *cfg,
                                   const uint8_t iv[MK_IV_LEN], uint8_t *out,
                                   size_t cap, size_t *out_len);
 /* MK_OK, or MK_ERR_BAD_MESSAGE for any reason the ticket is not usable
- * (unknown key, bad MAC, expired, malformed); the reason is not exposed to
- * the peer, which just gets HELLO_RETRY. */
+ * (unknown ticket key, bad MAC, malformed or of another format, expired,
+ * the session past its maximum age, a server key no longer held); the
+ * reason is not exposed to the peer, which just gets HELLO_RETRY. */
 MK_MUST_CHECK int mk__ticket_open(const mk_server_config *cfg,
                                   const uint8_t *ticket, size_t len,
                                   uint64_t now_ms, mk_ticket_state *st);
@@ -284,5 +292,9 @@ MK_MUST_CHECK int mk__rd_magic(mk_rd *r);
 
 /* keys.c */
 MK_MUST_CHECK int mk__key_id_of(const mkc_rsa *k, uint8_t id[MK_KEY_ID_LEN]);
+/* The server key with this id, or NULL. Key ids are public: an ordinary
+ * comparison is fine. */
+const mk_server_key *mk__find_key(const mk_server_config *c,
+                                  const uint8_t id[MK_KEY_ID_LEN]);
 
 #endif /* MK_INTERNAL_H */

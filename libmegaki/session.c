@@ -80,6 +80,13 @@ int mk__rd_magic(mk_rd *r)
     return MK_OK;
 }
 
+int mk__stale(uint64_t now_ms, uint64_t since_ms, uint32_t seconds)
+{
+    if (since_ms > now_ms)
+        return since_ms - now_ms > MK_CLOCK_SKEW_MS;
+    return now_ms - since_ms >= (uint64_t)seconds * 1000u;
+}
+
 int mk__random(const mk_session *s, uint8_t *out, size_t len)
 {
     /* Randomness failure aborts; there is no fallback (§2). */
@@ -193,8 +200,7 @@ static int import_blob(mk_session *s, const uint8_t *blob, size_t len)
         if (memcmp(s->ccfg->pin_ids[i], s->resume_key_id, MK_KEY_ID_LEN) == 0)
             pinned = 1;
     /* Expired by our own clock: don't bother the server with it. */
-    if (!pinned || received > now + MK_CLOCK_SKEW_MS ||
-        now - (received < now ? received : now) >= (uint64_t)lifetime * 1000u)
+    if (!pinned || mk__stale(now, received, lifetime))
         return 0;
     memcpy(s->resume_ticket, ticket, tlen);
     s->resume_ticket_len = tlen;

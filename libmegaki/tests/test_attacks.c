@@ -1253,6 +1253,224 @@ static void test_ticket_unknown_key(void **st)
     mk_server_config_unref(sc);
 }
 
+/* The session's blob after a handshake (a new ticket every time). */
+static void export_blob(tu_pair *p, uint8_t *blob, size_t *len)
+{
+    assert_int_equal(mk_session_export(p->c.s, blob, MK_SESSION_BLOB_MAX, len),
+                     MK_OK);
+}
+
+/* The lifetime the blob stores for its ticket (§10): after "MKS2", the key
+ * id and the receive time. */
+static uint32_t blob_lifetime(const uint8_t *blob)
+{
+    return mk_get_u32(blob + 4 + MK_KEY_ID_LEN + 8);
+}
+
+/* A stolen session cannot be renewed for ever: every resumption carries
+ * the time of the full handshake forward, and once session_max_age has
+ * passed since then the server refuses the ticket however fresh it is.
+ * The clocks are the injected ones of both sides. */
+static void test_session_max_age(void **st)
+{
+    const uint64_t t0 = 1764000000000ull, hour = 3600u * 1000u;
+    uint8_t blob[MK_SESSION_BLOB_MAX], at40[MK_SESSION_BLOB_MAX];
+    uint8_t at160[MK_SESSION_BLOB_MAX];
+    size_t blen = 0, len40 = 0, len160 = 0;
+    mk_server_config *sc, *sc_short;
+    mk_client_config *cc;
+    mk_ticket_key tk;
+    tu_env ce, se;
+    tu_pair p;
+    (void)st;
+
+    tu_env_init(&ce, "attacks-max-age-client");
+    tu_env_init(&se, "attacks-max-age-server");
+    ticket_key(&tk, "max-age-test-key", 0x31);
+    sc = server_cfg(&se.env, "server2048.pem", &tk, 1);
+    cc = client_cfg(&ce.env, "server2048.pub.pem", NULL);
+    pair_new(&p, sc, cc, NULL, 0);
+    assert_int_equal(tu_connect(&p), 0);
+    export_blob(&p, blob, &blen);
+    tu_pair_free(&p);
+
+    /* Resumed every 20 hours, each time well within the ticket's 24: the
+     * session renews until its 7 days (168 h) are nearly up. The ticket
+     * issued at 160 h lives only the 8 hours the session has left. */
+    for (uint64_t k = 1; k <= 8; k++) {
+        se.now_ms = ce.now_ms = t0 + k * 20 * hour;
+        pair_new(&p, sc, cc, blob, blen);
+        expect_resumed(&p);
+        export_blob(&p, blob, &blen);
+        tu_pair_free(&p);
+        assert_int_equal(blob_lifetime(blob),
+                         k < 8 ? MK_TICKET_LIFETIME_DEFAULT : 8 * 3600);
+        if (k == 2) {
+            memcpy(at40, blob, blen);
+            len40 = blen;
+        }
+    }
+    memcpy(at160, blob, blen);
+    len160 = blen;
+
+    /* A client whose clock lags still offers that ticket: the server
+     * resumes up to the last millisecond of the 168 hours, then falls back
+     * to a full handshake. */
+    ce.now_ms = t0 + 160 * hour;
+    se.now_ms = t0 + 168 * hour - 1;
+    pair_new(&p, sc, cc, at160, len160);
+    expect_resumed(&p);
+    tu_pair_free(&p);
+    se.now_ms = t0 + 168 * hour;
+    pair_new(&p, sc, cc, at160, len160);
+    expect_fallback(&p);
+    tu_pair_free(&p);
+
+    /* With one clock, the client sees its ticket expire and does a full
+     * handshake at once; that starts a new session, which resumes. */
+    se.now_ms = ce.now_ms = t0 + 180 * hour;
+    pair_new(&p, sc, cc, at160, len160);
+    assert_int_equal(tu_connect(&p), 0);
+    assert_int_equal(p.srv.units, 1);
+    assert_true(p.c.established);
+    export_blob(&p, blob, &blen);
+    tu_pair_free(&p);
+    se.now_ms = ce.now_ms = t0 + 190 * hour;
+    pair_new(&p, sc, cc, blob, blen);
+    expect_resumed(&p);
+    tu_pair_free(&p);
+
+    /* A server whose session_max_age was shortened to two days refuses a
+     * session older than that, although its ticket (issued at 40 h for 24
+     * h) is still valid. */
+    sc_short = server_cfg(&se.env, "server2048.pem", &tk, 1);
+    assert_int_equal(mk_server_config_set_session_max_age(sc_short, 59),
+                     MK_ERR_USAGE);
+    assert_int_equal(mk_server_config_set_session_max_age(
+                         sc_short, MK_SESSION_MAX_AGE_LIMIT + 1),
+                     MK_ERR_USAGE);
+    assert_int_equal(mk_server_config_set_session_max_age(sc_short, 2 * 86400),
+                     MK_OK);
+    se.now_ms = ce.now_ms = t0 + 48 * hour - 1;
+    pair_new(&p, sc_short, cc, at40, len40);
+    expect_resumed(&p);
+    tu_pair_free(&p);
+    se.now_ms = ce.now_ms = t0 + 48 * hour;
+    pair_new(&p, sc_short, cc, at40, len40);
+    expect_fallback(&p);
+    tu_pair_free(&p);
+
+    mk_server_config_unref(sc_short);
+    mk_server_config_unref(sc);
+    mk_client_config_unref(cc);
+}
+
+/* A ticket whose server key the server no longer holds is refused (the
+ * retired key's sessions end with it), and the client falls back to a
+ * full handshake with the key the server now has. */
+static void test_ticket_server_key_removed(void **st)
+{
+    mk_client_config *cc =
+        client_cfg(&env.env, "server2048.pub.pem", "other2048.pub.pem");
+    mk_server_config *sc;
+    mk_ticket_key tk;
+    mk_session_info ci;
+    uint8_t other[MK_KEY_ID_LEN];
+    tu_pair p;
+    (void)st;
+
+    /* The fixture's ticket key, under both server keys: resumes. */
+    ticket_key(&tk, "test-ticket-key1", 0x42);
+    sc = server_cfg(&env.env, "other2048.pem", &tk, 1);
+    assert_int_equal(
+        mk_server_config_add_key(sc, tu_server_key("server2048.pem")), MK_OK);
+    pair_new(&p, sc, cc, g_blob, g_blob_len);
+    expect_resumed(&p);
+    tu_pair_free(&p);
+    mk_server_config_unref(sc);
+
+    /* server2048 retired: the same ticket key, but the session's key is
+     * gone. */
+    sc = server_cfg(&env.env, "other2048.pem", &tk, 1);
+    pair_new(&p, sc, cc, g_blob, g_blob_len);
+    expect_fallback(&p);
+    mk_session_get_info(p.c.s, &ci);
+    key_id_of("other2048.pem", other);
+    assert_memory_equal(ci.key_id, other, MK_KEY_ID_LEN);
+    tu_pair_free(&p);
+    mk_server_config_unref(sc);
+    mk_client_config_unref(cc);
+}
+
+/* A shorter ticket lifetime applies to tickets already out: the fixture's
+ * ticket (24 h) is refused after an hour by a server now configured for
+ * one. */
+static void test_ticket_lifetime_shortened(void **st)
+{
+    const uint64_t t0 = env.now_ms;
+    mk_server_config *sc = tu_server_config(&env, "server2048.pem", 1);
+    tu_pair p;
+    (void)st;
+
+    assert_int_equal(mk_server_config_set_limits(sc, MK_MESSAGE_MAX_DEFAULT,
+                                                 MK_INFLIGHT_DEFAULT, 3600),
+                     MK_OK);
+    env.now_ms = t0 + 3600 * 1000 - 1;
+    pair_new(&p, sc, g_cc, g_blob, g_blob_len);
+    expect_resumed(&p);
+    tu_pair_free(&p);
+    env.now_ms = t0 + 3600 * 1000;
+    pair_new(&p, sc, g_cc, g_blob, g_blob_len);
+    expect_fallback(&p);
+    tu_pair_free(&p);
+    env.now_ms = t0;
+    mk_server_config_unref(sc);
+}
+
+/* A ticket of the v2.0 format (state version 2: no authentication time),
+ * sealed under a ticket key the server holds, is unusable: full
+ * handshake. */
+static void test_ticket_old_format(void **st)
+{
+    uint8_t secret[MK_SECRET_LEN], enc[MK_SECRET_LEN], mac[MK_SECRET_LEN];
+    uint8_t state[54], blob[MK_SESSION_BLOB_MAX];
+    uint8_t *t = blob + BLOB_TICKET_OFF;
+    size_t ct_len = 0;
+    mkc_iov iov;
+    tu_pair p;
+    mk_wr w;
+    (void)st;
+
+    memset(secret, 0x42, sizeof secret); /* the fixture's ticket key */
+    assert_int_equal(mk__expand_label(secret, "ticket enc", NULL, 0, enc, 32),
+                     MK_OK);
+    assert_int_equal(mk__expand_label(secret, "ticket mac", NULL, 0, mac, 32),
+                     MK_OK);
+    memcpy(blob, g_blob, g_blob_len);
+    mk_wr_init(&w, state, sizeof state);
+    mk_wr_u8(&w, 2);
+    mk_wr_u8(&w, 0);
+    mk_wr_bytes(&w, blob + 4, MK_KEY_ID_LEN);
+    mk_wr_u64(&w, env.now_ms);
+    mk_wr_u32(&w, MK_TICKET_LIFETIME_DEFAULT);
+    mk_wr_bytes(&w, blob + BLOB_SECRET_OFF, MK_SECRET_LEN);
+    assert_false(w.bad);
+    assert_int_equal(mk_wr_len(&w), sizeof state);
+    /* Same name, fresh IV, the old state, a good tag: 128 bytes, as the
+     * blob's ticket. */
+    t[16] ^= 0x55;
+    assert_int_equal(
+        mkc_cbc_encrypt(enc, t + 16, state, sizeof state, t + 32, 64, &ct_len),
+        MK_OK);
+    assert_int_equal(ct_len, 64);
+    iov.p = t;
+    iov.len = 32 + ct_len;
+    assert_int_equal(mkc_hmac_sha256(mac, 32, &iov, 1, t + 32 + ct_len), MK_OK);
+    pair_new(&p, g_sc, g_cc, blob, g_blob_len);
+    expect_fallback(&p);
+    tu_pair_free(&p);
+}
+
 /* ---------------------------------------------------------------------- */
 /* 6. Declared lengths                                                     */
 
@@ -2368,6 +2586,10 @@ int main(void)
         cmocka_unit_test(test_ticket_forged),
         cmocka_unit_test(test_ticket_expired),
         cmocka_unit_test(test_ticket_unknown_key),
+        cmocka_unit_test(test_session_max_age),
+        cmocka_unit_test(test_ticket_server_key_removed),
+        cmocka_unit_test(test_ticket_lifetime_shortened),
+        cmocka_unit_test(test_ticket_old_format),
         cmocka_unit_test(test_length_boundaries),
         cmocka_unit_test(test_length_in_session),
         cmocka_unit_test(test_oaep_uniformity),

@@ -318,21 +318,60 @@ static int handle(mk_session *s, const uint8_t *unit, size_t len, uint8_t *o,
     return mk_session_handle(s, unit, len, o, MK_HANDLE_OUT_LEN, ev);
 }
 
-static void print_ticket(const uint8_t *extras_pt, size_t n)
+/* A big-endian integer of n bytes (§1). */
+static uint64_t get_be(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The ticket in the extras, opened and read field by field as §7 lays it
+ * out, each field checked against what the session must have put there:
+ * the server key of the full handshake, the server's clock now (issued)
+ * and at the full handshake (auth), the lifetime, and the resumption
+ * secret derived by the spec's schedule. */
+static void print_ticket(const uint8_t *extras_pt, size_t n, uint64_t issued,
+                         uint64_t auth, const uint8_t resumption[32])
 {
     /* extras: max_message u32, max_inflight u16, 0 u16, lifetime u32,
-     * ticket u16-prefixed (§4.2.1); the ticket (§7) decrypts under the
-     * ticket enc key. */
-    uint8_t e[32], sec[32], st[128];
+     * ticket u16-prefixed (§4.2.1); the ticket (§7): name, IV, ciphertext
+     * under the ticket enc key, tag under the ticket mac key over the rest.
+     */
+    uint8_t e[32], m[32], sec[32], st[128], tag[32], id[8];
     size_t tl = (size_t)extras_pt[12] << 8 | extras_pt[13], sl = 0;
     const uint8_t *t = extras_pt + 14;
+    uint32_t life = (uint32_t)get_be(extras_pt + 8, 4);
+    mk_server_key *k = tu_server_key("server2048.pem");
+
     assert_int_equal(14 + tl, n);
+    assert_int_equal(tl, 128);
     for (int i = 0; i < 32; i++)
         sec[i] = (uint8_t)i;
     spec_label(sec, "ticket enc", NULL, 0, e, 32);
+    spec_label(sec, "ticket mac", NULL, 0, m, 32);
+    hmac(m, t, tl - 32, tag);
+    assert_memory_equal(tag, t + tl - 32, 32);
+    assert_memory_equal(t, "vector-ticket-k1", 16);
     assert_int_equal(
         mkc_cbc_decrypt(e, t + 16, t + 32, tl - 64, st, sizeof st, &sl), MK_OK);
     hex("ticket state (decrypted)", st, sl);
+    assert_int_equal(sl, 62);
+    mk_server_key_id(k, id);
+    mk_server_key_free(k);
+    assert_int_equal(st[0], 3); /* version */
+    assert_int_equal(st[1], 0); /* reserved */
+    assert_memory_equal(st + 2, id, 8);
+    assert_true(get_be(st + 10, 8) == issued);
+    assert_true(get_be(st + 18, 8) == auth);
+    assert_int_equal(get_be(st + 26, 4), life);
+    assert_int_equal(life, MK_TICKET_LIFETIME_DEFAULT);
+    assert_memory_equal(st + 30, resumption, 32);
+    out("  = version %u, reserved 0, key_id (the server key id), issued %llu "
+        "ms,\n    auth_time %llu ms, lifetime %u s, resumption_secret "
+        "(above)\n",
+        st[0], (unsigned long long)issued, (unsigned long long)auth, life);
 }
 
 static void full_vector(void)
@@ -406,7 +445,7 @@ static void full_vector(void)
                                          xpt, sizeof xpt, &xl),
                          MK_OK);
         hex("extras plaintext", xpt, xl);
-        print_ticket(xpt, xl);
+        print_ticket(xpt, xl, T0_SERVER, T0_SERVER, k.resumption);
     }
     (void)dec;
     (void)dl;
@@ -484,8 +523,8 @@ static void resume_vector(void)
     uint8_t ch[MK_HANDLE_OUT_LEN], sh[MK_HANDLE_OUT_LEN], o[MK_HANDLE_OUT_LEN];
     uint8_t rec[2048], dh[32], c_pub[32], s_pub[32], early[32], bk[32];
     uint8_t h[32], binder[32];
-    uint8_t empty_hash[32], res[32];
-    size_t ch_len = 0, sh_len = 0, n = 0, ci, si;
+    uint8_t empty_hash[32], res[32], xpt[512];
+    size_t ch_len = 0, sh_len = 0, n = 0, ci, si, xl = 0;
     const uint8_t *c_priv, *s_priv, *iv;
     mk_session *c = NULL, *s = NULL;
     spec_keys k;
@@ -538,6 +577,16 @@ static void resume_vector(void)
     spec_schedule(res, dh, ch, ch_len, sh, sh_len, &k);
     print_schedule(&k);
     assert_memory_equal(sh + sh_len - 32, k.finished, 32);
+    /* The new ticket keeps the time of vector 1's full handshake (§7). */
+    {
+        const uint8_t *x = sh + 4 + 4 + 2 + 64;
+        size_t xlen = (size_t)x[0] << 8 | x[1];
+        assert_int_equal(mkc_cbc_decrypt(k.extras, x + 2, x + 18, xlen - 16,
+                                         xpt, sizeof xpt, &xl),
+                         MK_OK);
+        hex("extras plaintext", xpt, xl);
+        print_ticket(xpt, xl, senv.base.now_ms, T0_SERVER, k.resumption);
+    }
     hex("CLIENT_HELLO", ch, ch_len);
     hex("SERVER_HELLO", sh, sh_len);
     {
