@@ -80,10 +80,12 @@ static int parse_hello(const mk_session *s, const uint8_t *unit, size_t len,
                    out, cap, ev);
         goto out;
     }
-    /* After a HELLO_RETRY only a full handshake may follow (§9.2). */
+    /* After a HELLO_RETRY only a full handshake may follow (§4.3): a
+     * resumption is a hello this server will not serve, answered as every
+     * such second hello is. */
     if (s->retried && ch->mode != MK_MODE_FULL) {
-        send_alert(MK_ALERT_BAD_MESSAGE, out, cap, ev);
-        MK_FAIL_IF(1, MK_ERR_BAD_MESSAGE);
+        send_alert(MK_ALERT_HANDSHAKE_FAILED, out, cap, ev);
+        MK_FAIL_IF(1, MK_ERR_UNEXPECTED_MSG);
     }
 out:
     return ret;

@@ -50,10 +50,29 @@
 #define MK_RETRY_TICKET 1
 #define MK_RETRY_KEY_ID 2
 
+/* Bytes of AES-256-CBC ciphertext of n plaintext bytes: PKCS#7 always
+ * adds 1..16. */
+#define MK_CBC_LEN(n) (((n) / 16 + 1) * 16)
+
 /* Record sizes (§5). */
 #define MK_RECORD_FIXED    (4 + MK_IV_LEN + MK_MAC_LEN) /* id, IV, tag */
 #define MK_RECORD_MIN_BODY (MK_RECORD_FIXED + 16)
-#define MK_RECORD_MAX_BODY (MK_RECORD_FIXED + MK_RECORD_MAX_PLAINTEXT + 16)
+#define MK_RECORD_MAX_BODY                                                     \
+    (MK_RECORD_FIXED + MK_CBC_LEN(MK_RECORD_MAX_PLAINTEXT))
+/* An ERROR record: code u16 and at most MK_ERROR_TEXT_MAX bytes of text. */
+#define MK_ERROR_MAX_BODY (MK_RECORD_FIXED + MK_CBC_LEN(2 + MK_ERROR_TEXT_MAX))
+
+/* Handshake body bounds (§3), from the layouts of §4: the smallest
+ * CLIENT_HELLO that parses is a full one with a 1-byte key transport (a
+ * resuming one is at least 113 bytes); the largest SERVER_HELLO carries
+ * extras with a 256-byte ticket. */
+#define MK_HELLO_PREFIX  (4 + 2 + MK_RANDOM_LEN + 32) /* magic..random, share */
+#define MK_CH_MIN_BODY   (MK_HELLO_PREFIX + 8 + MK_KEY_ID_LEN + 2 + 1)
+#define MK_EXTRAS_MAX_PT (4 + 2 + 2 + 4 + 2 + MK_TICKET_MAX)
+#define MK_SH_MIN_BODY   (MK_HELLO_PREFIX + 2 + MK_IV_LEN + 16 + MK_MAC_LEN)
+#define MK_SH_MAX_BODY                                                         \
+    (MK_HELLO_PREFIX + 2 + MK_IV_LEN + MK_CBC_LEN(MK_EXTRAS_MAX_PT) +          \
+     MK_MAC_LEN)
 
 #define MK_FAIL_IF(cond, code)                                                 \
     do {                                                                       \

@@ -1267,6 +1267,20 @@ static uint32_t blob_lifetime(const uint8_t *blob)
     return mk_get_u32(blob + 4 + MK_KEY_ID_LEN + 8);
 }
 
+/* When the client received the blob's ticket, by its own clock (§10). */
+static uint64_t blob_received(const uint8_t *blob)
+{
+    const uint8_t *p = blob + 4 + MK_KEY_ID_LEN;
+    return (uint64_t)mk_get_u32(p) << 32 | mk_get_u32(p + 4);
+}
+
+static int resumed(const mk_session *s)
+{
+    mk_session_info info;
+    mk_session_get_info(s, &info);
+    return info.resumed;
+}
+
 /* A stolen session cannot be renewed for ever: every resumption carries
  * the time of the full handshake forward, and once session_max_age has
  * passed since then the server refuses the ticket however fresh it is.
@@ -1471,25 +1485,176 @@ static void test_ticket_old_format(void **st)
     tu_pair_free(&p);
 }
 
+/* The ticket field of a resuming hello is 1..256 bytes (§4.1): outside
+ * that the hello is malformed (ALERT bad_message); inside it, a ticket the
+ * server cannot use is answered with HELLO_RETRY reason 1 (§7). */
+static void test_ticket_length(void **st)
+{
+    static const size_t lens[] = {0, 1, 79, 256, 257, 400};
+    uint8_t ticket[400], unit[MK_UNIT_MAX];
+    (void)st;
+
+    memset(ticket, 0x3C, sizeof ticket);
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        int malformed = lens[i] == 0 || lens[i] > 256;
+        mk_session *srv = NULL;
+        size_t n = 0;
+        mk_alert_msg a;
+        mk_retry rt;
+        mk_event ev;
+        mk_ch ch;
+
+        memset(&ch, 0, sizeof ch);
+        ch.mode = MK_MODE_RESUME;
+        ch.ticket = ticket;
+        ch.ticket_len = lens[i];
+        assert_int_equal(mk__ch_write(&ch, unit, sizeof unit, &n), MK_OK);
+        assert_int_equal(mk_session_new_server(&srv, g_sc), MK_OK);
+        assert_int_equal(
+            mk_session_handle(srv, unit, n, g_out, sizeof g_out, &ev),
+            malformed ? MK_ERR_BAD_MESSAGE : MK_OK);
+        assert_int_equal(ev.type, MK_EV_SEND);
+        if (malformed) {
+            assert_int_equal(mk__alert_parse(g_out, ev.len, &a), MK_OK);
+            assert_int_equal(a.code, MK_ALERT_BAD_MESSAGE);
+        } else {
+            assert_int_equal(mk__retry_parse(g_out, ev.len, &rt), MK_OK);
+            assert_int_equal(rt.reason, MK_RETRY_TICKET);
+        }
+        mk_session_free(srv);
+    }
+}
+
+/* What the session blob holds (§10), on the client's own clock: the time
+ * its SERVER_HELLO was handled, and the key id of the session's full
+ * handshake, which a resumed session keeps. The client's expiry check and
+ * its 5-minute tolerance for a blob from its own future. */
+static void test_session_blob_fields(void **st)
+{
+    const uint64_t t0 = 1764000000000ull, minute = 60u * 1000u;
+    const uint64_t life = (uint64_t)MK_TICKET_LIFETIME_DEFAULT * 1000u;
+    mk_client_config *cc2;
+    mk_server_config *sc;
+    uint8_t blob[MK_SESSION_BLOB_MAX], blob2[MK_SESSION_BLOB_MAX];
+    uint8_t id2048[MK_KEY_ID_LEN];
+    size_t blen = 0, blen2 = 0;
+    mk_ticket_key tk;
+    tu_env ce, se;
+    tu_pair p;
+    (void)st;
+
+    tu_env_init(&ce, "attacks-blob-client");
+    tu_env_init(&se, "attacks-blob-server");
+    ticket_key(&tk, "blob-fields-key!", 0x51);
+    sc = server_cfg(&se.env, "server2048.pem", &tk, 1);
+    assert_int_equal(
+        mk_server_config_add_key(sc, tu_server_key("other2048.pem")), MK_OK);
+    cc2 = client_cfg(&ce.env, "server2048.pub.pem", "other2048.pub.pem");
+    key_id_of("server2048.pem", id2048);
+    /* The clocks disagree by 7 s: `received` is the client's. */
+    ce.now_ms = t0 + 7000;
+    pair_new(&p, sc, cc2, NULL, 0);
+    assert_int_equal(tu_connect(&p), 0);
+    export_blob(&p, blob, &blen);
+    tu_pair_free(&p);
+    assert_memory_equal(blob, "MKS2", 4);
+    assert_memory_equal(blob + 4, id2048, MK_KEY_ID_LEN);
+    assert_true(blob_received(blob) == t0 + 7000);
+    assert_int_equal(blob_lifetime(blob), MK_TICKET_LIFETIME_DEFAULT);
+
+    /* Resumed an hour later: a new ticket, received now, under the key id
+     * of the full handshake. */
+    ce.now_ms = t0 + 60 * minute;
+    se.now_ms = t0 + 60 * minute;
+    pair_new(&p, sc, cc2, blob, blen);
+    expect_resumed(&p);
+    export_blob(&p, blob2, &blen2);
+    tu_pair_free(&p);
+    assert_memory_equal(blob2 + 4, id2048, MK_KEY_ID_LEN);
+    assert_true(blob_received(blob2) == t0 + 60 * minute);
+    assert_memory_not_equal(blob2 + BLOB_TICKET_OFF, blob + BLOB_TICKET_OFF,
+                            16 + 16);
+
+    /* The client's own check, on its clock alone (the server's stays at
+     * t0 so that it would accept): expired at received + lifetime; a blob
+     * up to 5 minutes in the client's future is used, beyond that not. */
+    se.now_ms = t0;
+    {
+        static const struct {
+            int64_t at; /* client clock minus received */
+            int offered;
+        } cases[] = {
+            {-5 * 60 * 1000 - 1, 0}, {-5 * 60 * 1000, 1}, {0, 1}, {-1, 1}};
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            ce.now_ms = (uint64_t)((int64_t)(t0 + 7000) + cases[i].at);
+            pair_new(&p, sc, cc2, blob, blen);
+            assert_int_equal(tu_connect(&p), 0);
+            assert_int_equal(resumed(p.c.s), cases[i].offered);
+            tu_pair_free(&p);
+        }
+    }
+    ce.now_ms = t0 + 7000 + life - 1;
+    pair_new(&p, sc, cc2, blob, blen);
+    expect_resumed(&p);
+    tu_pair_free(&p);
+    ce.now_ms = t0 + 7000 + life;
+    pair_new(&p, sc, cc2, blob, blen);
+    assert_int_equal(tu_connect(&p), 0);
+    assert_int_equal(p.srv.units, 1); /* not offered: one full hello */
+    assert_int_equal(resumed(p.c.s), 0);
+    tu_pair_free(&p);
+    mk_server_config_unref(sc);
+    mk_client_config_unref(cc2);
+}
+
+/* client_time is not checked by the server (§4.1): a client without a
+ * clock (0) or with a wild one completes a full handshake like any. */
+static void test_client_time_ignored(void **st)
+{
+    static const uint64_t times[] = {0, 1, UINT64_MAX};
+    tu_env ce;
+    mk_client_config *cc;
+    tu_pair p;
+    (void)st;
+
+    tu_env_init(&ce, "attacks-client-time");
+    cc = client_cfg(&ce.env, "server2048.pub.pem", NULL);
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+        mk_ch ch;
+        ce.now_ms = times[i];
+        pair_new(&p, g_sc, cc, NULL, 0);
+        pair_hello(&p);
+        assert_int_equal(mk__ch_parse(p.c2s.p, p.c2s.len, &ch), MK_OK);
+        assert_true(ch.time_ms == times[i]);
+        assert_int_equal(tu_pump(&p), 0);
+        assert_true(p.c.established && p.srv.established);
+        roundtrip_ok(&p, 5);
+        tu_pair_free(&p);
+    }
+    mk_client_config_unref(cc);
+}
+
 /* ---------------------------------------------------------------------- */
 /* 6. Declared lengths                                                     */
 
 /* The bounds every unit type may declare, from the message layouts
  * (docs/PROTOCOL.md §3-§5): CLIENT_HELLO magic+mode+flags+random+share+
- * time+u16 block = 80 up to the largest unit; SERVER_HELLO 136 (IV and one
- * block of extras) up to 1 KiB; HELLO_RETRY 6 + 8 per key, at most 16;
- * ALERT exactly 10; records request id + IV + tag + 1..1025 blocks of
- * ciphertext, an error at most its text, a close exactly one block. */
+ * time+key id+u16 block with a 1-byte key transport = 89 up to the
+ * largest unit; SERVER_HELLO 136 (IV and one block of extras) up to 392
+ * (extras of 14 + 256 bytes, padded to 272); HELLO_RETRY 6 + 8 per key,
+ * at most 16; ALERT exactly 10; records request id + IV + tag + 1..1025
+ * blocks of ciphertext, an error its code and at most 1024 bytes of text
+ * (1026, padded to 1040), a close exactly one block. */
 static const struct {
     uint8_t type;
     unsigned min, max;
 } unit_bounds[] = {
-    {MK_UNIT_CLIENT_HELLO, 80, MK_UNIT_MAX_BODY},
-    {MK_UNIT_SERVER_HELLO, 136, 1024},
+    {MK_UNIT_CLIENT_HELLO, 89, MK_UNIT_MAX_BODY},
+    {MK_UNIT_SERVER_HELLO, 136, 392},
     {MK_UNIT_HELLO_RETRY, 6, 6 + 8 * 16},
     {MK_UNIT_ALERT, 10, 10},
     {MK_UNIT_DATA, 68, 52 + 16384 + 16},
-    {MK_UNIT_ERROR, 68, 52 + 2 + 1024 + 16},
+    {MK_UNIT_ERROR, 68, 52 + 1040},
     {MK_UNIT_CLOSE, 68, 68},
 };
 
@@ -2286,6 +2451,32 @@ static void test_second_retry(void **st)
         MK_ERR_BAD_MESSAGE);
     tu_pair_free(&p);
 
+    /* Client: so is a ticket retry (reason 1) in answer to a full hello:
+     * fatal, and no second hello goes out (§4.3). */
+    {
+        mk_ticket_key tk;
+        mk_server_config *sc_tk;
+        tu_buf ch1 = {0}, hr1 = {0};
+        ticket_key(&tk, "not-the-fixture!", 0x77);
+        sc_tk = server_cfg(&env.env, "server2048.pem", &tk, 1);
+        pair_new(&p, sc_tk, g_cc, g_blob, g_blob_len);
+        capture(&p, &ch1, &hr1);
+        assert_int_equal(hr1.p[0], MK_UNIT_HELLO_RETRY);
+        assert_int_equal(hr1.p[8], MK_RETRY_TICKET);
+        tu_pair_free(&p);
+        pair_new(&p, g_sc, g_cc, NULL, 0);
+        pair_hello(&p);
+        assert_int_equal(
+            mk_session_handle(p.c.s, hr1.p, hr1.len, g_out, sizeof g_out, &ev),
+            MK_ERR_BAD_MESSAGE);
+        assert_int_equal(ev.type, MK_EV_NONE);
+        assert_int_equal(mk_session_state(p.c.s), MK_STATE_FAILED);
+        tu_pair_free(&p);
+        tu_buf_free(&ch1);
+        tu_buf_free(&hr1);
+        mk_server_config_unref(sc_tk);
+    }
+
     /* Server: a retry went out, and the next hello names an unknown key
      * again: handshake-failed alert, MK_ERR_PIN. */
     {
@@ -2309,7 +2500,8 @@ static void test_second_retry(void **st)
         mk_session_free(c2);
         tu_pair_free(&p);
 
-        /* ... or is a resumption: refused. */
+        /* ... or is a resumption: refused with the same alert as any
+         * second hello the server will not serve (§4.3). */
         pair_new(&p, g_sc, cc_other, NULL, 0);
         pair_hello(&p);
         tu_feed(&p, &p.srv, &p.c2s, &p.s2c);
@@ -2318,8 +2510,10 @@ static void test_second_retry(void **st)
         assert_int_equal(mk_client_hello(c2, out, sizeof out, &n), MK_OK);
         assert_int_equal(
             mk_session_handle(p.srv.s, out, n, g_out, sizeof g_out, &ev),
-            MK_ERR_BAD_MESSAGE);
+            MK_ERR_UNEXPECTED_MSG);
         assert_int_equal(ev.type, MK_EV_SEND);
+        assert_int_equal(mk__alert_parse(g_out, ev.len, &a), MK_OK);
+        assert_int_equal(a.code, MK_ALERT_HANDSHAKE_FAILED);
         mk_session_free(c2);
         tu_pair_free(&p);
     }
@@ -2590,6 +2784,9 @@ int main(void)
         cmocka_unit_test(test_ticket_server_key_removed),
         cmocka_unit_test(test_ticket_lifetime_shortened),
         cmocka_unit_test(test_ticket_old_format),
+        cmocka_unit_test(test_ticket_length),
+        cmocka_unit_test(test_session_blob_fields),
+        cmocka_unit_test(test_client_time_ignored),
         cmocka_unit_test(test_length_boundaries),
         cmocka_unit_test(test_length_in_session),
         cmocka_unit_test(test_oaep_uniformity),

@@ -630,10 +630,53 @@ static void test_msg_client_hello(void **st)
     assert_ptr_equal(got.binder, out + len - 32);
     check_exact(out, len, p_ch, &got);
 
-    /* An empty ticket is refused. */
-    ch.ticket_len = 0;
-    assert_int_equal(mk__ch_write(&ch, out, sizeof out, &len), MK_OK);
-    assert_int_equal(mk__ch_parse(out, len, &got), MK_ERR_BAD_MESSAGE);
+    /* A ticket of 0, or of more than 256 bytes, makes the hello malformed
+     * (§4.1); 1 and 256 parse (whether the server can use it is §7). */
+    {
+        static const size_t lens[] = {0, 1, MK_TICKET_MAX, MK_TICKET_MAX + 1};
+        uint8_t big[MK_TICKET_MAX + 1];
+        memset(big, 0x5A, sizeof big);
+        ch.ticket = big;
+        for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+            ch.ticket_len = lens[i];
+            assert_int_equal(mk__ch_write(&ch, out, sizeof out, &len), MK_OK);
+            assert_int_equal(mk__ch_parse(out, len, &got),
+                             lens[i] == 0 || lens[i] > MK_TICKET_MAX
+                                 ? MK_ERR_BAD_MESSAGE
+                                 : MK_OK);
+            assert_int_equal(mk_client_hello_resumes(out, len),
+                             lens[i] >= 1 && lens[i] <= MK_TICKET_MAX);
+        }
+        ch.ticket = ticket;
+    }
+
+    /* The smallest hellos that parse (§3): a full one with a 1-byte key
+     * transport is 89 bytes of body, which framing allows; with none it
+     * would be 88, which framing refuses from the header alone. A
+     * resuming one with a 1-byte ticket is 113. */
+    {
+        size_t ul = 0;
+        memset(&ch, 0, sizeof ch);
+        ch.mode = MK_MODE_FULL;
+        ch.kem = kem;
+        ch.kem_len = 1;
+        assert_int_equal(mk__ch_write(&ch, out, sizeof out, &len), MK_OK);
+        assert_int_equal(len, 4 + 89);
+        assert_int_equal(mk_frame_check(out, len, &ul), MK_OK);
+        assert_int_equal(mk__ch_parse(out, len, &got), MK_OK);
+        ch.kem_len = 0;
+        assert_int_equal(mk__ch_write(&ch, out, sizeof out, &len), MK_OK);
+        assert_int_equal(len, 4 + 88);
+        assert_int_equal(mk_frame_check(out, len, &ul), MK_ERR_BAD_LENGTH);
+        memset(&ch, 0, sizeof ch);
+        ch.mode = MK_MODE_RESUME;
+        ch.ticket = ticket;
+        ch.ticket_len = 1;
+        assert_int_equal(mk__ch_write(&ch, out, sizeof out, &len), MK_OK);
+        assert_int_equal(len, 4 + 113);
+        assert_int_equal(mk_frame_check(out, len, &ul), MK_OK);
+        assert_int_equal(mk__ch_parse(out, len, &got), MK_OK);
+    }
 
     /* The writer refuses a small buffer without writing past it. */
     {
@@ -709,13 +752,13 @@ static void test_msg_extras(void **st)
             uint32_t msg, inflight, life;
             int ok;
         } cases[] = {
-            {0, 1, 0, 0},
-            {1, 1, 0, 1},
+            {0, 1, 1, 0},
+            {1, 1, 1, 1},
             {MK_MESSAGE_MAX_LIMIT, MK_INFLIGHT_LIMIT, MK_TICKET_LIFETIME_LIMIT,
              1},
-            {MK_MESSAGE_MAX_LIMIT + 1, 1, 0, 0},
-            {1, 0, 0, 0},
-            {1, MK_INFLIGHT_LIMIT + 1, 0, 0},
+            {MK_MESSAGE_MAX_LIMIT + 1, 1, 1, 0},
+            {1, 0, 1, 0},
+            {1, MK_INFLIGHT_LIMIT + 1, 1, 0},
             {1, 1, MK_TICKET_LIFETIME_LIMIT + 1, 0},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -728,13 +771,40 @@ static void test_msg_extras(void **st)
                              cases[i].ok ? MK_OK : MK_ERR_BAD_MESSAGE);
         }
     }
-    /* A ticket longer than any the protocol issues. */
+    /* A ticket comes with a lifetime and a lifetime with a ticket (§4.2.1):
+     * either alone is malformed. Neither is resumption turned off. */
     x.max_message = 1;
     x.max_inflight = 1;
-    x.ticket_lifetime = 0;
+    {
+        struct {
+            size_t ticket_len;
+            uint32_t life;
+            int ok;
+        } cases[] = {
+            {0, 0, 1},
+            {1, 1, 1},
+            {112, 0, 0},
+            {0, MK_TICKET_LIFETIME_DEFAULT, 0},
+            {MK_TICKET_MAX, MK_TICKET_LIFETIME_LIMIT, 1},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            x.ticket_len = cases[i].ticket_len;
+            x.ticket_lifetime = cases[i].life;
+            assert_int_equal(mk__extras_write(&x, out, sizeof out, &len),
+                             MK_OK);
+            assert_int_equal(mk__extras_parse(out, len, &got),
+                             cases[i].ok ? MK_OK : MK_ERR_BAD_MESSAGE);
+        }
+        /* The largest extras: 14 bytes and a 256-byte ticket, which
+         * encrypt to 272 and make the largest SERVER_HELLO (§3). */
+        assert_int_equal(len, 14 + MK_TICKET_MAX);
+    }
+    /* A ticket longer than any the protocol issues. */
+    x.ticket_lifetime = 1;
     x.ticket_len = MK_TICKET_MAX + 1;
     assert_int_equal(mk__extras_write(&x, out, sizeof out, &len), MK_OK);
     assert_int_equal(mk__extras_parse(out, len, &got), MK_ERR_BAD_MESSAGE);
+    x.ticket_lifetime = 0;
     /* The reserved u16 must be zero. */
     x.ticket_len = 0;
     assert_int_equal(mk__extras_write(&x, out, sizeof out, &len), MK_OK);
