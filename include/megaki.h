@@ -320,13 +320,16 @@ MK_API MK_MUST_CHECK int mk_seal_message(mk_session *s, uint32_t request_id,
                                          uint8_t *out, size_t cap,
                                          size_t *out_len);
 /* Seal one DATA record of at most MK_RECORD_MAX_PLAINTEXT bytes, for
- * streaming a message piece by piece. */
+ * streaming a message piece by piece. Only a final record may be empty
+ * (§5.4); an empty non-final one is MK_ERR_USAGE. */
 MK_API MK_MUST_CHECK int mk_seal_record(mk_session *s, uint32_t request_id,
                                         int final, const uint8_t *pt,
                                         size_t len, uint8_t *out, size_t cap,
                                         size_t *out_len);
 /* Seal an error record (server: for a request in flight, or 0 for the
- * connection). text may be NULL; at most MK_ERROR_TEXT_MAX bytes. */
+ * connection). text may be NULL; at most MK_ERROR_TEXT_MAX bytes. The text
+ * must be UTF-8 on the wire (§5.5): it is sent up to its first byte that
+ * is not well-formed UTF-8. */
 MK_API MK_MUST_CHECK int mk_seal_error(mk_session *s, uint32_t request_id,
                                        unsigned code, const char *text,
                                        size_t text_len, uint8_t *out,

@@ -2139,6 +2139,150 @@ static void test_message_too_large(void **st)
     mk_server_config_unref(sc);
 }
 
+/* A server that sends a response larger than the maximum it announced
+ * (the daemon answers such a response from its application with an
+ * `application` error instead): the client fails the connection, not just
+ * the request (§5.4). Exactly the maximum passes. In one record and
+ * spread over two. */
+static void test_response_too_large(void **st)
+{
+    enum { MAX = 1000 };
+    mk_server_config *sc = server_cfg(&env.env, "server2048.pem", NULL, 0);
+    uint8_t big[MAX + 1], rec[2 * MAX];
+    tu_pair p;
+    (void)st;
+
+    assert_int_equal(mk_server_config_set_limits(sc, MAX, 4, 3600), MK_OK);
+    memset(big, 'y', sizeof big);
+    for (int split = 0; split < 2; split++) {
+        size_t n = 0;
+        pair_new(&p, sc, g_cc, NULL, 0);
+        assert_int_equal(tu_connect(&p), 0);
+        assert_int_equal(tu_send(&p, &p.c, 1, (const uint8_t *)"a", 1), MK_OK);
+        assert_int_equal(tu_send(&p, &p.c, 2, (const uint8_t *)"b", 1), MK_OK);
+        assert_int_equal(tu_pump(&p), 0);
+        /* An honest server cannot seal it. */
+        assert_int_equal(tu_send(&p, &p.srv, 1, big, MAX + 1),
+                         MK_ERR_MESSAGE_TOO_LARGE);
+        assert_int_equal(tu_send(&p, &p.srv, 1, big, MAX), MK_OK);
+        assert_int_equal(tu_pump(&p), 0);
+        assert_true(tu_find_msg(&p.c, 1)->complete);
+        /* A dishonest one. */
+        p.srv.s->max_message = 1u << 20;
+        if (split == 0) {
+            assert_int_equal(tu_send(&p, &p.srv, 2, big, MAX + 1), MK_OK);
+        } else {
+            assert_int_equal(
+                mk_seal_record(p.srv.s, 2, 0, big, 600, rec, sizeof rec, &n),
+                MK_OK);
+            tu_buf_put(&p.s2c, rec, n);
+            assert_int_equal(mk_seal_record(p.srv.s, 2, 1, big, MAX + 1 - 600,
+                                            rec, sizeof rec, &n),
+                             MK_OK);
+            tu_buf_put(&p.s2c, rec, n);
+        }
+        assert_int_equal(tu_pump(&p), MK_ERR_MESSAGE_TOO_LARGE);
+        assert_int_equal(p.c.err, MK_ERR_MESSAGE_TOO_LARGE);
+        assert_int_equal(mk_session_state(p.c.s), MK_STATE_FAILED);
+        assert_false(tu_find_msg(&p.c, 2) != NULL &&
+                     tu_find_msg(&p.c, 2)->complete);
+        tu_pair_free(&p);
+    }
+    mk_server_config_unref(sc);
+}
+
+/* Only the last record of a message may be empty (§5.4). An honest sender
+ * cannot seal an empty non-final record; a receiver given one fails, in
+ * either direction, without output. Short non-final records are fine. */
+static void test_empty_nonfinal_record(void **st)
+{
+    uint8_t rec[256];
+    size_t n = 0;
+    mk_event ev;
+    tu_pair p;
+    tu_msg *m;
+    (void)st;
+
+    pair_resumed(&p);
+    assert_int_equal(mk_seal_record(p.c.s, 1, 0, NULL, 0, rec, sizeof rec, &n),
+                     MK_ERR_USAGE);
+    assert_int_equal(mk_session_state(p.c.s), MK_STATE_ESTABLISHED);
+    /* One byte, then an empty final record: a 1-byte request. */
+    assert_int_equal(mk_seal_record(p.c.s, 1, 0, (const uint8_t *)"x", 1, rec,
+                                    sizeof rec, &n),
+                     MK_OK);
+    tu_buf_put(&p.c2s, rec, n);
+    assert_int_equal(mk_seal_record(p.c.s, 1, 1, NULL, 0, rec, sizeof rec, &n),
+                     MK_OK);
+    tu_buf_put(&p.c2s, rec, n);
+    assert_int_equal(tu_pump(&p), 0);
+    m = tu_find_msg(&p.srv, 1);
+    assert_true(m != NULL && m->complete && m->data.len == 1);
+    /* Client to server: request 2 opened by an empty non-final record. */
+    assert_int_equal(mk__record_seal(p.c.s, MK_UNIT_DATA, 0, 2, NULL, 0, rec,
+                                     sizeof rec, &n),
+                     MK_OK);
+    memset(g_out, CANARY, sizeof g_out);
+    assert_int_equal(deliver(p.srv.s, rec, n, &ev), MK_ERR_BAD_MESSAGE);
+    assert_int_equal(ev.type, MK_EV_NONE);
+    assert_true(out_untouched());
+    tu_pair_free(&p);
+
+    /* Server to client: the response to request 1 starts empty. */
+    pair_resumed(&p);
+    assert_int_equal(tu_send(&p, &p.c, 1, (const uint8_t *)"q", 1), MK_OK);
+    assert_int_equal(tu_pump(&p), 0);
+    assert_int_equal(mk__record_seal(p.srv.s, MK_UNIT_DATA, 0, 1, NULL, 0, rec,
+                                     sizeof rec, &n),
+                     MK_OK);
+    memset(g_out, CANARY, sizeof g_out);
+    assert_int_equal(deliver(p.c.s, rec, n, &ev), MK_ERR_BAD_MESSAGE);
+    assert_int_equal(ev.type, MK_EV_NONE);
+    assert_true(out_untouched());
+    tu_pair_free(&p);
+}
+
+/* The text of an ERROR record is UTF-8 (§5.5). The server's library sends
+ * a text up to its first malformed byte; a client that receives malformed
+ * text anyway fails the connection, with no text handed out. */
+static void test_error_text_utf8(void **st)
+{
+    static const char mixed[] = "caf\xC3\xA9 \xF0\x9F\x98\x80 \xC0\xAF rest";
+    static const uint8_t bad[] = {
+        0x00, MK_ECODE_APPLICATION, 'o', 'k', 0xED, 0xA0,
+        0x80}; /* a surrogate */
+    uint8_t rec[256];
+    size_t n = 0;
+    mk_event ev;
+    tu_pair p;
+    (void)st;
+
+    pair_resumed(&p);
+    assert_int_equal(tu_send(&p, &p.c, 1, (const uint8_t *)"q", 1), MK_OK);
+    assert_int_equal(tu_send(&p, &p.c, 2, (const uint8_t *)"q", 1), MK_OK);
+    assert_int_equal(tu_pump(&p), 0);
+    assert_int_equal(mk_seal_error(p.srv.s, 1, MK_ECODE_APPLICATION, mixed,
+                                   sizeof mixed - 1, rec, sizeof rec, &n),
+                     MK_OK);
+    assert_int_equal(deliver(p.c.s, rec, n, &ev), MK_OK);
+    assert_int_equal(ev.type, MK_EV_ERROR);
+    assert_int_equal(ev.len, 11); /* "café 😀 ": cut at the overlong C0 AF */
+    assert_memory_equal(g_out, mixed, 11);
+    /* An error record sealed around malformed text. */
+    assert_int_equal(mk__record_seal(p.srv.s, MK_UNIT_ERROR, MK_FLAG_FINAL, 2,
+                                     bad, sizeof bad, rec, sizeof rec, &n),
+                     MK_OK);
+    memset(g_out, CANARY, sizeof g_out);
+    assert_int_equal(deliver(p.c.s, rec, n, &ev), MK_ERR_BAD_MESSAGE);
+    assert_int_equal(ev.type, MK_EV_NONE);
+    assert_int_equal(ev.len, 0);
+    assert_int_equal(mk_session_error(p.c.s), MK_ERR_BAD_MESSAGE);
+    /* The decrypted plaintext was wiped, not left for the caller. */
+    for (size_t i = 0; i < sizeof bad; i++)
+        assert_int_equal(g_out[i], 0);
+    tu_pair_free(&p);
+}
+
 /* A client that ignores the announced maximum of requests in flight: the
  * server refuses the one too many with an OVERLOADED connection error. */
 static void test_too_many_inflight(void **st)
@@ -2413,6 +2557,71 @@ static void test_out_of_state(void **st)
         tu_pair_free(&p);
     }
     units_free(&u);
+}
+
+/* A record that follows the peer's CLOSE is fatal (§5.6), even when it is
+ * authentic and in sequence: a peer that misbehaves so is made to seal
+ * one by clearing its own close flag. In both directions, nothing of it
+ * reaches the caller. The side that sent CLOSE still receives what is
+ * owed to it. */
+static void test_records_after_close(void **st)
+{
+    uint8_t rec[256];
+    size_t n = 0;
+    mk_event ev;
+    tu_pair p;
+    tu_msg *m;
+    (void)st;
+
+    /* Client closes with request 1 in flight; the server still answers
+     * it, then sends a record after its own close. */
+    pair_resumed(&p);
+    assert_int_equal(tu_send(&p, &p.c, 1, (const uint8_t *)"q", 1), MK_OK);
+    assert_int_equal(mk_seal_close(p.c.s, rec, sizeof rec, &n), MK_OK);
+    tu_buf_put(&p.c2s, rec, n);
+    assert_int_equal(tu_pump(&p), 0);
+    assert_true(p.srv.closed);
+    assert_int_equal(tu_send(&p, &p.srv, 1, (const uint8_t *)"a", 1), MK_OK);
+    assert_int_equal(tu_pump(&p), 0);
+    m = tu_find_msg(&p.c, 1);
+    assert_true(m != NULL && m->complete);
+    assert_int_equal(mk_seal_close(p.srv.s, rec, sizeof rec, &n), MK_OK);
+    assert_int_equal(deliver(p.c.s, rec, n, &ev), MK_OK);
+    assert_int_equal(ev.type, MK_EV_CLOSE);
+    assert_int_equal(mk_session_state(p.c.s), MK_STATE_CLOSED);
+    tu_pair_free(&p);
+
+    /* Server to client: DATA after the server's CLOSE. */
+    pair_resumed(&p);
+    assert_int_equal(tu_send(&p, &p.c, 1, (const uint8_t *)"q", 1), MK_OK);
+    assert_int_equal(tu_pump(&p), 0);
+    assert_int_equal(mk_seal_close(p.srv.s, rec, sizeof rec, &n), MK_OK);
+    assert_int_equal(deliver(p.c.s, rec, n, &ev), MK_OK);
+    assert_int_equal(ev.type, MK_EV_CLOSE);
+    p.srv.s->close_sent = 0;
+    assert_int_equal(mk_seal_message(p.srv.s, 1, (const uint8_t *)"late", 4,
+                                     rec, sizeof rec, &n),
+                     MK_OK);
+    memset(g_out, CANARY, sizeof g_out);
+    assert_int_equal(deliver(p.c.s, rec, n, &ev), MK_ERR_UNEXPECTED_MSG);
+    assert_int_equal(ev.type, MK_EV_NONE);
+    assert_true(out_untouched());
+    tu_pair_free(&p);
+
+    /* Client to server: a request after the client's CLOSE. */
+    pair_resumed(&p);
+    assert_int_equal(mk_seal_close(p.c.s, rec, sizeof rec, &n), MK_OK);
+    assert_int_equal(deliver(p.srv.s, rec, n, &ev), MK_OK);
+    assert_int_equal(ev.type, MK_EV_CLOSE);
+    p.c.s->close_sent = 0;
+    assert_int_equal(mk_seal_message(p.c.s, 7, (const uint8_t *)"late", 4, rec,
+                                     sizeof rec, &n),
+                     MK_OK);
+    memset(g_out, CANARY, sizeof g_out);
+    assert_int_equal(deliver(p.srv.s, rec, n, &ev), MK_ERR_UNEXPECTED_MSG);
+    assert_int_equal(ev.type, MK_EV_NONE);
+    assert_true(out_untouched());
+    tu_pair_free(&p);
 }
 
 /* A second HELLO_RETRY on one connection is refused by the client; a
@@ -2792,9 +3001,13 @@ int main(void)
         cmocka_unit_test(test_oaep_uniformity),
         cmocka_unit_test(test_small_order_share),
         cmocka_unit_test(test_message_too_large),
+        cmocka_unit_test(test_response_too_large),
+        cmocka_unit_test(test_empty_nonfinal_record),
+        cmocka_unit_test(test_error_text_utf8),
         cmocka_unit_test(test_too_many_inflight),
         cmocka_unit_test(test_sequence_exhaustion),
         cmocka_unit_test(test_out_of_state),
+        cmocka_unit_test(test_records_after_close),
         cmocka_unit_test(test_second_retry),
         cmocka_unit_test(test_random_failure),
         cmocka_unit_test(test_failed_hello_is_sticky),

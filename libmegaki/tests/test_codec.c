@@ -812,6 +812,45 @@ static void test_msg_extras(void **st)
     assert_int_equal(mk__extras_parse(out, len, &got), MK_ERR_BAD_MESSAGE);
 }
 
+/* mk_utf8_valid_len: RFC 3629's well-formed sequences, at the edges of
+ * each range, and what is not UTF-8 (overlong forms, surrogates, beyond
+ * U+10FFFF, stray or missing continuation bytes). */
+static void test_utf8(void **st)
+{
+    static const struct {
+        const char *s;
+        size_t valid; /* length of the well-formed prefix */
+    } cases[] = {
+        {"", 0},
+        {"plain ascii\x7F", 12},
+        {"\xC2\x80\xDF\xBF", 4},                 /* U+0080, U+07FF */
+        {"\xE0\xA0\x80\xEF\xBF\xBF", 6},         /* U+0800, U+FFFF */
+        {"\xED\x9F\xBF\xEE\x80\x80", 6},         /* around the surrogates */
+        {"\xF0\x90\x80\x80\xF4\x8F\xBF\xBF", 8}, /* U+10000, U+10FFFF */
+        {"a\xC0\x80", 1},                        /* overlong NUL */
+        {"a\xC1\xBF", 1},                        /* overlong */
+        {"a\xE0\x9F\xBF", 1},                    /* overlong */
+        {"a\xED\xA0\x80", 1},                    /* surrogate U+D800 */
+        {"a\xED\xBF\xBF", 1},                    /* surrogate U+DFFF */
+        {"a\xF0\x8F\xBF\xBF", 1},                /* overlong */
+        {"a\xF4\x90\x80\x80", 1},                /* U+110000 */
+        {"a\xF5\x80\x80\x80", 1},
+        {"a\xFF", 1},
+        {"a\x80", 1},          /* a lone continuation byte */
+        {"ab\xE2\x82", 2},     /* cut short */
+        {"ab\xE2\x82\x41", 2}, /* a continuation missing */
+    };
+    (void)st;
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_int_equal(
+            mk_utf8_valid_len((const uint8_t *)cases[i].s, strlen(cases[i].s)),
+            cases[i].valid);
+    /* NUL is a character like any other. */
+    assert_int_equal(mk_utf8_valid_len((const uint8_t *)"a\0b", 3), 3);
+    assert_int_equal(mk_utf8_valid_len(NULL, 0), 0);
+}
+
 static void test_msg_retry(void **st)
 {
     uint8_t out[200];
@@ -899,6 +938,7 @@ int main(void)
         cmocka_unit_test(test_msg_client_hello),
         cmocka_unit_test(test_msg_server_hello),
         cmocka_unit_test(test_msg_extras),
+        cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_msg_retry),
         cmocka_unit_test(test_msg_alert),
     };
