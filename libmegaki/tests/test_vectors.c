@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "crypto.h"
+#include "internal.h"
 #include "pump.h"
 #include "testlib.h"
 
@@ -654,11 +655,47 @@ static void test_spec_quotes_vectors(void **st)
     free(s);
 }
 
+/* The two empty contexts of the key schedule (§6.1, §7): Derive-Secret
+ * with no messages hashes them, so its context is H("") (32 bytes); the
+ * ticket keys' HKDF-Expand-Label takes "" itself (a zero-length context).
+ * The library's functions against the spec's encoding, and against the
+ * other reading, which must differ. */
+static void test_empty_contexts(void **st)
+{
+    static const uint8_t h_empty[32] = {
+        0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4,
+        0xc8, 0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b,
+        0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55};
+    uint8_t secret[32], h[32], lib[32], spec[32], other[32];
+    (void)st;
+
+    for (int i = 0; i < 32; i++)
+        secret[i] = (uint8_t)(0x80 + i);
+    sha(NULL, 0, h);
+    assert_memory_equal(h, h_empty, 32);
+    /* Derive-Secret(secret, "derived", ""): context H(""). */
+    assert_int_equal(mk__derive_secret(secret, "derived", NULL, 0, lib), MK_OK);
+    spec_label(secret, "derived", h_empty, 32, spec, 32);
+    spec_label(secret, "derived", NULL, 0, other, 32);
+    assert_memory_equal(lib, spec, 32);
+    assert_memory_not_equal(lib, other, 32);
+    /* HKDF-Expand-Label(ticket_key_secret, "ticket enc", "", 32): context
+     * of length 0. */
+    assert_int_equal(
+        mk__expand_label(secret, "ticket enc", NULL, 0, lib, sizeof lib),
+        MK_OK);
+    spec_label(secret, "ticket enc", NULL, 0, spec, 32);
+    spec_label(secret, "ticket enc", h_empty, 32, other, 32);
+    assert_memory_equal(lib, spec, 32);
+    assert_memory_not_equal(lib, other, 32);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vectors),
         cmocka_unit_test(test_spec_quotes_vectors),
+        cmocka_unit_test(test_empty_contexts),
     };
     return cmocka_run_group_tests_name("vectors", tests, NULL, NULL);
 }
