@@ -221,6 +221,20 @@ static int deliver(mk_session *s, const uint8_t *wire, size_t len, mk_event *ev)
     return mk_session_handle(s, wire, ul, g_out, sizeof g_out, ev);
 }
 
+/* Deliver one authentic record that s must refuse with err: nothing is
+ * sent in answer and not a byte of it reaches the caller's buffer. */
+static void expect_refused(mk_session *s, const uint8_t *rec, size_t n, int err)
+{
+    mk_event ev;
+
+    memset(g_out, CANARY, sizeof g_out);
+    assert_int_equal(deliver(s, rec, n, &ev), err);
+    assert_int_equal(ev.type, MK_EV_NONE);
+    assert_int_equal(ev.len, 0);
+    assert_true(out_untouched());
+    assert_int_equal(mk_session_error(s), err);
+}
+
 /* ---------------------------------------------------------------------- */
 /* 1. Handshake bit flips                                                  */
 
@@ -2198,7 +2212,6 @@ static void test_empty_nonfinal_record(void **st)
 {
     uint8_t rec[256];
     size_t n = 0;
-    mk_event ev;
     tu_pair p;
     tu_msg *m;
     (void)st;
@@ -2222,10 +2235,7 @@ static void test_empty_nonfinal_record(void **st)
     assert_int_equal(mk__record_seal(p.c.s, MK_UNIT_DATA, 0, 2, NULL, 0, rec,
                                      sizeof rec, &n),
                      MK_OK);
-    memset(g_out, CANARY, sizeof g_out);
-    assert_int_equal(deliver(p.srv.s, rec, n, &ev), MK_ERR_BAD_MESSAGE);
-    assert_int_equal(ev.type, MK_EV_NONE);
-    assert_true(out_untouched());
+    expect_refused(p.srv.s, rec, n, MK_ERR_BAD_MESSAGE);
     tu_pair_free(&p);
 
     /* Server to client: the response to request 1 starts empty. */
@@ -2235,10 +2245,7 @@ static void test_empty_nonfinal_record(void **st)
     assert_int_equal(mk__record_seal(p.srv.s, MK_UNIT_DATA, 0, 1, NULL, 0, rec,
                                      sizeof rec, &n),
                      MK_OK);
-    memset(g_out, CANARY, sizeof g_out);
-    assert_int_equal(deliver(p.c.s, rec, n, &ev), MK_ERR_BAD_MESSAGE);
-    assert_int_equal(ev.type, MK_EV_NONE);
-    assert_true(out_untouched());
+    expect_refused(p.c.s, rec, n, MK_ERR_BAD_MESSAGE);
     tu_pair_free(&p);
 }
 
@@ -2602,10 +2609,7 @@ static void test_records_after_close(void **st)
     assert_int_equal(mk_seal_message(p.srv.s, 1, (const uint8_t *)"late", 4,
                                      rec, sizeof rec, &n),
                      MK_OK);
-    memset(g_out, CANARY, sizeof g_out);
-    assert_int_equal(deliver(p.c.s, rec, n, &ev), MK_ERR_UNEXPECTED_MSG);
-    assert_int_equal(ev.type, MK_EV_NONE);
-    assert_true(out_untouched());
+    expect_refused(p.c.s, rec, n, MK_ERR_UNEXPECTED_MSG);
     tu_pair_free(&p);
 
     /* Client to server: a request after the client's CLOSE. */
@@ -2617,10 +2621,7 @@ static void test_records_after_close(void **st)
     assert_int_equal(mk_seal_message(p.c.s, 7, (const uint8_t *)"late", 4, rec,
                                      sizeof rec, &n),
                      MK_OK);
-    memset(g_out, CANARY, sizeof g_out);
-    assert_int_equal(deliver(p.srv.s, rec, n, &ev), MK_ERR_UNEXPECTED_MSG);
-    assert_int_equal(ev.type, MK_EV_NONE);
-    assert_true(out_untouched());
+    expect_refused(p.srv.s, rec, n, MK_ERR_UNEXPECTED_MSG);
     tu_pair_free(&p);
 }
 

@@ -655,27 +655,32 @@ static void test_msg_client_hello(void **st)
      * would be 88, which framing refuses from the header alone. A
      * resuming one with a 1-byte ticket is 113. */
     {
-        size_t ul = 0;
-        memset(&ch, 0, sizeof ch);
-        ch.mode = MK_MODE_FULL;
-        ch.kem = kem;
-        ch.kem_len = 1;
-        assert_int_equal(mk__ch_write(&ch, out, sizeof out, &len), MK_OK);
-        assert_int_equal(len, 4 + 89);
-        assert_int_equal(mk_frame_check(out, len, &ul), MK_OK);
-        assert_int_equal(mk__ch_parse(out, len, &got), MK_OK);
-        ch.kem_len = 0;
-        assert_int_equal(mk__ch_write(&ch, out, sizeof out, &len), MK_OK);
-        assert_int_equal(len, 4 + 88);
-        assert_int_equal(mk_frame_check(out, len, &ul), MK_ERR_BAD_LENGTH);
-        memset(&ch, 0, sizeof ch);
-        ch.mode = MK_MODE_RESUME;
-        ch.ticket = ticket;
-        ch.ticket_len = 1;
-        assert_int_equal(mk__ch_write(&ch, out, sizeof out, &len), MK_OK);
-        assert_int_equal(len, 4 + 113);
-        assert_int_equal(mk_frame_check(out, len, &ul), MK_OK);
-        assert_int_equal(mk__ch_parse(out, len, &got), MK_OK);
+        static const struct {
+            uint8_t mode;
+            size_t field_len, body;
+            int frames;
+        } small[] = {
+            {MK_MODE_FULL, 1, 89, 1},
+            {MK_MODE_FULL, 0, 88, 0},
+            {MK_MODE_RESUME, 1, 113, 1},
+        };
+        for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
+            size_t ul = 0;
+            memset(&ch, 0, sizeof ch);
+            ch.mode = small[i].mode;
+            ch.kem = kem;
+            ch.ticket = ticket;
+            if (ch.mode == MK_MODE_FULL)
+                ch.kem_len = small[i].field_len;
+            else
+                ch.ticket_len = small[i].field_len;
+            assert_int_equal(mk__ch_write(&ch, out, sizeof out, &len), MK_OK);
+            assert_int_equal(len, 4 + small[i].body);
+            assert_int_equal(mk_frame_check(out, len, &ul),
+                             small[i].frames ? MK_OK : MK_ERR_BAD_LENGTH);
+            if (small[i].frames)
+                assert_int_equal(mk__ch_parse(out, len, &got), MK_OK);
+        }
     }
 
     /* The writer refuses a small buffer without writing past it. */
@@ -746,57 +751,42 @@ static void test_msg_extras(void **st)
     out[len] = 0;
     assert_int_equal(mk__extras_parse(out, len + 1, &got), MK_ERR_BAD_MESSAGE);
 
-    /* Out-of-range limits. */
+    /* Out-of-range limits; and a ticket comes with a lifetime and a
+     * lifetime with a ticket (§4.2.1): either alone is malformed, neither
+     * is resumption turned off. */
     {
         struct {
             uint32_t msg, inflight, life;
+            size_t ticket_len;
             int ok;
         } cases[] = {
-            {0, 1, 1, 0},
-            {1, 1, 1, 1},
+            {0, 1, 1, 112, 0},
+            {1, 1, 1, 112, 1},
             {MK_MESSAGE_MAX_LIMIT, MK_INFLIGHT_LIMIT, MK_TICKET_LIFETIME_LIMIT,
-             1},
-            {MK_MESSAGE_MAX_LIMIT + 1, 1, 1, 0},
-            {1, 0, 1, 0},
-            {1, MK_INFLIGHT_LIMIT + 1, 1, 0},
-            {1, 1, MK_TICKET_LIFETIME_LIMIT + 1, 0},
+             112, 1},
+            {MK_MESSAGE_MAX_LIMIT + 1, 1, 1, 112, 0},
+            {1, 0, 1, 112, 0},
+            {1, MK_INFLIGHT_LIMIT + 1, 1, 112, 0},
+            {1, 1, MK_TICKET_LIFETIME_LIMIT + 1, 112, 0},
+            {1, 1, 0, 0, 1},
+            {1, 1, 1, 1, 1},
+            {1, 1, 0, 112, 0},
+            {1, 1, MK_TICKET_LIFETIME_DEFAULT, 0, 0},
+            {1, 1, MK_TICKET_LIFETIME_LIMIT, MK_TICKET_MAX, 1},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
             x.max_message = cases[i].msg;
             x.max_inflight = cases[i].inflight;
             x.ticket_lifetime = cases[i].life;
-            assert_int_equal(mk__extras_write(&x, out, sizeof out, &len),
-                             MK_OK);
-            assert_int_equal(mk__extras_parse(out, len, &got),
-                             cases[i].ok ? MK_OK : MK_ERR_BAD_MESSAGE);
-        }
-    }
-    /* A ticket comes with a lifetime and a lifetime with a ticket (§4.2.1):
-     * either alone is malformed. Neither is resumption turned off. */
-    x.max_message = 1;
-    x.max_inflight = 1;
-    {
-        struct {
-            size_t ticket_len;
-            uint32_t life;
-            int ok;
-        } cases[] = {
-            {0, 0, 1},
-            {1, 1, 1},
-            {112, 0, 0},
-            {0, MK_TICKET_LIFETIME_DEFAULT, 0},
-            {MK_TICKET_MAX, MK_TICKET_LIFETIME_LIMIT, 1},
-        };
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
             x.ticket_len = cases[i].ticket_len;
-            x.ticket_lifetime = cases[i].life;
             assert_int_equal(mk__extras_write(&x, out, sizeof out, &len),
                              MK_OK);
             assert_int_equal(mk__extras_parse(out, len, &got),
                              cases[i].ok ? MK_OK : MK_ERR_BAD_MESSAGE);
         }
-        /* The largest extras: 14 bytes and a 256-byte ticket, which
-         * encrypt to 272 and make the largest SERVER_HELLO (§3). */
+        /* The largest extras (the last case): 14 bytes and a 256-byte
+         * ticket, which encrypt to 272 and make the largest SERVER_HELLO
+         * (§3). */
         assert_int_equal(len, 14 + MK_TICKET_MAX);
     }
     /* A ticket longer than any the protocol issues. */

@@ -375,11 +375,28 @@ static void print_ticket(const uint8_t *extras_pt, size_t n, uint64_t issued,
         st[0], (unsigned long long)issued, (unsigned long long)auth, life);
 }
 
+/* The SERVER_HELLO's extras (§4.2: after header, magic, mode, flags,
+ * random and share), decrypted under the spec's extras key, and the
+ * ticket in them. */
+static void print_extras(const uint8_t *sh, const spec_keys *k, uint64_t issued,
+                         uint64_t auth)
+{
+    const uint8_t *x = sh + 4 + 4 + 2 + 64;
+    size_t xlen = (size_t)x[0] << 8 | x[1], xl = 0;
+    uint8_t xpt[512];
+
+    assert_int_equal(mkc_cbc_decrypt(k->extras, x + 2, x + 18, xlen - 16, xpt,
+                                     sizeof xpt, &xl),
+                     MK_OK);
+    hex("extras plaintext", xpt, xl);
+    print_ticket(xpt, xl, issued, auth, k->resumption);
+}
+
 static void full_vector(void)
 {
     uint8_t ch[MK_HANDLE_OUT_LEN], sh[MK_HANDLE_OUT_LEN], o[MK_HANDLE_OUT_LEN];
-    uint8_t rec[2048], dh[32], c_pub[32], s_pub[32], xpt[512], dec[512];
-    size_t ch_len = 0, sh_len = 0, n = 0, ci = 0, si = 0, xl = 0, dl = 0;
+    uint8_t rec[2048], dh[32], c_pub[32], s_pub[32], dec[512];
+    size_t ch_len = 0, sh_len = 0, n = 0, ci = 0, si = 0, dl = 0;
     const uint8_t *c_rand, *c_priv, *kem, *seed, *s_rand, *s_priv, *iv;
     const uint8_t *s_fallback;
     mk_session *c = NULL, *s = NULL;
@@ -439,15 +456,7 @@ static void full_vector(void)
     spec_schedule(kem, dh, ch, ch_len, sh, sh_len, &k);
     print_schedule(&k);
     assert_memory_equal(sh + sh_len - 32, k.finished, 32);
-    {
-        const uint8_t *x = sh + 4 + 4 + 2 + 64;
-        size_t xlen = (size_t)x[0] << 8 | x[1];
-        assert_int_equal(mkc_cbc_decrypt(k.extras, x + 2, x + 18, xlen - 16,
-                                         xpt, sizeof xpt, &xl),
-                         MK_OK);
-        hex("extras plaintext", xpt, xl);
-        print_ticket(xpt, xl, T0_SERVER, T0_SERVER, k.resumption);
-    }
+    print_extras(sh, &k, T0_SERVER, T0_SERVER);
     (void)dec;
     (void)dl;
     hex("CLIENT_HELLO", ch, ch_len);
@@ -524,8 +533,8 @@ static void resume_vector(void)
     uint8_t ch[MK_HANDLE_OUT_LEN], sh[MK_HANDLE_OUT_LEN], o[MK_HANDLE_OUT_LEN];
     uint8_t rec[2048], dh[32], c_pub[32], s_pub[32], early[32], bk[32];
     uint8_t h[32], binder[32];
-    uint8_t empty_hash[32], res[32], xpt[512];
-    size_t ch_len = 0, sh_len = 0, n = 0, ci, si, xl = 0;
+    uint8_t empty_hash[32], res[32];
+    size_t ch_len = 0, sh_len = 0, n = 0, ci, si;
     const uint8_t *c_priv, *s_priv, *iv;
     mk_session *c = NULL, *s = NULL;
     spec_keys k;
@@ -579,15 +588,7 @@ static void resume_vector(void)
     print_schedule(&k);
     assert_memory_equal(sh + sh_len - 32, k.finished, 32);
     /* The new ticket keeps the time of vector 1's full handshake (§7). */
-    {
-        const uint8_t *x = sh + 4 + 4 + 2 + 64;
-        size_t xlen = (size_t)x[0] << 8 | x[1];
-        assert_int_equal(mkc_cbc_decrypt(k.extras, x + 2, x + 18, xlen - 16,
-                                         xpt, sizeof xpt, &xl),
-                         MK_OK);
-        hex("extras plaintext", xpt, xl);
-        print_ticket(xpt, xl, senv.base.now_ms, T0_SERVER, k.resumption);
-    }
+    print_extras(sh, &k, senv.base.now_ms, T0_SERVER);
     hex("CLIENT_HELLO", ch, ch_len);
     hex("SERVER_HELLO", sh, sh_len);
     {

@@ -71,6 +71,20 @@ static void test_ticket_file(void **st)
 
 /* --- key generation --------------------------------------------------- */
 
+/* Remove what keys_generate wrote into dir as server.pem, and dir. */
+static void remove_generated(const char *dir)
+{
+    static const char *const names[] = {"server.pem", "server.pub.pem",
+                                        "server.pub.h"};
+    char path[160];
+
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 static void test_keygen(void **st)
 {
     char dir[] = "/tmp/mkdk.XXXXXX", path[128], other[160], id[KEYS_ID_HEX];
@@ -101,12 +115,7 @@ static void test_keygen(void **st)
     assert_int_equal(keys_describe(other, desc, sizeof desc, &d),
                      MKD_ERR_KEY_FILE);
     assert_non_null(strstr(d.text, "none.pem"));
-    unlink(path);
-    snprintf(other, sizeof other, "%s/server.pub.pem", dir);
-    unlink(other);
-    snprintf(other, sizeof other, "%s/server.pub.h", dir);
-    unlink(other);
-    rmdir(dir);
+    remove_generated(dir);
 }
 
 /* --- the server configuration ------------------------------------------ */
@@ -147,13 +156,8 @@ static void test_server_config(void **st)
     src.session_max_age = 0;
     assert_int_equal(keys_server_config(&src, &sc, &nk, &nt, &d),
                      MKD_ERR_CONFIG);
-    unlink(pem);
-    snprintf(pem, sizeof pem, "%s/server.pub.pem", dir);
-    unlink(pem);
-    snprintf(pem, sizeof pem, "%s/server.pub.h", dir);
-    unlink(pem);
     unlink(tk);
-    rmdir(dir);
+    remove_generated(dir);
 }
 
 int main(void)
