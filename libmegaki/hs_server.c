@@ -301,8 +301,9 @@ int mk__server_on_client_hello(mk_session *s, const uint8_t *unit, size_t len,
     if (ch.mode == MK_MODE_FULL) {
         MK_TRY(root_from_key(s, &ch, root, &retry, out, cap, ev));
         s->auth_ms = now; /* the session starts here (§7) */
-    } else
+    } else {
         retry = root_from_ticket(s, &ch, now, root);
+    }
     if (retry != 0) {
         ret = send_retry(s, retry, out, cap, ev);
         goto out;

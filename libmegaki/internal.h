@@ -66,7 +66,7 @@
  * CLIENT_HELLO that parses is a full one with a 1-byte key transport (a
  * resuming one is at least 113 bytes); the largest SERVER_HELLO carries
  * extras with a 256-byte ticket. */
-#define MK_HELLO_PREFIX  (4 + 2 + MK_RANDOM_LEN + 32) /* magic..random, share */
+#define MK_HELLO_PREFIX  (4 + 2 + MK_RANDOM_LEN + MKC_X25519_LEN)
 #define MK_CH_MIN_BODY   (MK_HELLO_PREFIX + 8 + MK_KEY_ID_LEN + 2 + 1)
 #define MK_EXTRAS_MAX_PT (4 + 2 + 2 + 4 + 2 + MK_TICKET_MAX)
 #define MK_SH_MIN_BODY   (MK_HELLO_PREFIX + 2 + MK_IV_LEN + 16 + MK_MAC_LEN)
