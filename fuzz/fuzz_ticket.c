@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (mk__ticket_seal(f->sc, &st, iv, t2, sizeof t2, &n2) != MK_OK ||
             mk__ticket_open(f->sc, t2, n2, now, &st2) != MK_OK ||
             memcmp(st.key_id, st2.key_id, sizeof st.key_id) != 0 ||
-            st.issued_ms != st2.issued_ms || st.lifetime != st2.lifetime ||
+            st.issued_ms != st2.issued_ms || st.auth_ms != st2.auth_ms ||
+            st.auth_ms > st.issued_ms || st.lifetime != st2.lifetime ||
             memcmp(st.secret, st2.secret, sizeof st.secret) != 0)
             abort();
     }

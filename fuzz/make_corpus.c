@@ -360,11 +360,64 @@ static void record_seeds(fz_fixture *f, tu_buf *frame_data, tu_buf *frame_error,
 
 /* --- ticket seeds --------------------------------------------------------- */
 
-static void ticket_seeds(fz_fixture *f)
+/* A ticket of the v2.0 format (state version 2, no auth_time), sealed as
+ * the fixture's issuing key would have sealed it: it must be unusable. */
+static void old_format_seed(fz_fixture *f, const mk_ticket_state *st,
+                            const uint8_t iv[MK_IV_LEN])
+{
+    uint8_t pt[54], t[MK_TICKET_MAX];
+    const mk_tk *k = &f->sc->tkeys[0];
+    mk_ticket_state back;
+    size_t ct_len = 0;
+    mkc_iov iov;
+    mk_wr w;
+
+    mk_wr_init(&w, pt, sizeof pt);
+    mk_wr_u8(&w, 2);
+    mk_wr_u8(&w, 0);
+    mk_wr_bytes(&w, st->key_id, MK_KEY_ID_LEN);
+    mk_wr_u64(&w, st->issued_ms);
+    mk_wr_u32(&w, st->lifetime);
+    mk_wr_bytes(&w, st->secret, MK_SECRET_LEN);
+    memcpy(t, k->name, MK_TICKET_NAME_LEN);
+    memcpy(t + 16, iv, MK_IV_LEN);
+    if (w.bad || mkc_cbc_encrypt(k->enc, iv, pt, sizeof pt, t + 32,
+                                 sizeof t - 64, &ct_len) != MK_OK)
+        tl_die("old ticket");
+    iov.p = t;
+    iov.len = 32 + ct_len;
+    if (mkc_hmac_sha256(k->mac, MK_SECRET_LEN, &iov, 1, t + 32 + ct_len) !=
+        MK_OK)
+        tl_die("old ticket");
+    if (mk__ticket_open(f->sc, t, 32 + ct_len + 32, f->senv.now_ms, &back) ==
+        MK_OK)
+        tl_die("ticket old_format: accepted");
+    put("fuzz_ticket", "old_format", t, 32 + ct_len + 32);
+}
+
+/* Seal st under cfg's issuing key as seed `name`, after checking that the
+ * fixture's server finds it usable or not, as the seed means it to be. */
+static void ticket_seed(fz_fixture *f, const mk_server_config *cfg,
+                        const mk_ticket_state *st, const char *name, int usable)
 {
     static const uint8_t iv[MK_IV_LEN] = {0x1F, 0x2E, 0x3D, 0x4C};
     uint8_t t[MK_TICKET_MAX];
-    size_t n = 0, tlen;
+    mk_ticket_state back;
+    size_t n = 0;
+
+    if (mk__ticket_seal(cfg, st, iv, t, sizeof t, &n) != MK_OK)
+        tl_die("ticket %s", name);
+    if ((mk__ticket_open(f->sc, t, n, f->senv.now_ms, &back) == MK_OK) !=
+        usable)
+        tl_die("ticket %s: %s", name, usable ? "refused" : "accepted");
+    put("fuzz_ticket", name, t, n);
+}
+
+static void ticket_seeds(fz_fixture *f)
+{
+    static const uint8_t iv[MK_IV_LEN] = {0x1F, 0x2E, 0x3D, 0x4C};
+    const uint64_t now = f->senv.now_ms;
+    size_t tlen;
     mk_ticket_state st;
     mk_server_config *ba;
 
@@ -375,32 +428,35 @@ static void ticket_seeds(fz_fixture *f)
     fz_reset(f);
     memset(&st, 0, sizeof st);
     key_id_of("server2048.pem", st.key_id);
-    st.issued_ms = f->senv.now_ms;
+    st.issued_ms = now;
+    st.auth_ms = now - 3600 * 1000;
     st.lifetime = MK_TICKET_LIFETIME_DEFAULT;
     memset(st.secret, 0x5A, sizeof st.secret);
-    if (mk__ticket_seal(f->sc, &st, iv, t, sizeof t, &n) != MK_OK)
-        tl_die("ticket");
-    put("fuzz_ticket", "sealed", t, n);
+    ticket_seed(f, f->sc, &st, "sealed", 1);
     st.lifetime = 0;
-    if (mk__ticket_seal(f->sc, &st, iv, t, sizeof t, &n) != MK_OK)
-        tl_die("ticket");
-    put("fuzz_ticket", "lifetime_zero", t, n);
+    ticket_seed(f, f->sc, &st, "lifetime_zero", 0);
     st.lifetime = MK_TICKET_LIFETIME_LIMIT + 1;
-    if (mk__ticket_seal(f->sc, &st, iv, t, sizeof t, &n) != MK_OK)
-        tl_die("ticket");
-    put("fuzz_ticket", "lifetime_over_limit", t, n);
+    ticket_seed(f, f->sc, &st, "lifetime_over_limit", 0);
     st.lifetime = MK_TICKET_LIFETIME_LIMIT;
-    st.issued_ms = f->senv.now_ms + 10 * 60 * 1000;
-    if (mk__ticket_seal(f->sc, &st, iv, t, sizeof t, &n) != MK_OK)
-        tl_die("ticket");
-    put("fuzz_ticket", "issued_in_future", t, n);
+    st.issued_ms = now + 10 * 60 * 1000;
+    ticket_seed(f, f->sc, &st, "issued_in_future", 0);
+    st.issued_ms = now;
+    st.lifetime = MK_TICKET_LIFETIME_DEFAULT;
+    /* A session past its maximum age, one started after its ticket, one
+     * under a server key the fixture does not hold. */
+    st.auth_ms = now - (uint64_t)MK_SESSION_MAX_AGE_DEFAULT * 1000;
+    ticket_seed(f, f->sc, &st, "session_too_old", 0);
+    st.auth_ms = now + 1;
+    ticket_seed(f, f->sc, &st, "auth_after_issue", 0);
+    st.auth_ms = now;
+    key_id_of("server3072.pem", st.key_id);
+    ticket_seed(f, f->sc, &st, "key_not_held", 0);
+    key_id_of("server2048.pem", st.key_id);
+    old_format_seed(f, &st, iv);
 
     /* Under the fixture's second (accept-only) key. */
     ba = fz_server_config(&f->senv.env, "server2048.pem", "BA", 0x10);
-    st.issued_ms = f->senv.now_ms;
-    if (mk__ticket_seal(ba, &st, iv, t, sizeof t, &n) != MK_OK)
-        tl_die("ticket");
-    put("fuzz_ticket", "second_key", t, n);
+    ticket_seed(f, ba, &st, "second_key", 1);
     mk_server_config_unref(ba);
 }
 

@@ -84,6 +84,11 @@ MK_API const char *mk_err_class(int err);
 #define MK_INFLIGHT_LIMIT          1024
 #define MK_TICKET_LIFETIME_DEFAULT (24u * 3600u) /* seconds */
 #define MK_TICKET_LIFETIME_LIMIT   (7u * 24u * 3600u)
+/* A session's whole life, from its full handshake over every resumption
+ * (§7): seconds. */
+#define MK_SESSION_MAX_AGE_DEFAULT (7u * 24u * 3600u)
+#define MK_SESSION_MAX_AGE_MIN     60u
+#define MK_SESSION_MAX_AGE_LIMIT   (30u * 24u * 3600u)
 #define MK_ERROR_TEXT_MAX          1024 /* bytes of text in an error record */
 #define MK_SESSION_BLOB_MAX        512
 
@@ -209,11 +214,19 @@ MK_API MK_MUST_CHECK int
 mk_server_config_set_ticket_keys(mk_server_config *cfg,
                                  const mk_ticket_key *keys, size_t n);
 /* Limits announced in SERVER_HELLO. max_message in bytes (1 .. 256 MiB),
- * max_inflight (1 .. 1024), ticket_lifetime in seconds (60 .. 7 days). */
+ * max_inflight (1 .. 1024), ticket_lifetime in seconds (60 .. 7 days; a
+ * shorter lifetime applies to tickets already issued, §7). */
 MK_API MK_MUST_CHECK int mk_server_config_set_limits(mk_server_config *cfg,
                                                      uint32_t max_message,
                                                      uint32_t max_inflight,
                                                      uint32_t ticket_lifetime);
+/* The longest a session lives, counted from the full handshake that
+ * started it: a resumption later than that falls back to a full handshake
+ * however often the session was resumed meanwhile (§7). Seconds, 60 .. 30
+ * days; default 7 days. It applies to tickets already issued, as does a
+ * shorter ticket_lifetime. */
+MK_API MK_MUST_CHECK int
+mk_server_config_set_session_max_age(mk_server_config *cfg, uint32_t seconds);
 MK_API mk_server_config *mk_server_config_ref(mk_server_config *cfg);
 MK_API void mk_server_config_unref(mk_server_config *cfg);
 
@@ -307,13 +320,16 @@ MK_API MK_MUST_CHECK int mk_seal_message(mk_session *s, uint32_t request_id,
                                          uint8_t *out, size_t cap,
                                          size_t *out_len);
 /* Seal one DATA record of at most MK_RECORD_MAX_PLAINTEXT bytes, for
- * streaming a message piece by piece. */
+ * streaming a message piece by piece. Only a final record may be empty
+ * (§5.4); an empty non-final one is MK_ERR_USAGE. */
 MK_API MK_MUST_CHECK int mk_seal_record(mk_session *s, uint32_t request_id,
                                         int final, const uint8_t *pt,
                                         size_t len, uint8_t *out, size_t cap,
                                         size_t *out_len);
 /* Seal an error record (server: for a request in flight, or 0 for the
- * connection). text may be NULL; at most MK_ERROR_TEXT_MAX bytes. */
+ * connection). text may be NULL; at most MK_ERROR_TEXT_MAX bytes. The text
+ * must be UTF-8 on the wire (§5.5): it is sent up to its first byte that
+ * is not well-formed UTF-8. */
 MK_API MK_MUST_CHECK int mk_seal_error(mk_session *s, uint32_t request_id,
                                        unsigned code, const char *text,
                                        size_t text_len, uint8_t *out,

@@ -140,8 +140,10 @@ typedef struct sz_error_info {
     uint32_t retry_after_ms; /* SZ_ERR_BUSY: the server's suggested wait */
     int sys_errno;           /* RESOLVE: the getaddrinfo() code; CONNECT,
                                 IO: errno (0 if the server just hung up) */
-    char text[SZ_ERROR_TEXT_MAX + 1]; /* the server's error text, or a
-                                description; NUL-terminated, may be empty */
+    char text[SZ_ERROR_TEXT_MAX + 1]; /* the server's error text (UTF-8:
+                                an error record with malformed text fails
+                                the connection), or a description;
+                                NUL-terminated, may be empty */
 } sz_error_info;
 
 SZ_API void sz_last_error(sz_error_info *info);

@@ -163,3 +163,47 @@ uint32_t mk_get_u32(const uint8_t *p)
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
            ((uint32_t)p[2] << 8) | p[3];
 }
+
+/* Bytes of the one well-formed UTF-8 sequence at p[0..n), or 0. The
+ * ranges are those of RFC 3629 §4: the second byte's range depends on the
+ * first, which is what rules out overlong forms (E0, F0), surrogates (ED)
+ * and code points above U+10FFFF (F4). */
+static size_t utf8_seq(const uint8_t *p, size_t n)
+{
+    uint8_t c = p[0], lo = 0x80, hi = 0xBF;
+    size_t len;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4;
+    else
+        return 0;
+    if (c == 0xE0)
+        lo = 0xA0;
+    else if (c == 0xED)
+        hi = 0x9F;
+    else if (c == 0xF0)
+        lo = 0x90;
+    else if (c == 0xF4)
+        hi = 0x8F;
+    if (n < len || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF)
+            return 0;
+    return len;
+}
+
+size_t mk_utf8_valid_len(const uint8_t *p, size_t n)
+{
+    size_t i = 0, k;
+
+    while (i < n && (k = utf8_seq(p + i, n - i)) != 0)
+        i += k;
+    return i;
+}

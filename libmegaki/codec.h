@@ -54,4 +54,9 @@ void mk_put_u64(uint8_t *p, uint64_t v);
 uint16_t mk_get_u16(const uint8_t *p);
 uint32_t mk_get_u32(const uint8_t *p);
 
+/* Length of the longest prefix of p[0..n) that is well-formed UTF-8 (RFC
+ * 3629: no overlong forms, no surrogates, nothing above U+10FFFF); n if it
+ * all is. The text of an ERROR record must be (§5.5). */
+size_t mk_utf8_valid_len(const uint8_t *p, size_t n);
+
 #endif

@@ -145,9 +145,12 @@ MK_MUST_CHECK int mkc_oaep_encrypt(const mkc_rsa *k, const uint8_t *label,
                                    uint8_t *out, size_t cap, size_t *out_len);
 /*
  * RSAES-OAEP decryption through EVP_PKEY_decrypt. Every failure (bad
- * length, not reduced, bad padding, wrong label) returns the one code
- * MK_ERR_CRYPTO with *out_len = 0 and the error queue cleared, so callers
- * have a single failure value to fold into a constant-time select.
+ * length, not reduced, bad padding, wrong label, a message longer than cap)
+ * returns the one code MK_ERR_CRYPTO with *out_len = 0, so callers have a
+ * single failure value to fold into a constant-time select. After the
+ * decryption itself the function does the same work either way: it writes
+ * out[0 .. min(cap, modulus bytes)) (the message, then zeros; all zeros on
+ * failure) and clears the thread's error queue, on success too.
  */
 MK_MUST_CHECK int mkc_oaep_decrypt(const mkc_rsa *k, const uint8_t *label,
                                    size_t label_len, const uint8_t *ct,
@@ -160,6 +163,8 @@ MK_MUST_CHECK int mkc_oaep_decrypt(const mkc_rsa *k, const uint8_t *label,
 MK_MUST_CHECK int mkc_random(uint8_t *out, size_t len);
 /* 1 if equal, 0 if not; time depends only on len. */
 MK_MUST_CHECK int mkc_ct_equal(const uint8_t *a, const uint8_t *b, size_t len);
+/* 1 if x == 0, else 0, without a branch on x. */
+unsigned mkc_ct_is_zero(size_t x);
 /* dst = cond ? a : b, byte by byte, without a branch on cond (0 or 1). */
 void mkc_ct_select(uint8_t *dst, unsigned cond, const uint8_t *a,
                    const uint8_t *b, size_t len);

@@ -905,6 +905,14 @@ out:
     return ret;
 }
 
+/* 1 if a < b, else 0, computed without a branch or a comparison the
+ * compiler could turn into one (the borrow of a - b, corrected for the top
+ * bits of a and b). */
+static size_t ct_lt(size_t a, size_t b)
+{
+    return (a ^ ((a ^ b) | ((a - b) ^ b))) >> (sizeof(size_t) * CHAR_BIT - 1);
+}
+
 int mkc_oaep_decrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
                      const uint8_t *ct, size_t ct_len, uint8_t *out, size_t cap,
                      size_t *out_len)
@@ -913,19 +921,20 @@ int mkc_oaep_decrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
     EVP_PKEY_CTX *ctx = NULL;
     const EVP_MD *md;
     void *label_copy = NULL;
-    size_t kl, n = 0;
-    int ret;
+    size_t kl, n = 0, copy, ok;
+    int ret, rc;
 
-    /* Every exit below is MK_ERR_CRYPTO with *out_len == 0 and a clear
-     * error queue (crypto.h): the caller folds the result into a
-     * constant-time select, and any failure the peer could tell apart
-     * would be a Manger oracle: enough such answers decrypt a recorded
-     * key transport without the private key. */
+    /* Every failure is MK_ERR_CRYPTO with *out_len == 0 and a clear error
+     * queue (crypto.h): the caller folds the result into a constant-time
+     * select, and any failure the peer could tell apart would be a Manger
+     * oracle: enough such answers decrypt a recorded key transport without
+     * the private key. */
     *out_len = 0;
     md = sha256_md();
     kl = mkc_rsa_size(k);
     /* The ciphertext length is public, so rejecting a wrong one early leaks
-     * nothing; it also bounds what lands in buf. */
+     * nothing; it also bounds what lands in buf. The set-up below depends
+     * on the key and the label only. */
     OSSL_FAIL_IF(md == NULL || kl == 0 || kl > MKC_RSA_MAX_BYTES ||
                      ct_len != kl || label_len > (size_t)INT_MAX,
                  MK_ERR_CRYPTO);
@@ -947,17 +956,30 @@ int mkc_oaep_decrypt(const mkc_rsa *k, const uint8_t *label, size_t label_len,
             MK_ERR_CRYPTO);
         label_copy = NULL;
     }
-    /* libcrypto wants room for a whole modulus, so decrypt into buf and
-     * copy out only the message. Whether cap was big enough depends only on
-     * the length of a message that decoded correctly, which whoever built
-     * the ciphertext chose; it is no padding oracle. */
+
+    /*
+     * From the decryption on, nothing branches on its outcome. libcrypto
+     * decrypts into a scratch buffer (it wants room for a whole modulus);
+     * success is folded into a mask (the call returned 1, and the message
+     * fits both the modulus and cap); the same kl-or-cap bytes of out are
+     * always written, the message under the mask and zeros elsewhere; the
+     * error queue is always cleared; the result code is selected, not
+     * branched to. What libcrypto itself does inside EVP_PKEY_decrypt is
+     * outside this function (docs/PROTOCOL.md §12.1). Whether cap was big
+     * enough depends only on the length of a message that decoded
+     * correctly, which whoever built the ciphertext chose: no oracle.
+     */
     n = sizeof(buf);
-    OSSL_GUARD(EVP_PKEY_decrypt(ctx, buf, &n, ct, ct_len), MK_ERR_CRYPTO);
-    OSSL_FAIL_IF(n > cap, MK_ERR_CRYPTO);
-    if (n > 0)
-        memcpy(out, buf, n);
+    rc = EVP_PKEY_decrypt(ctx, buf, &n, ct, ct_len);
+    ok = mkc_ct_is_zero((size_t)((unsigned)rc ^ 1u)) & (ct_lt(kl, n) ^ 1u) &
+         (ct_lt(cap, n) ^ 1u);
+    n &= (size_t)0 - ok;
+    copy = cap < kl ? cap : kl; /* public: the modulus and the caller's cap */
+    for (size_t i = 0; i < copy; i++)
+        out[i] = (uint8_t)(buf[i] & (0u - ct_lt(i, n)));
     *out_len = n;
-    ret = MK_OK;
+    ERR_clear_error();
+    ret = (int)(((size_t)0 - (ok ^ 1u)) & (size_t)MK_ERR_CRYPTO);
 out:
     OPENSSL_cleanse(buf, sizeof(buf));
     OPENSSL_free(label_copy);
@@ -988,6 +1010,12 @@ out:
 int mkc_ct_equal(const uint8_t *a, const uint8_t *b, size_t len)
 {
     return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+unsigned mkc_ct_is_zero(size_t x)
+{
+    /* x | -x has its top bit set iff x != 0. */
+    return (unsigned)(((x | (0u - x)) >> (sizeof(size_t) * CHAR_BIT - 1)) ^ 1u);
 }
 
 void mkc_ct_select(uint8_t *dst, unsigned cond, const uint8_t *a,

@@ -45,15 +45,6 @@ out:
     return ret;
 }
 
-static const mk_server_key *find_key(const mk_server_config *c,
-                                     const uint8_t id[MK_KEY_ID_LEN])
-{
-    for (size_t i = 0; i < c->nkeys; i++)
-        if (memcmp(c->keys[i]->id, id, MK_KEY_ID_LEN) == 0)
-            return c->keys[i];
-    return NULL;
-}
-
 /* The root secret of a full handshake: decrypted, or random on failure. */
 static int full_root(mk_session *s, const mk_server_key *key, const mk_ch *ch,
                      uint8_t root[MK_SECRET_LEN])
@@ -67,12 +58,8 @@ static int full_root(mk_session *s, const mk_server_key *key, const mk_ch *ch,
     rc = mkc_oaep_decrypt(key->rsa, (const uint8_t *)MK_OAEP_LABEL,
                           MK_OAEP_LABEL_LEN, ch->kem, ch->kem_len, dec,
                           sizeof dec, &dlen);
-    /* 1 iff rc == MK_OK and dlen == 32, computed without branches. */
-    {
-        unsigned a = (unsigned)rc, b = (unsigned)(dlen ^ MK_SECRET_LEN);
-        unsigned x = a | b; /* zero iff both are zero */
-        ok = ((x | (0u - x)) >> (sizeof x * 8 - 1)) ^ 1u;
-    }
+    /* 1 iff rc == MK_OK (0) and dlen == 32, computed without branches. */
+    ok = mkc_ct_is_zero((size_t)(unsigned)rc | (dlen ^ MK_SECRET_LEN));
     mkc_ct_select(root, ok, dec, fallback, MK_SECRET_LEN);
 out:
     mkc_cleanse(dec, sizeof dec);
@@ -93,10 +80,12 @@ static int parse_hello(const mk_session *s, const uint8_t *unit, size_t len,
                    out, cap, ev);
         goto out;
     }
-    /* After a HELLO_RETRY only a full handshake may follow (§9.2). */
+    /* After a HELLO_RETRY only a full handshake may follow (§4.3): a
+     * resumption is a hello this server will not serve, answered as every
+     * such second hello is. */
     if (s->retried && ch->mode != MK_MODE_FULL) {
-        send_alert(MK_ALERT_BAD_MESSAGE, out, cap, ev);
-        MK_FAIL_IF(1, MK_ERR_BAD_MESSAGE);
+        send_alert(MK_ALERT_HANDSHAKE_FAILED, out, cap, ev);
+        MK_FAIL_IF(1, MK_ERR_UNEXPECTED_MSG);
     }
 out:
     return ret;
@@ -109,7 +98,7 @@ static int root_from_key(mk_session *s, const mk_ch *ch,
                          uint8_t root[MK_SECRET_LEN], uint8_t *retry,
                          uint8_t *out, size_t cap, mk_event *ev)
 {
-    const mk_server_key *key = find_key(s->scfg, ch->key_id);
+    const mk_server_key *key = mk__find_key(s->scfg, ch->key_id);
     int ret = MK_OK;
 
     if (key == NULL) {
@@ -131,10 +120,11 @@ out:
     return ret;
 }
 
-/* Resumption: the root secret is the one sealed in the ticket. Returns 0,
- * or MK_RETRY_TICKET when the ticket is forged, expired or from a retired
- * key: all look the same to the client, which falls back to a full
- * handshake. */
+/* Resumption: the root secret is the one sealed in the ticket, and the
+ * session keeps the time of its full handshake. Returns 0, or
+ * MK_RETRY_TICKET when the ticket is forged, expired, from a retired
+ * ticket or server key, or its session too old: all look the same to the
+ * client, which falls back to a full handshake. */
 static uint8_t root_from_ticket(mk_session *s, const mk_ch *ch, uint64_t now,
                                 uint8_t root[MK_SECRET_LEN])
 {
@@ -148,6 +138,7 @@ static uint8_t root_from_ticket(mk_session *s, const mk_ch *ch, uint64_t now,
     } else {
         memcpy(root, st.secret, MK_SECRET_LEN);
         memcpy(s->key_id, st.key_id, MK_KEY_ID_LEN);
+        s->auth_ms = st.auth_ms;
     }
     mkc_cleanse(&st, sizeof st);
     return retry;
@@ -198,9 +189,22 @@ out:
     return ret;
 }
 
+/* The lifetime of a ticket issued now: the configured one, cut to what is
+ * left of the session's maximum age (rounded up; the check at resumption
+ * is the exact one), so that a client is not told to offer a ticket the
+ * server is sure to refuse. */
+static uint32_t ticket_lifetime(const mk_session *s, uint64_t now)
+{
+    const mk_server_config *c = s->scfg;
+    uint64_t end = s->auth_ms + (uint64_t)c->session_max_age * 1000u;
+    uint64_t left = end > now ? (end - now + 999u) / 1000u : 1u;
+
+    return left < c->ticket_lifetime ? (uint32_t)left : c->ticket_lifetime;
+}
+
 /* A ticket for this session's resumption secret, issued at now. */
-static int issue_ticket(mk_session *s, uint64_t now, uint8_t *out, size_t cap,
-                        size_t *out_len)
+static int issue_ticket(mk_session *s, uint64_t now, uint32_t lifetime,
+                        uint8_t *out, size_t cap, size_t *out_len)
 {
     uint8_t iv[MK_IV_LEN];
     mk_ticket_state st;
@@ -209,7 +213,8 @@ static int issue_ticket(mk_session *s, uint64_t now, uint8_t *out, size_t cap,
     memset(&st, 0, sizeof st);
     memcpy(st.key_id, s->key_id, MK_KEY_ID_LEN);
     st.issued_ms = now;
-    st.lifetime = s->scfg->ticket_lifetime;
+    st.auth_ms = s->auth_ms;
+    st.lifetime = lifetime;
     memcpy(st.secret, s->resumption_secret, MK_SECRET_LEN);
     MK_TRY(mk__random(s, iv, sizeof iv));
     MK_TRY(mk__ticket_seal(s->scfg, &st, iv, out, cap, out_len));
@@ -235,9 +240,10 @@ static int seal_extras(mk_session *s, const uint8_t hs[MK_SECRET_LEN],
     memset(&x, 0, sizeof x);
     x.max_message = c->max_message;
     x.max_inflight = c->max_inflight;
-    x.ticket_lifetime = c->ntkeys ? c->ticket_lifetime : 0;
     if (c->ntkeys) {
-        MK_TRY(issue_ticket(s, now, ticket, sizeof ticket, &x.ticket_len));
+        x.ticket_lifetime = ticket_lifetime(s, now);
+        MK_TRY(issue_ticket(s, now, x.ticket_lifetime, ticket, sizeof ticket,
+                            &x.ticket_len));
         x.ticket = ticket;
     }
     MK_TRY(mk__extras_write(&x, xpt, sizeof xpt, &xpt_len));
@@ -292,10 +298,12 @@ int mk__server_on_client_hello(mk_session *s, const uint8_t *unit, size_t len,
 
     memset(&sh, 0, sizeof sh);
     MK_TRY(parse_hello(s, unit, len, &ch, out, cap, ev));
-    if (ch.mode == MK_MODE_FULL)
+    if (ch.mode == MK_MODE_FULL) {
         MK_TRY(root_from_key(s, &ch, root, &retry, out, cap, ev));
-    else
+        s->auth_ms = now; /* the session starts here (§7) */
+    } else {
         retry = root_from_ticket(s, &ch, now, root);
+    }
     if (retry != 0) {
         ret = send_retry(s, retry, out, cap, ev);
         goto out;

@@ -26,7 +26,7 @@
 #define MK_MAX_KEYS         16
 #define MK_TICKET_MAX       256 /* bytes of an opaque ticket on the wire */
 #define MK_TICKET_NAME_LEN  16
-#define MK_TICKET_STATE_LEN 54
+#define MK_TICKET_STATE_LEN 62
 #define MK_TICKET_LEN       (MK_TICKET_NAME_LEN + MK_IV_LEN + 64 + MK_MAC_LEN)
 #define MK_CLOCK_SKEW_MS    (5u * 60u * 1000u)
 
@@ -50,10 +50,29 @@
 #define MK_RETRY_TICKET 1
 #define MK_RETRY_KEY_ID 2
 
+/* Bytes of AES-256-CBC ciphertext of n plaintext bytes: PKCS#7 always
+ * adds 1..16. */
+#define MK_CBC_LEN(n) (((n) / 16 + 1) * 16)
+
 /* Record sizes (§5). */
 #define MK_RECORD_FIXED    (4 + MK_IV_LEN + MK_MAC_LEN) /* id, IV, tag */
 #define MK_RECORD_MIN_BODY (MK_RECORD_FIXED + 16)
-#define MK_RECORD_MAX_BODY (MK_RECORD_FIXED + MK_RECORD_MAX_PLAINTEXT + 16)
+#define MK_RECORD_MAX_BODY                                                     \
+    (MK_RECORD_FIXED + MK_CBC_LEN(MK_RECORD_MAX_PLAINTEXT))
+/* An ERROR record: code u16 and at most MK_ERROR_TEXT_MAX bytes of text. */
+#define MK_ERROR_MAX_BODY (MK_RECORD_FIXED + MK_CBC_LEN(2 + MK_ERROR_TEXT_MAX))
+
+/* Handshake body bounds (§3), from the layouts of §4: the smallest
+ * CLIENT_HELLO that parses is a full one with a 1-byte key transport (a
+ * resuming one is at least 113 bytes); the largest SERVER_HELLO carries
+ * extras with a 256-byte ticket. */
+#define MK_HELLO_PREFIX  (4 + 2 + MK_RANDOM_LEN + MKC_X25519_LEN)
+#define MK_CH_MIN_BODY   (MK_HELLO_PREFIX + 8 + MK_KEY_ID_LEN + 2 + 1)
+#define MK_EXTRAS_MAX_PT (4 + 2 + 2 + 4 + 2 + MK_TICKET_MAX)
+#define MK_SH_MIN_BODY   (MK_HELLO_PREFIX + 2 + MK_IV_LEN + 16 + MK_MAC_LEN)
+#define MK_SH_MAX_BODY                                                         \
+    (MK_HELLO_PREFIX + 2 + MK_IV_LEN + MK_CBC_LEN(MK_EXTRAS_MAX_PT) +          \
+     MK_MAC_LEN)
 
 #define MK_FAIL_IF(cond, code)                                                 \
     do {                                                                       \
@@ -94,6 +113,7 @@ struct mk_server_config {
     uint32_t max_message;
     uint32_t max_inflight;
     uint32_t ticket_lifetime;
+    uint32_t session_max_age; /* seconds */
 };
 
 struct mk_client_config {
@@ -166,6 +186,7 @@ struct mk_session {
     uint8_t resumption_secret[MK_SECRET_LEN];
     uint8_t session_id[MK_SESSION_ID_LEN];
     uint8_t key_id[MK_KEY_ID_LEN];
+    uint64_t auth_ms; /* server: the time of the session's full handshake */
     int resumed;
     uint32_t max_message;
     uint32_t max_inflight;
@@ -186,6 +207,10 @@ struct mk_session {
 int mk__fail(mk_session *s, int err); /* returns the sticky error */
 MK_MUST_CHECK int mk__random(const mk_session *s, uint8_t *out, size_t len);
 MK_MUST_CHECK int mk__establish(mk_session *s);
+/* 1 if `since` is more than the tolerated clock skew ahead of now, or at
+ * least `seconds` lie between them: a ticket, session or blob of that
+ * moment is no longer usable (§7, §10). */
+int mk__stale(uint64_t now_ms, uint64_t since_ms, uint32_t seconds);
 
 /* keysched.c (§6) */
 MK_MUST_CHECK int mk__expand_label(const uint8_t secret[MK_SECRET_LEN],
@@ -246,6 +271,7 @@ size_t mk__record_wire_len(size_t pt_len);
 typedef struct mk_ticket_state {
     uint8_t key_id[MK_KEY_ID_LEN];
     uint64_t issued_ms;
+    uint64_t auth_ms; /* the session's full handshake */
     uint32_t lifetime;
     uint8_t secret[MK_SECRET_LEN];
 } mk_ticket_state;
@@ -255,8 +281,9 @@ MK_MUST_CHECK int mk__ticket_seal(const mk_server_config *cfg,
                                   const uint8_t iv[MK_IV_LEN], uint8_t *out,
                                   size_t cap, size_t *out_len);
 /* MK_OK, or MK_ERR_BAD_MESSAGE for any reason the ticket is not usable
- * (unknown key, bad MAC, expired, malformed); the reason is not exposed to
- * the peer, which just gets HELLO_RETRY. */
+ * (unknown ticket key, bad MAC, malformed or of another format, expired,
+ * the session past its maximum age, a server key no longer held); the
+ * reason is not exposed to the peer, which just gets HELLO_RETRY. */
 MK_MUST_CHECK int mk__ticket_open(const mk_server_config *cfg,
                                   const uint8_t *ticket, size_t len,
                                   uint64_t now_ms, mk_ticket_state *st);
@@ -284,5 +311,9 @@ MK_MUST_CHECK int mk__rd_magic(mk_rd *r);
 
 /* keys.c */
 MK_MUST_CHECK int mk__key_id_of(const mkc_rsa *k, uint8_t id[MK_KEY_ID_LEN]);
+/* The server key with this id, or NULL. Key ids are public: an ordinary
+ * comparison is fine. */
+const mk_server_key *mk__find_key(const mk_server_config *c,
+                                  const uint8_t id[MK_KEY_ID_LEN]);
 
 #endif /* MK_INTERNAL_H */

@@ -131,8 +131,18 @@ int mk_server_config_new(mk_server_config **out, const mk_env *env)
     c->max_message = MK_MESSAGE_MAX_DEFAULT;
     c->max_inflight = MK_INFLIGHT_DEFAULT;
     c->ticket_lifetime = MK_TICKET_LIFETIME_DEFAULT;
+    c->session_max_age = MK_SESSION_MAX_AGE_DEFAULT;
     *out = c;
     return MK_OK;
+}
+
+const mk_server_key *mk__find_key(const mk_server_config *c,
+                                  const uint8_t id[MK_KEY_ID_LEN])
+{
+    for (size_t i = 0; i < c->nkeys; i++)
+        if (memcmp(c->keys[i]->id, id, MK_KEY_ID_LEN) == 0)
+            return c->keys[i];
+    return NULL;
 }
 
 int mk_server_config_add_key(mk_server_config *cfg, mk_server_key *key)
@@ -141,9 +151,7 @@ int mk_server_config_add_key(mk_server_config *cfg, mk_server_key *key)
 
     MK_FAIL_IF(key == NULL, MK_ERR_USAGE);
     MK_FAIL_IF(cfg->nkeys >= MK_MAX_KEYS, MK_ERR_LIMIT);
-    for (size_t i = 0; i < cfg->nkeys; i++)
-        MK_FAIL_IF(memcmp(cfg->keys[i]->id, key->id, MK_KEY_ID_LEN) == 0,
-                   MK_ERR_USAGE);
+    MK_FAIL_IF(mk__find_key(cfg, key->id) != NULL, MK_ERR_USAGE);
     cfg->keys[cfg->nkeys++] = key;
     key = NULL;
 out:
@@ -196,6 +204,15 @@ int mk_server_config_set_limits(mk_server_config *cfg, uint32_t max_message,
     cfg->max_message = max_message;
     cfg->max_inflight = max_inflight;
     cfg->ticket_lifetime = ticket_lifetime;
+    return MK_OK;
+}
+
+int mk_server_config_set_session_max_age(mk_server_config *cfg,
+                                         uint32_t seconds)
+{
+    if (seconds < MK_SESSION_MAX_AGE_MIN || seconds > MK_SESSION_MAX_AGE_LIMIT)
+        return MK_ERR_USAGE;
+    cfg->session_max_age = seconds;
     return MK_OK;
 }
 

@@ -108,7 +108,11 @@ int mk__ch_parse(const uint8_t *unit, size_t len, mk_ch *ch)
         return MK_ERR_BAD_MESSAGE;
     if (ch->mode == MK_MODE_FULL && ch->kem_len == 0)
         return MK_ERR_BAD_MESSAGE;
-    if (ch->mode == MK_MODE_RESUME && ch->ticket_len == 0)
+    /* A ticket comes from a SERVER_HELLO, which carries at most 256 bytes
+     * (§4.2.1): a length outside 1..256 is a malformed hello, not a ticket
+     * to refuse (§4.1). */
+    if (ch->mode == MK_MODE_RESUME &&
+        (ch->ticket_len == 0 || ch->ticket_len > MK_TICKET_MAX))
         return MK_ERR_BAD_MESSAGE;
     return MK_OK;
 }
@@ -202,6 +206,11 @@ int mk__extras_parse(const uint8_t *pt, size_t len, mk_extras *x)
         x->max_inflight < 1 || x->max_inflight > MK_INFLIGHT_LIMIT ||
         x->ticket_len > MK_TICKET_MAX ||
         x->ticket_lifetime > MK_TICKET_LIFETIME_LIMIT)
+        return MK_ERR_BAD_MESSAGE;
+    /* A ticket without a lifetime, or a lifetime without a ticket, is no
+     * way to say "no resumption" (that is both zero): fail closed rather
+     * than guess which half the server meant (§4.2.1). */
+    if ((x->ticket_len == 0) != (x->ticket_lifetime == 0))
         return MK_ERR_BAD_MESSAGE;
     return MK_OK;
 }

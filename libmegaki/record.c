@@ -223,6 +223,11 @@ static int client_on_error(mk_session *s, uint32_t id, uint8_t *out, size_t n,
 
     if (n < 2 || n - 2 > MK_ERROR_TEXT_MAX)
         return MK_ERR_BAD_MESSAGE;
+    /* Text that is not UTF-8 makes the record malformed (§5.5): a sender
+     * that follows the spec never sends it, so fail closed rather than
+     * hand an application bytes it would have to guess about. */
+    if (mk_utf8_valid_len(out + 2, n - 2) != n - 2)
+        return MK_ERR_BAD_MESSAGE;
     ev->type = MK_EV_ERROR;
     ev->request_id = id;
     ev->final = 1;
@@ -260,6 +265,10 @@ int mk__handle_record(mk_session *s, const uint8_t *unit, size_t unit_len,
     switch (type) {
     case MK_UNIT_DATA:
         MK_FAIL_IF(flags & ~MK_FLAG_FINAL, MK_ERR_BAD_MESSAGE);
+        /* Only the final record of a message may be empty (§5.4): an
+         * empty non-final one moves nothing and would let a peer keep a
+         * request open without ever counting against max_message. */
+        MK_FAIL_IF(!(flags & MK_FLAG_FINAL) && n == 0, MK_ERR_BAD_MESSAGE);
         if (s->is_server)
             ret = server_on_data(s, id, flags & MK_FLAG_FINAL, n, out, cap, ev);
         else
@@ -322,7 +331,7 @@ int mk_seal_record(mk_session *s, uint32_t request_id, int final,
     *out_len = 0;
     MK_TRY(seal_check(s));
     MK_FAIL_IF(request_id == 0 || len > MK_RECORD_MAX_PLAINTEXT ||
-                   (pt == NULL && len != 0),
+                   (pt == NULL && len != 0) || (!final && len == 0),
                MK_ERR_USAGE);
     r = req_find(s, request_id);
     if (s->is_server) {
@@ -417,6 +426,10 @@ int mk_seal_error(mk_session *s, uint32_t request_id, unsigned code,
         MK_FAIL_IF(r == NULL || r->state == REQ_ABORTED, MK_ERR_STATE);
     }
     mk_put_u16(pt, (uint16_t)code);
+    /* The peer must receive UTF-8 (§5.5), and an application's text (an
+     * exception message, say) is not always clean: send it up to its
+     * first malformed byte. */
+    text_len = mk_utf8_valid_len((const uint8_t *)text, text_len);
     if (text_len)
         memcpy(pt + 2, text, text_len);
     MK_TRY(mk__record_seal(s, MK_UNIT_ERROR, MK_FLAG_FINAL, request_id, pt,

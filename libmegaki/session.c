@@ -24,16 +24,22 @@ struct unit_bounds {
     uint16_t min, max; /* body length */
 };
 
+/* Each bound is the size of the smallest or largest body that can parse,
+ * so that framing refuses, from the header alone, everything the parser
+ * would refuse for its length (§3). */
 static const struct unit_bounds bounds[] = {
-    {MK_UNIT_CLIENT_HELLO, 80, MK_UNIT_MAX_BODY},
-    {MK_UNIT_SERVER_HELLO, 136, 1024},
+    {MK_UNIT_CLIENT_HELLO, MK_CH_MIN_BODY, MK_UNIT_MAX_BODY},
+    {MK_UNIT_SERVER_HELLO, MK_SH_MIN_BODY, MK_SH_MAX_BODY},
     {MK_UNIT_HELLO_RETRY, 6, 6 + MK_KEY_ID_LEN *MK_MAX_KEYS},
     {MK_UNIT_ALERT, 10, 10},
     {MK_UNIT_DATA, MK_RECORD_MIN_BODY, MK_RECORD_MAX_BODY},
-    {MK_UNIT_ERROR, MK_RECORD_MIN_BODY,
-     MK_RECORD_FIXED + 2 + MK_ERROR_TEXT_MAX + 16},
+    {MK_UNIT_ERROR, MK_RECORD_MIN_BODY, MK_ERROR_MAX_BODY},
     {MK_UNIT_CLOSE, MK_RECORD_MIN_BODY, MK_RECORD_MIN_BODY},
 };
+_Static_assert(MK_CH_MIN_BODY == 89 && MK_SH_MIN_BODY == 136 &&
+                   MK_SH_MAX_BODY == 392 && MK_ERROR_MAX_BODY == 1092 &&
+                   MK_RECORD_MAX_BODY == 16452,
+               "the unit bounds of docs/PROTOCOL.md §3");
 
 int mk_frame_check(const uint8_t *buf, size_t len, size_t *unit_len)
 {
@@ -78,6 +84,13 @@ int mk__rd_magic(mk_rd *r)
     if (v != MK_PROTOCOL_VERSION)
         return MK_ERR_BAD_VERSION;
     return MK_OK;
+}
+
+int mk__stale(uint64_t now_ms, uint64_t since_ms, uint32_t seconds)
+{
+    if (since_ms > now_ms)
+        return since_ms - now_ms > MK_CLOCK_SKEW_MS;
+    return now_ms - since_ms >= (uint64_t)seconds * 1000u;
 }
 
 int mk__random(const mk_session *s, uint8_t *out, size_t len)
@@ -193,8 +206,7 @@ static int import_blob(mk_session *s, const uint8_t *blob, size_t len)
         if (memcmp(s->ccfg->pin_ids[i], s->resume_key_id, MK_KEY_ID_LEN) == 0)
             pinned = 1;
     /* Expired by our own clock: don't bother the server with it. */
-    if (!pinned || received > now + MK_CLOCK_SKEW_MS ||
-        now - (received < now ? received : now) >= (uint64_t)lifetime * 1000u)
+    if (!pinned || mk__stale(now, received, lifetime))
         return 0;
     memcpy(s->resume_ticket, ticket, tlen);
     s->resume_ticket_len = tlen;

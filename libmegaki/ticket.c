@@ -7,12 +7,22 @@
  * RFC 5077's recommended layout with our own primitives. The state holds
  * the resumption secret, so a ticket is only as safe as the ticket keys:
  * those rotate, and a ticket outlives neither its lifetime nor its key.
+ *
+ * The state also carries the time of the session's full handshake, which
+ * every resumption copies into the next ticket: without it a stolen
+ * session would be renewed for ever, one fresh ticket after another, and
+ * neither retiring the server key nor shortening the lifetime would end
+ * it. So a ticket is refused once the session is older than the server's
+ * session_max_age, once its server key is no longer loaded, and once it is
+ * older than the shorter of its own lifetime and the server's current one.
  */
 #include "internal.h"
 
 #include <string.h>
 
-#define STATE_VERSION 2
+/* 3 since v2.1, which added the authentication time; a ticket of format 2
+ * is simply unusable (a full handshake follows). */
+#define STATE_VERSION 3
 
 int mk__ticket_seal(const mk_server_config *cfg, const mk_ticket_state *st,
                     const uint8_t iv[MK_IV_LEN], uint8_t *out, size_t cap,
@@ -34,6 +44,7 @@ int mk__ticket_seal(const mk_server_config *cfg, const mk_ticket_state *st,
     mk_wr_u8(&w, 0);
     mk_wr_bytes(&w, st->key_id, MK_KEY_ID_LEN);
     mk_wr_u64(&w, st->issued_ms);
+    mk_wr_u64(&w, st->auth_ms);
     mk_wr_u32(&w, st->lifetime);
     mk_wr_bytes(&w, st->secret, MK_SECRET_LEN);
     MK_FAIL_IF(w.bad || mk_wr_len(&w) != sizeof pt, MK_ERR_USAGE);
@@ -93,18 +104,28 @@ int mk__ticket_open(const mk_server_config *cfg, const uint8_t *ticket,
                MK_ERR_BAD_MESSAGE);
     mk_rd_copy(&r, st->key_id, MK_KEY_ID_LEN);
     st->issued_ms = mk_rd_u64(&r);
+    st->auth_ms = mk_rd_u64(&r);
     st->lifetime = mk_rd_u32(&r);
     mk_rd_copy(&r, st->secret, MK_SECRET_LEN);
     MK_FAIL_IF(!mk_rd_done(&r), MK_ERR_BAD_MESSAGE);
 
+    /* A session cannot have started after its ticket was issued. */
+    MK_FAIL_IF(st->auth_ms > st->issued_ms, MK_ERR_BAD_MESSAGE);
     /* Expired, or issued in the future beyond clock skew: not usable. The
-     * lifetime is also capped here, so a ticket never outlives the limit
-     * even if an older configuration issued it with a longer one. */
+     * lifetime is capped by the limit and by this server's current
+     * lifetime, so shortening it takes effect on tickets already out. */
     MK_FAIL_IF(st->lifetime > MK_TICKET_LIFETIME_LIMIT, MK_ERR_BAD_MESSAGE);
-    MK_FAIL_IF(st->issued_ms > now_ms + MK_CLOCK_SKEW_MS, MK_ERR_BAD_MESSAGE);
-    MK_FAIL_IF(now_ms - (st->issued_ms < now_ms ? st->issued_ms : now_ms) >=
-                   (uint64_t)st->lifetime * 1000u,
+    MK_FAIL_IF(mk__stale(now_ms, st->issued_ms,
+                         st->lifetime < cfg->ticket_lifetime
+                             ? st->lifetime
+                             : cfg->ticket_lifetime),
                MK_ERR_BAD_MESSAGE);
+    /* The session as a whole, however often it was resumed. */
+    MK_FAIL_IF(mk__stale(now_ms, st->auth_ms, cfg->session_max_age),
+               MK_ERR_BAD_MESSAGE);
+    /* The server key that authenticated the session must still be held:
+     * retiring a key ends the sessions it started. Key ids are public. */
+    MK_FAIL_IF(mk__find_key(cfg, st->key_id) == NULL, MK_ERR_BAD_MESSAGE);
     ret = MK_OK;
 out:
     if (ret != MK_OK)

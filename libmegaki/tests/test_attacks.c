@@ -221,6 +221,20 @@ static int deliver(mk_session *s, const uint8_t *wire, size_t len, mk_event *ev)
     return mk_session_handle(s, wire, ul, g_out, sizeof g_out, ev);
 }
 
+/* Deliver one authentic record that s must refuse with err: nothing is
+ * sent in answer and not a byte of it reaches the caller's buffer. */
+static void expect_refused(mk_session *s, const uint8_t *rec, size_t n, int err)
+{
+    mk_event ev;
+
+    memset(g_out, CANARY, sizeof g_out);
+    assert_int_equal(deliver(s, rec, n, &ev), err);
+    assert_int_equal(ev.type, MK_EV_NONE);
+    assert_int_equal(ev.len, 0);
+    assert_true(out_untouched());
+    assert_int_equal(mk_session_error(s), err);
+}
+
 /* ---------------------------------------------------------------------- */
 /* 1. Handshake bit flips                                                  */
 
@@ -1253,25 +1267,408 @@ static void test_ticket_unknown_key(void **st)
     mk_server_config_unref(sc);
 }
 
+/* The session's blob after a handshake (a new ticket every time). */
+static void export_blob(tu_pair *p, uint8_t *blob, size_t *len)
+{
+    assert_int_equal(mk_session_export(p->c.s, blob, MK_SESSION_BLOB_MAX, len),
+                     MK_OK);
+}
+
+/* The lifetime the blob stores for its ticket (§10): after "MKS2", the key
+ * id and the receive time. */
+static uint32_t blob_lifetime(const uint8_t *blob)
+{
+    return mk_get_u32(blob + 4 + MK_KEY_ID_LEN + 8);
+}
+
+/* When the client received the blob's ticket, by its own clock (§10). */
+static uint64_t blob_received(const uint8_t *blob)
+{
+    const uint8_t *p = blob + 4 + MK_KEY_ID_LEN;
+    return (uint64_t)mk_get_u32(p) << 32 | mk_get_u32(p + 4);
+}
+
+static int resumed(const mk_session *s)
+{
+    mk_session_info info;
+    mk_session_get_info(s, &info);
+    return info.resumed;
+}
+
+/* A stolen session cannot be renewed for ever: every resumption carries
+ * the time of the full handshake forward, and once session_max_age has
+ * passed since then the server refuses the ticket however fresh it is.
+ * The clocks are the injected ones of both sides. */
+static void test_session_max_age(void **st)
+{
+    const uint64_t t0 = 1764000000000ull, hour = 3600u * 1000u;
+    uint8_t blob[MK_SESSION_BLOB_MAX], at40[MK_SESSION_BLOB_MAX];
+    uint8_t at160[MK_SESSION_BLOB_MAX];
+    size_t blen = 0, len40 = 0, len160 = 0;
+    mk_server_config *sc, *sc_short;
+    mk_client_config *cc;
+    mk_ticket_key tk;
+    tu_env ce, se;
+    tu_pair p;
+    (void)st;
+
+    tu_env_init(&ce, "attacks-max-age-client");
+    tu_env_init(&se, "attacks-max-age-server");
+    ticket_key(&tk, "max-age-test-key", 0x31);
+    sc = server_cfg(&se.env, "server2048.pem", &tk, 1);
+    cc = client_cfg(&ce.env, "server2048.pub.pem", NULL);
+    pair_new(&p, sc, cc, NULL, 0);
+    assert_int_equal(tu_connect(&p), 0);
+    export_blob(&p, blob, &blen);
+    tu_pair_free(&p);
+
+    /* Resumed every 20 hours, each time well within the ticket's 24: the
+     * session renews until its 7 days (168 h) are nearly up. The ticket
+     * issued at 160 h lives only the 8 hours the session has left. */
+    for (uint64_t k = 1; k <= 8; k++) {
+        se.now_ms = ce.now_ms = t0 + k * 20 * hour;
+        pair_new(&p, sc, cc, blob, blen);
+        expect_resumed(&p);
+        export_blob(&p, blob, &blen);
+        tu_pair_free(&p);
+        assert_int_equal(blob_lifetime(blob),
+                         k < 8 ? MK_TICKET_LIFETIME_DEFAULT : 8 * 3600);
+        if (k == 2) {
+            memcpy(at40, blob, blen);
+            len40 = blen;
+        }
+    }
+    memcpy(at160, blob, blen);
+    len160 = blen;
+
+    /* A client whose clock lags still offers that ticket: the server
+     * resumes up to the last millisecond of the 168 hours, then falls back
+     * to a full handshake. */
+    ce.now_ms = t0 + 160 * hour;
+    se.now_ms = t0 + 168 * hour - 1;
+    pair_new(&p, sc, cc, at160, len160);
+    expect_resumed(&p);
+    tu_pair_free(&p);
+    se.now_ms = t0 + 168 * hour;
+    pair_new(&p, sc, cc, at160, len160);
+    expect_fallback(&p);
+    tu_pair_free(&p);
+
+    /* With one clock, the client sees its ticket expire and does a full
+     * handshake at once; that starts a new session, which resumes. */
+    se.now_ms = ce.now_ms = t0 + 180 * hour;
+    pair_new(&p, sc, cc, at160, len160);
+    assert_int_equal(tu_connect(&p), 0);
+    assert_int_equal(p.srv.units, 1);
+    assert_true(p.c.established);
+    export_blob(&p, blob, &blen);
+    tu_pair_free(&p);
+    se.now_ms = ce.now_ms = t0 + 190 * hour;
+    pair_new(&p, sc, cc, blob, blen);
+    expect_resumed(&p);
+    tu_pair_free(&p);
+
+    /* A server whose session_max_age was shortened to two days refuses a
+     * session older than that, although its ticket (issued at 40 h for 24
+     * h) is still valid. */
+    sc_short = server_cfg(&se.env, "server2048.pem", &tk, 1);
+    assert_int_equal(mk_server_config_set_session_max_age(sc_short, 59),
+                     MK_ERR_USAGE);
+    assert_int_equal(mk_server_config_set_session_max_age(
+                         sc_short, MK_SESSION_MAX_AGE_LIMIT + 1),
+                     MK_ERR_USAGE);
+    assert_int_equal(mk_server_config_set_session_max_age(sc_short, 2 * 86400),
+                     MK_OK);
+    se.now_ms = ce.now_ms = t0 + 48 * hour - 1;
+    pair_new(&p, sc_short, cc, at40, len40);
+    expect_resumed(&p);
+    tu_pair_free(&p);
+    se.now_ms = ce.now_ms = t0 + 48 * hour;
+    pair_new(&p, sc_short, cc, at40, len40);
+    expect_fallback(&p);
+    tu_pair_free(&p);
+
+    mk_server_config_unref(sc_short);
+    mk_server_config_unref(sc);
+    mk_client_config_unref(cc);
+}
+
+/* A ticket whose server key the server no longer holds is refused (the
+ * retired key's sessions end with it), and the client falls back to a
+ * full handshake with the key the server now has. */
+static void test_ticket_server_key_removed(void **st)
+{
+    mk_client_config *cc =
+        client_cfg(&env.env, "server2048.pub.pem", "other2048.pub.pem");
+    mk_server_config *sc;
+    mk_ticket_key tk;
+    mk_session_info ci;
+    uint8_t other[MK_KEY_ID_LEN];
+    tu_pair p;
+    (void)st;
+
+    /* The fixture's ticket key, under both server keys: resumes. */
+    ticket_key(&tk, "test-ticket-key1", 0x42);
+    sc = server_cfg(&env.env, "other2048.pem", &tk, 1);
+    assert_int_equal(
+        mk_server_config_add_key(sc, tu_server_key("server2048.pem")), MK_OK);
+    pair_new(&p, sc, cc, g_blob, g_blob_len);
+    expect_resumed(&p);
+    tu_pair_free(&p);
+    mk_server_config_unref(sc);
+
+    /* server2048 retired: the same ticket key, but the session's key is
+     * gone. */
+    sc = server_cfg(&env.env, "other2048.pem", &tk, 1);
+    pair_new(&p, sc, cc, g_blob, g_blob_len);
+    expect_fallback(&p);
+    mk_session_get_info(p.c.s, &ci);
+    key_id_of("other2048.pem", other);
+    assert_memory_equal(ci.key_id, other, MK_KEY_ID_LEN);
+    tu_pair_free(&p);
+    mk_server_config_unref(sc);
+    mk_client_config_unref(cc);
+}
+
+/* A shorter ticket lifetime applies to tickets already out: the fixture's
+ * ticket (24 h) is refused after an hour by a server now configured for
+ * one. */
+static void test_ticket_lifetime_shortened(void **st)
+{
+    const uint64_t t0 = env.now_ms;
+    mk_server_config *sc = tu_server_config(&env, "server2048.pem", 1);
+    tu_pair p;
+    (void)st;
+
+    assert_int_equal(mk_server_config_set_limits(sc, MK_MESSAGE_MAX_DEFAULT,
+                                                 MK_INFLIGHT_DEFAULT, 3600),
+                     MK_OK);
+    env.now_ms = t0 + 3600 * 1000 - 1;
+    pair_new(&p, sc, g_cc, g_blob, g_blob_len);
+    expect_resumed(&p);
+    tu_pair_free(&p);
+    env.now_ms = t0 + 3600 * 1000;
+    pair_new(&p, sc, g_cc, g_blob, g_blob_len);
+    expect_fallback(&p);
+    tu_pair_free(&p);
+    env.now_ms = t0;
+    mk_server_config_unref(sc);
+}
+
+/* A ticket of the v2.0 format (state version 2: no authentication time),
+ * sealed under a ticket key the server holds, is unusable: full
+ * handshake. */
+static void test_ticket_old_format(void **st)
+{
+    uint8_t secret[MK_SECRET_LEN], enc[MK_SECRET_LEN], mac[MK_SECRET_LEN];
+    uint8_t state[54], blob[MK_SESSION_BLOB_MAX];
+    uint8_t *t = blob + BLOB_TICKET_OFF;
+    size_t ct_len = 0;
+    mkc_iov iov;
+    tu_pair p;
+    mk_wr w;
+    (void)st;
+
+    memset(secret, 0x42, sizeof secret); /* the fixture's ticket key */
+    assert_int_equal(mk__expand_label(secret, "ticket enc", NULL, 0, enc, 32),
+                     MK_OK);
+    assert_int_equal(mk__expand_label(secret, "ticket mac", NULL, 0, mac, 32),
+                     MK_OK);
+    memcpy(blob, g_blob, g_blob_len);
+    mk_wr_init(&w, state, sizeof state);
+    mk_wr_u8(&w, 2);
+    mk_wr_u8(&w, 0);
+    mk_wr_bytes(&w, blob + 4, MK_KEY_ID_LEN);
+    mk_wr_u64(&w, env.now_ms);
+    mk_wr_u32(&w, MK_TICKET_LIFETIME_DEFAULT);
+    mk_wr_bytes(&w, blob + BLOB_SECRET_OFF, MK_SECRET_LEN);
+    assert_false(w.bad);
+    assert_int_equal(mk_wr_len(&w), sizeof state);
+    /* Same name, fresh IV, the old state, a good tag: 128 bytes, as the
+     * blob's ticket. */
+    t[16] ^= 0x55;
+    assert_int_equal(
+        mkc_cbc_encrypt(enc, t + 16, state, sizeof state, t + 32, 64, &ct_len),
+        MK_OK);
+    assert_int_equal(ct_len, 64);
+    iov.p = t;
+    iov.len = 32 + ct_len;
+    assert_int_equal(mkc_hmac_sha256(mac, 32, &iov, 1, t + 32 + ct_len), MK_OK);
+    pair_new(&p, g_sc, g_cc, blob, g_blob_len);
+    expect_fallback(&p);
+    tu_pair_free(&p);
+}
+
+/* The ticket field of a resuming hello is 1..256 bytes (§4.1): outside
+ * that the hello is malformed (ALERT bad_message); inside it, a ticket the
+ * server cannot use is answered with HELLO_RETRY reason 1 (§7). */
+static void test_ticket_length(void **st)
+{
+    static const size_t lens[] = {0, 1, 79, 256, 257, 400};
+    uint8_t ticket[400], unit[MK_UNIT_MAX];
+    (void)st;
+
+    memset(ticket, 0x3C, sizeof ticket);
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        int malformed = lens[i] == 0 || lens[i] > 256;
+        mk_session *srv = NULL;
+        size_t n = 0;
+        mk_alert_msg a;
+        mk_retry rt;
+        mk_event ev;
+        mk_ch ch;
+
+        memset(&ch, 0, sizeof ch);
+        ch.mode = MK_MODE_RESUME;
+        ch.ticket = ticket;
+        ch.ticket_len = lens[i];
+        assert_int_equal(mk__ch_write(&ch, unit, sizeof unit, &n), MK_OK);
+        assert_int_equal(mk_session_new_server(&srv, g_sc), MK_OK);
+        assert_int_equal(
+            mk_session_handle(srv, unit, n, g_out, sizeof g_out, &ev),
+            malformed ? MK_ERR_BAD_MESSAGE : MK_OK);
+        assert_int_equal(ev.type, MK_EV_SEND);
+        if (malformed) {
+            assert_int_equal(mk__alert_parse(g_out, ev.len, &a), MK_OK);
+            assert_int_equal(a.code, MK_ALERT_BAD_MESSAGE);
+        } else {
+            assert_int_equal(mk__retry_parse(g_out, ev.len, &rt), MK_OK);
+            assert_int_equal(rt.reason, MK_RETRY_TICKET);
+        }
+        mk_session_free(srv);
+    }
+}
+
+/* What the session blob holds (§10), on the client's own clock: the time
+ * its SERVER_HELLO was handled, and the key id of the session's full
+ * handshake, which a resumed session keeps. The client's expiry check and
+ * its 5-minute tolerance for a blob from its own future. */
+static void test_session_blob_fields(void **st)
+{
+    const uint64_t t0 = 1764000000000ull, minute = 60u * 1000u;
+    const uint64_t life = (uint64_t)MK_TICKET_LIFETIME_DEFAULT * 1000u;
+    mk_client_config *cc2;
+    mk_server_config *sc;
+    uint8_t blob[MK_SESSION_BLOB_MAX], blob2[MK_SESSION_BLOB_MAX];
+    uint8_t id2048[MK_KEY_ID_LEN];
+    size_t blen = 0, blen2 = 0;
+    mk_ticket_key tk;
+    tu_env ce, se;
+    tu_pair p;
+    (void)st;
+
+    tu_env_init(&ce, "attacks-blob-client");
+    tu_env_init(&se, "attacks-blob-server");
+    ticket_key(&tk, "blob-fields-key!", 0x51);
+    sc = server_cfg(&se.env, "server2048.pem", &tk, 1);
+    assert_int_equal(
+        mk_server_config_add_key(sc, tu_server_key("other2048.pem")), MK_OK);
+    cc2 = client_cfg(&ce.env, "server2048.pub.pem", "other2048.pub.pem");
+    key_id_of("server2048.pem", id2048);
+    /* The clocks disagree by 7 s: `received` is the client's. */
+    ce.now_ms = t0 + 7000;
+    pair_new(&p, sc, cc2, NULL, 0);
+    assert_int_equal(tu_connect(&p), 0);
+    export_blob(&p, blob, &blen);
+    tu_pair_free(&p);
+    assert_memory_equal(blob, "MKS2", 4);
+    assert_memory_equal(blob + 4, id2048, MK_KEY_ID_LEN);
+    assert_true(blob_received(blob) == t0 + 7000);
+    assert_int_equal(blob_lifetime(blob), MK_TICKET_LIFETIME_DEFAULT);
+
+    /* Resumed an hour later: a new ticket, received now, under the key id
+     * of the full handshake. */
+    ce.now_ms = t0 + 60 * minute;
+    se.now_ms = t0 + 60 * minute;
+    pair_new(&p, sc, cc2, blob, blen);
+    expect_resumed(&p);
+    export_blob(&p, blob2, &blen2);
+    tu_pair_free(&p);
+    assert_memory_equal(blob2 + 4, id2048, MK_KEY_ID_LEN);
+    assert_true(blob_received(blob2) == t0 + 60 * minute);
+    assert_memory_not_equal(blob2 + BLOB_TICKET_OFF, blob + BLOB_TICKET_OFF,
+                            16 + 16);
+
+    /* The client's own check, on its clock alone (the server's stays at
+     * t0 so that it would accept): expired at received + lifetime; a blob
+     * up to 5 minutes in the client's future is used, beyond that not. */
+    se.now_ms = t0;
+    {
+        static const struct {
+            int64_t at; /* client clock minus received */
+            int offered;
+        } cases[] = {
+            {-5 * 60 * 1000 - 1, 0}, {-5 * 60 * 1000, 1}, {0, 1}, {-1, 1}};
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            ce.now_ms = (uint64_t)((int64_t)(t0 + 7000) + cases[i].at);
+            pair_new(&p, sc, cc2, blob, blen);
+            assert_int_equal(tu_connect(&p), 0);
+            assert_int_equal(resumed(p.c.s), cases[i].offered);
+            tu_pair_free(&p);
+        }
+    }
+    ce.now_ms = t0 + 7000 + life - 1;
+    pair_new(&p, sc, cc2, blob, blen);
+    expect_resumed(&p);
+    tu_pair_free(&p);
+    ce.now_ms = t0 + 7000 + life;
+    pair_new(&p, sc, cc2, blob, blen);
+    assert_int_equal(tu_connect(&p), 0);
+    assert_int_equal(p.srv.units, 1); /* not offered: one full hello */
+    assert_int_equal(resumed(p.c.s), 0);
+    tu_pair_free(&p);
+    mk_server_config_unref(sc);
+    mk_client_config_unref(cc2);
+}
+
+/* client_time is not checked by the server (§4.1): a client without a
+ * clock (0) or with a wild one completes a full handshake like any. */
+static void test_client_time_ignored(void **st)
+{
+    static const uint64_t times[] = {0, 1, UINT64_MAX};
+    tu_env ce;
+    mk_client_config *cc;
+    tu_pair p;
+    (void)st;
+
+    tu_env_init(&ce, "attacks-client-time");
+    cc = client_cfg(&ce.env, "server2048.pub.pem", NULL);
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+        mk_ch ch;
+        ce.now_ms = times[i];
+        pair_new(&p, g_sc, cc, NULL, 0);
+        pair_hello(&p);
+        assert_int_equal(mk__ch_parse(p.c2s.p, p.c2s.len, &ch), MK_OK);
+        assert_true(ch.time_ms == times[i]);
+        assert_int_equal(tu_pump(&p), 0);
+        assert_true(p.c.established && p.srv.established);
+        roundtrip_ok(&p, 5);
+        tu_pair_free(&p);
+    }
+    mk_client_config_unref(cc);
+}
+
 /* ---------------------------------------------------------------------- */
 /* 6. Declared lengths                                                     */
 
 /* The bounds every unit type may declare, from the message layouts
  * (docs/PROTOCOL.md §3-§5): CLIENT_HELLO magic+mode+flags+random+share+
- * time+u16 block = 80 up to the largest unit; SERVER_HELLO 136 (IV and one
- * block of extras) up to 1 KiB; HELLO_RETRY 6 + 8 per key, at most 16;
- * ALERT exactly 10; records request id + IV + tag + 1..1025 blocks of
- * ciphertext, an error at most its text, a close exactly one block. */
+ * time+key id+u16 block with a 1-byte key transport = 89 up to the
+ * largest unit; SERVER_HELLO 136 (IV and one block of extras) up to 392
+ * (extras of 14 + 256 bytes, padded to 272); HELLO_RETRY 6 + 8 per key,
+ * at most 16; ALERT exactly 10; records request id + IV + tag + 1..1025
+ * blocks of ciphertext, an error its code and at most 1024 bytes of text
+ * (1026, padded to 1040), a close exactly one block. */
 static const struct {
     uint8_t type;
     unsigned min, max;
 } unit_bounds[] = {
-    {MK_UNIT_CLIENT_HELLO, 80, MK_UNIT_MAX_BODY},
-    {MK_UNIT_SERVER_HELLO, 136, 1024},
+    {MK_UNIT_CLIENT_HELLO, 89, MK_UNIT_MAX_BODY},
+    {MK_UNIT_SERVER_HELLO, 136, 392},
     {MK_UNIT_HELLO_RETRY, 6, 6 + 8 * 16},
     {MK_UNIT_ALERT, 10, 10},
     {MK_UNIT_DATA, 68, 52 + 16384 + 16},
-    {MK_UNIT_ERROR, 68, 52 + 2 + 1024 + 16},
+    {MK_UNIT_ERROR, 68, 52 + 1040},
     {MK_UNIT_CLOSE, 68, 68},
 };
 
@@ -1756,6 +2153,143 @@ static void test_message_too_large(void **st)
     mk_server_config_unref(sc);
 }
 
+/* A server that sends a response larger than the maximum it announced
+ * (the daemon answers such a response from its application with an
+ * `application` error instead): the client fails the connection, not just
+ * the request (§5.4). Exactly the maximum passes. In one record and
+ * spread over two. */
+static void test_response_too_large(void **st)
+{
+    enum { MAX = 1000 };
+    mk_server_config *sc = server_cfg(&env.env, "server2048.pem", NULL, 0);
+    uint8_t big[MAX + 1], rec[2 * MAX];
+    tu_pair p;
+    (void)st;
+
+    assert_int_equal(mk_server_config_set_limits(sc, MAX, 4, 3600), MK_OK);
+    memset(big, 'y', sizeof big);
+    for (int split = 0; split < 2; split++) {
+        size_t n = 0;
+        pair_new(&p, sc, g_cc, NULL, 0);
+        assert_int_equal(tu_connect(&p), 0);
+        assert_int_equal(tu_send(&p, &p.c, 1, (const uint8_t *)"a", 1), MK_OK);
+        assert_int_equal(tu_send(&p, &p.c, 2, (const uint8_t *)"b", 1), MK_OK);
+        assert_int_equal(tu_pump(&p), 0);
+        /* An honest server cannot seal it. */
+        assert_int_equal(tu_send(&p, &p.srv, 1, big, MAX + 1),
+                         MK_ERR_MESSAGE_TOO_LARGE);
+        assert_int_equal(tu_send(&p, &p.srv, 1, big, MAX), MK_OK);
+        assert_int_equal(tu_pump(&p), 0);
+        assert_true(tu_find_msg(&p.c, 1)->complete);
+        /* A dishonest one. */
+        p.srv.s->max_message = 1u << 20;
+        if (split == 0) {
+            assert_int_equal(tu_send(&p, &p.srv, 2, big, MAX + 1), MK_OK);
+        } else {
+            assert_int_equal(
+                mk_seal_record(p.srv.s, 2, 0, big, 600, rec, sizeof rec, &n),
+                MK_OK);
+            tu_buf_put(&p.s2c, rec, n);
+            assert_int_equal(mk_seal_record(p.srv.s, 2, 1, big, MAX + 1 - 600,
+                                            rec, sizeof rec, &n),
+                             MK_OK);
+            tu_buf_put(&p.s2c, rec, n);
+        }
+        assert_int_equal(tu_pump(&p), MK_ERR_MESSAGE_TOO_LARGE);
+        assert_int_equal(p.c.err, MK_ERR_MESSAGE_TOO_LARGE);
+        assert_int_equal(mk_session_state(p.c.s), MK_STATE_FAILED);
+        assert_false(tu_find_msg(&p.c, 2) != NULL &&
+                     tu_find_msg(&p.c, 2)->complete);
+        tu_pair_free(&p);
+    }
+    mk_server_config_unref(sc);
+}
+
+/* Only the last record of a message may be empty (§5.4). An honest sender
+ * cannot seal an empty non-final record; a receiver given one fails, in
+ * either direction, without output. Short non-final records are fine. */
+static void test_empty_nonfinal_record(void **st)
+{
+    uint8_t rec[256];
+    size_t n = 0;
+    tu_pair p;
+    tu_msg *m;
+    (void)st;
+
+    pair_resumed(&p);
+    assert_int_equal(mk_seal_record(p.c.s, 1, 0, NULL, 0, rec, sizeof rec, &n),
+                     MK_ERR_USAGE);
+    assert_int_equal(mk_session_state(p.c.s), MK_STATE_ESTABLISHED);
+    /* One byte, then an empty final record: a 1-byte request. */
+    assert_int_equal(mk_seal_record(p.c.s, 1, 0, (const uint8_t *)"x", 1, rec,
+                                    sizeof rec, &n),
+                     MK_OK);
+    tu_buf_put(&p.c2s, rec, n);
+    assert_int_equal(mk_seal_record(p.c.s, 1, 1, NULL, 0, rec, sizeof rec, &n),
+                     MK_OK);
+    tu_buf_put(&p.c2s, rec, n);
+    assert_int_equal(tu_pump(&p), 0);
+    m = tu_find_msg(&p.srv, 1);
+    assert_true(m != NULL && m->complete && m->data.len == 1);
+    /* Client to server: request 2 opened by an empty non-final record. */
+    assert_int_equal(mk__record_seal(p.c.s, MK_UNIT_DATA, 0, 2, NULL, 0, rec,
+                                     sizeof rec, &n),
+                     MK_OK);
+    expect_refused(p.srv.s, rec, n, MK_ERR_BAD_MESSAGE);
+    tu_pair_free(&p);
+
+    /* Server to client: the response to request 1 starts empty. */
+    pair_resumed(&p);
+    assert_int_equal(tu_send(&p, &p.c, 1, (const uint8_t *)"q", 1), MK_OK);
+    assert_int_equal(tu_pump(&p), 0);
+    assert_int_equal(mk__record_seal(p.srv.s, MK_UNIT_DATA, 0, 1, NULL, 0, rec,
+                                     sizeof rec, &n),
+                     MK_OK);
+    expect_refused(p.c.s, rec, n, MK_ERR_BAD_MESSAGE);
+    tu_pair_free(&p);
+}
+
+/* The text of an ERROR record is UTF-8 (§5.5). The server's library sends
+ * a text up to its first malformed byte; a client that receives malformed
+ * text anyway fails the connection, with no text handed out. */
+static void test_error_text_utf8(void **st)
+{
+    static const char mixed[] = "caf\xC3\xA9 \xF0\x9F\x98\x80 \xC0\xAF rest";
+    static const uint8_t bad[] = {
+        0x00, MK_ECODE_APPLICATION, 'o', 'k', 0xED, 0xA0,
+        0x80}; /* a surrogate */
+    uint8_t rec[256];
+    size_t n = 0;
+    mk_event ev;
+    tu_pair p;
+    (void)st;
+
+    pair_resumed(&p);
+    assert_int_equal(tu_send(&p, &p.c, 1, (const uint8_t *)"q", 1), MK_OK);
+    assert_int_equal(tu_send(&p, &p.c, 2, (const uint8_t *)"q", 1), MK_OK);
+    assert_int_equal(tu_pump(&p), 0);
+    assert_int_equal(mk_seal_error(p.srv.s, 1, MK_ECODE_APPLICATION, mixed,
+                                   sizeof mixed - 1, rec, sizeof rec, &n),
+                     MK_OK);
+    assert_int_equal(deliver(p.c.s, rec, n, &ev), MK_OK);
+    assert_int_equal(ev.type, MK_EV_ERROR);
+    assert_int_equal(ev.len, 11); /* "café 😀 ": cut at the overlong C0 AF */
+    assert_memory_equal(g_out, mixed, 11);
+    /* An error record sealed around malformed text. */
+    assert_int_equal(mk__record_seal(p.srv.s, MK_UNIT_ERROR, MK_FLAG_FINAL, 2,
+                                     bad, sizeof bad, rec, sizeof rec, &n),
+                     MK_OK);
+    memset(g_out, CANARY, sizeof g_out);
+    assert_int_equal(deliver(p.c.s, rec, n, &ev), MK_ERR_BAD_MESSAGE);
+    assert_int_equal(ev.type, MK_EV_NONE);
+    assert_int_equal(ev.len, 0);
+    assert_int_equal(mk_session_error(p.c.s), MK_ERR_BAD_MESSAGE);
+    /* The decrypted plaintext was wiped, not left for the caller. */
+    for (size_t i = 0; i < sizeof bad; i++)
+        assert_int_equal(g_out[i], 0);
+    tu_pair_free(&p);
+}
+
 /* A client that ignores the announced maximum of requests in flight: the
  * server refuses the one too many with an OVERLOADED connection error. */
 static void test_too_many_inflight(void **st)
@@ -2032,6 +2566,65 @@ static void test_out_of_state(void **st)
     units_free(&u);
 }
 
+/* A record that follows the peer's CLOSE is fatal (§5.6), even when it is
+ * authentic and in sequence: a peer that misbehaves so is made to seal
+ * one by clearing its own close flag. In both directions, nothing of it
+ * reaches the caller. The side that sent CLOSE still receives what is
+ * owed to it. */
+static void test_records_after_close(void **st)
+{
+    uint8_t rec[256];
+    size_t n = 0;
+    mk_event ev;
+    tu_pair p;
+    tu_msg *m;
+    (void)st;
+
+    /* Client closes with request 1 in flight; the server still answers
+     * it, then sends a record after its own close. */
+    pair_resumed(&p);
+    assert_int_equal(tu_send(&p, &p.c, 1, (const uint8_t *)"q", 1), MK_OK);
+    assert_int_equal(mk_seal_close(p.c.s, rec, sizeof rec, &n), MK_OK);
+    tu_buf_put(&p.c2s, rec, n);
+    assert_int_equal(tu_pump(&p), 0);
+    assert_true(p.srv.closed);
+    assert_int_equal(tu_send(&p, &p.srv, 1, (const uint8_t *)"a", 1), MK_OK);
+    assert_int_equal(tu_pump(&p), 0);
+    m = tu_find_msg(&p.c, 1);
+    assert_true(m != NULL && m->complete);
+    assert_int_equal(mk_seal_close(p.srv.s, rec, sizeof rec, &n), MK_OK);
+    assert_int_equal(deliver(p.c.s, rec, n, &ev), MK_OK);
+    assert_int_equal(ev.type, MK_EV_CLOSE);
+    assert_int_equal(mk_session_state(p.c.s), MK_STATE_CLOSED);
+    tu_pair_free(&p);
+
+    /* Server to client: DATA after the server's CLOSE. */
+    pair_resumed(&p);
+    assert_int_equal(tu_send(&p, &p.c, 1, (const uint8_t *)"q", 1), MK_OK);
+    assert_int_equal(tu_pump(&p), 0);
+    assert_int_equal(mk_seal_close(p.srv.s, rec, sizeof rec, &n), MK_OK);
+    assert_int_equal(deliver(p.c.s, rec, n, &ev), MK_OK);
+    assert_int_equal(ev.type, MK_EV_CLOSE);
+    p.srv.s->close_sent = 0;
+    assert_int_equal(mk_seal_message(p.srv.s, 1, (const uint8_t *)"late", 4,
+                                     rec, sizeof rec, &n),
+                     MK_OK);
+    expect_refused(p.c.s, rec, n, MK_ERR_UNEXPECTED_MSG);
+    tu_pair_free(&p);
+
+    /* Client to server: a request after the client's CLOSE. */
+    pair_resumed(&p);
+    assert_int_equal(mk_seal_close(p.c.s, rec, sizeof rec, &n), MK_OK);
+    assert_int_equal(deliver(p.srv.s, rec, n, &ev), MK_OK);
+    assert_int_equal(ev.type, MK_EV_CLOSE);
+    p.c.s->close_sent = 0;
+    assert_int_equal(mk_seal_message(p.c.s, 7, (const uint8_t *)"late", 4, rec,
+                                     sizeof rec, &n),
+                     MK_OK);
+    expect_refused(p.srv.s, rec, n, MK_ERR_UNEXPECTED_MSG);
+    tu_pair_free(&p);
+}
+
 /* A second HELLO_RETRY on one connection is refused by the client; a
  * server that already sent one refuses an unknown key again, and a
  * resumption attempt. A retry for the wrong reason is refused too. */
@@ -2068,6 +2661,32 @@ static void test_second_retry(void **st)
         MK_ERR_BAD_MESSAGE);
     tu_pair_free(&p);
 
+    /* Client: so is a ticket retry (reason 1) in answer to a full hello:
+     * fatal, and no second hello goes out (§4.3). */
+    {
+        mk_ticket_key tk;
+        mk_server_config *sc_tk;
+        tu_buf ch1 = {0}, hr1 = {0};
+        ticket_key(&tk, "not-the-fixture!", 0x77);
+        sc_tk = server_cfg(&env.env, "server2048.pem", &tk, 1);
+        pair_new(&p, sc_tk, g_cc, g_blob, g_blob_len);
+        capture(&p, &ch1, &hr1);
+        assert_int_equal(hr1.p[0], MK_UNIT_HELLO_RETRY);
+        assert_int_equal(hr1.p[8], MK_RETRY_TICKET);
+        tu_pair_free(&p);
+        pair_new(&p, g_sc, g_cc, NULL, 0);
+        pair_hello(&p);
+        assert_int_equal(
+            mk_session_handle(p.c.s, hr1.p, hr1.len, g_out, sizeof g_out, &ev),
+            MK_ERR_BAD_MESSAGE);
+        assert_int_equal(ev.type, MK_EV_NONE);
+        assert_int_equal(mk_session_state(p.c.s), MK_STATE_FAILED);
+        tu_pair_free(&p);
+        tu_buf_free(&ch1);
+        tu_buf_free(&hr1);
+        mk_server_config_unref(sc_tk);
+    }
+
     /* Server: a retry went out, and the next hello names an unknown key
      * again: handshake-failed alert, MK_ERR_PIN. */
     {
@@ -2091,7 +2710,8 @@ static void test_second_retry(void **st)
         mk_session_free(c2);
         tu_pair_free(&p);
 
-        /* ... or is a resumption: refused. */
+        /* ... or is a resumption: refused with the same alert as any
+         * second hello the server will not serve (§4.3). */
         pair_new(&p, g_sc, cc_other, NULL, 0);
         pair_hello(&p);
         tu_feed(&p, &p.srv, &p.c2s, &p.s2c);
@@ -2100,8 +2720,10 @@ static void test_second_retry(void **st)
         assert_int_equal(mk_client_hello(c2, out, sizeof out, &n), MK_OK);
         assert_int_equal(
             mk_session_handle(p.srv.s, out, n, g_out, sizeof g_out, &ev),
-            MK_ERR_BAD_MESSAGE);
+            MK_ERR_UNEXPECTED_MSG);
         assert_int_equal(ev.type, MK_EV_SEND);
+        assert_int_equal(mk__alert_parse(g_out, ev.len, &a), MK_OK);
+        assert_int_equal(a.code, MK_ALERT_HANDSHAKE_FAILED);
         mk_session_free(c2);
         tu_pair_free(&p);
     }
@@ -2368,14 +2990,25 @@ int main(void)
         cmocka_unit_test(test_ticket_forged),
         cmocka_unit_test(test_ticket_expired),
         cmocka_unit_test(test_ticket_unknown_key),
+        cmocka_unit_test(test_session_max_age),
+        cmocka_unit_test(test_ticket_server_key_removed),
+        cmocka_unit_test(test_ticket_lifetime_shortened),
+        cmocka_unit_test(test_ticket_old_format),
+        cmocka_unit_test(test_ticket_length),
+        cmocka_unit_test(test_session_blob_fields),
+        cmocka_unit_test(test_client_time_ignored),
         cmocka_unit_test(test_length_boundaries),
         cmocka_unit_test(test_length_in_session),
         cmocka_unit_test(test_oaep_uniformity),
         cmocka_unit_test(test_small_order_share),
         cmocka_unit_test(test_message_too_large),
+        cmocka_unit_test(test_response_too_large),
+        cmocka_unit_test(test_empty_nonfinal_record),
+        cmocka_unit_test(test_error_text_utf8),
         cmocka_unit_test(test_too_many_inflight),
         cmocka_unit_test(test_sequence_exhaustion),
         cmocka_unit_test(test_out_of_state),
+        cmocka_unit_test(test_records_after_close),
         cmocka_unit_test(test_second_retry),
         cmocka_unit_test(test_random_failure),
         cmocka_unit_test(test_failed_hello_is_sticky),

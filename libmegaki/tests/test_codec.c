@@ -630,10 +630,58 @@ static void test_msg_client_hello(void **st)
     assert_ptr_equal(got.binder, out + len - 32);
     check_exact(out, len, p_ch, &got);
 
-    /* An empty ticket is refused. */
-    ch.ticket_len = 0;
-    assert_int_equal(mk__ch_write(&ch, out, sizeof out, &len), MK_OK);
-    assert_int_equal(mk__ch_parse(out, len, &got), MK_ERR_BAD_MESSAGE);
+    /* A ticket of 0, or of more than 256 bytes, makes the hello malformed
+     * (§4.1); 1 and 256 parse (whether the server can use it is §7). */
+    {
+        static const size_t lens[] = {0, 1, MK_TICKET_MAX, MK_TICKET_MAX + 1};
+        uint8_t big[MK_TICKET_MAX + 1];
+        memset(big, 0x5A, sizeof big);
+        ch.ticket = big;
+        for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+            ch.ticket_len = lens[i];
+            assert_int_equal(mk__ch_write(&ch, out, sizeof out, &len), MK_OK);
+            assert_int_equal(mk__ch_parse(out, len, &got),
+                             lens[i] == 0 || lens[i] > MK_TICKET_MAX
+                                 ? MK_ERR_BAD_MESSAGE
+                                 : MK_OK);
+            assert_int_equal(mk_client_hello_resumes(out, len),
+                             lens[i] >= 1 && lens[i] <= MK_TICKET_MAX);
+        }
+        ch.ticket = ticket;
+    }
+
+    /* The smallest hellos that parse (§3): a full one with a 1-byte key
+     * transport is 89 bytes of body, which framing allows; with none it
+     * would be 88, which framing refuses from the header alone. A
+     * resuming one with a 1-byte ticket is 113. */
+    {
+        static const struct {
+            uint8_t mode;
+            size_t field_len, body;
+            int frames;
+        } small[] = {
+            {MK_MODE_FULL, 1, 89, 1},
+            {MK_MODE_FULL, 0, 88, 0},
+            {MK_MODE_RESUME, 1, 113, 1},
+        };
+        for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
+            size_t ul = 0;
+            memset(&ch, 0, sizeof ch);
+            ch.mode = small[i].mode;
+            ch.kem = kem;
+            ch.ticket = ticket;
+            if (ch.mode == MK_MODE_FULL)
+                ch.kem_len = small[i].field_len;
+            else
+                ch.ticket_len = small[i].field_len;
+            assert_int_equal(mk__ch_write(&ch, out, sizeof out, &len), MK_OK);
+            assert_int_equal(len, 4 + small[i].body);
+            assert_int_equal(mk_frame_check(out, len, &ul),
+                             small[i].frames ? MK_OK : MK_ERR_BAD_LENGTH);
+            if (small[i].frames)
+                assert_int_equal(mk__ch_parse(out, len, &got), MK_OK);
+        }
+    }
 
     /* The writer refuses a small buffer without writing past it. */
     {
@@ -703,43 +751,94 @@ static void test_msg_extras(void **st)
     out[len] = 0;
     assert_int_equal(mk__extras_parse(out, len + 1, &got), MK_ERR_BAD_MESSAGE);
 
-    /* Out-of-range limits. */
+    /* Out-of-range limits; and a ticket comes with a lifetime and a
+     * lifetime with a ticket (§4.2.1): either alone is malformed, neither
+     * is resumption turned off. */
     {
         struct {
             uint32_t msg, inflight, life;
+            size_t ticket_len;
             int ok;
         } cases[] = {
-            {0, 1, 0, 0},
-            {1, 1, 0, 1},
+            {0, 1, 1, 112, 0},
+            {1, 1, 1, 112, 1},
             {MK_MESSAGE_MAX_LIMIT, MK_INFLIGHT_LIMIT, MK_TICKET_LIFETIME_LIMIT,
-             1},
-            {MK_MESSAGE_MAX_LIMIT + 1, 1, 0, 0},
-            {1, 0, 0, 0},
-            {1, MK_INFLIGHT_LIMIT + 1, 0, 0},
-            {1, 1, MK_TICKET_LIFETIME_LIMIT + 1, 0},
+             112, 1},
+            {MK_MESSAGE_MAX_LIMIT + 1, 1, 1, 112, 0},
+            {1, 0, 1, 112, 0},
+            {1, MK_INFLIGHT_LIMIT + 1, 1, 112, 0},
+            {1, 1, MK_TICKET_LIFETIME_LIMIT + 1, 112, 0},
+            {1, 1, 0, 0, 1},
+            {1, 1, 1, 1, 1},
+            {1, 1, 0, 112, 0},
+            {1, 1, MK_TICKET_LIFETIME_DEFAULT, 0, 0},
+            {1, 1, MK_TICKET_LIFETIME_LIMIT, MK_TICKET_MAX, 1},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
             x.max_message = cases[i].msg;
             x.max_inflight = cases[i].inflight;
             x.ticket_lifetime = cases[i].life;
+            x.ticket_len = cases[i].ticket_len;
             assert_int_equal(mk__extras_write(&x, out, sizeof out, &len),
                              MK_OK);
             assert_int_equal(mk__extras_parse(out, len, &got),
                              cases[i].ok ? MK_OK : MK_ERR_BAD_MESSAGE);
         }
+        /* The largest extras (the last case): 14 bytes and a 256-byte
+         * ticket, which encrypt to 272 and make the largest SERVER_HELLO
+         * (§3). */
+        assert_int_equal(len, 14 + MK_TICKET_MAX);
     }
     /* A ticket longer than any the protocol issues. */
-    x.max_message = 1;
-    x.max_inflight = 1;
-    x.ticket_lifetime = 0;
+    x.ticket_lifetime = 1;
     x.ticket_len = MK_TICKET_MAX + 1;
     assert_int_equal(mk__extras_write(&x, out, sizeof out, &len), MK_OK);
     assert_int_equal(mk__extras_parse(out, len, &got), MK_ERR_BAD_MESSAGE);
+    x.ticket_lifetime = 0;
     /* The reserved u16 must be zero. */
     x.ticket_len = 0;
     assert_int_equal(mk__extras_write(&x, out, sizeof out, &len), MK_OK);
     out[7] = 1;
     assert_int_equal(mk__extras_parse(out, len, &got), MK_ERR_BAD_MESSAGE);
+}
+
+/* mk_utf8_valid_len: RFC 3629's well-formed sequences, at the edges of
+ * each range, and what is not UTF-8 (overlong forms, surrogates, beyond
+ * U+10FFFF, stray or missing continuation bytes). */
+static void test_utf8(void **st)
+{
+    static const struct {
+        const char *s;
+        size_t valid; /* length of the well-formed prefix */
+    } cases[] = {
+        {"", 0},
+        {"plain ascii\x7F", 12},
+        {"\xC2\x80\xDF\xBF", 4},                 /* U+0080, U+07FF */
+        {"\xE0\xA0\x80\xEF\xBF\xBF", 6},         /* U+0800, U+FFFF */
+        {"\xED\x9F\xBF\xEE\x80\x80", 6},         /* around the surrogates */
+        {"\xF0\x90\x80\x80\xF4\x8F\xBF\xBF", 8}, /* U+10000, U+10FFFF */
+        {"a\xC0\x80", 1},                        /* overlong NUL */
+        {"a\xC1\xBF", 1},                        /* overlong */
+        {"a\xE0\x9F\xBF", 1},                    /* overlong */
+        {"a\xED\xA0\x80", 1},                    /* surrogate U+D800 */
+        {"a\xED\xBF\xBF", 1},                    /* surrogate U+DFFF */
+        {"a\xF0\x8F\xBF\xBF", 1},                /* overlong */
+        {"a\xF4\x90\x80\x80", 1},                /* U+110000 */
+        {"a\xF5\x80\x80\x80", 1},
+        {"a\xFF", 1},
+        {"a\x80", 1},          /* a lone continuation byte */
+        {"ab\xE2\x82", 2},     /* cut short */
+        {"ab\xE2\x82\x41", 2}, /* a continuation missing */
+    };
+    (void)st;
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_int_equal(
+            mk_utf8_valid_len((const uint8_t *)cases[i].s, strlen(cases[i].s)),
+            cases[i].valid);
+    /* NUL is a character like any other. */
+    assert_int_equal(mk_utf8_valid_len((const uint8_t *)"a\0b", 3), 3);
+    assert_int_equal(mk_utf8_valid_len(NULL, 0), 0);
 }
 
 static void test_msg_retry(void **st)
@@ -829,6 +928,7 @@ int main(void)
         cmocka_unit_test(test_msg_client_hello),
         cmocka_unit_test(test_msg_server_hello),
         cmocka_unit_test(test_msg_extras),
+        cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_msg_retry),
         cmocka_unit_test(test_msg_alert),
     };

@@ -719,6 +719,63 @@ static void test_oaep_roundtrip(void **state)
     oaep_roundtrip(4096);
 }
 
+/* After the decryption, mkc_oaep_decrypt does the same work whether it
+ * succeeded or not (docs/PROTOCOL.md §12.1): it writes the same bytes of
+ * out (the message then zeros, or all zeros), and it clears the error
+ * queue on success too, so a stale entry from an earlier call cannot tell
+ * the two outcomes apart. */
+static void test_oaep_decrypt_uniform(void **state)
+{
+    static const uint8_t label[] = "megaki v2";
+    mkc_rsa *priv = wycheproof_key(2048);
+    mkc_rsa *pub = public_half(priv);
+    uint8_t msg[32], seed[MKC_SHA256_LEN], ct[MKC_RSA_MAX_BYTES];
+    uint8_t pt[MKC_RSA_MAX_BYTES], zeros[MKC_RSA_MAX_BYTES];
+    size_t ct_len = 0, pt_len = 0, i;
+    int bad;
+
+    (void)state;
+    memset(msg, 0x5c, sizeof(msg));
+    memset(seed, 0x17, sizeof(seed));
+    memset(zeros, 0, sizeof(zeros));
+    assert_int_equal(mkc_oaep_encrypt(pub, label, sizeof(label) - 1, msg,
+                                      sizeof(msg), seed, ct, sizeof(ct),
+                                      &ct_len),
+                     MK_OK);
+    assert_int_equal(ct_len, 256);
+    for (bad = 0; bad < 2; bad++) {
+        if (bad)
+            ct[100] ^= 0x01;
+        /* A stale entry left by some earlier, unrelated failure. */
+        ERR_raise(ERR_LIB_USER, 1);
+        memset(pt, 0xCC, sizeof(pt));
+        pt_len = 12345;
+        assert_int_equal(mkc_oaep_decrypt(priv, label, sizeof(label) - 1, ct,
+                                          ct_len, pt, sizeof(pt), &pt_len),
+                         bad ? MK_ERR_CRYPTO : MK_OK);
+        assert_queue_clear(bad);
+        assert_int_equal(pt_len, bad ? 0 : sizeof(msg));
+        if (!bad)
+            assert_memory_equal(pt, msg, sizeof(msg));
+        /* The modulus' worth of out is written either way; nothing past
+         * it. */
+        assert_memory_equal(pt + pt_len, zeros, 256 - pt_len);
+        for (i = 256; i < sizeof(pt); i++)
+            assert_int_equal(pt[i], 0xCC);
+    }
+    /* A cap below the modulus bounds what is written. */
+    ct[100] ^= 0x01;
+    memset(pt, 0xCC, sizeof(pt));
+    assert_int_equal(mkc_oaep_decrypt(priv, label, sizeof(label) - 1, ct,
+                                      ct_len, pt, 40, &pt_len),
+                     MK_OK);
+    assert_memory_equal(pt, msg, sizeof(msg));
+    assert_memory_equal(pt + 32, zeros, 8);
+    assert_int_equal(pt[40], 0xCC);
+    mkc_rsa_free(pub);
+    mkc_rsa_free(priv);
+}
+
 static void test_oaep_deterministic(void **state)
 {
     mkc_rsa *key = wycheproof_key(2048);
@@ -1085,6 +1142,10 @@ static void test_ct(void **state)
     memcpy(d, a, sizeof(d));
     mkc_ct_select(d, 0, d, b, sizeof(d));
     assert_memory_equal(d, b, sizeof(d));
+    assert_int_equal(mkc_ct_is_zero(0), 1);
+    assert_int_equal(mkc_ct_is_zero(1), 0);
+    assert_int_equal(mkc_ct_is_zero(SIZE_MAX), 0);
+    assert_int_equal(mkc_ct_is_zero((size_t)1 << (sizeof(size_t) * 8 - 1)), 0);
 }
 
 static void test_hash_peek(void **state)
@@ -1306,6 +1367,7 @@ int main(void)
         cmocka_unit_test(test_wycheproof_hkdf),
         cmocka_unit_test(test_wycheproof_x25519),
         cmocka_unit_test(test_oaep_roundtrip),
+        cmocka_unit_test(test_oaep_decrypt_uniform),
         cmocka_unit_test(test_oaep_deterministic),
         cmocka_unit_test(test_rsa_key_formats),
         cmocka_unit_test(test_rsa_generate),

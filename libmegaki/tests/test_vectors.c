@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "crypto.h"
+#include "internal.h"
 #include "pump.h"
 #include "testlib.h"
 
@@ -318,28 +319,84 @@ static int handle(mk_session *s, const uint8_t *unit, size_t len, uint8_t *o,
     return mk_session_handle(s, unit, len, o, MK_HANDLE_OUT_LEN, ev);
 }
 
-static void print_ticket(const uint8_t *extras_pt, size_t n)
+/* A big-endian integer of n bytes (§1). */
+static uint64_t get_be(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The ticket in the extras, opened and read field by field as §7 lays it
+ * out, each field checked against what the session must have put there:
+ * the server key of the full handshake, the server's clock now (issued)
+ * and at the full handshake (auth), the lifetime, and the resumption
+ * secret derived by the spec's schedule. */
+static void print_ticket(const uint8_t *extras_pt, size_t n, uint64_t issued,
+                         uint64_t auth, const uint8_t resumption[32])
 {
     /* extras: max_message u32, max_inflight u16, 0 u16, lifetime u32,
-     * ticket u16-prefixed (§4.2.1); the ticket (§7) decrypts under the
-     * ticket enc key. */
-    uint8_t e[32], sec[32], st[128];
+     * ticket u16-prefixed (§4.2.1); the ticket (§7): name, IV, ciphertext
+     * under the ticket enc key, tag under the ticket mac key over the rest.
+     */
+    uint8_t e[32], m[32], sec[32], st[128], tag[32], id[8];
     size_t tl = (size_t)extras_pt[12] << 8 | extras_pt[13], sl = 0;
     const uint8_t *t = extras_pt + 14;
+    uint32_t life = (uint32_t)get_be(extras_pt + 8, 4);
+    mk_server_key *k = tu_server_key("server2048.pem");
+
     assert_int_equal(14 + tl, n);
+    assert_int_equal(tl, 128);
     for (int i = 0; i < 32; i++)
         sec[i] = (uint8_t)i;
     spec_label(sec, "ticket enc", NULL, 0, e, 32);
+    spec_label(sec, "ticket mac", NULL, 0, m, 32);
+    hmac(m, t, tl - 32, tag);
+    assert_memory_equal(tag, t + tl - 32, 32);
+    assert_memory_equal(t, "vector-ticket-k1", 16);
     assert_int_equal(
         mkc_cbc_decrypt(e, t + 16, t + 32, tl - 64, st, sizeof st, &sl), MK_OK);
     hex("ticket state (decrypted)", st, sl);
+    assert_int_equal(sl, 62);
+    mk_server_key_id(k, id);
+    mk_server_key_free(k);
+    assert_int_equal(st[0], 3); /* version */
+    assert_int_equal(st[1], 0); /* reserved */
+    assert_memory_equal(st + 2, id, 8);
+    assert_true(get_be(st + 10, 8) == issued);
+    assert_true(get_be(st + 18, 8) == auth);
+    assert_int_equal(get_be(st + 26, 4), life);
+    assert_int_equal(life, MK_TICKET_LIFETIME_DEFAULT);
+    assert_memory_equal(st + 30, resumption, 32);
+    out("  = version %u, reserved 0, key_id (the server key id), issued %llu "
+        "ms,\n    auth_time %llu ms, lifetime %u s, resumption_secret "
+        "(above)\n",
+        st[0], (unsigned long long)issued, (unsigned long long)auth, life);
+}
+
+/* The SERVER_HELLO's extras (§4.2: after header, magic, mode, flags,
+ * random and share), decrypted under the spec's extras key, and the
+ * ticket in them. */
+static void print_extras(const uint8_t *sh, const spec_keys *k, uint64_t issued,
+                         uint64_t auth)
+{
+    const uint8_t *x = sh + 4 + 4 + 2 + 64;
+    size_t xlen = (size_t)x[0] << 8 | x[1], xl = 0;
+    uint8_t xpt[512];
+
+    assert_int_equal(mkc_cbc_decrypt(k->extras, x + 2, x + 18, xlen - 16, xpt,
+                                     sizeof xpt, &xl),
+                     MK_OK);
+    hex("extras plaintext", xpt, xl);
+    print_ticket(xpt, xl, issued, auth, k->resumption);
 }
 
 static void full_vector(void)
 {
     uint8_t ch[MK_HANDLE_OUT_LEN], sh[MK_HANDLE_OUT_LEN], o[MK_HANDLE_OUT_LEN];
-    uint8_t rec[2048], dh[32], c_pub[32], s_pub[32], xpt[512], dec[512];
-    size_t ch_len = 0, sh_len = 0, n = 0, ci = 0, si = 0, xl = 0, dl = 0;
+    uint8_t rec[2048], dh[32], c_pub[32], s_pub[32], dec[512];
+    size_t ch_len = 0, sh_len = 0, n = 0, ci = 0, si = 0, dl = 0;
     const uint8_t *c_rand, *c_priv, *kem, *seed, *s_rand, *s_priv, *iv;
     const uint8_t *s_fallback;
     mk_session *c = NULL, *s = NULL;
@@ -399,15 +456,7 @@ static void full_vector(void)
     spec_schedule(kem, dh, ch, ch_len, sh, sh_len, &k);
     print_schedule(&k);
     assert_memory_equal(sh + sh_len - 32, k.finished, 32);
-    {
-        const uint8_t *x = sh + 4 + 4 + 2 + 64;
-        size_t xlen = (size_t)x[0] << 8 | x[1];
-        assert_int_equal(mkc_cbc_decrypt(k.extras, x + 2, x + 18, xlen - 16,
-                                         xpt, sizeof xpt, &xl),
-                         MK_OK);
-        hex("extras plaintext", xpt, xl);
-        print_ticket(xpt, xl);
-    }
+    print_extras(sh, &k, T0_SERVER, T0_SERVER);
     (void)dec;
     (void)dl;
     hex("CLIENT_HELLO", ch, ch_len);
@@ -538,6 +587,8 @@ static void resume_vector(void)
     spec_schedule(res, dh, ch, ch_len, sh, sh_len, &k);
     print_schedule(&k);
     assert_memory_equal(sh + sh_len - 32, k.finished, 32);
+    /* The new ticket keeps the time of vector 1's full handshake (§7). */
+    print_extras(sh, &k, senv.base.now_ms, T0_SERVER);
     hex("CLIENT_HELLO", ch, ch_len);
     hex("SERVER_HELLO", sh, sh_len);
     {
@@ -605,11 +656,47 @@ static void test_spec_quotes_vectors(void **st)
     free(s);
 }
 
+/* The two empty contexts of the key schedule (§6.1, §7): Derive-Secret
+ * with no messages hashes them, so its context is H("") (32 bytes); the
+ * ticket keys' HKDF-Expand-Label takes "" itself (a zero-length context).
+ * The library's functions against the spec's encoding, and against the
+ * other reading, which must differ. */
+static void test_empty_contexts(void **st)
+{
+    static const uint8_t h_empty[32] = {
+        0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4,
+        0xc8, 0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b,
+        0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55};
+    uint8_t secret[32], h[32], lib[32], spec[32], other[32];
+    (void)st;
+
+    for (int i = 0; i < 32; i++)
+        secret[i] = (uint8_t)(0x80 + i);
+    sha(NULL, 0, h);
+    assert_memory_equal(h, h_empty, 32);
+    /* Derive-Secret(secret, "derived", ""): context H(""). */
+    assert_int_equal(mk__derive_secret(secret, "derived", NULL, 0, lib), MK_OK);
+    spec_label(secret, "derived", h_empty, 32, spec, 32);
+    spec_label(secret, "derived", NULL, 0, other, 32);
+    assert_memory_equal(lib, spec, 32);
+    assert_memory_not_equal(lib, other, 32);
+    /* HKDF-Expand-Label(ticket_key_secret, "ticket enc", "", 32): context
+     * of length 0. */
+    assert_int_equal(
+        mk__expand_label(secret, "ticket enc", NULL, 0, lib, sizeof lib),
+        MK_OK);
+    spec_label(secret, "ticket enc", NULL, 0, spec, 32);
+    spec_label(secret, "ticket enc", h_empty, 32, other, 32);
+    assert_memory_equal(lib, spec, 32);
+    assert_memory_not_equal(lib, other, 32);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vectors),
         cmocka_unit_test(test_spec_quotes_vectors),
+        cmocka_unit_test(test_empty_contexts),
     };
     return cmocka_run_group_tests_name("vectors", tests, NULL, NULL);
 }

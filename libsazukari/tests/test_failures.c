@@ -107,6 +107,10 @@ static void test_handshake_refusals(void **st)
     connect_fails(TS_GARBAGE_HELLO, c, SZ_ERR_PROTOCOL, MK_ERR_BAD_UNIT_TYPE,
                   &ss);
     connect_fails(TS_HANGUP_ACCEPT, c, SZ_ERR_IO, 0, &ss);
+    /* A "ticket not accepted" retry in answer to a full hello (no session
+     * was offered): a protocol error, and no second hello (§4.3). */
+    connect_fails(TS_RETRY_TICKET, c, SZ_ERR_PROTOCOL, MK_ERR_BAD_MESSAGE, &ss);
+    assert_int_equal(ss.hello_units, 1);
     sz_client_free(c);
 }
 

@@ -38,6 +38,7 @@ struct conn {
 struct ts_server {
     ts_config cfg;
     mk_server_config *mcfg;
+    uint8_t key_id[MK_KEY_ID_LEN]; /* of cfg.key */
     int lfd;
     int stop_pipe[2];
     uint16_t port;
@@ -80,13 +81,16 @@ static uint8_t *read_file(const char *path, size_t *len)
     return p;
 }
 
-static void add_key(mk_server_config *c, const char *path)
+static void add_key(mk_server_config *c, const char *path,
+                    uint8_t id[MK_KEY_ID_LEN])
 {
     size_t len;
     uint8_t *pem = read_file(path, &len);
     mk_server_key *k = NULL;
-    if (mk_server_key_load_pem(&k, pem, len) != MK_OK ||
-        mk_server_config_add_key(c, k) != MK_OK)
+    if (mk_server_key_load_pem(&k, pem, len) != MK_OK)
+        abort();
+    mk_server_key_id(k, id);
+    if (mk_server_config_add_key(c, k) != MK_OK)
         abort();
     mk_wipe(pem, len);
     free(pem);
@@ -359,6 +363,24 @@ static void serve(ts_server *s, int fd)
                         (void)send_all(fd, alert, al);
                     quit = 1;
                     break;
+                case TS_RETRY_TICKET: {
+                    /* HELLO_RETRY (PROTOCOL.md §4.3) by hand: magic,
+                     * reason 1, one key id. The connection stays open, so
+                     * that a second hello would be seen. */
+                    uint8_t hr[4 + 6 + MK_KEY_ID_LEN] = {MK_UNIT_HELLO_RETRY,
+                                                         0,
+                                                         0,
+                                                         6 + MK_KEY_ID_LEN,
+                                                         'M',
+                                                         'G',
+                                                         'K',
+                                                         MK_PROTOCOL_VERSION,
+                                                         1,
+                                                         1};
+                    memcpy(hr + 10, s->key_id, MK_KEY_ID_LEN);
+                    (void)send_all(fd, hr, sizeof hr);
+                    break;
+                }
                 default:
                     break;
                 }
@@ -519,9 +541,11 @@ ts_server *ts_start(const ts_config *cfg)
         s->cfg.key = "tests/vectors/keys/server2048.pem";
     if (mk_server_config_new(&s->mcfg, mk_env_system()) != MK_OK)
         abort();
-    add_key(s->mcfg, s->cfg.key);
-    if (s->cfg.key2 != NULL)
-        add_key(s->mcfg, s->cfg.key2);
+    add_key(s->mcfg, s->cfg.key, s->key_id);
+    if (s->cfg.key2 != NULL) {
+        uint8_t id2[MK_KEY_ID_LEN];
+        add_key(s->mcfg, s->cfg.key2, id2);
+    }
     if (!s->cfg.no_tickets) {
         memset(&tk, 0, sizeof tk);
         memcpy(tk.name, "sz-test-ticket-1", 16);

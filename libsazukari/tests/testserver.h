@@ -34,7 +34,9 @@ enum ts_mode {
     TS_BUSY,          /* answer with a "retry later" alert (1500 ms) */
     TS_HANGUP_ACCEPT, /* accept, then close at once */
     TS_TAMPER_HELLO,  /* flip a byte of the SERVER_HELLO (a MITM) */
-    TS_REJECT_HELLO   /* answer with a "handshake failed" alert */
+    TS_REJECT_HELLO,  /* answer with a "handshake failed" alert */
+    TS_RETRY_TICKET   /* answer every hello with HELLO_RETRY reason 1
+                         ("ticket not accepted"), listing the server key */
 };
 
 typedef struct ts_config {

@@ -414,7 +414,9 @@ int keys_server_config(const keys_source *src, mk_server_config **out,
     if ((r = mk_server_config_set_ticket_keys(sc, tkeys, nt)) != MK_OK ||
         (r = mk_server_config_set_limits(sc, src->max_message,
                                          src->max_inflight,
-                                         src->ticket_lifetime)) != MK_OK) {
+                                         src->ticket_lifetime)) != MK_OK ||
+        (r = mk_server_config_set_session_max_age(sc, src->session_max_age)) !=
+            MK_OK) {
         ret = mkd_fail(d, MKD_ERR_CONFIG, "server configuration: %s",
                        mk_strerror(r));
         goto out;

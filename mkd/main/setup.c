@@ -202,6 +202,7 @@ int mkd_load_keys(const mkd_config *cfg, mk_server_config **out, size_t *nk,
     src.max_message = cfg->max_message;
     src.max_inflight = cfg->max_inflight;
     src.ticket_lifetime = cfg->ticket_lifetime;
+    src.session_max_age = cfg->session_max_age;
     return keys_server_config(&src, out, nk, nt, d);
 }
 

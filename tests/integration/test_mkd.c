@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -284,6 +285,38 @@ static void one_of_each_bad(mk_client_config *cc, uint32_t seed)
     }
 }
 
+/* A record that fails its check gets no answer at all (PROTOCOL.md §5.3):
+ * the daemon sends not a byte more and ends the connection with an
+ * orderly close (a FIN, which a read sees as end of stream, not a reset).
+ */
+static void bad_record_gets_nothing(mk_client_config *cc)
+{
+    uint8_t rec[256], buf[256];
+    size_t n = 0, got = 0;
+    mkt_client c;
+    ssize_t r;
+
+    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
+    assert_int_equal(c.in_len, 0);
+    assert_int_equal(mk_seal_message(c.s, 1, (const uint8_t *)"ping", 4, rec,
+                                     sizeof rec, &n),
+                     MK_OK);
+    rec[n - 1] ^= 0x01; /* the last byte of the tag */
+    assert_int_equal(mkt_send_all(c.fd, rec, n), 0);
+    for (;;) {
+        struct pollfd pfd = {c.fd, POLLIN, 0};
+        assert_int_equal(poll(&pfd, 1, (int)tl_deadline_ms(10000)), 1);
+        r = recv(c.fd, buf, sizeof buf, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    assert_int_equal(r, 0);
+    assert_int_equal(got, 0);
+    c.eof = 1; /* nothing to close on our side */
+    mkt_client_close(&c);
+}
+
 static void test_malformed_peers(void **st)
 {
     /* Random bytes may form a valid header of a unit never completed:
@@ -313,6 +346,7 @@ static void test_malformed_peers(void **st)
             echo_ok(&good, 5000, i);
     }
     echo_ok(&good, 100000, 77);
+    bad_record_gets_nothing(cc);
     rss1 = mkt_rss_kb(D.pid);
     fprintf(stderr, "malformed: %u bad connections, VmRSS %ld -> %ld kB\n",
             rounds * 7, rss0, rss1);
@@ -322,6 +356,7 @@ static void test_malformed_peers(void **st)
     assert_true(mkt_status(&D, "errors.MK_ERR_BAD_LENGTH") > 0);
     assert_true(mkt_status(&D, "errors.MK_ERR_BAD_MAGIC") > 0);
     assert_true(mkt_status(&D, "errors.MK_ERR_UNEXPECTED_MSG") > 0);
+    assert_true(mkt_status(&D, "errors.MK_ERR_BAD_RECORD_MAC") > 0);
     mkt_client_close(&good);
     mk_client_config_unref(cc);
     stop_clean();

@@ -50,6 +50,7 @@ typedef struct mkd_config {
     uint32_t max_message;
     uint32_t max_inflight;
     uint32_t ticket_lifetime;
+    uint32_t session_max_age;   /* seconds from a full handshake, all told */
     uint32_t conn_buffer_max;   /* bytes buffered per connection */
     uint32_t write_high_water;  /* stop reading above this */
     uint32_t inline_crypto_max; /* record jobs up to this run on the

@@ -28,6 +28,15 @@ static void test_config(void **st)
     assert_string_equal(c.listen, "127.0.0.1");
     assert_string_equal(c.backend, "php");
     assert_int_equal(c.max_inflight, 32);
+    /* session_max_age: 7 days by default, 1 minute .. 30 days. */
+    assert_int_equal(c.session_max_age, 604800);
+    assert_int_equal(mkd_config_set(&c, "session_max_age", "59", &d),
+                     MKD_ERR_CONFIG);
+    assert_int_equal(mkd_config_set(&c, "session_max_age", "2592001", &d),
+                     MKD_ERR_CONFIG);
+    assert_int_equal(mkd_config_set(&c, "session_max_age", "2592000", &d),
+                     MKD_OK);
+    assert_int_equal(c.session_max_age, 2592000);
     assert_int_equal(c.inline_crypto_max, 16384);
     assert_int_equal(mkd_config_set(&c, "inline_crypto_max", "0", &d), MKD_OK);
     assert_int_equal(c.inline_crypto_max, 0);

@@ -69,6 +69,7 @@ typedef struct keys_source {
     const char *key_files; /* comma-separated PEM paths */
     const char *ticket_key_file;
     uint32_t max_message, max_inflight, ticket_lifetime;
+    uint32_t session_max_age; /* seconds from a full handshake, all told */
 } keys_source;
 
 /* Build the server configuration (a reference the caller owns).

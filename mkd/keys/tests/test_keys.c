@@ -1,7 +1,8 @@
 /*
  * test_keys.c -- the ticket-key file (created 0600, idempotent create,
- * rotation, malformed files refused with the line), and key generation
- * (the files beside the key, refusing to overwrite one).
+ * rotation, malformed files refused with the line), key generation (the
+ * files beside the key, refusing to overwrite one), and the server
+ * configuration built from them and the limits.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -70,6 +71,20 @@ static void test_ticket_file(void **st)
 
 /* --- key generation --------------------------------------------------- */
 
+/* Remove what keys_generate wrote into dir as server.pem, and dir. */
+static void remove_generated(const char *dir)
+{
+    static const char *const names[] = {"server.pem", "server.pub.pem",
+                                        "server.pub.h"};
+    char path[160];
+
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 static void test_keygen(void **st)
 {
     char dir[] = "/tmp/mkdk.XXXXXX", path[128], other[160], id[KEYS_ID_HEX];
@@ -100,12 +115,49 @@ static void test_keygen(void **st)
     assert_int_equal(keys_describe(other, desc, sizeof desc, &d),
                      MKD_ERR_KEY_FILE);
     assert_non_null(strstr(d.text, "none.pem"));
-    unlink(path);
-    snprintf(other, sizeof other, "%s/server.pub.pem", dir);
-    unlink(other);
-    snprintf(other, sizeof other, "%s/server.pub.h", dir);
-    unlink(other);
-    rmdir(dir);
+    remove_generated(dir);
+}
+
+/* --- the server configuration ------------------------------------------ */
+
+/* keys_server_config hands every limit to libmegaki, session_max_age
+ * included: a value libmegaki refuses is a configuration error. */
+static void test_server_config(void **st)
+{
+    char dir[] = "/tmp/mkdc.XXXXXX", pem[128], tk[128];
+    keys_source src;
+    mk_server_config *sc = NULL;
+    size_t nk = 0, nt = 0, n = 0;
+    mkd_diag d;
+    (void)st;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(pem, sizeof pem, "%s/server.pem", dir);
+    snprintf(tk, sizeof tk, "%s/t.keys", dir);
+    assert_int_equal(keys_generate(pem, 2048, NULL, &d), MKD_OK);
+    assert_int_equal(keys_ticket_file_update(tk, 0, 4, &n, &d), MKD_OK);
+    memset(&src, 0, sizeof src);
+    src.key_files = pem;
+    src.ticket_key_file = tk;
+    src.max_message = MK_MESSAGE_MAX_DEFAULT;
+    src.max_inflight = MK_INFLIGHT_DEFAULT;
+    src.ticket_lifetime = MK_TICKET_LIFETIME_DEFAULT;
+    src.session_max_age = MK_SESSION_MAX_AGE_DEFAULT;
+    assert_int_equal(keys_server_config(&src, &sc, &nk, &nt, &d), MKD_OK);
+    assert_int_equal(nk, 1);
+    assert_int_equal(nt, 1);
+    mk_server_config_unref(sc);
+    sc = NULL;
+    src.session_max_age = MK_SESSION_MAX_AGE_LIMIT + 1;
+    assert_int_equal(keys_server_config(&src, &sc, &nk, &nt, &d),
+                     MKD_ERR_CONFIG);
+    assert_null(sc);
+    assert_non_null(strstr(d.text, "server configuration"));
+    src.session_max_age = 0;
+    assert_int_equal(keys_server_config(&src, &sc, &nk, &nt, &d),
+                     MKD_ERR_CONFIG);
+    unlink(tk);
+    remove_generated(dir);
 }
 
 int main(void)
@@ -113,6 +165,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ticket_file),
         cmocka_unit_test(test_keygen),
+        cmocka_unit_test(test_server_config),
     };
     return cmocka_run_group_tests_name("mkd_keys", tests, NULL, NULL);
 }
