@@ -18,7 +18,8 @@ static void put_connections(mkd_text *t, const yugi_stats *st)
     mkd_text_put(t, "connections.accept_errors %llu\n", U(st->accept_errors));
 }
 
-static void put_handshakes(mkd_text *t, const yugi_stats *st)
+static void put_handshakes(mkd_text *t, const yugi_stats *st,
+                           const yami_stats *ys)
 {
     mkd_text_put(t, "handshakes.in_progress %u\n", st->handshakes_in_progress);
     mkd_text_put(t, "handshakes.full %llu\n", U(st->hs_full));
@@ -31,6 +32,8 @@ static void put_handshakes(mkd_text *t, const yugi_stats *st)
                  (double)st->resumed_window / YUGI_RATE_WINDOW);
     mkd_text_put(t, "handshakes.hello_retry %llu\n", U(st->hs_retry));
     mkd_text_put(t, "handshakes.failed %llu\n", U(st->hs_failed));
+    mkd_text_put(t, "handshakes.skipped %llu\n", U(ys->hellos_skipped));
+    mkd_text_put(t, "handshakes.orphaned %llu\n", U(ys->hellos_orphaned));
 }
 
 static void put_traffic(mkd_text *t, const yugi_stats *st, const yami_stats *ys)
@@ -49,6 +52,9 @@ static void put_traffic(mkd_text *t, const yugi_stats *st, const yami_stats *ys)
     mkd_text_put(t, "queue.jobs %llu\n", U(ys->jobs_started - ys->jobs_done));
     mkd_text_put(t, "queue.jobs_total %llu\n", U(ys->jobs_started));
     mkd_text_put(t, "queue.jobs_inline %llu\n", U(ys->jobs_inline));
+    mkd_text_put(t, "queue.hellos %llu\n", U(ys->hellos_queued));
+    mkd_text_put(t, "queue.hellos_max %llu\n", U(ys->hellos_queued_max));
+    mkd_text_put(t, "queue.hellos_run %llu\n", U(ys->hellos_run));
     mkd_text_put(t, "bytes.in %llu\n", U(st->bytes_in));
     mkd_text_put(t, "bytes.out %llu\n", U(st->bytes_out));
     mkd_text_put(t, "addresses.tracked %zu\n", st->addresses);
@@ -79,7 +85,7 @@ size_t control_status(const control_sources *src, char *buf, size_t cap)
     mkd_text_put(&t, "pid %ld\n", (long)getpid());
     mkd_text_put(&t, "uptime_s %llu\n", U(st.uptime_ms / 1000));
     put_connections(&t, &st);
-    put_handshakes(&t, &st);
+    put_handshakes(&t, &st, &ys);
     put_traffic(&t, &st, &ys);
     put_outcomes(&t, &st);
     mkd_text_put(&t, "reloads %llu\n", U(st.reloads));

@@ -22,6 +22,7 @@ int yami_conn_new(yami *y, mk_server_config *scfg, size_t buffer_max,
         free(c);
         return r == MK_ERR_NOMEM ? MKD_ERR_NOMEM : MKD_ERR_CRYPTO;
     }
+    atomic_init(&c->cancelled, 0);
     c->pool = y;
     c->buffer_max = buffer_max;
     c->on_result = cb;
@@ -180,6 +181,20 @@ yami_op *yami__take_queue(yami_conn *c)
 void yami_drop_queued(yami_conn *c)
 {
     yami__free_ops(yami__take_queue(c));
+}
+
+unsigned yami_conn_cancel(yami_conn *c)
+{
+    atomic_store_explicit(&c->cancelled, 1, memory_order_relaxed);
+    yami_drop_queued(c);
+    return c->busy ? c->job_hellos : 0;
+}
+
+int yami__cancelled(const yami_conn *c)
+{
+    /* Relaxed: the flag publishes nothing else. A pool thread that reads
+     * it a moment late does one unit's work for nothing, no harm. */
+    return atomic_load_explicit(&c->cancelled, memory_order_relaxed);
 }
 
 void yami__result_free(yami_result *res)

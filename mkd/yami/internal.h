@@ -13,6 +13,8 @@
 
 #include "yami.h"
 
+#include <stdatomic.h>
+
 enum yami_op_type {
     YAMI_OP_UNITS = 1,    /* data: complete units, back to back */
     YAMI_OP_RESPONSE = 2, /* data: response body for request_id */
@@ -56,6 +58,10 @@ struct yami_conn {
     size_t queued_hellos;  /* CLIENT_HELLO units queued: pool only */
     int busy;              /* a pool job is in flight */
     int running_inline;    /* yami_kick() is running jobs inline */
+    unsigned job_hellos;   /* CLIENT_HELLO units of the job in flight */
+    /* Set on the loop thread by yami_conn_cancel, read by the pool thread
+     * before each unit: the only field both touch while a job runs. */
+    atomic_int cancelled;
     /* Pool side: touched only by the job in flight. */
     yami_partial *partials;
     size_t partial_bytes;
@@ -72,5 +78,7 @@ void yami__result_free(yami_result *res);
 /* run.c: the pool-side step, run ops against c's session (also what the
  * unit tests drive directly). */
 void yami__run(yami_conn *c, yami_op *ops, yami_result *res);
+/* c was cancelled (yami_conn_cancel): any thread. */
+int yami__cancelled(const yami_conn *c);
 
 #endif

@@ -42,6 +42,7 @@ typedef struct job {
     uv_work_t work;
     yami_conn *c;
     yami_op *ops;
+    unsigned hellos; /* CLIENT_HELLO units among ops */
     yami_result res;
 } job;
 
@@ -83,6 +84,24 @@ void yami_get_stats(const yami *y, yami_stats *out)
 
 /* --- pool jobs ----------------------------------------------------------- */
 
+/* The hello counters, as a job is queued and as it ends. */
+static void count_queued(yami *y, const job *j)
+{
+    y->st.jobs_started++;
+    y->st.hellos_queued += j->hellos;
+    if (y->st.hellos_queued > y->st.hellos_queued_max)
+        y->st.hellos_queued_max = y->st.hellos_queued;
+}
+
+static void count_done(yami *y, const job *j)
+{
+    y->st.jobs_done++;
+    y->st.hellos_queued -= j->hellos;
+    y->st.hellos_run += j->res.hellos;
+    y->st.hellos_skipped += j->res.hellos_skipped;
+    y->st.hellos_orphaned += j->res.hellos_orphaned;
+}
+
 static void work_cb(uv_work_t *w)
 {
     job *j = w->data;
@@ -95,9 +114,10 @@ static void after_work_cb(uv_work_t *w, int status)
     yami_conn *c = j->c;
 
     (void)status; /* never cancelled: uv_cancel is not used */
-    c->pool->st.jobs_done++;
+    count_done(c->pool, j);
     yami__free_ops(j->ops);
     c->busy = 0;
+    c->job_hellos = 0;
     c->on_result(c->owner, &j->res);
     yami__result_free(&j->res);
     free(j);
@@ -166,12 +186,14 @@ int yami_kick(yami_conn *c)
     j->work.data = j;
     j->c = c;
     j->ops = c->head;
+    j->hellos = (unsigned)c->queued_hellos;
     if (uv_queue_work(c->pool->loop, &j->work, work_cb, after_work_cb) != 0) {
         free(j);
         return MKD_ERR_LOOP;
     }
     (void)yami__take_queue(c);
     c->busy = 1;
-    c->pool->st.jobs_started++;
+    c->job_hellos = j->hellos;
+    count_queued(c->pool, j);
     return MKD_OK;
 }

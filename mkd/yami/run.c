@@ -218,14 +218,24 @@ static void run_units(yami_conn *c, const uint8_t *p, size_t len, uint8_t *out,
         size_t ulen = 0;
         mk_event ev;
         int r = mk_frame_check(p + off, len - off, &ulen);
+        int hello = p[off] == MK_UNIT_CLIENT_HELLO;
         if (r != MK_OK) { /* Yugi framed these: cannot happen */
             fail_internal(res, MK_ERR_USAGE);
             return;
         }
-        if (p[off] == MK_UNIT_CLIENT_HELLO)
-            res->hellos++;
+        if (yami__cancelled(c)) {
+            /* Nobody will read the answer: skip, but count the hellos,
+             * which the owner counts as handshakes in progress. */
+            res->hellos_skipped += (unsigned)hello;
+            off += ulen;
+            continue;
+        }
         r = mk_session_handle(c->session, p + off, ulen, out, MK_HANDLE_OUT_LEN,
                               &ev);
+        if (hello) {
+            res->hellos++;
+            res->hellos_orphaned += (unsigned)yami__cancelled(c);
+        }
         mark_dirty(p + off, ulen, &ev, dirty);
         off += ulen;
         if ((ev.type == MK_EV_SEND || ev.type == MK_EV_ESTABLISHED) &&
@@ -295,7 +305,7 @@ void yami__run(yami_conn *c, yami_op *ops, yami_result *res)
     for (yami_op *op = ops; op != NULL && res->err == 0; op = op->next) {
         if (op->type == YAMI_OP_UNITS)
             run_units(c, op->data, op->len, out, &dirty, res);
-        else if ((r = run_seal(c, op, res)) != MK_OK)
+        else if (!yami__cancelled(c) && (r = run_seal(c, op, res)) != MK_OK)
             fail_internal(res, r);
     }
     mkd_wipe(out, dirty);

@@ -57,13 +57,18 @@ static void on_handle_closed(uv_handle_t *h)
     yugi__conn_unref(h->data);
 }
 
-/* Give back what the connection counted against the limits. */
-static void conn_uncount(yugi_conn *c)
+/* Give back what the connection counted against the limits, except the
+ * hellos of its Yami job in flight (job_hellos): those still hold their
+ * slot under max_handshakes until the job's result reports them (handled
+ * or skipped), or hanging up after a hello would free a slot while its RSA
+ * work is still queued. */
+static void conn_uncount(yugi_conn *c, unsigned job_hellos)
 {
     yugi_server *srv = c->srv;
+    unsigned give = c->hs_queued > job_hellos ? c->hs_queued - job_hellos : 0;
 
-    srv->hs_inflight -= c->hs_queued;
-    c->hs_queued = 0;
+    srv->hs_inflight -= give;
+    c->hs_queued -= give;
     if (c->addr != NULL) {
         if (c->pending)
             c->addr->pending--;
@@ -96,15 +101,17 @@ static void conn_cancel_requests(yugi_conn *c)
 void yugi__conn_close(yugi_conn *c, int reason)
 {
     yugi_server *srv = c->srv;
+    unsigned job_hellos = 0;
 
     if (c->state == YUGI_CLOSED)
         return;
     c->state = YUGI_CLOSED;
     /* Nothing more is sealed or written. Dropping the queue also ends an
-     * inline Yami run that this close happens inside of. (A pool job in
-     * flight took its operations with it and is dropped in on_result.) */
+     * inline Yami run that this close happens inside of. A pool job in
+     * flight skips what it has not started (a hello's RSA operation) and
+     * its result is dropped in on_result. */
     if (c->yami != NULL)
-        yami_drop_queued(c->yami);
+        job_hellos = yami_conn_cancel(c->yami);
     if (reason >= 0 && reason < YUGI_CR_COUNT)
         c->close_reason = reason;
     srv->st.close_reason[c->close_reason]++;
@@ -112,7 +119,7 @@ void yugi__conn_close(yugi_conn *c, int reason)
     mkd_debug(c->id, "close %s (%s:%u)", yugi_close_reason_key(c->close_reason),
               c->peer, c->peer_port);
     conn_cancel_requests(c);
-    conn_uncount(c);
+    conn_uncount(c, job_hellos);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else

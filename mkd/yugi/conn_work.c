@@ -288,12 +288,14 @@ static void apply_result(yugi_conn *c, yami_result *res)
 
 /* A Yami job's result, from the pool (after-work callback) or inline
  * (from inside yugi__conn_kick). Both take the same path; only the pool
- * job holds a reference to drop. */
+ * job holds a reference to drop. Its hellos, handled or skipped, give
+ * back their handshake slots here, also for a closed connection. */
 void yugi__on_result(void *owner, yami_result *res)
 {
     yugi_conn *c = owner;
     yugi_server *srv = c->srv;
-    unsigned k = res->hellos < c->hs_queued ? res->hellos : c->hs_queued;
+    unsigned done = res->hellos + res->hellos_skipped;
+    unsigned k = done < c->hs_queued ? done : c->hs_queued;
 
     c->hs_queued -= k;
     srv->hs_inflight -= k;

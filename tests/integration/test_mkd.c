@@ -634,6 +634,73 @@ static void test_handshakes_in_progress(void **st)
     stop_clean();
 }
 
+/* Hit and run: hellos from many addresses on connections closed at once.
+ * Each hello keeps its slot under max_handshakes until Yami is done with
+ * its job, so the hellos queued for RSA work never pass the cap however
+ * fast their peers hang up; and Yami skips the hellos of connections
+ * already gone instead of running their RSA operation. One crypto thread
+ * keeps the queue long enough for both to show. */
+static void test_hit_and_run(void **st)
+{
+    static const char *const args[] = {
+        "--max_handshakes=4", "--threads=1", "--handshake_rate=0",
+        "--max_pending_per_address=100000", NULL};
+    enum { N = 400, HELLOS = 16 };
+    static uint8_t hello[HELLOS][MK_HANDLE_OUT_LEN];
+    size_t hlen[HELLOS];
+    mk_client_config *cc;
+    mkt_client c;
+    long long run, skipped, refused;
+    int ok = 0;
+    (void)st;
+
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
+    cc = pinned();
+    for (int i = 0; i < HELLOS; i++) {
+        mk_session *s = NULL;
+        assert_int_equal(mk_session_new_client(&s, cc, NULL, 0), MK_OK);
+        assert_int_equal(
+            mk_client_hello(s, hello[i], sizeof hello[i], &hlen[i]), MK_OK);
+        mk_session_free(s);
+    }
+    for (int i = 0; i < N; i++) {
+        char src[32];
+        int fd;
+        snprintf(src, sizeof src, "127.0.%d.%d", 1 + i / 200, 1 + i % 200);
+        fd = mkt_tcp_connect(src, D.port);
+        assert_true(fd >= 0);
+        assert_int_equal(mkt_send_all(fd, hello[i % HELLOS], hlen[i % HELLOS]),
+                         0);
+        close(fd);
+    }
+    /* Every hello accounted for: refused at the cap, run, or skipped. */
+    TL_POLL_UNTIL(ok,
+                  mkt_status(&D, "queue.hellos_run") +
+                          mkt_status(&D, "handshakes.skipped") +
+                          mkt_status(&D, "refused.handshakes_in_progress") ==
+                      N,
+                  30000);
+    run = mkt_status(&D, "queue.hellos_run");
+    skipped = mkt_status(&D, "handshakes.skipped");
+    refused = mkt_status(&D, "refused.handshakes_in_progress");
+    fprintf(stderr,
+            "%d hit-and-run hellos, max_handshakes 4: %lld run, %lld "
+            "skipped, %lld refused; at most %lld queued at once\n",
+            N, run, skipped, refused, mkt_status(&D, "queue.hellos_max"));
+    assert_true(ok);
+    assert_true(mkt_status(&D, "queue.hellos_max") <= 4);
+    assert_true(skipped > 0);
+    TL_POLL_UNTIL(ok, mkt_status(&D, "handshakes.in_progress") == 0, 10000);
+    assert_true(ok);
+    assert_int_equal(mkt_status(&D, "queue.hellos"), 0);
+    /* The slots came back: a real client still handshakes. */
+    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
+    echo_ok(&c, 100, 1);
+    mkt_client_close(&c);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
 /* SIGTERM: no new connections, the request in flight is answered, then a
  * close record, and exit 0. */
 static void test_sigterm_drains(void **st)
@@ -957,6 +1024,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_handshake_flood, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_handshakes_in_progress, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_hit_and_run, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_drains, mkt_setup,
                                         mkt_teardown),

@@ -14,7 +14,10 @@
  *
  * The owner keeps the yami_conn alive while yami_conn_busy() is true; if
  * the connection closed meanwhile, the owner's callback is still called
- * (with the result) and simply discards it.
+ * (with the result) and simply discards it. The owner says so at once
+ * (yami_conn_cancel): the pool then skips whatever of the job has not
+ * started, a hello's RSA operation above all, so that a peer which sends a
+ * hello and hangs up costs no RSA work.
  *
  * Small record jobs run inline. Handing ~2 us of record crypto to a pool
  * thread and back costs more than the crypto itself (two futex wake-ups
@@ -70,12 +73,14 @@ typedef struct yami_result {
     int internal;           /* the failure was ours (memory), not the peer's */
     int established;        /* the handshake completed in this job */
     int resumed;
-    int hello_retry;    /* a HELLO_RETRY went out */
-    unsigned hellos;    /* CLIENT_HELLO units handled */
-    int peer_closed;    /* the peer's close record arrived */
-    int close_sent;     /* our close record was sealed */
-    unsigned responses; /* responses and error records sealed */
-    unsigned aborted;   /* requests refused for the buffer cap */
+    int hello_retry;          /* a HELLO_RETRY went out */
+    unsigned hellos;          /* CLIENT_HELLO units handled */
+    unsigned hellos_skipped;  /* ... not handled: the conn was cancelled */
+    unsigned hellos_orphaned; /* handled, but cancelled meanwhile */
+    int peer_closed;          /* the peer's close record arrived */
+    int close_sent;           /* our close record was sealed */
+    unsigned responses;       /* responses and error records sealed */
+    unsigned aborted;         /* requests refused for the buffer cap */
     uint8_t session_id[MK_SESSION_ID_LEN];
     int ran_inline; /* ran on the loop thread inside yami_kick() */
 } yami_result;
@@ -88,6 +93,12 @@ typedef void (*yami_result_fn)(void *owner, yami_result *res);
 typedef struct yami_stats {
     uint64_t jobs_started, jobs_done; /* pool jobs */
     uint64_t jobs_inline;             /* jobs run on the loop thread */
+    /* CLIENT_HELLO units in pool jobs not done yet (a gauge) and the most
+     * there ever were at once. */
+    uint64_t hellos_queued, hellos_queued_max;
+    uint64_t hellos_run;      /* handled (each a handshake's crypto) */
+    uint64_t hellos_skipped;  /* never handled: their conn was cancelled */
+    uint64_t hellos_orphaned; /* cancelled while they ran */
 } yami_stats;
 
 /* The Yami of one loop. threads sizes libuv's pool (UV_THREADPOOL_SIZE,
@@ -132,6 +143,14 @@ MKD_MUST_CHECK int yami_queue_close(yami_conn *c);
 /* Drop every queued operation (the session failed, or the connection
  * closed: nothing more will be sealed). */
 void yami_drop_queued(yami_conn *c);
+/* The connection is gone: drop what is queued, and let the job in flight
+ * (if any) skip every unit it has not started, so no hello of a closed
+ * connection costs an RSA operation. The job's result still comes, with
+ * the hellos it skipped in hellos_skipped. Returns the CLIENT_HELLO units
+ * of the job in flight (0 if none): its result reports each of them,
+ * handled or skipped, which keeps the owner's count of handshakes in
+ * progress exact. */
+unsigned yami_conn_cancel(yami_conn *c);
 /* Start a job if none is in flight and operations are queued: inline (see
  * above: the owner's callback runs, possibly several times, before this
  * returns) or on the pool. Called from inside the owner's callback for an

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +21,65 @@
 #include "internal.h"
 #include "testlib.h"
 
-static mk_server_config *server_config(uint32_t max_inflight)
+/* A gate in the server's randomness: while it is closed, a pool thread
+ * that asks for random bytes (a hello does, several times; opening a
+ * request does not) waits there. So a test holds hello jobs on their
+ * threads for as long as it likes, without a timing assumption. */
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int closed;
+    unsigned waiting; /* pool threads held */
+    pthread_t loop_thread;
+} gate;
+
+static gate G = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                 .cv = PTHREAD_COND_INITIALIZER};
+
+static int gate_random(void *ctx, uint8_t *out, size_t len)
+{
+    gate *g = ctx;
+
+    if (!pthread_equal(pthread_self(), g->loop_thread)) {
+        pthread_mutex_lock(&g->mu);
+        g->waiting++;
+        while (g->closed)
+            pthread_cond_wait(&g->cv, &g->mu);
+        g->waiting--;
+        pthread_mutex_unlock(&g->mu);
+    }
+    return mk_env_system()->random(NULL, out, len);
+}
+
+static uint64_t gate_now_ms(void *ctx)
+{
+    (void)ctx;
+    return mk_env_system()->now_ms(NULL);
+}
+
+static const mk_env gate_env = {gate_random, gate_now_ms, &G};
+
+static void gate_set(int closed)
+{
+    pthread_mutex_lock(&G.mu);
+    G.closed = closed;
+    G.loop_thread = pthread_self();
+    pthread_cond_broadcast(&G.cv);
+    pthread_mutex_unlock(&G.mu);
+}
+
+static unsigned gate_waiting(void)
+{
+    unsigned n;
+
+    pthread_mutex_lock(&G.mu);
+    n = G.waiting;
+    pthread_mutex_unlock(&G.mu);
+    return n;
+}
+
+static mk_server_config *server_config_env(uint32_t max_inflight,
+                                           const mk_env *env)
 {
     mk_server_config *sc = NULL;
     mk_server_key *k = NULL;
@@ -31,13 +90,18 @@ static mk_server_config *server_config(uint32_t max_inflight)
     pem = tl_load("tests/vectors/keys/server2048.pem", &len);
     assert_int_equal(mk_server_key_load_pem(&k, pem, len), MK_OK);
     free(pem);
-    assert_int_equal(mk_server_config_new(&sc, mk_env_system()), MK_OK);
+    assert_int_equal(mk_server_config_new(&sc, env), MK_OK);
     assert_int_equal(mk_server_config_add_key(sc, k), MK_OK);
     memset(&tk, 7, sizeof tk);
     assert_int_equal(mk_server_config_set_ticket_keys(sc, &tk, 1), MK_OK);
     assert_int_equal(
         mk_server_config_set_limits(sc, 1u << 20, max_inflight, 3600), MK_OK);
     return sc;
+}
+
+static mk_server_config *server_config(uint32_t max_inflight)
+{
+    return server_config_env(max_inflight, mk_env_system());
 }
 
 static mk_client_config *client_config(void)
@@ -507,11 +571,114 @@ static void test_yami_inline(void **st)
     mk_client_config_unref(cc);
 }
 
+/* --- cancelled connections ---------------------------------------------- */
+
+/* A result collector for connections whose owner went away. */
+typedef struct gone {
+    unsigned results, hellos, skipped, orphaned;
+    size_t out_len;
+} gone;
+
+static void gone_on_result(void *owner, yami_result *res)
+{
+    gone *g = owner;
+
+    g->results++;
+    g->hellos += res->hellos;
+    g->skipped += res->hellos_skipped;
+    g->orphaned += res->hellos_orphaned;
+    g->out_len += res->out_len;
+}
+
+/* A fresh client's hello. */
+static size_t make_hello(mk_client_config *cc, uint8_t *out)
+{
+    mk_session *c = NULL;
+    size_t n = 0;
+
+    assert_int_equal(mk_session_new_client(&c, cc, NULL, 0), MK_OK);
+    assert_int_equal(mk_client_hello(c, out, MK_HANDLE_OUT_LEN, &n), MK_OK);
+    mk_session_free(c);
+    return n;
+}
+
+/* A cancelled connection: the pool step skips its hello (no RSA work, no
+ * output) but reports it; a hello already running when the cancel comes
+ * finishes and is reported as orphaned; the counters add up. */
+static void test_yami_cancel(void **st)
+{
+    mk_server_config *sc = server_config_env(4, &gate_env);
+    mk_client_config *cc = client_config();
+    uint8_t hello[MK_HANDLE_OUT_LEN];
+    size_t n = make_hello(cc, hello);
+    yami *pool = NULL;
+    yami_conn *y = NULL;
+    yami_result res;
+    yami_op *o;
+    uv_loop_t loop;
+    gone g;
+    int ok = 0;
+    (void)st;
+
+    gate_set(0);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(yami_new(&loop, 0, 16384, &pool), MKD_OK);
+
+    /* The pool step on a cancelled connection: nothing runs. */
+    assert_int_equal(yami_conn_new(pool, sc, 1u << 20, NULL, NULL, &y), MKD_OK);
+    assert_int_equal(yami_conn_cancel(y), 0); /* no job in flight */
+    memset(&res, 0, sizeof res);
+    o = op(YAMI_OP_UNITS, 0, hello, n);
+    o->next = op(YAMI_OP_CLOSE, 0, NULL, 0);
+    yami__run(y, o, &res);
+    free(o->next);
+    free(o);
+    assert_int_equal(res.err, 0);
+    assert_int_equal(res.hellos, 0);
+    assert_int_equal(res.hellos_skipped, 1);
+    assert_int_equal(res.out_len, 0);
+    assert_false(res.established);
+    assert_false(res.close_sent);
+    assert_int_equal(mk_session_state(y->session), MK_STATE_HANDSHAKE);
+    yami__result_free(&res);
+    yami_conn_free(y);
+
+    /* Cancelled while its hello runs (held at the gate): it finishes,
+     * its result still comes and says so. */
+    memset(&g, 0, sizeof g);
+    assert_int_equal(yami_conn_new(pool, sc, 1u << 20, gone_on_result, &g, &y),
+                     MKD_OK);
+    gate_set(1);
+    assert_int_equal(yami_queue_units(y, hello, n), MKD_OK);
+    assert_int_equal(yami_kick(y), MKD_OK);
+    TL_POLL_UNTIL(ok, gate_waiting() == 1, 10000);
+    assert_true(ok);
+    assert_int_equal(pool->st.hellos_queued, 1);
+    assert_int_equal(yami_conn_cancel(y), 1);
+    gate_set(0);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(g.results, 1);
+    assert_int_equal(g.hellos, 1);
+    assert_int_equal(g.orphaned, 1);
+    assert_int_equal(g.skipped, 0);
+    assert_int_equal(pool->st.hellos_run, 1);
+    assert_int_equal(pool->st.hellos_orphaned, 1);
+    assert_int_equal(pool->st.hellos_queued, 0);
+    assert_int_equal(pool->st.hellos_queued_max, 1);
+    yami_conn_free(y);
+
+    assert_int_equal(uv_loop_close(&loop), 0);
+    yami_free(pool);
+    mk_server_config_unref(sc);
+    mk_client_config_unref(cc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_yami_run),
         cmocka_unit_test(test_yami_inline),
+        cmocka_unit_test(test_yami_cancel),
     };
 
     /* Jobs run on libuv's pool threads, which live until the process
