@@ -55,6 +55,9 @@ static void put_traffic(mkd_text *t, const yugi_stats *st, const yami_stats *ys)
     mkd_text_put(t, "queue.hellos %llu\n", U(ys->hellos_queued));
     mkd_text_put(t, "queue.hellos_max %llu\n", U(ys->hellos_queued_max));
     mkd_text_put(t, "queue.hellos_run %llu\n", U(ys->hellos_run));
+    mkd_text_put(t, "queue.rsa_slots %u\n", ys->rsa_slots);
+    mkd_text_put(t, "queue.rsa_running %u\n", ys->rsa_running);
+    mkd_text_put(t, "queue.rsa_waiting %u\n", ys->rsa_waiting);
     mkd_text_put(t, "bytes.in %llu\n", U(st->bytes_in));
     mkd_text_put(t, "bytes.out %llu\n", U(st->bytes_out));
     mkd_text_put(t, "addresses.tracked %zu\n", st->addresses);

@@ -39,10 +39,17 @@ typedef struct yami_partial {
     uint8_t *buf;
 } yami_partial;
 
+struct yami_job; /* job.c */
+
 struct yami {
     uv_loop_t *loop;
     size_t inline_max; /* inline jobs up to this many bytes; 0: never */
     yami_stats st;     /* loop thread only */
+    /* Jobs with a full hello (RSA work): at most rsa_slots in libuv's
+     * pool at once, the rest held here in arrival order (job.c). */
+    unsigned rsa_slots, rsa_running;
+    struct yami_job *held, *held_tail;
+    unsigned nheld;
 };
 
 struct yami_conn {
@@ -56,6 +63,7 @@ struct yami_conn {
     size_t queued_bytes;
     size_t queued_records; /* units queued, and records to seal */
     size_t queued_hellos;  /* CLIENT_HELLO units queued: pool only */
+    size_t queued_full;    /* ... of which may need the RSA key */
     int busy;              /* a pool job is in flight */
     int running_inline;    /* yami_kick() is running jobs inline */
     unsigned job_hellos;   /* CLIENT_HELLO units of the job in flight */

@@ -99,12 +99,17 @@ typedef struct yami_stats {
     uint64_t hellos_run;      /* handled (each a handshake's crypto) */
     uint64_t hellos_skipped;  /* never handled: their conn was cancelled */
     uint64_t hellos_orphaned; /* cancelled while they ran */
+    /* Jobs with a full hello (RSA work): how many may be on the pool at
+     * once, how many are, and how many wait in Yami for a slot. */
+    unsigned rsa_slots, rsa_running, rsa_waiting;
 } yami_stats;
 
 /* The Yami of one loop. threads sizes libuv's pool (UV_THREADPOOL_SIZE,
  * read once per process when the pool first starts; 0 leaves libuv's
- * choice). inline_max: the option inline_crypto_max (0: every job on the
- * pool). MKD_OK, MKD_ERR_NOMEM or MKD_ERR_SYSTEM. */
+ * choice). Jobs with a full hello take at most all of its threads but one
+ * (at least one): the last is kept for cheap work (job.c). inline_max:
+ * the option inline_crypto_max (0: every job on the pool). MKD_OK,
+ * MKD_ERR_NOMEM or MKD_ERR_SYSTEM. */
 MKD_MUST_CHECK int yami_new(uv_loop_t *loop, unsigned threads,
                             size_t inline_max, yami **out);
 /* Only once no connection of it is busy. NULL: nothing. */

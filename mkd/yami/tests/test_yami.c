@@ -673,12 +673,192 @@ static void test_yami_cancel(void **st)
     mk_client_config_unref(cc);
 }
 
+/* --- RSA slots ------------------------------------------------------------- */
+
+/* One connection of the slot test: what its results said. */
+typedef struct tconn {
+    yami_conn *y;
+    unsigned results, hellos, skipped, errors;
+    int established, resumed, close_sent;
+    int established_first; /* established by its first result */
+    size_t request_len;
+    uint8_t *out;
+    size_t out_len;
+} tconn;
+
+static void t_on_result(void *owner, yami_result *res)
+{
+    tconn *t = owner;
+
+    if (t->results++ == 0)
+        t->established_first = res->established;
+    t->hellos += res->hellos;
+    t->skipped += res->hellos_skipped;
+    t->errors += res->err != 0;
+    t->established |= res->established;
+    t->resumed |= res->resumed;
+    t->close_sent |= res->close_sent;
+    if (res->requests != NULL)
+        t->request_len = res->requests->len;
+    if (res->out_len) {
+        t->out = realloc(t->out, t->out_len + res->out_len);
+        assert_non_null(t->out);
+        memcpy(t->out + t->out_len, res->out, res->out_len);
+        t->out_len += res->out_len;
+    }
+    /* What was queued meanwhile, as Yugi does after a result. */
+    assert_int_equal(yami_kick(t->y), MKD_OK);
+}
+
+static void t_open(yami *pool, mk_server_config *sc, tconn *t)
+{
+    memset(t, 0, sizeof *t);
+    assert_int_equal(yami_conn_new(pool, sc, 1u << 20, t_on_result, t, &t->y),
+                     MKD_OK);
+}
+
+static void t_kick_units(tconn *t, const uint8_t *p, size_t n)
+{
+    assert_int_equal(yami_queue_units(t->y, p, n), MKD_OK);
+    assert_int_equal(yami_kick(t->y), MKD_OK);
+}
+
+/* Run the loop until cond holds, with a deadline for a busy machine. */
+#define RUN_UNTIL(loop, ok, cond)                                              \
+    do {                                                                       \
+        uint64_t until_ = tl_now_ms() + tl_deadline_ms(10000);                 \
+        while (!(cond) && tl_now_ms() < until_) {                              \
+            (void)uv_run((loop), UV_RUN_NOWAIT);                               \
+            tl_sleep_ms(1);                                                    \
+        }                                                                      \
+        (ok) = (cond);                                                         \
+    } while (0)
+
+/* Jobs with a full hello take at most rsa_slots threads (the pool's less
+ * one); the others wait in Yami, in order. With every slot held by a hello
+ * stuck at the gate, a request and a resumed hello still get the free
+ * thread and complete; a waiting hello whose connection is cancelled is
+ * skipped without a thread; a connection's later work waits for its own
+ * held hello. */
+static void test_yami_rsa_slots(void **st)
+{
+    enum { H = 5 };
+    mk_server_config *sc = server_config_env(32, &gate_env);
+    mk_client_config *cc = client_config();
+    static tconn e, r, h[H];
+    mk_session *c = NULL, *rc = NULL;
+    uint8_t hello[MK_HANDLE_OUT_LEN], blob[MK_SESSION_BLOB_MAX];
+    uint8_t *body = calloc(1, 40000), *wire = malloc(50000);
+    size_t n = 0, blen = 0;
+    yami *pool = NULL;
+    uv_loop_t loop;
+    int ok = 0;
+    (void)st;
+
+    assert_non_null(body);
+    assert_non_null(wire);
+    gate_set(0);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(yami_new(&loop, 0, 16384, &pool), MKD_OK);
+    /* libuv's default pool of 4 threads: 3 for RSA work, 1 kept free. */
+    assert_int_equal(pool->rsa_slots, 3);
+
+    /* An established connection, and a ticket to resume with. */
+    assert_int_equal(mk_session_new_client(&c, cc, NULL, 0), MK_OK);
+    assert_int_equal(mk_client_hello(c, hello, sizeof hello, &n), MK_OK);
+    t_open(pool, sc, &e);
+    t_kick_units(&e, hello, n);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_true(e.established);
+    client_take(c, e.out, e.out_len, NULL, NULL, NULL);
+    assert_int_equal(mk_session_export(c, blob, sizeof blob, &blen), MK_OK);
+    assert_int_equal(mk_session_new_client(&rc, cc, blob, blen), MK_OK);
+
+    /* Five full hellos with the gate closed: three take the slots and
+     * stay there, two wait in Yami. */
+    gate_set(1);
+    for (int i = 0; i < H; i++) {
+        t_open(pool, sc, &h[i]);
+        n = make_hello(cc, hello);
+        t_kick_units(&h[i], hello, n);
+        assert_true(yami_conn_busy(h[i].y));
+    }
+    TL_POLL_UNTIL(ok, gate_waiting() == 3, 10000);
+    assert_true(ok);
+    assert_int_equal(pool->rsa_running, 3);
+    assert_int_equal(pool->nheld, 2);
+    /* The fourth's later work waits for its held hello; the fifth's
+     * connection goes away. */
+    assert_int_equal(yami_queue_close(h[3].y), MKD_OK);
+    assert_int_equal(yami_kick(h[3].y), MKD_OK);
+    assert_true(yami_conn_pending(h[3].y));
+    assert_int_equal(yami_conn_cancel(h[4].y), 1);
+
+    /* A request larger than inline_crypto_max goes to the pool and is
+     * opened while all the RSA slots are held. */
+    assert_int_equal(mk_seal_message(c, 1, body, 40000, wire, 50000, &n),
+                     MK_OK);
+    t_kick_units(&e, wire, n);
+    assert_true(yami_conn_busy(e.y));
+    RUN_UNTIL(&loop, ok, e.request_len == 40000);
+    assert_true(ok);
+    /* A resumed hello is cheap work too: it gets the free thread (where
+     * the gate holds it, as it asks for random bytes). */
+    assert_int_equal(mk_client_hello(rc, hello, sizeof hello, &n), MK_OK);
+    t_open(pool, sc, &r);
+    t_kick_units(&r, hello, n);
+    TL_POLL_UNTIL(ok, gate_waiting() == 4, 10000);
+    assert_true(ok);
+    assert_int_equal(pool->nheld, 2);
+    for (int i = 0; i < H; i++)
+        assert_int_equal(h[i].results, 0);
+
+    gate_set(0);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_true(r.established && r.resumed);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(h[i].hellos, 1);
+        assert_true(h[i].established_first);
+        assert_int_equal(h[i].errors, 0);
+    }
+    /* The close record was sealed after the hello it waited for. */
+    assert_int_equal(h[3].results, 2);
+    assert_true(h[3].close_sent);
+    /* The cancelled one: skipped, no thread, no output. */
+    assert_int_equal(h[4].results, 1);
+    assert_int_equal(h[4].hellos, 0);
+    assert_int_equal(h[4].skipped, 1);
+    assert_int_equal(h[4].out_len, 0);
+    assert_int_equal(pool->st.hellos_skipped, 1);
+    assert_int_equal(pool->rsa_running, 0);
+    assert_int_equal(pool->nheld, 0);
+    assert_int_equal(pool->st.jobs_started, pool->st.jobs_done);
+
+    assert_int_equal(uv_loop_close(&loop), 0);
+    yami_conn_free(e.y);
+    yami_conn_free(r.y);
+    free(e.out);
+    free(r.out);
+    for (int i = 0; i < H; i++) {
+        yami_conn_free(h[i].y);
+        free(h[i].out);
+    }
+    free(body);
+    free(wire);
+    yami_free(pool);
+    mk_session_free(c);
+    mk_session_free(rc);
+    mk_server_config_unref(sc);
+    mk_client_config_unref(cc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_yami_run),
         cmocka_unit_test(test_yami_inline),
         cmocka_unit_test(test_yami_cancel),
+        cmocka_unit_test(test_yami_rsa_slots),
     };
 
     /* Jobs run on libuv's pool threads, which live until the process
