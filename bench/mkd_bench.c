@@ -256,10 +256,13 @@ int main(int argc, char **argv)
 {
     double seconds = 5, sign_s, verify_s = 0;
     int clients = 3, idle = 10000, quick = 0, idle_ok;
-    const char *args[] = {
-        "--handshake_rate=0",      "--max_pending_per_address=100000",
-        "--max_connections=30000", "--max_handshakes=100000",
-        "--log_level=warn",        NULL};
+    const char *args[] = {"--handshake_rate=0",
+                          "--max_pending_per_address=100000",
+                          "--max_connections=30000",
+                          "--max_handshakes=100000",
+                          "--max_connections_per_address=100000",
+                          "--log_level=warn",
+                          NULL};
     mk_client_config *cc;
     mkt_client c;
     uint8_t blob[MK_SESSION_BLOB_MAX];

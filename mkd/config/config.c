@@ -53,6 +53,8 @@ static const struct opt opts[] = {
     {"max_handshakes", U32(max_handshakes), "256", 1, 100000, 0},
     {"max_pending_per_address", U32(max_pending_per_address), "64", 1, 1000000,
      0},
+    {"max_connections_per_address", U32(max_connections_per_address), "512", 1,
+     1000000, 0},
     {"handshake_rate", U32(handshake_rate), "50", 0, 1000000, 0},
     {"handshake_burst", U32(handshake_burst), "100", 1, 1000000, 0},
     {"retry_after_ms", U32(retry_after_ms), "1000", 0, 3600000, 0},

@@ -44,6 +44,8 @@ static void put_traffic(mkd_text *t, const yugi_stats *st, const yami_stats *ys)
     mkd_text_put(t, "refused.handshakes_in_progress %llu\n",
                  U(st->refused_handshakes));
     mkd_text_put(t, "refused.handshake_rate %llu\n", U(st->refused_rate));
+    mkd_text_put(t, "refused.connections_per_address %llu\n",
+                 U(st->refused_per_address));
     mkd_text_put(t, "requests %llu\n", U(st->requests));
     mkd_text_put(t, "responses %llu\n", U(st->responses));
     mkd_text_put(t, "requests.backend_overloaded %llu\n",

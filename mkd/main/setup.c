@@ -65,6 +65,7 @@ void mkd_yugi_config(const mkd_config *c, yugi_config *out)
     l->max_connections = c->max_connections;
     l->max_handshakes = c->max_handshakes;
     l->max_pending_per_address = c->max_pending_per_address;
+    l->max_connections_per_address = c->max_connections_per_address;
     l->handshake_rate = c->handshake_rate;
     l->handshake_burst = c->handshake_burst;
     l->retry_after_ms = c->retry_after_ms;

@@ -72,6 +72,8 @@ static void conn_uncount(yugi_conn *c, unsigned job_hellos)
     if (c->addr != NULL) {
         if (c->pending)
             c->addr->pending--;
+        if (c->counted)
+            c->addr->conns--;
         yugi__addrs_put(&srv->addrs, c->addr);
         c->addr = NULL;
     }
@@ -351,19 +353,34 @@ static yugi_conn *conn_new(yugi_server *srv, uv_stream_t *listener)
     return c;
 }
 
+/* The limit a new connection is over, as the counter of its refusals;
+ * NULL when it is within them all. */
+static uint64_t *over_limit(yugi_server *srv, const yugi_conn *c)
+{
+    const yugi_limits *lim = &srv->lim;
+    yugi_stats *st = &srv->st;
+
+    if (c->addr != NULL && srv->nconns >= lim->max_connections)
+        return &st->refused_connections;
+    /* One address (or /64) must not take every connection. */
+    if (c->addr != NULL && c->addr->conns >= lim->max_connections_per_address)
+        return &st->refused_per_address;
+    if (srv->shutting_down || c->addr == NULL ||
+        c->addr->pending >= lim->max_pending_per_address)
+        return &st->refused_pending;
+    return NULL;
+}
+
 /* Over a limit at accept: say why (a client reads it as the answer to its
  * hello), unless so many are being refused that keeping sockets open is
  * the bigger danger. */
-static void refuse_conn(yugi_conn *c)
+static void refuse_conn(yugi_conn *c, uint64_t *counter)
 {
     yugi_server *srv = c->srv;
 
     c->refused = 1;
     srv->nrefusing++;
-    if (c->addr != NULL && srv->nconns >= srv->lim.max_connections)
-        srv->st.refused_connections++;
-    else
-        srv->st.refused_pending++;
+    (*counter)++;
     if (srv->nrefusing > MAX_REFUSING || srv->shutting_down ||
         c->addr == NULL) {
         yugi__conn_close(c, YUGI_CR_REFUSED);
@@ -378,6 +395,7 @@ void yugi__conn_accepted(yugi_server *srv, uv_stream_t *listener)
     const yugi_limits *lim = &srv->lim;
     struct sockaddr_storage ss;
     yugi_conn *c = conn_new(srv, listener);
+    uint64_t *refusals;
     int r;
 
     if (c == NULL)
@@ -386,14 +404,13 @@ void yugi__conn_accepted(yugi_server *srv, uv_stream_t *listener)
     peer_name(c, &ss);
     c->addr = yugi__addrs_get(&srv->addrs, (struct sockaddr *)&ss, now_ms(c));
     mkd_debug(c->id, "accepted from %s:%u", c->peer, c->peer_port);
-    if (srv->shutting_down || c->addr == NULL ||
-        srv->nconns >= lim->max_connections ||
-        c->addr->pending >= lim->max_pending_per_address) {
-        refuse_conn(c);
+    if ((refusals = over_limit(srv, c)) != NULL) {
+        refuse_conn(c, refusals);
         return;
     }
     c->counted = 1;
     srv->nconns++;
+    c->addr->conns++;
     c->pending = 1;
     c->addr->pending++;
     if ((r = yami_conn_new(srv->yami, srv->scfg, lim->conn_buffer_max,

@@ -22,7 +22,8 @@
 typedef struct yugi_addr {
     struct yugi_addr *next;
     uint8_t key[16];
-    uint32_t refs;    /* connections from here */
+    uint32_t refs;    /* connections from here, refused ones included */
+    uint32_t conns;   /* of which counted: handshaking or established */
     uint32_t pending; /* of which not yet established */
     double tokens;
     uint64_t stamp_ms; /* last refill */

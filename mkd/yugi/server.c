@@ -98,7 +98,8 @@ static void log_summary(yugi_server *srv)
     yugi_summary now, *last = &srv->summary;
 
     now.refused = st->refused_connections + st->refused_pending +
-                  st->refused_handshakes + st->refused_rate;
+                  st->refused_handshakes + st->refused_rate +
+                  st->refused_per_address;
     now.failed =
         st->close_reason[YUGI_CR_PROTO] + st->close_reason[YUGI_CR_INTERNAL];
     now.handshakes = st->hs_full + st->hs_resumed;

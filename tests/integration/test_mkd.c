@@ -331,9 +331,12 @@ static void test_malformed_peers(void **st)
  * grows only by what they sent, and they are closed at the deadline. */
 static void test_declared_length_stall(void **st)
 {
-    static const char *const args[] = {
-        "--handshake_rate=0", "--max_pending_per_address=10000",
-        "--unit_timeout_ms=3000", "--handshake_timeout_ms=60000", NULL};
+    static const char *const args[] = {"--handshake_rate=0",
+                                       "--max_pending_per_address=10000",
+                                       "--max_connections_per_address=10000",
+                                       "--unit_timeout_ms=3000",
+                                       "--handshake_timeout_ms=60000",
+                                       NULL};
     enum { N = 1000 };
     static int fds[N];
     uint8_t hdr[100];
@@ -543,6 +546,56 @@ static void test_connection_limit(void **st)
     for (int i = 0; i < 5; i++)
         mkt_client_close(&c[i]);
     assert_int_equal(mkt_status(&D, "refused.connections"), 1);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* One address holds at most max_connections_per_address connections,
+ * resumed ones included: the one over it is told to retry later, another
+ * address is not affected, and a slot freed is usable again. */
+static void test_connections_per_address(void **st)
+{
+    static const char *const args[] = {"--max_connections_per_address=3",
+                                       "--retry_after_ms=555", NULL};
+    mk_client_config *cc;
+    mkt_client c[3], x;
+    uint8_t blob[MK_SESSION_BLOB_MAX];
+    size_t blen = 0;
+    int ok = 0;
+    (void)st;
+
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
+    cc = pinned();
+    assert_int_equal(mkt_client_open(&c[0], cc, "127.0.0.2", D.port, NULL, 0),
+                     MK_OK);
+    assert_int_equal(mkt_client_export(&c[0], blob, sizeof blob, &blen), MK_OK);
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal(
+            mkt_client_open(&c[i], cc, "127.0.0.2", D.port, blob, blen), MK_OK);
+        assert_true(mkt_client_resumed(&c[i]));
+    }
+    assert_int_equal(mkt_client_open(&x, cc, "127.0.0.2", D.port, blob, blen),
+                     MK_ERR_PEER_RETRY_LATER);
+    assert_int_equal(mk_session_retry_after(x.s), 555);
+    mkt_client_close(&x);
+    assert_int_equal(mkt_status(&D, "refused.connections_per_address"), 1);
+    /* Another address is not affected. */
+    assert_int_equal(mkt_client_open(&x, cc, "127.0.0.3", D.port, NULL, 0),
+                     MK_OK);
+    echo_ok(&x, 10, 1);
+    mkt_client_close(&x);
+    for (int i = 0; i < 3; i++)
+        echo_ok(&c[i], 100, (uint32_t)i);
+    /* A slot freed is a slot usable again. */
+    mkt_client_close(&c[0]);
+    TL_POLL_UNTIL(ok, mkt_status(&D, "connections") == 2, 10000);
+    assert_true(ok);
+    assert_int_equal(
+        mkt_client_open(&c[0], cc, "127.0.0.2", D.port, blob, blen), MK_OK);
+    echo_ok(&c[0], 100, 9);
+    for (int i = 0; i < 3; i++)
+        mkt_client_close(&c[i]);
+    assert_int_equal(mkt_status(&D, "refused.connections_per_address"), 1);
     mk_client_config_unref(cc);
     stop_clean();
 }
@@ -1020,6 +1073,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drop_privileges, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_connection_limit, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_connections_per_address, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_handshake_flood, mkt_setup,
                                         mkt_teardown),

@@ -37,6 +37,7 @@ typedef struct mkd_config {
     uint32_t max_connections;
     uint32_t max_handshakes;
     uint32_t max_pending_per_address;
+    uint32_t max_connections_per_address;
     uint32_t handshake_rate; /* full handshakes/s per address */
     uint32_t handshake_burst;
     uint32_t retry_after_ms;
