@@ -261,6 +261,7 @@ int main(int argc, char **argv)
                           "--max_connections=30000",
                           "--max_handshakes=100000",
                           "--max_connections_per_address=100000",
+                          "--resume_rate=0",
                           "--log_level=warn",
                           NULL};
     mk_client_config *cc;

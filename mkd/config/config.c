@@ -57,6 +57,8 @@ static const struct opt opts[] = {
      1000000, 0},
     {"handshake_rate", U32(handshake_rate), "50", 0, 1000000, 0},
     {"handshake_burst", U32(handshake_burst), "100", 1, 1000000, 0},
+    {"resume_rate", U32(resume_rate), "200", 0, 1000000, 0},
+    {"resume_burst", U32(resume_burst), "400", 1, 1000000, 0},
     {"retry_after_ms", U32(retry_after_ms), "1000", 0, 3600000, 0},
     {"handshake_timeout_ms", U32(handshake_timeout_ms), "10000", 10, 3600000,
      0},

@@ -68,6 +68,8 @@ void mkd_yugi_config(const mkd_config *c, yugi_config *out)
     l->max_connections_per_address = c->max_connections_per_address;
     l->handshake_rate = c->handshake_rate;
     l->handshake_burst = c->handshake_burst;
+    l->resume_rate = c->resume_rate;
+    l->resume_burst = c->resume_burst;
     l->retry_after_ms = c->retry_after_ms;
     l->handshake_timeout_ms = c->handshake_timeout_ms;
     l->idle_timeout_ms = c->idle_timeout_ms;

@@ -125,15 +125,17 @@ static int batch_put(yugi_conn *c, const uint8_t *p, size_t n)
 }
 
 /* The limits a hello passes: the global cap on handshakes in progress,
- * then (for a full handshake, the one that costs an RSA operation) the
- * source address's token bucket. MKD_OK, or MKD_STOPPED when refused. */
+ * then the source address's token bucket for its kind: full handshakes
+ * (an RSA operation each) or resumptions (cheaper, at a higher rate).
+ * MKD_OK, or MKD_STOPPED when refused. */
 static int admit_hello(yugi_conn *c, const uint8_t *unit, size_t len)
 {
     yugi_server *srv = c->srv;
     const yugi_limits *lim = &srv->lim;
-    /* Only a well-formed resumption skips the token bucket: anything
+    /* Only a well-formed resumption takes the cheaper bucket: anything
      * else may need the RSA key. */
-    int full = !mk_client_hello_resumes(unit, len);
+    int kind = mk_client_hello_resumes(unit, len) ? YUGI_BUCKET_RESUME
+                                                  : YUGI_BUCKET_FULL;
     uint32_t wait;
 
     if (srv->hs_inflight >= lim->max_handshakes) {
@@ -142,10 +144,15 @@ static int admit_hello(yugi_conn *c, const uint8_t *unit, size_t len)
                   srv->hs_inflight);
         return refuse_hello(c, lim->retry_after_ms);
     }
-    if (full && c->addr != NULL &&
-        (wait = yugi__addr_take(&srv->addrs, c->addr, now_ms(c))) != 0) {
-        srv->st.refused_rate++;
-        mkd_debug(c->id, "refused: handshake rate from %s", c->peer);
+    if (c->addr != NULL &&
+        (wait = yugi__addr_take(&srv->addrs, c->addr, kind, now_ms(c))) != 0) {
+        if (kind == YUGI_BUCKET_FULL)
+            srv->st.refused_rate++;
+        else
+            srv->st.refused_resume_rate++;
+        mkd_debug(c->id, "refused: %s rate from %s",
+                  kind == YUGI_BUCKET_FULL ? "handshake" : "resumption",
+                  c->peer);
         return refuse_hello(
             c, wait > lim->retry_after_ms ? wait : lim->retry_after_ms);
     }

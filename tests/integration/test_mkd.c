@@ -648,6 +648,54 @@ static void test_handshake_flood(void **st)
     stop_clean();
 }
 
+/* Resumptions cost no RSA but are not free: each address has a token
+ * bucket of its own for them. Past its burst, retry later with the wait
+ * to the next token; another address resumes as before. */
+static void test_resume_rate(void **st)
+{
+    static const char *const args[] = {"--resume_rate=2", "--resume_burst=3",
+                                       NULL};
+    mk_client_config *cc;
+    mkt_client c;
+    uint8_t blob[MK_SESSION_BLOB_MAX];
+    size_t blen = 0;
+    int ok = 0, busy = 0;
+    (void)st;
+
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
+    cc = pinned();
+    assert_int_equal(mkt_client_open(&c, cc, "127.0.0.4", D.port, NULL, 0),
+                     MK_OK);
+    assert_int_equal(mkt_client_export(&c, blob, sizeof blob, &blen), MK_OK);
+    mkt_client_close(&c);
+    for (int i = 0; i < 20; i++) {
+        int r = mkt_client_open(&c, cc, "127.0.0.4", D.port, blob, blen);
+        if (r == MK_OK) {
+            assert_true(mkt_client_resumed(&c));
+            ok++;
+        } else {
+            assert_int_equal(r, MK_ERR_PEER_RETRY_LATER);
+            assert_true(mk_session_retry_after(c.s) > 0);
+            busy++;
+        }
+        mkt_client_close(&c);
+    }
+    fprintf(stderr, "resumptions from 127.0.0.4: %d done, %d retry-later\n", ok,
+            busy);
+    assert_true(ok >= 3);
+    assert_true(busy >= 10);
+    assert_int_equal(mkt_status(&D, "refused.resume_rate"), busy);
+    assert_int_equal(mkt_status(&D, "refused.handshake_rate"), 0);
+    /* Another address is not affected. */
+    assert_int_equal(mkt_client_open(&c, cc, "127.0.0.5", D.port, blob, blen),
+                     MK_OK);
+    assert_true(mkt_client_resumed(&c));
+    echo_ok(&c, 10, 1);
+    mkt_client_close(&c);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
 /* Hellos beyond the cap on handshakes in progress are told to retry
  * later before any RSA work; the others complete. */
 static void test_handshakes_in_progress(void **st)
@@ -1077,6 +1125,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connections_per_address, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_handshake_flood, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_rate, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_handshakes_in_progress, mkt_setup,
                                         mkt_teardown),

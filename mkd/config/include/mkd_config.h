@@ -40,6 +40,8 @@ typedef struct mkd_config {
     uint32_t max_connections_per_address;
     uint32_t handshake_rate; /* full handshakes/s per address */
     uint32_t handshake_burst;
+    uint32_t resume_rate; /* resumptions/s per address */
+    uint32_t resume_burst;
     uint32_t retry_after_ms;
     uint32_t handshake_timeout_ms;
     uint32_t idle_timeout_ms;

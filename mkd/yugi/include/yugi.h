@@ -36,6 +36,8 @@ typedef struct yugi_limits {
     uint32_t max_connections_per_address; /* established or not */
     uint32_t handshake_rate;              /* full handshakes/s per address */
     uint32_t handshake_burst;
+    uint32_t resume_rate; /* resumptions/s per address */
+    uint32_t resume_burst;
     uint32_t retry_after_ms; /* what a refused client is told */
     uint32_t handshake_timeout_ms;
     uint32_t idle_timeout_ms;
@@ -89,7 +91,7 @@ typedef struct yugi_stats {
     /* counters */
     uint64_t accepted, closed, accept_errors;
     uint64_t refused_connections, refused_pending, refused_handshakes,
-        refused_rate, refused_per_address;
+        refused_rate, refused_per_address, refused_resume_rate;
     uint64_t hs_full, hs_resumed, hs_retry, hs_failed;
     uint64_t requests, responses, backend_overloaded, aborted;
     uint64_t bytes_in, bytes_out;
