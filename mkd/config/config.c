@@ -70,6 +70,7 @@ static const struct opt opts[] = {
     {"max_inflight", U32(max_inflight), "32", 1, 1024, 0},
     {"ticket_lifetime", U32(ticket_lifetime), "86400", 60, 7 * 86400, 0},
     {"conn_buffer_max", U32(conn_buffer_max), "4194304", 65536, 1u << 30, 0},
+    {"buffer_budget", U32(buffer_budget), "67108864", 0, UINT32_MAX, 0},
     {"write_high_water", U32(write_high_water), "1048576", 16384, 1u << 30, 0},
     {"inline_crypto_max", U32(inline_crypto_max), "16384", 0, 1u << 20, 0},
     {"ticket_keys_keep", U32(ticket_keys_keep), "4", 1, 16, 0},

@@ -52,6 +52,8 @@ static void put_traffic(mkd_text *t, const yugi_stats *st, const yami_stats *ys)
     mkd_text_put(t, "requests.backend_overloaded %llu\n",
                  U(st->backend_overloaded));
     mkd_text_put(t, "requests.buffer_limit %llu\n", U(st->aborted));
+    mkd_text_put(t, "requests.budget_overloaded %llu\n",
+                 U(st->budget_overloaded));
     mkd_text_put(t, "queue.jobs %llu\n", U(ys->jobs_started - ys->jobs_done));
     mkd_text_put(t, "queue.jobs_total %llu\n", U(ys->jobs_started));
     mkd_text_put(t, "queue.jobs_inline %llu\n", U(ys->jobs_inline));
@@ -61,6 +63,9 @@ static void put_traffic(mkd_text *t, const yugi_stats *st, const yami_stats *ys)
     mkd_text_put(t, "queue.rsa_slots %u\n", ys->rsa_slots);
     mkd_text_put(t, "queue.rsa_running %u\n", ys->rsa_running);
     mkd_text_put(t, "queue.rsa_waiting %u\n", ys->rsa_waiting);
+    mkd_text_put(t, "buffers.budget %zu\n", ys->budget);
+    mkd_text_put(t, "buffers.reassembly %zu\n", ys->partial_bytes);
+    mkd_text_put(t, "buffers.output %zu\n", ys->output_bytes);
     mkd_text_put(t, "bytes.in %llu\n", U(st->bytes_in));
     mkd_text_put(t, "bytes.out %llu\n", U(st->bytes_out));
     mkd_text_put(t, "addresses.tracked %zu\n", st->addresses);

@@ -77,6 +77,7 @@ void mkd_yugi_config(const mkd_config *c, yugi_config *out)
     l->write_timeout_ms = c->write_timeout_ms;
     l->shutdown_timeout_ms = c->shutdown_timeout_ms;
     l->conn_buffer_max = c->conn_buffer_max;
+    l->buffer_budget = c->buffer_budget;
     l->write_high_water = c->write_high_water;
 }
 

@@ -57,6 +57,7 @@ void yami_conn_free(yami_conn *c)
 {
     if (c == NULL)
         return;
+    yami__budget_give(c->pool, c->partial_bytes);
     free_partials(c->partials);
     yami__free_ops(yami__take_queue(c));
     mk_session_free(c->session);

@@ -50,6 +50,9 @@ struct yami {
     unsigned rsa_slots, rsa_running;
     struct yami_job *held, *held_tail;
     unsigned nheld;
+    /* The global buffer budget: its size and what counts against it,
+     * read and written by pool threads and the loop thread alike. */
+    atomic_size_t budget, partial_total, output_total;
 };
 
 struct yami_conn {
@@ -88,5 +91,11 @@ void yami__result_free(yami_result *res);
 void yami__run(yami_conn *c, yami_op *ops, yami_result *res);
 /* c was cancelled (yami_conn_cancel): any thread. */
 int yami__cancelled(const yami_conn *c);
+
+/* job.c: the global budget, from any thread. Take n bytes of request
+ * reassembly (1), or nothing if that would pass the budget (0); give
+ * them back. */
+int yami__budget_take(yami *y, size_t n);
+void yami__budget_give(yami *y, size_t n);
 
 #endif

@@ -100,6 +100,9 @@ int yami_new(uv_loop_t *loop, unsigned threads, size_t inline_max, yami **out)
         return MKD_ERR_NOMEM;
     y->loop = loop;
     y->inline_max = inline_max;
+    atomic_init(&y->budget, 0);
+    atomic_init(&y->partial_total, 0);
+    atomic_init(&y->output_total, 0);
     /* One thread is kept from RSA work, so cheap work always finds one;
      * with a single thread, RSA work waits for nothing but itself. */
     n = pool_size();
@@ -124,6 +127,51 @@ void yami_get_stats(const yami *y, yami_stats *out)
     out->rsa_slots = y->rsa_slots;
     out->rsa_running = y->rsa_running;
     out->rsa_waiting = y->nheld;
+    out->budget = atomic_load_explicit(&y->budget, memory_order_relaxed);
+    out->partial_bytes =
+        atomic_load_explicit(&y->partial_total, memory_order_relaxed);
+    out->output_bytes =
+        atomic_load_explicit(&y->output_total, memory_order_relaxed);
+}
+
+/* --- the global buffer budget -------------------------------------------- */
+
+/* Relaxed atomics throughout: the counters order no other memory, and a
+ * check that races with an update is off by one record at most. */
+
+void yami_set_budget(yami *y, size_t max)
+{
+    atomic_store_explicit(&y->budget, max, memory_order_relaxed);
+}
+
+void yami_output_add(yami *y, size_t n)
+{
+    atomic_fetch_add_explicit(&y->output_total, n, memory_order_relaxed);
+}
+
+void yami_output_sub(yami *y, size_t n)
+{
+    atomic_fetch_sub_explicit(&y->output_total, n, memory_order_relaxed);
+}
+
+int yami__budget_take(yami *y, size_t n)
+{
+    size_t max = atomic_load_explicit(&y->budget, memory_order_relaxed);
+    size_t out = atomic_load_explicit(&y->output_total, memory_order_relaxed);
+    size_t cur = atomic_load_explicit(&y->partial_total, memory_order_relaxed);
+
+    do {
+        if (max != 0 && (out > max || cur > max - out || n > max - out - cur))
+            return 0;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &y->partial_total, &cur, cur + n, memory_order_relaxed,
+        memory_order_relaxed));
+    return 1;
+}
+
+void yami__budget_give(yami *y, size_t n)
+{
+    atomic_fetch_sub_explicit(&y->partial_total, n, memory_order_relaxed);
 }
 
 /* --- pool jobs ----------------------------------------------------------- */

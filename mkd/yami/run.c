@@ -59,8 +59,10 @@ static void fail_internal(yami_result *res, int err)
     }
 }
 
-/* Seal an error record for a request that broke the buffer cap. */
-static void abort_request(yami_conn *c, uint32_t id, yami_result *res)
+/* Seal an error record for a request that broke a buffer cap: its
+ * connection's (text "request buffer limit") or the global budget's. */
+static void abort_request(yami_conn *c, uint32_t id, const char *text,
+                          yami_result *res)
 {
     uint8_t rec[256];
     size_t n = 0;
@@ -68,13 +70,13 @@ static void abort_request(yami_conn *c, uint32_t id, yami_result *res)
 
     if (p != NULL) {
         c->partial_bytes -= p->len;
+        yami__budget_give(c->pool, p->len);
         mkd_wipe(p->buf, p->len);
         free(p->buf);
         free(p);
     }
-    if (mk_seal_error(c->session, id, MK_ECODE_OVERLOADED,
-                      "request buffer limit", 20, rec, sizeof rec,
-                      &n) != MK_OK ||
+    if (mk_seal_error(c->session, id, MK_ECODE_OVERLOADED, text, strlen(text),
+                      rec, sizeof rec, &n) != MK_OK ||
         out_put(res, rec, n) != 0) {
         fail_internal(res, MK_ERR_NOMEM);
         return;
@@ -132,6 +134,7 @@ static int partial_finish(yami_conn *c, yami_partial *p, yami_result *res)
         return MKD_ERR_NOMEM;
     (void)partial_take(c, p->id, 1);
     c->partial_bytes -= p->len;
+    yami__budget_give(c->pool, p->len);
     r->id = p->id;
     r->len = p->len;
     r->body = p->buf;
@@ -142,19 +145,30 @@ static int partial_finish(yami_conn *c, yami_partial *p, yami_result *res)
     return MKD_OK;
 }
 
-/* A piece of a request: append to its slot; move it out when final. */
+/* A piece of a request: append to its slot; move it out when final. A
+ * piece past the connection's cap or the global budget refuses its
+ * request instead. */
 static void on_data(yami_conn *c, const mk_event *ev, const uint8_t *pt,
                     yami_result *res)
 {
     yami_partial *p;
 
     if (c->partial_bytes + ev->len > c->buffer_max) {
-        abort_request(c, ev->request_id, res);
+        abort_request(c, ev->request_id, "request buffer limit", res);
+        return;
+    }
+    if (!yami__budget_take(c->pool, ev->len)) {
+        res->aborted_budget++;
+        abort_request(c, ev->request_id, "server buffers full", res);
         return;
     }
     if ((p = partial_get(c, ev->request_id)) == NULL ||
-        partial_append(c, p, pt, ev->len) != MKD_OK ||
-        (ev->final && partial_finish(c, p, res) != MKD_OK))
+        partial_append(c, p, pt, ev->len) != MKD_OK) {
+        yami__budget_give(c->pool, ev->len);
+        fail_internal(res, MK_ERR_NOMEM);
+        return;
+    }
+    if (ev->final && partial_finish(c, p, res) != MKD_OK)
         fail_internal(res, MK_ERR_NOMEM);
 }
 

@@ -31,6 +31,7 @@ static void on_write(uv_write_t *req, int status)
     yugi_conn *c = w->c;
 
     c->wq_bytes -= w->len;
+    yami_output_sub(c->srv->yami, w->len);
     free(w->buf);
     free(w);
     if (c->state == YUGI_CLOSED)
@@ -72,6 +73,7 @@ int yugi__conn_write(yugi_conn *c, uint8_t *buf, size_t len)
     if (c->wq_bytes == 0)
         c->write_progress = now_ms(c);
     c->wq_bytes += len;
+    yami_output_add(c->srv->yami, len);
     c->srv->st.bytes_out += len;
     return MKD_OK;
 }

@@ -257,7 +257,8 @@ static void apply_result(yugi_conn *c, yami_result *res)
     }
     c->inflight -= res->responses - res->aborted;
     srv->st.responses += res->responses;
-    srv->st.aborted += res->aborted;
+    srv->st.aborted += res->aborted - res->aborted_budget;
+    srv->st.budget_overloaded += res->aborted_budget;
     if (res->hello_retry)
         srv->st.hs_retry++;
     if (res->established && c->state == YUGI_HANDSHAKE)

@@ -63,6 +63,7 @@ int yugi_server_new(uv_loop_t *loop, const yugi_config *cfg,
     srv->backlog = cfg->backlog;
     srv->lim = cfg->limits;
     addrs_configure(&srv->addrs, &srv->lim);
+    yami_set_budget(y, srv->lim.buffer_budget);
     srv->scfg = scfg;
     srv->yami = y;
     srv->backend = backend;
@@ -152,6 +153,7 @@ void yugi_server_reload(yugi_server *srv, const yugi_limits *limits,
     }
     srv->lim = *limits;
     addrs_configure(&srv->addrs, limits);
+    yami_set_budget(srv->yami, limits->buffer_budget);
     /* Sessions on the old configuration keep it: it is reference
      * counted. */
     mk_server_config_unref(srv->scfg);

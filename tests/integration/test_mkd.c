@@ -600,6 +600,184 @@ static void test_connections_per_address(void **st)
     stop_clean();
 }
 
+/* --- the global buffer budget ------------------------------------------- */
+
+/* Request id (next on c) of len zero bytes, sealed whole: its wire bytes,
+ * malloc'd, *n of them, to be sent in pieces. */
+static uint8_t *sealed_request(mkt_client *c, size_t len, uint32_t *id,
+                               size_t *n)
+{
+    uint8_t *body = calloc(1, len + 1), *w = malloc(mk_message_wire_len(len));
+
+    assert_non_null(body);
+    assert_non_null(w);
+    *id = c->next_id++;
+    assert_int_equal(
+        mk_seal_message(c->s, *id, body, len, w, mk_message_wire_len(len), n),
+        MK_OK);
+    free(body);
+    return w;
+}
+
+/* Where the unit holding byte at of w[0..n) ends: a place to cut. */
+static size_t unit_end(const uint8_t *w, size_t n, size_t at)
+{
+    size_t off = 0, ulen = 0;
+
+    while (off <= at && off < n) {
+        assert_int_equal(mk_frame_check(w + off, n - off, &ulen), MK_OK);
+        off += ulen;
+    }
+    return off;
+}
+
+/* Many connections each park most of a large request, the attack that
+ * made mkd hold their sum: past buffer_budget, the next request is
+ * answered "overloaded" while the parked ones go on, and mkd's memory
+ * stays near the budget. Every connection is usable afterwards. */
+static void test_buffer_budget(void **st)
+{
+    static const char *const args[] = {"--buffer_budget=2097152", NULL};
+    enum { N = 24, LEN = 1000000 };
+    static mkt_client c[N];
+    static uint8_t *w[N];
+    static size_t n[N], cut[N];
+    static uint32_t id[N];
+    mk_client_config *cc;
+    uint8_t blob[MK_SESSION_BLOB_MAX], *resp = NULL;
+    size_t blen = 0, rlen = 0;
+    long long parked = 0, refused = 0;
+    long rss0, rss1;
+    unsigned ecode = 0;
+    int ok = 0;
+    (void)st;
+
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
+    cc = pinned();
+    assert_int_equal(mkt_client_open(&c[0], cc, NULL, D.port, NULL, 0), MK_OK);
+    assert_int_equal(mkt_client_export(&c[0], blob, sizeof blob, &blen), MK_OK);
+    for (int i = 1; i < N; i++)
+        assert_int_equal(mkt_client_open(&c[i], cc, NULL, D.port, blob, blen),
+                         MK_OK);
+    rss0 = mkt_rss_kb(D.pid);
+    /* One at a time, nine tenths of each request; then wait until mkd
+     * has either buffered it or refused it. */
+    for (int i = 0; i < N; i++) {
+        long long r0 = mkt_status(&D, "buffers.reassembly");
+        w[i] = sealed_request(&c[i], LEN, &id[i], &n[i]);
+        cut[i] = unit_end(w[i], n[i], n[i] * 9 / 10);
+        assert_int_equal(mkt_send_all(c[i].fd, w[i], cut[i]), 0);
+        TL_POLL_UNTIL(
+            ok,
+            mkt_status(&D, "buffers.reassembly") >= r0 + LEN * 8 / 10 ||
+                mkt_status(&D, "requests.budget_overloaded") > refused,
+            10000);
+        assert_true(ok);
+        assert_true(mkt_status(&D, "buffers.reassembly") <= 2097152);
+        refused = mkt_status(&D, "requests.budget_overloaded");
+        parked = i + 1 - refused;
+    }
+    rss1 = mkt_rss_kb(D.pid);
+    fprintf(stderr,
+            "%d requests parked at 90%%: %lld held, %lld overloaded; VmRSS "
+            "%ld -> %ld kB\n",
+            N, parked, refused, rss0, rss1);
+    assert_int_equal(parked, 2);
+    if (!MKT_SANITIZED)
+        assert_true(rss1 - rss0 < 8 * 1024);
+    /* The parked ones finish and are answered; the refused ones were told
+     * "overloaded" (the rest of their records is dropped) and go on. */
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(mkt_send_all(c[i].fd, w[i] + cut[i], n[i] - cut[i]),
+                         0);
+        if (i < parked) {
+            assert_int_equal(mkt_client_wait(&c[i], id[i], &resp, &rlen, NULL),
+                             MK_OK);
+            assert_int_equal(rlen, LEN);
+            free(resp);
+        } else {
+            assert_int_equal(
+                mkt_client_wait(&c[i], id[i], &resp, &rlen, &ecode),
+                MK_ERR_PEER_ERROR);
+            assert_int_equal(ecode, MK_ECODE_OVERLOADED);
+        }
+        free(w[i]);
+    }
+    TL_POLL_UNTIL(ok,
+                  mkt_status(&D, "buffers.reassembly") == 0 &&
+                      mkt_status(&D, "buffers.output") == 0,
+                  10000);
+    assert_true(ok);
+    for (int i = 0; i < N; i++) {
+        echo_ok(&c[i], 1000, (uint32_t)i);
+        mkt_client_close(&c[i]);
+    }
+    assert_int_equal(mkt_status(&D, "requests.budget_overloaded"), N - 2);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* Output waiting to be written counts against the same budget: while a
+ * peer that stopped reading holds more of it than the budget, a new
+ * request elsewhere is answered "overloaded"; once it is read, requests
+ * are served again. The echo backend's delay lets all of the peer's
+ * requests in before their answers pile up. */
+static void test_buffer_budget_output(void **st)
+{
+    static const char *const args[] = {"--buffer_budget=1048576",
+                                       "--echo_delay_ms=1000",
+                                       "--write_timeout_ms=60000", NULL};
+    enum { K = 30, LEN = 300000 };
+    mk_client_config *cc;
+    mkt_client a, b;
+    uint8_t *big = calloc(1, LEN), *resp = NULL, req[100] = {0};
+    uint32_t ids[K];
+    size_t rlen = 0;
+    unsigned ecode = 0;
+    int answered = 0, ok = 0;
+    (void)st;
+
+    assert_non_null(big);
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
+    cc = pinned();
+    assert_int_equal(mkt_client_open(&a, cc, NULL, D.port, NULL, 0), MK_OK);
+    assert_int_equal(mkt_client_open(&b, cc, NULL, D.port, NULL, 0), MK_OK);
+    /* 9 MB of answers, more than the kernel's socket buffers hold while
+     * A does not read (its receive buffer grows only as it reads). */
+    for (int i = 0; i < K; i++)
+        assert_int_equal(mkt_client_send(&a, big, LEN, &ids[i]), MK_OK);
+    TL_POLL_UNTIL(ok, mkt_status(&D, "buffers.output") > 1048576, 20000);
+    assert_true(ok);
+    assert_int_equal(
+        mkt_client_request(&b, req, sizeof req, &resp, &rlen, &ecode),
+        MK_ERR_PEER_ERROR);
+    assert_int_equal(ecode, MK_ECODE_OVERLOADED);
+    assert_true(mkt_status(&D, "requests.budget_overloaded") >= 1);
+    /* A reads its answers (one that came after the budget was spent got
+     * "overloaded"). */
+    for (int i = 0; i < K; i++) {
+        int r = mkt_client_wait(&a, ids[i], &resp, &rlen, &ecode);
+        if (r == MK_OK) {
+            assert_int_equal(rlen, LEN);
+            free(resp);
+            answered++;
+        } else {
+            assert_int_equal(r, MK_ERR_PEER_ERROR);
+            assert_int_equal(ecode, MK_ECODE_OVERLOADED);
+        }
+    }
+    assert_true(answered > 5);
+    TL_POLL_UNTIL(ok, mkt_status(&D, "buffers.output") == 0, 10000);
+    assert_true(ok);
+    echo_ok(&b, 100, 2);
+    echo_ok(&a, 100, 3);
+    mkt_client_close(&a);
+    mkt_client_close(&b);
+    free(big);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
 /* A full-handshake flood from 127.0.0.2 is throttled by its token bucket;
  * 127.0.0.1 still handshakes, and resumption is not throttled. */
 static void test_handshake_flood(void **st)
@@ -1124,6 +1302,10 @@ int main(void)
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_connections_per_address, mkt_setup,
                                         mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_buffer_budget, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_buffer_budget_output, mkt_setup,
+                                        mkt_teardown),
         cmocka_unit_test_setup_teardown(test_handshake_flood, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_resume_rate, mkt_setup,
@@ -1144,5 +1326,8 @@ int main(void)
                                         mkt_teardown),
     };
     signal(SIGPIPE, SIG_IGN);
+    /* MKT_FILTER=test_name (a glob) runs only the tests it matches. */
+    if (getenv("MKT_FILTER") != NULL)
+        cmocka_set_test_filter(getenv("MKT_FILTER"));
     return cmocka_run_group_tests_name("mkd_integration", tests, NULL, NULL);
 }

@@ -52,6 +52,7 @@ typedef struct mkd_config {
     uint32_t max_inflight;
     uint32_t ticket_lifetime;
     uint32_t conn_buffer_max;   /* bytes buffered per connection */
+    uint32_t buffer_budget;     /* ... on all, plus output; 0 = none */
     uint32_t write_high_water;  /* stop reading above this */
     uint32_t inline_crypto_max; /* record jobs up to this run on the
                                          loop thread; 0 = all on the pool */

@@ -80,7 +80,8 @@ typedef struct yami_result {
     int peer_closed;          /* the peer's close record arrived */
     int close_sent;           /* our close record was sealed */
     unsigned responses;       /* responses and error records sealed */
-    unsigned aborted;         /* requests refused for the buffer cap */
+    unsigned aborted;         /* requests refused for a buffer cap */
+    unsigned aborted_budget;  /* ... of which for the global budget */
     uint8_t session_id[MK_SESSION_ID_LEN];
     int ran_inline; /* ran on the loop thread inside yami_kick() */
 } yami_result;
@@ -102,6 +103,9 @@ typedef struct yami_stats {
     /* Jobs with a full hello (RSA work): how many may be on the pool at
      * once, how many are, and how many wait in Yami for a slot. */
     unsigned rsa_slots, rsa_running, rsa_waiting;
+    /* The global buffer budget (yami_set_budget) and what counts against
+     * it now. */
+    size_t budget, partial_bytes, output_bytes;
 } yami_stats;
 
 /* The Yami of one loop. threads sizes libuv's pool (UV_THREADPOOL_SIZE,
@@ -117,6 +121,17 @@ void yami_free(yami *y);
 /* A reload: applies from the next kick of every connection. */
 void yami_set_inline_max(yami *y, size_t inline_max);
 void yami_get_stats(const yami *y, yami_stats *out);
+/* The global budget (the option buffer_budget; 0: none) for the request
+ * bytes being reassembled on all connections together plus the bytes the
+ * owner has queued to be written (yami_output_add). A request whose next
+ * record would take the total past it is refused with "overloaded", as one
+ * past its connection's buffer_max is: the session goes on. Applies from
+ * the next record. */
+void yami_set_budget(yami *y, size_t max);
+/* Bytes the owner queued to be written, and wrote or dropped: they count
+ * against the budget meanwhile. */
+void yami_output_add(yami *y, size_t n);
+void yami_output_sub(yami *y, size_t n);
 
 /* A connection's session, server side, on scfg (a reference is taken).
  * buffer_max caps the request bytes being reassembled (a request past it

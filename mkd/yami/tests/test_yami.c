@@ -247,6 +247,39 @@ static void test_yami_run(void **st)
     assert_int_equal(ecode, MK_ECODE_OVERLOADED);
     yami__result_free(&res);
 
+    /* Over the global budget, output queued by the owner included: the
+     * request is refused the same way, and the budget is whole again. */
+    yami_set_budget(pool, 50000);
+    yami_output_add(pool, 20000);
+    assert_int_equal(mk_seal_message(c, 5, big, 40000, wire, 200000, &wn),
+                     MK_OK);
+    memset(&res, 0, sizeof res);
+    o = op(YAMI_OP_UNITS, 0, wire, wn);
+    yami__run(y, o, &res);
+    free(o);
+    assert_int_equal(res.err, 0);
+    assert_null(res.requests);
+    assert_int_equal(res.aborted, 1);
+    assert_int_equal(res.aborted_budget, 1);
+    ecode = 0;
+    client_take(c, res.out, res.out_len, NULL, NULL, &ecode);
+    assert_int_equal(ecode, MK_ECODE_OVERLOADED);
+    yami__result_free(&res);
+    yami_output_sub(pool, 20000);
+    assert_int_equal(pool->partial_total, 0);
+    /* Within it: served, and given back. */
+    assert_int_equal(mk_seal_message(c, 6, big, 40000, wire, 200000, &wn),
+                     MK_OK);
+    memset(&res, 0, sizeof res);
+    o = op(YAMI_OP_UNITS, 0, wire, wn);
+    yami__run(y, o, &res);
+    free(o);
+    assert_non_null(res.requests);
+    assert_int_equal(res.aborted, 0);
+    assert_int_equal(pool->partial_total, 0);
+    yami__result_free(&res);
+    yami_set_budget(pool, 0);
+
     /* A tampered record: the session fails, nothing comes out. */
     assert_int_equal(
         mk_seal_message(c, 4, (const uint8_t *)"x", 1, wire, 200000, &wn),

@@ -45,6 +45,7 @@ typedef struct yugi_limits {
     uint32_t write_timeout_ms; /* a write without progress */
     uint32_t shutdown_timeout_ms;
     uint32_t conn_buffer_max;  /* request bytes being reassembled */
+    uint32_t buffer_budget;    /* ... on all connections, plus output */
     uint32_t write_high_water; /* stop reading above this */
 } yugi_limits;
 
@@ -94,6 +95,7 @@ typedef struct yugi_stats {
         refused_rate, refused_per_address, refused_resume_rate;
     uint64_t hs_full, hs_resumed, hs_retry, hs_failed;
     uint64_t requests, responses, backend_overloaded, aborted;
+    uint64_t budget_overloaded; /* requests refused for buffer_budget */
     uint64_t bytes_in, bytes_out;
     uint64_t close_reason[YUGI_CR_COUNT];
     uint64_t errors[YUGI_ERR_SLOTS]; /* by mk_err value */
