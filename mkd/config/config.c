@@ -64,6 +64,8 @@ static const struct opt opts[] = {
      0},
     {"idle_timeout_ms", U32(idle_timeout_ms), "120000", 10, 86400000, 0},
     {"unit_timeout_ms", U32(unit_timeout_ms), "10000", 10, 3600000, 0},
+    {"partial_request_timeout_ms", U32(partial_request_timeout_ms), "60000", 10,
+     86400000, 0},
     {"write_timeout_ms", U32(write_timeout_ms), "30000", 10, 3600000, 0},
     {"shutdown_timeout_ms", U32(shutdown_timeout_ms), "10000", 0, 3600000, 0},
     {"max_message", U32(max_message), "1048576", 1, 256u << 20, 0},

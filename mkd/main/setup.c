@@ -74,6 +74,7 @@ void mkd_yugi_config(const mkd_config *c, yugi_config *out)
     l->handshake_timeout_ms = c->handshake_timeout_ms;
     l->idle_timeout_ms = c->idle_timeout_ms;
     l->unit_timeout_ms = c->unit_timeout_ms;
+    l->partial_request_timeout_ms = c->partial_request_timeout_ms;
     l->write_timeout_ms = c->write_timeout_ms;
     l->shutdown_timeout_ms = c->shutdown_timeout_ms;
     l->conn_buffer_max = c->conn_buffer_max;

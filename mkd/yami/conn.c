@@ -134,6 +134,7 @@ int yami__queue(yami_conn *c, int type, uint32_t request_id, unsigned code,
     if (op == NULL)
         return MKD_ERR_NOMEM;
     op->next = NULL;
+    op->at_ms = c->pool->loop != NULL ? uv_now(c->pool->loop) : 0;
     op->type = type;
     op->request_id = request_id;
     op->code = code;

@@ -24,6 +24,7 @@ enum yami_op_type {
 
 typedef struct yami_op {
     struct yami_op *next;
+    uint64_t at_ms; /* the loop's clock when it was queued */
     int type;
     uint32_t request_id;
     unsigned code;
@@ -34,6 +35,7 @@ typedef struct yami_op {
 /* One reassembly slot per request being received (pool side only). */
 typedef struct yami_partial {
     struct yami_partial *next;
+    uint64_t started_ms; /* its first record was queued then */
     uint32_t id;
     size_t len, cap;
     uint8_t *buf;
@@ -76,6 +78,7 @@ struct yami_conn {
     /* Pool side: touched only by the job in flight. */
     yami_partial *partials;
     size_t partial_bytes;
+    uint64_t op_at_ms; /* at_ms of the operation being run */
 };
 
 /* conn.c */

@@ -93,6 +93,7 @@ static yami_partial *partial_get(yami_conn *c, uint32_t id)
     if (p != NULL || (p = calloc(1, sizeof *p)) == NULL)
         return p;
     p->id = id;
+    p->started_ms = c->op_at_ms;
     p->next = c->partials;
     c->partials = p;
     return p;
@@ -304,6 +305,18 @@ static int run_seal(yami_conn *c, const yami_op *op, yami_result *res)
     return r;
 }
 
+/* When the oldest request still being received began; 0: none. The owner
+ * bounds how long one may stay unfinished (partial_request_timeout_ms). */
+static uint64_t oldest_partial(const yami_conn *c)
+{
+    uint64_t t = 0;
+
+    for (const yami_partial *p = c->partials; p != NULL; p = p->next)
+        if (t == 0 || p->started_ms < t)
+            t = p->started_ms;
+    return t;
+}
+
 /*
  * out is only the scratch space of mk_session_handle(). Of it, only the
  * first `dirty` bytes can have held plaintext, so only those are wiped at
@@ -317,10 +330,12 @@ void yami__run(yami_conn *c, yami_op *ops, yami_result *res)
     int r;
 
     for (yami_op *op = ops; op != NULL && res->err == 0; op = op->next) {
+        c->op_at_ms = op->at_ms;
         if (op->type == YAMI_OP_UNITS)
             run_units(c, op->data, op->len, out, &dirty, res);
         else if (!yami__cancelled(c) && (r = run_seal(c, op, res)) != MK_OK)
             fail_internal(res, r);
     }
     mkd_wipe(out, dirty);
+    res->partial_since_ms = oldest_partial(c);
 }

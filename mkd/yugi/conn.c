@@ -221,6 +221,11 @@ static uint64_t conn_deadline(const yugi_conn *c, int *why)
         if (c->inflight == 0 && yami_idle(c) && c->wq_bytes == 0)
             earlier(&d, why, c->last_active + lim->idle_timeout_ms,
                     YUGI_CR_TO_IDLE);
+        /* A request left unfinished holds its buffer: however lively the
+         * rest of the connection, it has this long to be complete. */
+        if (c->partial_since != 0)
+            earlier(&d, why, c->partial_since + lim->partial_request_timeout_ms,
+                    YUGI_CR_TO_REQUEST);
         break;
     case YUGI_DRAINING:
         earlier(&d, why, c->drain_until, -1);

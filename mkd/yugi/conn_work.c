@@ -300,6 +300,7 @@ void yugi__on_result(void *owner, yami_result *res)
 
     c->hs_queued -= k;
     srv->hs_inflight -= k;
+    c->partial_since = res->partial_since_ms;
     if (c->state != YUGI_CLOSED)
         apply_result(c, res);
     if (!res->ran_inline)

@@ -76,9 +76,10 @@ struct yugi_conn {
     uint16_t peer_port;
     uint64_t accepted_at, last_active, unit_start, write_progress;
     uint64_t linger_until, drain_until, timer_at;
-    size_t wq_bytes;   /* bytes handed to uv_write, not yet written */
-    unsigned inflight; /* requests at the backend or being answered */
-    yugi_req *reqs;    /* at the backend */
+    uint64_t partial_since; /* oldest request being received began; 0 */
+    size_t wq_bytes;        /* bytes handed to uv_write, not yet written */
+    unsigned inflight;      /* requests at the backend or being answered */
+    yugi_req *reqs;         /* at the backend */
     uint8_t session_id[MK_SESSION_ID_LEN];
     yugi_framer framer;
     /* Units read in one read callback, queued to Yami as one operation. */

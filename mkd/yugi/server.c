@@ -23,6 +23,7 @@ static const char *const reason_keys[YUGI_CR_COUNT] = {
     "timeout_idle",
     "timeout_unit",
     "timeout_write",
+    "timeout_request",
     "refused",
     "internal",
     "shutdown",
@@ -112,7 +113,8 @@ static void log_summary(yugi_server *srv)
     now.handshakes = st->hs_full + st->hs_resumed;
     now.timeouts = st->close_reason[YUGI_CR_TO_HANDSHAKE] +
                    st->close_reason[YUGI_CR_TO_UNIT] +
-                   st->close_reason[YUGI_CR_TO_WRITE];
+                   st->close_reason[YUGI_CR_TO_WRITE] +
+                   st->close_reason[YUGI_CR_TO_REQUEST];
     if (now.refused != last->refused || now.failed != last->failed ||
         now.timeouts != last->timeouts)
         mkd_info(0,

@@ -445,6 +445,56 @@ static void test_timeouts(void **st)
     stop_clean();
 }
 
+/* A request left unfinished: from its first record it has
+ * partial_request_timeout_ms to be complete, however lively the rest of
+ * the connection (here, small requests answered all along); then the
+ * connection is closed, counted as timeout_request. */
+static void test_partial_request_timeout(void **st)
+{
+    static const char *const args[] = {"--partial_request_timeout_ms=1500",
+                                       "--idle_timeout_ms=600000", NULL};
+    mk_client_config *cc;
+    mkt_client c;
+    uint8_t rec[2000], body[1000] = {0}, *resp = NULL;
+    size_t n = 0, rlen = 0;
+    uint64_t t0, until;
+    int served = 0, r = MK_OK, ok = 0;
+    (void)st;
+
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
+    cc = pinned();
+    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
+    /* The first record of a request whose last never comes. */
+    assert_int_equal(mk_seal_record(c.s, c.next_id++, 0, body, sizeof body, rec,
+                                    sizeof rec, &n),
+                     MK_OK);
+    assert_int_equal(mkt_send_all(c.fd, rec, n), 0);
+    t0 = tl_now_ms();
+    until = t0 + tl_deadline_ms(30000);
+    while (r == MK_OK && tl_now_ms() < until) {
+        r = mkt_client_request(&c, body, 100, &resp, &rlen, NULL);
+        free(resp);
+        resp = NULL;
+        served += r == MK_OK;
+        if (r == MK_OK)
+            tl_sleep_ms(100);
+    }
+    fprintf(stderr,
+            "partial request: %d other requests served, closed after %llu "
+            "ms\n",
+            served, (unsigned long long)(tl_now_ms() - t0));
+    assert_int_not_equal(r, MK_OK);
+    assert_true(served >= 3);
+    /* Closed by that deadline, not before. */
+    assert_true(tl_now_ms() - t0 >= 1000);
+    TL_POLL_UNTIL(ok, mkt_status(&D, "closed.timeout_request") == 1, 10000);
+    assert_true(ok);
+    c.eof = 1;
+    mkt_client_close(&c);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
 /* A peer that stops reading: the daemon stops reading from it once too
  * much waits to be written, and closes it at the write deadline. */
 static void test_write_stall(void **st)
@@ -1294,6 +1344,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_declared_length_stall, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_timeouts, mkt_setup, mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_partial_request_timeout, mkt_setup,
+                                        mkt_teardown),
         cmocka_unit_test_setup_teardown(test_write_stall, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_drop_privileges, mkt_setup,

@@ -46,6 +46,7 @@ typedef struct mkd_config {
     uint32_t handshake_timeout_ms;
     uint32_t idle_timeout_ms;
     uint32_t unit_timeout_ms;
+    uint32_t partial_request_timeout_ms;
     uint32_t write_timeout_ms;
     uint32_t shutdown_timeout_ms;
     uint32_t max_message;

@@ -82,6 +82,9 @@ typedef struct yami_result {
     unsigned responses;       /* responses and error records sealed */
     unsigned aborted;         /* requests refused for a buffer cap */
     unsigned aborted_budget;  /* ... of which for the global budget */
+    /* When the oldest request still being received after this job had its
+     * first record queued (the loop's clock, uv_now); 0: none. */
+    uint64_t partial_since_ms;
     uint8_t session_id[MK_SESSION_ID_LEN];
     int ran_inline; /* ran on the loop thread inside yami_kick() */
 } yami_result;

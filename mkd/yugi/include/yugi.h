@@ -41,8 +41,9 @@ typedef struct yugi_limits {
     uint32_t retry_after_ms; /* what a refused client is told */
     uint32_t handshake_timeout_ms;
     uint32_t idle_timeout_ms;
-    uint32_t unit_timeout_ms;  /* a unit half received */
-    uint32_t write_timeout_ms; /* a write without progress */
+    uint32_t unit_timeout_ms;            /* a unit half received */
+    uint32_t partial_request_timeout_ms; /* a request half received */
+    uint32_t write_timeout_ms;           /* a write without progress */
     uint32_t shutdown_timeout_ms;
     uint32_t conn_buffer_max;  /* request bytes being reassembled */
     uint32_t buffer_budget;    /* ... on all connections, plus output */
@@ -65,10 +66,11 @@ enum yugi_close_reason {
     YUGI_CR_PROTO,        /* peer broke the protocol */
     YUGI_CR_TO_HANDSHAKE, /* handshake deadline */
     YUGI_CR_TO_IDLE,
-    YUGI_CR_TO_UNIT,  /* half-received unit (slowloris) */
-    YUGI_CR_TO_WRITE, /* peer stopped reading */
-    YUGI_CR_REFUSED,  /* limits: told to retry later */
-    YUGI_CR_INTERNAL, /* our failure (memory) */
+    YUGI_CR_TO_UNIT,    /* half-received unit (slowloris) */
+    YUGI_CR_TO_WRITE,   /* peer stopped reading */
+    YUGI_CR_TO_REQUEST, /* a request left unfinished */
+    YUGI_CR_REFUSED,    /* limits: told to retry later */
+    YUGI_CR_INTERNAL,   /* our failure (memory) */
     YUGI_CR_SHUTDOWN,
     YUGI_CR_COUNT
 };
