@@ -57,8 +57,8 @@ static void put_traffic(mkd_text *t, const yugi_stats *st, const yami_stats *ys)
     mkd_text_put(t, "queue.jobs %llu\n", U(ys->jobs_started - ys->jobs_done));
     mkd_text_put(t, "queue.jobs_total %llu\n", U(ys->jobs_started));
     mkd_text_put(t, "queue.jobs_inline %llu\n", U(ys->jobs_inline));
-    mkd_text_put(t, "queue.hellos %llu\n", U(ys->hellos_queued));
-    mkd_text_put(t, "queue.hellos_max %llu\n", U(ys->hellos_queued_max));
+    mkd_text_put(t, "queue.full_hellos %llu\n", U(ys->full_queued));
+    mkd_text_put(t, "queue.full_hellos_max %llu\n", U(ys->full_queued_max));
     mkd_text_put(t, "queue.hellos_run %llu\n", U(ys->hellos_run));
     mkd_text_put(t, "queue.rsa_slots %u\n", ys->rsa_slots);
     mkd_text_put(t, "queue.rsa_running %u\n", ys->rsa_running);

@@ -202,7 +202,7 @@ unsigned yami_conn_cancel(yami_conn *c)
 {
     atomic_store_explicit(&c->cancelled, 1, memory_order_relaxed);
     yami_drop_queued(c);
-    return c->busy ? c->job_hellos : 0;
+    return c->busy ? c->job_full : 0;
 }
 
 int yami__cancelled(const yami_conn *c)

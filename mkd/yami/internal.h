@@ -71,7 +71,7 @@ struct yami_conn {
     size_t queued_full;    /* ... of which may need the RSA key */
     int busy;              /* a pool job is in flight */
     int running_inline;    /* yami_kick() is running jobs inline */
-    unsigned job_hellos;   /* CLIENT_HELLO units of the job in flight */
+    unsigned job_full;     /* full hellos of the job in flight */
     /* Set on the loop thread by yami_conn_cancel, read by the pool thread
      * before each unit: the only field both touch while a job runs. */
     atomic_int cancelled;

@@ -64,7 +64,7 @@ typedef struct yami_job {
     yami_conn *c;
     yami_op *ops;
     unsigned hellos; /* CLIENT_HELLO units among ops */
-    int rsa;         /* a full hello among them: it takes an RSA slot */
+    unsigned full;   /* ... of which full: the job takes an RSA slot */
     yami_result res;
 } job;
 
@@ -180,15 +180,15 @@ void yami__budget_give(yami *y, size_t n)
 static void count_queued(yami *y, const job *j)
 {
     y->st.jobs_started++;
-    y->st.hellos_queued += j->hellos;
-    if (y->st.hellos_queued > y->st.hellos_queued_max)
-        y->st.hellos_queued_max = y->st.hellos_queued;
+    y->st.full_queued += j->full;
+    if (y->st.full_queued > y->st.full_queued_max)
+        y->st.full_queued_max = y->st.full_queued;
 }
 
 static void count_done(yami *y, const job *j)
 {
     y->st.jobs_done++;
-    y->st.hellos_queued -= j->hellos;
+    y->st.full_queued -= j->full;
     y->st.hellos_run += j->res.hellos;
     y->st.hellos_skipped += j->res.hellos_skipped;
     y->st.hellos_orphaned += j->res.hellos_orphaned;
@@ -208,7 +208,8 @@ static void job_finish(job *j)
     count_done(c->pool, j);
     yami__free_ops(j->ops);
     c->busy = 0;
-    c->job_hellos = 0;
+    c->job_full = 0;
+    j->res.full_hellos = j->full;
     c->on_result(c->owner, &j->res);
     yami__result_free(&j->res);
     free(j);
@@ -223,7 +224,7 @@ static int job_submit(job *j)
 
     if (uv_queue_work(y->loop, &j->work, work_cb, after_work_cb) != 0)
         return MKD_ERR_LOOP;
-    if (j->rsa)
+    if (j->full)
         y->rsa_running++;
     return MKD_OK;
 }
@@ -280,7 +281,7 @@ static void after_work_cb(uv_work_t *w, int status)
     yami *y = j->c->pool;
 
     (void)status; /* never cancelled: uv_cancel is not used */
-    if (j->rsa) {
+    if (j->full) {
         /* The next RSA job starts before this result is applied. */
         y->rsa_running--;
         pump(y);
@@ -354,9 +355,9 @@ int yami_kick(yami_conn *c)
     j->c = c;
     j->ops = c->head;
     j->hellos = (unsigned)c->queued_hellos;
-    j->rsa = c->queued_full > 0;
+    j->full = (unsigned)c->queued_full;
     /* Behind the held ones, if any: RSA jobs start in arrival order. */
-    if (j->rsa && (y->held != NULL || y->rsa_running >= y->rsa_slots)) {
+    if (j->full && (y->held != NULL || y->rsa_running >= y->rsa_slots)) {
         held_push(y, j);
     } else if ((r = job_submit(j)) != MKD_OK) {
         free(j);
@@ -364,7 +365,7 @@ int yami_kick(yami_conn *c)
     }
     (void)yami__take_queue(c);
     c->busy = 1;
-    c->job_hellos = j->hellos;
+    c->job_full = j->full;
     count_queued(y, j);
     return MKD_OK;
 }

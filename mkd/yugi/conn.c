@@ -58,14 +58,14 @@ static void on_handle_closed(uv_handle_t *h)
 }
 
 /* Give back what the connection counted against the limits, except the
- * hellos of its Yami job in flight (job_hellos): those still hold their
+ * full hellos of its Yami job in flight (job_full): those still hold their
  * slot under max_handshakes until the job's result reports them (handled
  * or skipped), or hanging up after a hello would free a slot while its RSA
  * work is still queued. */
-static void conn_uncount(yugi_conn *c, unsigned job_hellos)
+static void conn_uncount(yugi_conn *c, unsigned job_full)
 {
     yugi_server *srv = c->srv;
-    unsigned give = c->hs_queued > job_hellos ? c->hs_queued - job_hellos : 0;
+    unsigned give = c->hs_queued > job_full ? c->hs_queued - job_full : 0;
 
     srv->hs_inflight -= give;
     c->hs_queued -= give;
@@ -103,7 +103,7 @@ static void conn_cancel_requests(yugi_conn *c)
 void yugi__conn_close(yugi_conn *c, int reason)
 {
     yugi_server *srv = c->srv;
-    unsigned job_hellos = 0;
+    unsigned job_full = 0;
 
     if (c->state == YUGI_CLOSED)
         return;
@@ -113,7 +113,7 @@ void yugi__conn_close(yugi_conn *c, int reason)
      * flight skips what it has not started (a hello's RSA operation) and
      * its result is dropped in on_result. */
     if (c->yami != NULL)
-        job_hellos = yami_conn_cancel(c->yami);
+        job_full = yami_conn_cancel(c->yami);
     if (reason >= 0 && reason < YUGI_CR_COUNT)
         c->close_reason = reason;
     srv->st.close_reason[c->close_reason]++;
@@ -121,7 +121,7 @@ void yugi__conn_close(yugi_conn *c, int reason)
     mkd_debug(c->id, "close %s (%s:%u)", yugi_close_reason_key(c->close_reason),
               c->peer, c->peer_port);
     conn_cancel_requests(c);
-    conn_uncount(c, job_hellos);
+    conn_uncount(c, job_full);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else

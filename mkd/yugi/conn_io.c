@@ -126,10 +126,12 @@ static int batch_put(yugi_conn *c, const uint8_t *p, size_t n)
     return MKD_OK;
 }
 
-/* The limits a hello passes: the global cap on handshakes in progress,
- * then the source address's token bucket for its kind: full handshakes
- * (an RSA operation each) or resumptions (cheaper, at a higher rate).
- * MKD_OK, or MKD_STOPPED when refused. */
+/* The limits a hello passes: for a full handshake (an RSA operation) the
+ * global cap on full handshakes in progress, then for either kind the
+ * source address's token bucket (resumptions: cheaper, a higher rate).
+ * A resumption is not held to the cap: a flood of full hellos that fills
+ * it must not lock out the clients that need no RSA work. MKD_OK, or
+ * MKD_STOPPED when refused. */
 static int admit_hello(yugi_conn *c, const uint8_t *unit, size_t len)
 {
     yugi_server *srv = c->srv;
@@ -140,7 +142,7 @@ static int admit_hello(yugi_conn *c, const uint8_t *unit, size_t len)
                                                   : YUGI_BUCKET_FULL;
     uint32_t wait;
 
-    if (srv->hs_inflight >= lim->max_handshakes) {
+    if (kind == YUGI_BUCKET_FULL && srv->hs_inflight >= lim->max_handshakes) {
         srv->st.refused_handshakes++;
         mkd_debug(c->id, "refused: %u handshakes in progress",
                   srv->hs_inflight);
@@ -158,8 +160,10 @@ static int admit_hello(yugi_conn *c, const uint8_t *unit, size_t len)
         return refuse_hello(
             c, wait > lim->retry_after_ms ? wait : lim->retry_after_ms);
     }
-    c->hs_queued++;
-    srv->hs_inflight++;
+    if (kind == YUGI_BUCKET_FULL) {
+        c->hs_queued++;
+        srv->hs_inflight++;
+    }
     c->hello_seen = 1;
     return MKD_OK;
 }

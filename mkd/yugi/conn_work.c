@@ -289,13 +289,13 @@ static void apply_result(yugi_conn *c, yami_result *res)
 
 /* A Yami job's result, from the pool (after-work callback) or inline
  * (from inside yugi__conn_kick). Both take the same path; only the pool
- * job holds a reference to drop. Its hellos, handled or skipped, give
+ * job holds a reference to drop. Its full hellos, handled or skipped, give
  * back their handshake slots here, also for a closed connection. */
 void yugi__on_result(void *owner, yami_result *res)
 {
     yugi_conn *c = owner;
     yugi_server *srv = c->srv;
-    unsigned done = res->hellos + res->hellos_skipped;
+    unsigned done = res->full_hellos;
     unsigned k = done < c->hs_queued ? done : c->hs_queued;
 
     c->hs_queued -= k;

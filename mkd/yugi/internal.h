@@ -70,7 +70,7 @@ struct yugi_conn {
     unsigned hello_seen : 1;
     unsigned failed : 1; /* the session failed: nothing more is sealed */
     unsigned timer_armed : 1;
-    unsigned hs_queued; /* hellos queued to Yami and counted */
+    unsigned hs_queued; /* full hellos queued to Yami and counted */
     yugi_addr *addr;
     char peer[46];
     uint16_t peer_port;
@@ -117,7 +117,7 @@ struct yugi_server {
     yugi_conn *conns;
     size_t nconns; /* established or handshaking */
     size_t nrefusing;
-    unsigned hs_inflight; /* hellos queued or running in Yami */
+    unsigned hs_inflight; /* full hellos queued or running in Yami */
     uint64_t next_id;
     yugi_addrs addrs;
     yugi_stats st; /* counters; gauges filled on request */

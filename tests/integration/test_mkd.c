@@ -19,7 +19,9 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1015,17 +1017,100 @@ static void test_hit_and_run(void **st)
     fprintf(stderr,
             "%d hit-and-run hellos, max_handshakes 4: %lld run, %lld "
             "skipped, %lld refused; at most %lld queued at once\n",
-            N, run, skipped, refused, mkt_status(&D, "queue.hellos_max"));
+            N, run, skipped, refused, mkt_status(&D, "queue.full_hellos_max"));
     assert_true(ok);
-    assert_true(mkt_status(&D, "queue.hellos_max") <= 4);
+    assert_true(mkt_status(&D, "queue.full_hellos_max") <= 4);
     assert_true(skipped > 0);
     TL_POLL_UNTIL(ok, mkt_status(&D, "handshakes.in_progress") == 0, 10000);
     assert_true(ok);
-    assert_int_equal(mkt_status(&D, "queue.hellos"), 0);
+    assert_int_equal(mkt_status(&D, "queue.full_hellos"), 0);
     /* The slots came back: a real client still handshakes. */
     assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
     echo_ok(&c, 100, 1);
     mkt_client_close(&c);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* A flood of full hellos that keeps max_handshakes full does not lock
+ * out resumptions: they need no RSA work and are not held to that cap
+ * (their own per-address bucket bounds them). */
+typedef struct hello_flood {
+    pthread_t t;
+    const uint8_t *hello;
+    size_t len;
+    atomic_int stop;
+    unsigned long sent;
+} hello_flood;
+
+static void *hello_flood_main(void *arg)
+{
+    hello_flood *f = arg;
+    int fds[8];
+
+    while (!atomic_load(&f->stop)) {
+        for (int i = 0; i < 8; i++) {
+            char src[32];
+            snprintf(src, sizeof src, "127.0.7.%lu", 1 + f->sent % 200);
+            fds[i] = mkt_tcp_connect(src, D.port);
+            if (fds[i] >= 0 && mkt_send_all(fds[i], f->hello, f->len) == 0)
+                f->sent++;
+        }
+        /* Each waits for its answer (the server hello or retry-later). */
+        for (int i = 0; i < 8; i++) {
+            if (fds[i] < 0)
+                continue;
+            struct pollfd pfd = {fds[i], POLLIN, 0};
+            uint8_t b[64];
+            if (poll(&pfd, 1, 5000) > 0)
+                (void)recv(fds[i], b, sizeof b, 0);
+            close(fds[i]);
+        }
+    }
+    return NULL;
+}
+
+static void test_resume_during_flood(void **st)
+{
+    static const char *const args[] = {
+        "--max_handshakes=4", "--threads=1", "--handshake_rate=0",
+        "--max_pending_per_address=100000", NULL};
+    static hello_flood f;
+    uint8_t hello[MK_HANDLE_OUT_LEN], blob[MK_SESSION_BLOB_MAX];
+    size_t blen = 0;
+    mk_client_config *cc;
+    mkt_client c;
+    mk_session *s = NULL;
+    int resumed = 0, ok = 0;
+    (void)st;
+
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
+    cc = pinned();
+    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
+    assert_int_equal(mkt_client_export(&c, blob, sizeof blob, &blen), MK_OK);
+    mkt_client_close(&c);
+    assert_int_equal(mk_session_new_client(&s, cc, NULL, 0), MK_OK);
+    memset(&f, 0, sizeof f);
+    f.hello = hello;
+    assert_int_equal(mk_client_hello(s, hello, sizeof hello, &f.len), MK_OK);
+    mk_session_free(s);
+    assert_int_equal(pthread_create(&f.t, NULL, hello_flood_main, &f), 0);
+    /* The flood has filled the cap at least once. */
+    TL_POLL_UNTIL(ok, mkt_status(&D, "refused.handshakes_in_progress") > 0,
+                  20000);
+    for (int i = 0; i < 50; i++) {
+        int r = mkt_client_open(&c, cc, NULL, D.port, blob, blen);
+        resumed += r == MK_OK && mkt_client_resumed(&c);
+        mkt_client_close(&c);
+    }
+    atomic_store(&f.stop, 1);
+    pthread_join(f.t, NULL);
+    fprintf(stderr,
+            "during a flood of %lu full hellos (max_handshakes 4, %lld "
+            "refused): %d of 50 resumptions\n",
+            f.sent, mkt_status(&D, "refused.handshakes_in_progress"), resumed);
+    assert_true(ok);
+    assert_int_equal(resumed, 50);
     mk_client_config_unref(cc);
     stop_clean();
 }
@@ -1365,6 +1450,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_handshakes_in_progress, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_hit_and_run, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_during_flood, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_drains, mkt_setup,
                                         mkt_teardown),

@@ -77,11 +77,15 @@ typedef struct yami_result {
     unsigned hellos;          /* CLIENT_HELLO units handled */
     unsigned hellos_skipped;  /* ... not handled: the conn was cancelled */
     unsigned hellos_orphaned; /* handled, but cancelled meanwhile */
-    int peer_closed;          /* the peer's close record arrived */
-    int close_sent;           /* our close record was sealed */
-    unsigned responses;       /* responses and error records sealed */
-    unsigned aborted;         /* requests refused for a buffer cap */
-    unsigned aborted_budget;  /* ... of which for the global budget */
+    /* CLIENT_HELLOs of this job that may need the RSA key (not a
+     * well-formed resumption), all done with now: handled, skipped, or
+     * dropped after the session failed. */
+    unsigned full_hellos;
+    int peer_closed;         /* the peer's close record arrived */
+    int close_sent;          /* our close record was sealed */
+    unsigned responses;      /* responses and error records sealed */
+    unsigned aborted;        /* requests refused for a buffer cap */
+    unsigned aborted_budget; /* ... of which for the global budget */
     /* When the oldest request still being received after this job had its
      * first record queued (the loop's clock, uv_now); 0: none. */
     uint64_t partial_since_ms;
@@ -97,9 +101,9 @@ typedef void (*yami_result_fn)(void *owner, yami_result *res);
 typedef struct yami_stats {
     uint64_t jobs_started, jobs_done; /* pool jobs */
     uint64_t jobs_inline;             /* jobs run on the loop thread */
-    /* CLIENT_HELLO units in pool jobs not done yet (a gauge) and the most
-     * there ever were at once. */
-    uint64_t hellos_queued, hellos_queued_max;
+    /* Full hellos (RSA work) in pool jobs not done yet (a gauge) and the
+     * most there ever were at once. */
+    uint64_t full_queued, full_queued_max;
     uint64_t hellos_run;      /* handled (each a handshake's crypto) */
     uint64_t hellos_skipped;  /* never handled: their conn was cancelled */
     uint64_t hellos_orphaned; /* cancelled while they ran */
@@ -169,10 +173,9 @@ void yami_drop_queued(yami_conn *c);
 /* The connection is gone: drop what is queued, and let the job in flight
  * (if any) skip every unit it has not started, so no hello of a closed
  * connection costs an RSA operation. The job's result still comes, with
- * the hellos it skipped in hellos_skipped. Returns the CLIENT_HELLO units
- * of the job in flight (0 if none): its result reports each of them,
- * handled or skipped, which keeps the owner's count of handshakes in
- * progress exact. */
+ * the hellos it skipped in hellos_skipped. Returns the full hellos of the
+ * job in flight (0 if none): its result reports them in full_hellos,
+ * which keeps the owner's count of handshakes in progress exact. */
 unsigned yami_conn_cancel(yami_conn *c);
 /* Start a job if none is in flight and operations are queued: inline (see
  * above: the owner's callback runs, possibly several times, before this

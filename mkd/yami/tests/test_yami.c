@@ -608,7 +608,7 @@ static void test_yami_inline(void **st)
 
 /* A result collector for connections whose owner went away. */
 typedef struct gone {
-    unsigned results, hellos, skipped, orphaned;
+    unsigned results, hellos, skipped, orphaned, full;
     size_t out_len;
 } gone;
 
@@ -618,6 +618,7 @@ static void gone_on_result(void *owner, yami_result *res)
 
     g->results++;
     g->hellos += res->hellos;
+    g->full += res->full_hellos;
     g->skipped += res->hellos_skipped;
     g->orphaned += res->hellos_orphaned;
     g->out_len += res->out_len;
@@ -686,7 +687,7 @@ static void test_yami_cancel(void **st)
     assert_int_equal(yami_kick(y), MKD_OK);
     TL_POLL_UNTIL(ok, gate_waiting() == 1, 10000);
     assert_true(ok);
-    assert_int_equal(pool->st.hellos_queued, 1);
+    assert_int_equal(pool->st.full_queued, 1);
     assert_int_equal(yami_conn_cancel(y), 1);
     gate_set(0);
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
@@ -694,10 +695,11 @@ static void test_yami_cancel(void **st)
     assert_int_equal(g.hellos, 1);
     assert_int_equal(g.orphaned, 1);
     assert_int_equal(g.skipped, 0);
+    assert_int_equal(g.full, 1);
     assert_int_equal(pool->st.hellos_run, 1);
     assert_int_equal(pool->st.hellos_orphaned, 1);
-    assert_int_equal(pool->st.hellos_queued, 0);
-    assert_int_equal(pool->st.hellos_queued_max, 1);
+    assert_int_equal(pool->st.full_queued, 0);
+    assert_int_equal(pool->st.full_queued_max, 1);
     yami_conn_free(y);
 
     assert_int_equal(uv_loop_close(&loop), 0);
