@@ -19,7 +19,8 @@
  * flood's hellos: refused, run, skipped for a closed connection, or run
  * while their connection closed (orphaned).
  *
- * Usage: mkd_flood_bench [--seconds=N] [--factor=F] [--quick] [-- OPTION...]
+ * Usage: mkd_flood_bench [--seconds=N] [--factor=F | --rate=HELLOS_PER_S]
+ *                        [--quick] [-- OPTION...]
  * (the options after "--" go to mkd, e.g. -- --backlog=4096)
  * (run from the project root; MKD_BIN overrides the mkd binary). Figures
  * are reported, never judged: the exit status is 0 whenever it ran.
@@ -558,7 +559,7 @@ static void report_flood(const flooder *f, double seconds, double target,
 
 /* Options; what follows "--" goes to mkd (into args, from index 1). */
 static void parse_args(int argc, char **argv, double *seconds, double *factor,
-                       int *quick, const char **args)
+                       double *rate, int *quick, const char **args)
 {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0) {
@@ -570,6 +571,8 @@ static void parse_args(int argc, char **argv, double *seconds, double *factor,
             *seconds = atof(argv[i] + 10);
         else if (strncmp(argv[i], "--factor=", 9) == 0)
             *factor = atof(argv[i] + 9);
+        else if (strncmp(argv[i], "--rate=", 7) == 0)
+            *rate = atof(argv[i] + 7);
         else if (strcmp(argv[i], "--quick") == 0)
             *quick = 1;
     }
@@ -623,13 +626,14 @@ int main(int argc, char **argv)
     const char *args[32] = {"--log_level=warn"};
     static legit g[RESUMERS + FULLS];
     static flooder f[FLOOD_THREADS];
-    double seconds = 10, factor = 10, sign_s, capacity;
+    double seconds = 10, factor = 10, rate = 0, sign_s, capacity;
+    long long slots;
     int quick = 0, maxfd = raise_nofile();
     long rss_idle, rss_idle_max, rss_flood_max, rss_end;
     counters c0, c1;
 
     tl_set_prog("mkd_flood_bench");
-    parse_args(argc, argv, &seconds, &factor, &quick, args);
+    parse_args(argc, argv, &seconds, &factor, &rate, &quick, args);
     signal(SIGPIPE, SIG_IGN);
     sign_s = openssl_rsa_sign_s(quick ? 1 : 3);
     if (mkt_daemon_mkdir(&D) != 0 || mkt_daemon_start(&D, args) != 0 ||
@@ -640,14 +644,19 @@ int main(int argc, char **argv)
         return 0;
     }
     make_hellos();
-    capacity = sign_s > 0 ? mkt_status(&D, "queue.rsa_slots") / sign_s : 1000;
+    /* An mkd from before RSA slots let RSA work take every thread. */
+    if ((slots = mkt_status(&D, "queue.rsa_slots")) < 1)
+        slots = sysconf(_SC_NPROCESSORS_ONLN);
+    capacity = sign_s > 0 ? (double)slots / sign_s : 1000;
+    if (rate <= 0)
+        rate = factor * capacity;
 
     rss_idle = mkt_rss_kb(D.pid);
     start_legit(g);
     rss_idle_max = sample_rss((unsigned)(seconds * 1000));
     read_counters(&c0);
     atomic_store(&phase, 1);
-    start_flood(f, factor * capacity, maxfd);
+    start_flood(f, rate, maxfd);
     rss_flood_max = sample_rss((unsigned)(seconds * 1000));
     atomic_store(&phase, 2);
     atomic_store(&stop_flood, 1);
@@ -662,12 +671,11 @@ int main(int argc, char **argv)
 
     printf("## mkd under a handshake flood (%s)\n\n", quick ? "quick" : "full");
     printf("openssl speed rsa2048: private op %.1f us; mkd RSA slots %lld: "
-           "capacity about %.0f full handshakes/s; flood at %.0fx = %.0f/s\n",
-           sign_s * 1e6, mkt_status(&D, "queue.rsa_slots"), capacity, factor,
-           factor * capacity);
+           "capacity about %.0f full handshakes/s; flood at %.1fx = %.0f/s\n",
+           sign_s * 1e6, slots, capacity, rate / capacity, rate);
     report_resumed(g, seconds);
     report_full(g);
-    report_flood(f, seconds, factor * capacity, &c0, &c1);
+    report_flood(f, seconds, rate, &c0, &c1);
     printf("\nmkd VmRSS: %ld kB at start, %ld kB most while idle, %ld kB most "
            "during the flood (+%.1f MiB over idle; target < 32 MiB), %ld kB "
            "after\n",
