@@ -384,26 +384,6 @@ static void make_hellos(void)
     }
 }
 
-/* The RSA-2048 private operation, in seconds, from openssl speed. */
-static double openssl_rsa_sign_s(int seconds)
-{
-    char cmd[128], line[512];
-    double sign = 0;
-    FILE *p;
-
-    snprintf(cmd, sizeof cmd, "openssl speed -seconds %d rsa2048 2>/dev/null",
-             seconds);
-    if ((p = popen(cmd, "r")) == NULL)
-        return 0;
-    while (fgets(line, sizeof line, p) != NULL) {
-        double s, v;
-        if (sscanf(line, "rsa 2048 bits %lfs %lfs", &s, &v) == 2)
-            sign = s;
-    }
-    pclose(p);
-    return sign;
-}
-
 /* Sleep for ms, sampling mkd's VmRSS every 100 ms; the largest seen. */
 static long sample_rss(unsigned ms)
 {
@@ -635,7 +615,7 @@ int main(int argc, char **argv)
     tl_set_prog("mkd_flood_bench");
     parse_args(argc, argv, &seconds, &factor, &rate, &quick, args);
     signal(SIGPIPE, SIG_IGN);
-    sign_s = openssl_rsa_sign_s(quick ? 1 : 3);
+    sign_s = mkt_openssl_rsa2048(quick ? 1 : 3, NULL);
     if (mkt_daemon_mkdir(&D) != 0 || mkt_daemon_start(&D, args) != 0 ||
         first_session() != 0) {
         fprintf(stderr, "mkd_flood_bench: cannot start mkd (%s)\n",

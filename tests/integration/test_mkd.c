@@ -87,6 +87,51 @@ static mk_client_config *pinned(void)
     return cc;
 }
 
+/* A fresh client's CLIENT_HELLO (a full handshake) into out; its length. */
+static size_t fresh_hello(mk_client_config *cc, uint8_t *out, size_t cap)
+{
+    mk_session *s = NULL;
+    size_t n = 0;
+
+    assert_int_equal(mk_session_new_client(&s, cc, NULL, 0), MK_OK);
+    assert_int_equal(mk_client_hello(s, out, cap, &n), MK_OK);
+    mk_session_free(s);
+    return n;
+}
+
+/* What n connections in a row from one address made of a token bucket. */
+typedef struct opens {
+    int ok, busy;
+    uint8_t blob[MK_SESSION_BLOB_MAX]; /* of the first that got through */
+    size_t blen;
+} opens;
+
+/* n handshakes from src (resumptions, with blob): each must get through
+ * (resumed, if it resumes) or be told to retry later with a wait. */
+static void open_many(mk_client_config *cc, const char *src,
+                      const uint8_t *blob, size_t blen, int n, opens *o)
+{
+    mkt_client c;
+
+    memset(o, 0, sizeof *o);
+    for (int i = 0; i < n; i++) {
+        int r = mkt_client_open(&c, cc, src, D.port, blob, blen);
+        if (r == MK_OK) {
+            assert_true(blob == NULL || mkt_client_resumed(&c));
+            o->ok++;
+            if (o->blen == 0)
+                assert_int_equal(
+                    mkt_client_export(&c, o->blob, sizeof o->blob, &o->blen),
+                    MK_OK);
+        } else {
+            assert_int_equal(r, MK_ERR_PEER_RETRY_LATER);
+            assert_true(mk_session_retry_after(c.s) > 0);
+            o->busy++;
+        }
+        mkt_client_close(&c);
+    }
+}
+
 /* ------------------------------------------------------------------ */
 
 /* First run: no configuration, a key generated and reported, a full
@@ -274,12 +319,8 @@ static void one_of_each_bad(mk_client_config *cc, uint32_t seed)
     }
     /* Out of state after the handshake: a second CLIENT_HELLO. */
     {
-        mk_session *s = NULL;
-        size_t n = 0;
+        size_t n = fresh_hello(cc, buf, sizeof buf);
         assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
-        assert_int_equal(mk_session_new_client(&s, cc, NULL, 0), MK_OK);
-        assert_int_equal(mk_client_hello(s, buf, sizeof buf, &n), MK_OK);
-        mk_session_free(s);
         assert_int_equal(mkt_send_all(c.fd, buf, n), 0);
         assert_int_equal(mkt_wait_closed(c.fd, 5000), 0);
         mkt_client_close(&c);
@@ -395,7 +436,6 @@ static void test_timeouts(void **st)
     mk_client_config *cc;
     mkt_client c;
     uint8_t hello[MK_HANDLE_OUT_LEN];
-    mk_session *s = NULL;
     size_t n = 0;
     uint64_t t0;
     int fd, closed = 0, ok = 0;
@@ -407,9 +447,7 @@ static void test_timeouts(void **st)
      * from its first byte, whatever arrives after. Were it moved by each
      * byte (300 ms < 1000 ms), the connection would last until the hello
      * is whole: that it closes before is the proof, not a clock. */
-    assert_int_equal(mk_session_new_client(&s, cc, NULL, 0), MK_OK);
-    assert_int_equal(mk_client_hello(s, hello, sizeof hello, &n), MK_OK);
-    mk_session_free(s);
+    n = fresh_hello(cc, hello, sizeof hello);
     fd = mkt_tcp_connect(NULL, D.port);
     assert_true(fd >= 0);
     t0 = tl_now_ms();
@@ -838,39 +876,24 @@ static void test_handshake_flood(void **st)
                                        "--handshake_burst=3", NULL};
     mk_client_config *cc;
     mkt_client c;
-    uint8_t blob[MK_SESSION_BLOB_MAX];
-    size_t blen = 0;
-    int ok = 0, busy = 0;
+    static opens o;
     (void)st;
 
     assert_int_equal(mkt_daemon_start(&D, args), 0);
     cc = pinned();
-    for (int i = 0; i < 20; i++) {
-        int r = mkt_client_open(&c, cc, "127.0.0.2", D.port, NULL, 0);
-        if (r == MK_OK) {
-            ok++;
-            if (blen == 0)
-                assert_int_equal(
-                    mkt_client_export(&c, blob, sizeof blob, &blen), MK_OK);
-        } else {
-            assert_int_equal(r, MK_ERR_PEER_RETRY_LATER);
-            assert_true(mk_session_retry_after(c.s) > 0);
-            busy++;
-        }
-        mkt_client_close(&c);
-    }
-    fprintf(stderr, "flood from 127.0.0.2: %d handshakes, %d retry-later\n", ok,
-            busy);
-    assert_true(ok >= 3);
-    assert_true(busy >= 10);
+    open_many(cc, "127.0.0.2", NULL, 0, 20, &o);
+    fprintf(stderr, "flood from 127.0.0.2: %d handshakes, %d retry-later\n",
+            o.ok, o.busy);
+    assert_true(o.ok >= 3);
+    assert_true(o.busy >= 10);
     /* Another address is not affected. */
     assert_int_equal(mkt_client_open(&c, cc, "127.0.0.1", D.port, NULL, 0),
                      MK_OK);
     echo_ok(&c, 10, 1);
     mkt_client_close(&c);
     /* The throttled address can still resume (no RSA work). */
-    assert_int_equal(mkt_client_open(&c, cc, "127.0.0.2", D.port, blob, blen),
-                     MK_OK);
+    assert_int_equal(
+        mkt_client_open(&c, cc, "127.0.0.2", D.port, o.blob, o.blen), MK_OK);
     assert_true(mkt_client_resumed(&c));
     mkt_client_close(&c);
     assert_true(mkt_status(&D, "refused.handshake_rate") >= 10);
@@ -887,38 +910,24 @@ static void test_resume_rate(void **st)
                                        NULL};
     mk_client_config *cc;
     mkt_client c;
-    uint8_t blob[MK_SESSION_BLOB_MAX];
-    size_t blen = 0;
-    int ok = 0, busy = 0;
+    static opens full, res;
     (void)st;
 
     assert_int_equal(mkt_daemon_start(&D, args), 0);
     cc = pinned();
-    assert_int_equal(mkt_client_open(&c, cc, "127.0.0.4", D.port, NULL, 0),
-                     MK_OK);
-    assert_int_equal(mkt_client_export(&c, blob, sizeof blob, &blen), MK_OK);
-    mkt_client_close(&c);
-    for (int i = 0; i < 20; i++) {
-        int r = mkt_client_open(&c, cc, "127.0.0.4", D.port, blob, blen);
-        if (r == MK_OK) {
-            assert_true(mkt_client_resumed(&c));
-            ok++;
-        } else {
-            assert_int_equal(r, MK_ERR_PEER_RETRY_LATER);
-            assert_true(mk_session_retry_after(c.s) > 0);
-            busy++;
-        }
-        mkt_client_close(&c);
-    }
-    fprintf(stderr, "resumptions from 127.0.0.4: %d done, %d retry-later\n", ok,
-            busy);
-    assert_true(ok >= 3);
-    assert_true(busy >= 10);
-    assert_int_equal(mkt_status(&D, "refused.resume_rate"), busy);
+    open_many(cc, "127.0.0.4", NULL, 0, 1, &full);
+    assert_int_equal(full.ok, 1);
+    open_many(cc, "127.0.0.4", full.blob, full.blen, 20, &res);
+    fprintf(stderr, "resumptions from 127.0.0.4: %d done, %d retry-later\n",
+            res.ok, res.busy);
+    assert_true(res.ok >= 3);
+    assert_true(res.busy >= 10);
+    assert_int_equal(mkt_status(&D, "refused.resume_rate"), res.busy);
     assert_int_equal(mkt_status(&D, "refused.handshake_rate"), 0);
     /* Another address is not affected. */
-    assert_int_equal(mkt_client_open(&c, cc, "127.0.0.5", D.port, blob, blen),
-                     MK_OK);
+    assert_int_equal(
+        mkt_client_open(&c, cc, "127.0.0.5", D.port, full.blob, full.blen),
+        MK_OK);
     assert_true(mkt_client_resumed(&c));
     echo_ok(&c, 10, 1);
     mkt_client_close(&c);
@@ -987,13 +996,8 @@ static void test_hit_and_run(void **st)
 
     assert_int_equal(mkt_daemon_start(&D, args), 0);
     cc = pinned();
-    for (int i = 0; i < HELLOS; i++) {
-        mk_session *s = NULL;
-        assert_int_equal(mk_session_new_client(&s, cc, NULL, 0), MK_OK);
-        assert_int_equal(
-            mk_client_hello(s, hello[i], sizeof hello[i], &hlen[i]), MK_OK);
-        mk_session_free(s);
-    }
+    for (int i = 0; i < HELLOS; i++)
+        hlen[i] = fresh_hello(cc, hello[i], sizeof hello[i]);
     for (int i = 0; i < N; i++) {
         char src[32];
         int fd;
@@ -1080,7 +1084,6 @@ static void test_resume_during_flood(void **st)
     size_t blen = 0;
     mk_client_config *cc;
     mkt_client c;
-    mk_session *s = NULL;
     int resumed = 0, ok = 0;
     (void)st;
 
@@ -1089,11 +1092,9 @@ static void test_resume_during_flood(void **st)
     assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
     assert_int_equal(mkt_client_export(&c, blob, sizeof blob, &blen), MK_OK);
     mkt_client_close(&c);
-    assert_int_equal(mk_session_new_client(&s, cc, NULL, 0), MK_OK);
     memset(&f, 0, sizeof f);
     f.hello = hello;
-    assert_int_equal(mk_client_hello(s, hello, sizeof hello, &f.len), MK_OK);
-    mk_session_free(s);
+    f.len = fresh_hello(cc, hello, sizeof hello);
     assert_int_equal(pthread_create(&f.t, NULL, hello_flood_main, &f), 0);
     /* The flood has filled the cap at least once. */
     TL_POLL_UNTIL(ok, mkt_status(&D, "refused.handshakes_in_progress") > 0,

@@ -291,6 +291,29 @@ long long mkt_cpu_ticks(pid_t pid)
     return (long long)(ut + stt);
 }
 
+double mkt_openssl_rsa2048(int seconds, double *verify_s)
+{
+    char cmd[128], line[512];
+    double sign = 0, verify = 0;
+    FILE *p;
+
+    snprintf(cmd, sizeof cmd, "openssl speed -seconds %d rsa2048 2>/dev/null",
+             seconds);
+    if ((p = popen(cmd, "r")) == NULL)
+        return 0;
+    while (fgets(line, sizeof line, p) != NULL) {
+        double s, v;
+        if (sscanf(line, "rsa 2048 bits %lfs %lfs", &s, &v) == 2) {
+            sign = s;
+            verify = v;
+        }
+    }
+    pclose(p);
+    if (verify_s)
+        *verify_s = verify;
+    return sign;
+}
+
 int mkt_run_mkd(const char *const *args)
 {
     const char *argv[32];

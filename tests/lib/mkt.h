@@ -60,6 +60,10 @@ int mkt_status_text(const mkt_daemon *d, char *buf, size_t cap);
 long mkt_rss_kb(pid_t pid);
 /* utime + stime of pid in clock ticks. */
 long long mkt_cpu_ticks(pid_t pid);
+/* The time of one RSA-2048 private operation in seconds (and of a public
+ * one into *verify_s unless NULL), as `openssl speed -seconds N rsa2048`
+ * measures it now: the benchmarks' baseline. 0 if it cannot run. */
+double mkt_openssl_rsa2048(int seconds, double *verify_s);
 /* Run mkd with a subcommand and arguments; returns its exit status. */
 int mkt_run_mkd(const char *const *argv);
 

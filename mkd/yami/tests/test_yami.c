@@ -153,6 +153,35 @@ static void client_take(mk_session *c, const uint8_t *p, size_t n, uint8_t *got,
     free(out);
 }
 
+/* One step of the pool on wire[0..n), queued as one read's units, and
+ * then our close record if close. */
+static void run_wire(yami_conn *y, const uint8_t *wire, size_t n, int close,
+                     yami_result *res)
+{
+    yami_op *o = op(YAMI_OP_UNITS, 0, wire, n);
+
+    if (close)
+        o->next = op(YAMI_OP_CLOSE, 0, NULL, 0);
+    memset(res, 0, sizeof *res);
+    yami__run(y, o, res);
+    free(o->next);
+    free(o);
+}
+
+/* The step's one request was refused: an "overloaded" error record, no
+ * request, the session going on. */
+static void assert_overloaded(mk_session *c, yami_result *res)
+{
+    int ecode = 0;
+
+    assert_int_equal(res->err, 0);
+    assert_null(res->requests);
+    assert_int_equal(res->aborted, 1);
+    client_take(c, res->out, res->out_len, NULL, NULL, &ecode);
+    assert_int_equal(ecode, MK_ECODE_OVERLOADED);
+    yami__result_free(res);
+}
+
 static void test_yami_run(void **st)
 {
     mk_server_config *sc = server_config(4);
@@ -165,7 +194,6 @@ static void test_yami_run(void **st)
     yami_conn *y = NULL;
     yami_result res;
     yami_op *o;
-    int ecode = 0;
     (void)st;
 
     assert_int_equal(mk_session_new_client(&c, cc, NULL, 0), MK_OK);
@@ -198,10 +226,7 @@ static void test_yami_run(void **st)
                                      200000 - wn, &n),
                      MK_OK);
     wn += n;
-    memset(&res, 0, sizeof res);
-    o = op(YAMI_OP_UNITS, 0, wire, wn);
-    yami__run(y, o, &res);
-    free(o);
+    run_wire(y, wire, wn, 0, &res);
     assert_int_equal(res.err, 0);
     assert_non_null(res.requests);
     assert_int_equal(res.requests->id, 1);
@@ -235,17 +260,10 @@ static void test_yami_run(void **st)
                          MK_OK);
         free(huge);
     }
-    memset(&res, 0, sizeof res);
-    o = op(YAMI_OP_UNITS, 0, wire, wn);
-    yami__run(y, o, &res);
-    free(o);
-    assert_int_equal(res.err, 0);
-    assert_null(res.requests);
-    assert_int_equal(res.aborted, 1);
+    run_wire(y, wire, wn, 0, &res);
     assert_int_equal(y->partial_bytes, 0);
-    client_take(c, res.out, res.out_len, NULL, NULL, &ecode);
-    assert_int_equal(ecode, MK_ECODE_OVERLOADED);
-    yami__result_free(&res);
+    assert_int_equal(res.aborted_budget, 0);
+    assert_overloaded(c, &res);
 
     /* Over the global budget, output queued by the owner included: the
      * request is refused the same way, and the budget is whole again. */
@@ -253,27 +271,15 @@ static void test_yami_run(void **st)
     yami_output_add(pool, 20000);
     assert_int_equal(mk_seal_message(c, 5, big, 40000, wire, 200000, &wn),
                      MK_OK);
-    memset(&res, 0, sizeof res);
-    o = op(YAMI_OP_UNITS, 0, wire, wn);
-    yami__run(y, o, &res);
-    free(o);
-    assert_int_equal(res.err, 0);
-    assert_null(res.requests);
-    assert_int_equal(res.aborted, 1);
+    run_wire(y, wire, wn, 0, &res);
     assert_int_equal(res.aborted_budget, 1);
-    ecode = 0;
-    client_take(c, res.out, res.out_len, NULL, NULL, &ecode);
-    assert_int_equal(ecode, MK_ECODE_OVERLOADED);
-    yami__result_free(&res);
+    assert_overloaded(c, &res);
     yami_output_sub(pool, 20000);
     assert_int_equal(pool->partial_total, 0);
     /* Within it: served, and given back. */
     assert_int_equal(mk_seal_message(c, 6, big, 40000, wire, 200000, &wn),
                      MK_OK);
-    memset(&res, 0, sizeof res);
-    o = op(YAMI_OP_UNITS, 0, wire, wn);
-    yami__run(y, o, &res);
-    free(o);
+    run_wire(y, wire, wn, 0, &res);
     assert_non_null(res.requests);
     assert_int_equal(res.aborted, 0);
     assert_int_equal(pool->partial_total, 0);
@@ -285,12 +291,7 @@ static void test_yami_run(void **st)
         mk_seal_message(c, 4, (const uint8_t *)"x", 1, wire, 200000, &wn),
         MK_OK);
     wire[wn - 1] ^= 1;
-    memset(&res, 0, sizeof res);
-    o = op(YAMI_OP_UNITS, 0, wire, wn);
-    o->next = op(YAMI_OP_CLOSE, 0, NULL, 0);
-    yami__run(y, o, &res);
-    free(o->next);
-    free(o);
+    run_wire(y, wire, wn, 1, &res);
     assert_int_equal(res.err, MK_ERR_BAD_RECORD_MAC);
     assert_false(res.internal);
     assert_int_equal(res.out_len, 0);
@@ -648,7 +649,6 @@ static void test_yami_cancel(void **st)
     yami *pool = NULL;
     yami_conn *y = NULL;
     yami_result res;
-    yami_op *o;
     uv_loop_t loop;
     gone g;
     int ok = 0;
@@ -661,12 +661,7 @@ static void test_yami_cancel(void **st)
     /* The pool step on a cancelled connection: nothing runs. */
     assert_int_equal(yami_conn_new(pool, sc, 1u << 20, NULL, NULL, &y), MKD_OK);
     assert_int_equal(yami_conn_cancel(y), 0); /* no job in flight */
-    memset(&res, 0, sizeof res);
-    o = op(YAMI_OP_UNITS, 0, hello, n);
-    o->next = op(YAMI_OP_CLOSE, 0, NULL, 0);
-    yami__run(y, o, &res);
-    free(o->next);
-    free(o);
+    run_wire(y, hello, n, 1, &res);
     assert_int_equal(res.err, 0);
     assert_int_equal(res.hellos, 0);
     assert_int_equal(res.hellos_skipped, 1);
