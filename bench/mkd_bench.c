@@ -39,30 +39,6 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* The RSA-2048 private operation time in seconds, from openssl speed. */
-static double openssl_rsa_sign_s(int seconds, double *verify_s)
-{
-    char cmd[128], line[512];
-    double sign = 0, verify = 0;
-    FILE *p;
-
-    snprintf(cmd, sizeof cmd, "openssl speed -seconds %d rsa2048 2>/dev/null",
-             seconds);
-    if ((p = popen(cmd, "r")) == NULL)
-        return 0;
-    while (fgets(line, sizeof line, p) != NULL) {
-        double s, v;
-        if (sscanf(line, "rsa 2048 bits %lfs %lfs", &s, &v) == 2) {
-            sign = s;
-            verify = v;
-        }
-    }
-    pclose(p);
-    if (verify_s)
-        *verify_s = verify;
-    return sign;
-}
-
 /* --- libmegaki alone, in this process -------------------------------- */
 
 static double thread_cpu_s(void)
@@ -256,10 +232,14 @@ int main(int argc, char **argv)
 {
     double seconds = 5, sign_s, verify_s = 0;
     int clients = 3, idle = 10000, quick = 0, idle_ok;
-    const char *args[] = {
-        "--handshake_rate=0",      "--max_pending_per_address=100000",
-        "--max_connections=30000", "--max_handshakes=100000",
-        "--log_level=warn",        NULL};
+    const char *args[] = {"--handshake_rate=0",
+                          "--max_pending_per_address=100000",
+                          "--max_connections=30000",
+                          "--max_handshakes=100000",
+                          "--max_connections_per_address=100000",
+                          "--resume_rate=0",
+                          "--log_level=warn",
+                          NULL};
     mk_client_config *cc;
     mkt_client c;
     uint8_t blob[MK_SESSION_BLOB_MAX];
@@ -293,7 +273,7 @@ int main(int argc, char **argv)
     if ((rlim_t)idle + 100 > rl.rlim_cur)
         idle = (int)rl.rlim_cur - 100;
 
-    sign_s = openssl_rsa_sign_s(quick ? 1 : 3, &verify_s);
+    sign_s = mkt_openssl_rsa2048(quick ? 1 : 3, &verify_s);
     if (mkt_daemon_mkdir(&D) != 0 || mkt_daemon_start(&D, args) != 0) {
         fprintf(stderr, "mkd_bench: cannot start mkd (%s)\n", mkt_mkd_path());
         mkt_daemon_cleanup(&D);

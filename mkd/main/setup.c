@@ -65,15 +65,20 @@ void mkd_yugi_config(const mkd_config *c, yugi_config *out)
     l->max_connections = c->max_connections;
     l->max_handshakes = c->max_handshakes;
     l->max_pending_per_address = c->max_pending_per_address;
+    l->max_connections_per_address = c->max_connections_per_address;
     l->handshake_rate = c->handshake_rate;
     l->handshake_burst = c->handshake_burst;
+    l->resume_rate = c->resume_rate;
+    l->resume_burst = c->resume_burst;
     l->retry_after_ms = c->retry_after_ms;
     l->handshake_timeout_ms = c->handshake_timeout_ms;
     l->idle_timeout_ms = c->idle_timeout_ms;
     l->unit_timeout_ms = c->unit_timeout_ms;
+    l->partial_request_timeout_ms = c->partial_request_timeout_ms;
     l->write_timeout_ms = c->write_timeout_ms;
     l->shutdown_timeout_ms = c->shutdown_timeout_ms;
     l->conn_buffer_max = c->conn_buffer_max;
+    l->buffer_budget = c->buffer_budget;
     l->write_high_water = c->write_high_water;
 }
 

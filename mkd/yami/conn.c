@@ -22,6 +22,7 @@ int yami_conn_new(yami *y, mk_server_config *scfg, size_t buffer_max,
         free(c);
         return r == MK_ERR_NOMEM ? MKD_ERR_NOMEM : MKD_ERR_CRYPTO;
     }
+    atomic_init(&c->cancelled, 0);
     c->pool = y;
     c->buffer_max = buffer_max;
     c->on_result = cb;
@@ -56,6 +57,7 @@ void yami_conn_free(yami_conn *c)
 {
     if (c == NULL)
         return;
+    yami__budget_give(c->pool, c->partial_bytes);
     free_partials(c->partials);
     yami__free_ops(yami__take_queue(c));
     mk_session_free(c->session);
@@ -78,36 +80,47 @@ size_t yami_conn_queued_bytes(const yami_conn *c)
     return c->queued_bytes;
 }
 
-/* What an operation weighs for the choice between inline and pool: the
- * records it opens or seals and the hellos among its units. */
-static void op_weigh(const yami_op *op, size_t *records, size_t *hellos)
+/* What an operation weighs, for the choice between inline and pool and
+ * between the pool's RSA slots and its free thread (job.c). */
+typedef struct op_weight {
+    size_t records; /* records it opens or seals */
+    size_t hellos;  /* CLIENT_HELLO units among them */
+    size_t full;    /* ... of which may need the RSA key */
+} op_weight;
+
+static void op_weigh(const yami_op *op, op_weight *w)
 {
     size_t off = 0, ulen = 0;
 
-    *records = 0;
-    *hellos = 0;
+    memset(w, 0, sizeof *w);
     switch (op->type) {
     case YAMI_OP_UNITS:
         while (off < op->len) {
-            if (mk_frame_check(op->data + off, op->len - off, &ulen) != MK_OK) {
-                /* Yugi framed these: cannot happen. Weigh it as a hello,
-                 * so the job goes to the pool and yami__run reports it. */
-                (*hellos)++;
+            const uint8_t *u = op->data + off;
+            if (mk_frame_check(u, op->len - off, &ulen) != MK_OK) {
+                /* Yugi framed these: cannot happen. Weigh it as a full
+                 * hello: the job goes to the pool, and yami__run reports
+                 * it. */
+                w->hellos++;
+                w->full++;
                 return;
             }
-            if (op->data[off] == MK_UNIT_CLIENT_HELLO)
-                (*hellos)++;
-            (*records)++;
+            /* Only a well-formed resumption is sure to need no RSA. */
+            if (u[0] == MK_UNIT_CLIENT_HELLO) {
+                w->hellos++;
+                w->full += !mk_client_hello_resumes(u, ulen);
+            }
+            w->records++;
             off += ulen;
         }
         break;
     case YAMI_OP_RESPONSE:
-        *records = op->len == 0 ? 1
-                                : (op->len + MK_RECORD_MAX_PLAINTEXT - 1) /
-                                      MK_RECORD_MAX_PLAINTEXT;
+        w->records = op->len == 0 ? 1
+                                  : (op->len + MK_RECORD_MAX_PLAINTEXT - 1) /
+                                        MK_RECORD_MAX_PLAINTEXT;
         break;
     default:
-        *records = 1;
+        w->records = 1;
         break;
     }
 }
@@ -116,26 +129,28 @@ int yami__queue(yami_conn *c, int type, uint32_t request_id, unsigned code,
                 const uint8_t *data, size_t len)
 {
     yami_op *op = malloc(sizeof *op + len);
-    size_t records = 0, hellos = 0;
+    op_weight w;
 
     if (op == NULL)
         return MKD_ERR_NOMEM;
     op->next = NULL;
+    op->at_ms = c->pool->loop != NULL ? uv_now(c->pool->loop) : 0;
     op->type = type;
     op->request_id = request_id;
     op->code = code;
     op->len = len;
     if (len)
         memcpy(op->data, data, len);
-    op_weigh(op, &records, &hellos);
+    op_weigh(op, &w);
     if (c->tail != NULL)
         c->tail->next = op;
     else
         c->head = op;
     c->tail = op;
     c->queued_bytes += len;
-    c->queued_records += records;
-    c->queued_hellos += hellos;
+    c->queued_records += w.records;
+    c->queued_hellos += w.hellos;
+    c->queued_full += w.full;
     return MKD_OK;
 }
 
@@ -174,12 +189,27 @@ yami_op *yami__take_queue(yami_conn *c)
     c->queued_bytes = 0;
     c->queued_records = 0;
     c->queued_hellos = 0;
+    c->queued_full = 0;
     return ops;
 }
 
 void yami_drop_queued(yami_conn *c)
 {
     yami__free_ops(yami__take_queue(c));
+}
+
+unsigned yami_conn_cancel(yami_conn *c)
+{
+    atomic_store_explicit(&c->cancelled, 1, memory_order_relaxed);
+    yami_drop_queued(c);
+    return c->busy ? c->job_full : 0;
+}
+
+int yami__cancelled(const yami_conn *c)
+{
+    /* Relaxed: the flag publishes nothing else. A pool thread that reads
+     * it a moment late does one unit's work for nothing, no harm. */
+    return atomic_load_explicit(&c->cancelled, memory_order_relaxed);
 }
 
 void yami__result_free(yami_result *res)

@@ -59,8 +59,10 @@ static void fail_internal(yami_result *res, int err)
     }
 }
 
-/* Seal an error record for a request that broke the buffer cap. */
-static void abort_request(yami_conn *c, uint32_t id, yami_result *res)
+/* Seal an error record for a request that broke a buffer cap: its
+ * connection's (text "request buffer limit") or the global budget's. */
+static void abort_request(yami_conn *c, uint32_t id, const char *text,
+                          yami_result *res)
 {
     uint8_t rec[256];
     size_t n = 0;
@@ -68,13 +70,13 @@ static void abort_request(yami_conn *c, uint32_t id, yami_result *res)
 
     if (p != NULL) {
         c->partial_bytes -= p->len;
+        yami__budget_give(c->pool, p->len);
         mkd_wipe(p->buf, p->len);
         free(p->buf);
         free(p);
     }
-    if (mk_seal_error(c->session, id, MK_ECODE_OVERLOADED,
-                      "request buffer limit", 20, rec, sizeof rec,
-                      &n) != MK_OK ||
+    if (mk_seal_error(c->session, id, MK_ECODE_OVERLOADED, text, strlen(text),
+                      rec, sizeof rec, &n) != MK_OK ||
         out_put(res, rec, n) != 0) {
         fail_internal(res, MK_ERR_NOMEM);
         return;
@@ -91,6 +93,7 @@ static yami_partial *partial_get(yami_conn *c, uint32_t id)
     if (p != NULL || (p = calloc(1, sizeof *p)) == NULL)
         return p;
     p->id = id;
+    p->started_ms = c->op_at_ms;
     p->next = c->partials;
     c->partials = p;
     return p;
@@ -132,6 +135,7 @@ static int partial_finish(yami_conn *c, yami_partial *p, yami_result *res)
         return MKD_ERR_NOMEM;
     (void)partial_take(c, p->id, 1);
     c->partial_bytes -= p->len;
+    yami__budget_give(c->pool, p->len);
     r->id = p->id;
     r->len = p->len;
     r->body = p->buf;
@@ -142,19 +146,30 @@ static int partial_finish(yami_conn *c, yami_partial *p, yami_result *res)
     return MKD_OK;
 }
 
-/* A piece of a request: append to its slot; move it out when final. */
+/* A piece of a request: append to its slot; move it out when final. A
+ * piece past the connection's cap or the global budget refuses its
+ * request instead. */
 static void on_data(yami_conn *c, const mk_event *ev, const uint8_t *pt,
                     yami_result *res)
 {
     yami_partial *p;
 
     if (c->partial_bytes + ev->len > c->buffer_max) {
-        abort_request(c, ev->request_id, res);
+        abort_request(c, ev->request_id, "request buffer limit", res);
+        return;
+    }
+    if (!yami__budget_take(c->pool, ev->len)) {
+        res->aborted_budget++;
+        abort_request(c, ev->request_id, "server buffers full", res);
         return;
     }
     if ((p = partial_get(c, ev->request_id)) == NULL ||
-        partial_append(c, p, pt, ev->len) != MKD_OK ||
-        (ev->final && partial_finish(c, p, res) != MKD_OK))
+        partial_append(c, p, pt, ev->len) != MKD_OK) {
+        yami__budget_give(c->pool, ev->len);
+        fail_internal(res, MK_ERR_NOMEM);
+        return;
+    }
+    if (ev->final && partial_finish(c, p, res) != MKD_OK)
         fail_internal(res, MK_ERR_NOMEM);
 }
 
@@ -218,14 +233,24 @@ static void run_units(yami_conn *c, const uint8_t *p, size_t len, uint8_t *out,
         size_t ulen = 0;
         mk_event ev;
         int r = mk_frame_check(p + off, len - off, &ulen);
+        int hello = p[off] == MK_UNIT_CLIENT_HELLO;
         if (r != MK_OK) { /* Yugi framed these: cannot happen */
             fail_internal(res, MK_ERR_USAGE);
             return;
         }
-        if (p[off] == MK_UNIT_CLIENT_HELLO)
-            res->hellos++;
+        if (yami__cancelled(c)) {
+            /* Nobody will read the answer: skip, but count the hellos,
+             * which the owner counts as handshakes in progress. */
+            res->hellos_skipped += (unsigned)hello;
+            off += ulen;
+            continue;
+        }
         r = mk_session_handle(c->session, p + off, ulen, out, MK_HANDLE_OUT_LEN,
                               &ev);
+        if (hello) {
+            res->hellos++;
+            res->hellos_orphaned += (unsigned)yami__cancelled(c);
+        }
         mark_dirty(p + off, ulen, &ev, dirty);
         off += ulen;
         if ((ev.type == MK_EV_SEND || ev.type == MK_EV_ESTABLISHED) &&
@@ -280,6 +305,18 @@ static int run_seal(yami_conn *c, const yami_op *op, yami_result *res)
     return r;
 }
 
+/* When the oldest request still being received began; 0: none. The owner
+ * bounds how long one may stay unfinished (partial_request_timeout_ms). */
+static uint64_t oldest_partial(const yami_conn *c)
+{
+    uint64_t t = 0;
+
+    for (const yami_partial *p = c->partials; p != NULL; p = p->next)
+        if (t == 0 || p->started_ms < t)
+            t = p->started_ms;
+    return t;
+}
+
 /*
  * out is only the scratch space of mk_session_handle(). Of it, only the
  * first `dirty` bytes can have held plaintext, so only those are wiped at
@@ -293,10 +330,12 @@ void yami__run(yami_conn *c, yami_op *ops, yami_result *res)
     int r;
 
     for (yami_op *op = ops; op != NULL && res->err == 0; op = op->next) {
+        c->op_at_ms = op->at_ms;
         if (op->type == YAMI_OP_UNITS)
             run_units(c, op->data, op->len, out, &dirty, res);
-        else if ((r = run_seal(c, op, res)) != MK_OK)
+        else if (!yami__cancelled(c) && (r = run_seal(c, op, res)) != MK_OK)
             fail_internal(res, r);
     }
     mkd_wipe(out, dirty);
+    res->partial_since_ms = oldest_partial(c);
 }

@@ -57,16 +57,23 @@ static void on_handle_closed(uv_handle_t *h)
     yugi__conn_unref(h->data);
 }
 
-/* Give back what the connection counted against the limits. */
-static void conn_uncount(yugi_conn *c)
+/* Give back what the connection counted against the limits, except the
+ * full hellos of its Yami job in flight (job_full): those still hold their
+ * slot under max_handshakes until the job's result reports them (handled
+ * or skipped), or hanging up after a hello would free a slot while its RSA
+ * work is still queued. */
+static void conn_uncount(yugi_conn *c, unsigned job_full)
 {
     yugi_server *srv = c->srv;
+    unsigned give = c->hs_queued > job_full ? c->hs_queued - job_full : 0;
 
-    srv->hs_inflight -= c->hs_queued;
-    c->hs_queued = 0;
+    srv->hs_inflight -= give;
+    c->hs_queued -= give;
     if (c->addr != NULL) {
         if (c->pending)
             c->addr->pending--;
+        if (c->counted)
+            c->addr->conns--;
         yugi__addrs_put(&srv->addrs, c->addr);
         c->addr = NULL;
     }
@@ -96,15 +103,17 @@ static void conn_cancel_requests(yugi_conn *c)
 void yugi__conn_close(yugi_conn *c, int reason)
 {
     yugi_server *srv = c->srv;
+    unsigned job_full = 0;
 
     if (c->state == YUGI_CLOSED)
         return;
     c->state = YUGI_CLOSED;
     /* Nothing more is sealed or written. Dropping the queue also ends an
-     * inline Yami run that this close happens inside of. (A pool job in
-     * flight took its operations with it and is dropped in on_result.) */
+     * inline Yami run that this close happens inside of. A pool job in
+     * flight skips what it has not started (a hello's RSA operation) and
+     * its result is dropped in on_result. */
     if (c->yami != NULL)
-        yami_drop_queued(c->yami);
+        job_full = yami_conn_cancel(c->yami);
     if (reason >= 0 && reason < YUGI_CR_COUNT)
         c->close_reason = reason;
     srv->st.close_reason[c->close_reason]++;
@@ -112,7 +121,7 @@ void yugi__conn_close(yugi_conn *c, int reason)
     mkd_debug(c->id, "close %s (%s:%u)", yugi_close_reason_key(c->close_reason),
               c->peer, c->peer_port);
     conn_cancel_requests(c);
-    conn_uncount(c);
+    conn_uncount(c, job_full);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -212,6 +221,11 @@ static uint64_t conn_deadline(const yugi_conn *c, int *why)
         if (c->inflight == 0 && yami_idle(c) && c->wq_bytes == 0)
             earlier(&d, why, c->last_active + lim->idle_timeout_ms,
                     YUGI_CR_TO_IDLE);
+        /* A request left unfinished holds its buffer: however lively the
+         * rest of the connection, it has this long to be complete. */
+        if (c->partial_since != 0)
+            earlier(&d, why, c->partial_since + lim->partial_request_timeout_ms,
+                    YUGI_CR_TO_REQUEST);
         break;
     case YUGI_DRAINING:
         earlier(&d, why, c->drain_until, -1);
@@ -344,19 +358,34 @@ static yugi_conn *conn_new(yugi_server *srv, uv_stream_t *listener)
     return c;
 }
 
+/* The limit a new connection is over, as the counter of its refusals;
+ * NULL when it is within them all. */
+static uint64_t *over_limit(yugi_server *srv, const yugi_conn *c)
+{
+    const yugi_limits *lim = &srv->lim;
+    yugi_stats *st = &srv->st;
+
+    if (c->addr != NULL && srv->nconns >= lim->max_connections)
+        return &st->refused_connections;
+    /* One address (or /64) must not take every connection. */
+    if (c->addr != NULL && c->addr->conns >= lim->max_connections_per_address)
+        return &st->refused_per_address;
+    if (srv->shutting_down || c->addr == NULL ||
+        c->addr->pending >= lim->max_pending_per_address)
+        return &st->refused_pending;
+    return NULL;
+}
+
 /* Over a limit at accept: say why (a client reads it as the answer to its
  * hello), unless so many are being refused that keeping sockets open is
  * the bigger danger. */
-static void refuse_conn(yugi_conn *c)
+static void refuse_conn(yugi_conn *c, uint64_t *counter)
 {
     yugi_server *srv = c->srv;
 
     c->refused = 1;
     srv->nrefusing++;
-    if (c->addr != NULL && srv->nconns >= srv->lim.max_connections)
-        srv->st.refused_connections++;
-    else
-        srv->st.refused_pending++;
+    (*counter)++;
     if (srv->nrefusing > MAX_REFUSING || srv->shutting_down ||
         c->addr == NULL) {
         yugi__conn_close(c, YUGI_CR_REFUSED);
@@ -371,6 +400,7 @@ void yugi__conn_accepted(yugi_server *srv, uv_stream_t *listener)
     const yugi_limits *lim = &srv->lim;
     struct sockaddr_storage ss;
     yugi_conn *c = conn_new(srv, listener);
+    uint64_t *refusals;
     int r;
 
     if (c == NULL)
@@ -379,14 +409,13 @@ void yugi__conn_accepted(yugi_server *srv, uv_stream_t *listener)
     peer_name(c, &ss);
     c->addr = yugi__addrs_get(&srv->addrs, (struct sockaddr *)&ss, now_ms(c));
     mkd_debug(c->id, "accepted from %s:%u", c->peer, c->peer_port);
-    if (srv->shutting_down || c->addr == NULL ||
-        srv->nconns >= lim->max_connections ||
-        c->addr->pending >= lim->max_pending_per_address) {
-        refuse_conn(c);
+    if ((refusals = over_limit(srv, c)) != NULL) {
+        refuse_conn(c, refusals);
         return;
     }
     c->counted = 1;
     srv->nconns++;
+    c->addr->conns++;
     c->pending = 1;
     c->addr->pending++;
     if ((r = yami_conn_new(srv->yami, srv->scfg, lim->conn_buffer_max,

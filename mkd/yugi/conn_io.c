@@ -31,6 +31,7 @@ static void on_write(uv_write_t *req, int status)
     yugi_conn *c = w->c;
 
     c->wq_bytes -= w->len;
+    yami_output_sub(c->srv->yami, w->len);
     free(w->buf);
     free(w);
     if (c->state == YUGI_CLOSED)
@@ -72,6 +73,7 @@ int yugi__conn_write(yugi_conn *c, uint8_t *buf, size_t len)
     if (c->wq_bytes == 0)
         c->write_progress = now_ms(c);
     c->wq_bytes += len;
+    yami_output_add(c->srv->yami, len);
     c->srv->st.bytes_out += len;
     return MKD_OK;
 }
@@ -124,33 +126,44 @@ static int batch_put(yugi_conn *c, const uint8_t *p, size_t n)
     return MKD_OK;
 }
 
-/* The limits a hello passes: the global cap on handshakes in progress,
- * then (for a full handshake, the one that costs an RSA operation) the
- * source address's token bucket. MKD_OK, or MKD_STOPPED when refused. */
+/* The limits a hello passes: for a full handshake (an RSA operation) the
+ * global cap on full handshakes in progress, then for either kind the
+ * source address's token bucket (resumptions: cheaper, a higher rate).
+ * A resumption is not held to the cap: a flood of full hellos that fills
+ * it must not lock out the clients that need no RSA work. MKD_OK, or
+ * MKD_STOPPED when refused. */
 static int admit_hello(yugi_conn *c, const uint8_t *unit, size_t len)
 {
     yugi_server *srv = c->srv;
     const yugi_limits *lim = &srv->lim;
-    /* Only a well-formed resumption skips the token bucket: anything
+    /* Only a well-formed resumption takes the cheaper bucket: anything
      * else may need the RSA key. */
-    int full = !mk_client_hello_resumes(unit, len);
+    int kind = mk_client_hello_resumes(unit, len) ? YUGI_BUCKET_RESUME
+                                                  : YUGI_BUCKET_FULL;
     uint32_t wait;
 
-    if (srv->hs_inflight >= lim->max_handshakes) {
+    if (kind == YUGI_BUCKET_FULL && srv->hs_inflight >= lim->max_handshakes) {
         srv->st.refused_handshakes++;
         mkd_debug(c->id, "refused: %u handshakes in progress",
                   srv->hs_inflight);
         return refuse_hello(c, lim->retry_after_ms);
     }
-    if (full && c->addr != NULL &&
-        (wait = yugi__addr_take(&srv->addrs, c->addr, now_ms(c))) != 0) {
-        srv->st.refused_rate++;
-        mkd_debug(c->id, "refused: handshake rate from %s", c->peer);
+    if (c->addr != NULL &&
+        (wait = yugi__addr_take(&srv->addrs, c->addr, kind, now_ms(c))) != 0) {
+        if (kind == YUGI_BUCKET_FULL)
+            srv->st.refused_rate++;
+        else
+            srv->st.refused_resume_rate++;
+        mkd_debug(c->id, "refused: %s rate from %s",
+                  kind == YUGI_BUCKET_FULL ? "handshake" : "resumption",
+                  c->peer);
         return refuse_hello(
             c, wait > lim->retry_after_ms ? wait : lim->retry_after_ms);
     }
-    c->hs_queued++;
-    srv->hs_inflight++;
+    if (kind == YUGI_BUCKET_FULL) {
+        c->hs_queued++;
+        srv->hs_inflight++;
+    }
     c->hello_seen = 1;
     return MKD_OK;
 }

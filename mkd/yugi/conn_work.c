@@ -257,7 +257,8 @@ static void apply_result(yugi_conn *c, yami_result *res)
     }
     c->inflight -= res->responses - res->aborted;
     srv->st.responses += res->responses;
-    srv->st.aborted += res->aborted;
+    srv->st.aborted += res->aborted - res->aborted_budget;
+    srv->st.budget_overloaded += res->aborted_budget;
     if (res->hello_retry)
         srv->st.hs_retry++;
     if (res->established && c->state == YUGI_HANDSHAKE)
@@ -288,15 +289,18 @@ static void apply_result(yugi_conn *c, yami_result *res)
 
 /* A Yami job's result, from the pool (after-work callback) or inline
  * (from inside yugi__conn_kick). Both take the same path; only the pool
- * job holds a reference to drop. */
+ * job holds a reference to drop. Its full hellos, handled or skipped, give
+ * back their handshake slots here, also for a closed connection. */
 void yugi__on_result(void *owner, yami_result *res)
 {
     yugi_conn *c = owner;
     yugi_server *srv = c->srv;
-    unsigned k = res->hellos < c->hs_queued ? res->hellos : c->hs_queued;
+    unsigned done = res->full_hellos;
+    unsigned k = done < c->hs_queued ? done : c->hs_queued;
 
     c->hs_queued -= k;
     srv->hs_inflight -= k;
+    c->partial_since = res->partial_since_ms;
     if (c->state != YUGI_CLOSED)
         apply_result(c, res);
     if (!res->ran_inline)

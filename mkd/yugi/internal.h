@@ -70,15 +70,16 @@ struct yugi_conn {
     unsigned hello_seen : 1;
     unsigned failed : 1; /* the session failed: nothing more is sealed */
     unsigned timer_armed : 1;
-    unsigned hs_queued; /* hellos queued to Yami and counted */
+    unsigned hs_queued; /* full hellos queued to Yami and counted */
     yugi_addr *addr;
     char peer[46];
     uint16_t peer_port;
     uint64_t accepted_at, last_active, unit_start, write_progress;
     uint64_t linger_until, drain_until, timer_at;
-    size_t wq_bytes;   /* bytes handed to uv_write, not yet written */
-    unsigned inflight; /* requests at the backend or being answered */
-    yugi_req *reqs;    /* at the backend */
+    uint64_t partial_since; /* oldest request being received began; 0 */
+    size_t wq_bytes;        /* bytes handed to uv_write, not yet written */
+    unsigned inflight;      /* requests at the backend or being answered */
+    yugi_req *reqs;         /* at the backend */
     uint8_t session_id[MK_SESSION_ID_LEN];
     yugi_framer framer;
     /* Units read in one read callback, queued to Yami as one operation. */
@@ -116,7 +117,7 @@ struct yugi_server {
     yugi_conn *conns;
     size_t nconns; /* established or handshaking */
     size_t nrefusing;
-    unsigned hs_inflight; /* hellos queued or running in Yami */
+    unsigned hs_inflight; /* full hellos queued or running in Yami */
     uint64_t next_id;
     yugi_addrs addrs;
     yugi_stats st; /* counters; gauges filled on request */

@@ -9,7 +9,7 @@
 
 #define NBUCKETS 4096
 
-int yugi__addrs_init(yugi_addrs *t, uint32_t rate, uint32_t burst)
+int yugi__addrs_init(yugi_addrs *t)
 {
     memset(t, 0, sizeof *t);
     t->nbuckets = NBUCKETS;
@@ -18,14 +18,15 @@ int yugi__addrs_init(yugi_addrs *t, uint32_t rate, uint32_t burst)
     /* A per-process seed keeps an attacker from aiming addresses at one
      * hash chain; it need not be secret-grade. */
     t->seed = (uint32_t)(uintptr_t)t ^ (uint32_t)(uintptr_t)t->buckets;
-    yugi__addrs_set(t, rate, burst);
+    for (int k = 0; k < YUGI_BUCKETS; k++)
+        yugi__addrs_set(t, k, 0, 1);
     return MKD_OK;
 }
 
-void yugi__addrs_set(yugi_addrs *t, uint32_t rate, uint32_t burst)
+void yugi__addrs_set(yugi_addrs *t, int kind, uint32_t rate, uint32_t burst)
 {
-    t->rate = rate;
-    t->burst = burst ? burst : 1;
+    t->rate[kind] = rate;
+    t->burst[kind] = burst ? burst : 1;
 }
 
 void yugi__addrs_free(yugi_addrs *t)
@@ -71,14 +72,26 @@ static size_t hash(const yugi_addrs *t, const uint8_t key[16])
     return h % t->nbuckets;
 }
 
-static void refill(yugi_addrs *t, yugi_addr *a, uint64_t now)
+static void refill(yugi_addrs *t, yugi_bucket *b, int kind, uint64_t now)
 {
-    if (now > a->stamp_ms) {
-        a->tokens += (double)(now - a->stamp_ms) * t->rate / 1000.0;
-        if (a->tokens > t->burst)
-            a->tokens = t->burst;
+    if (now > b->stamp_ms) {
+        b->tokens += (double)(now - b->stamp_ms) * t->rate[kind] / 1000.0;
+        if (b->tokens > t->burst[kind])
+            b->tokens = t->burst[kind];
     }
-    a->stamp_ms = now;
+    b->stamp_ms = now;
+}
+
+/* Every bucket of a is full again (or has no limit): it carries nothing a
+ * fresh entry would not. */
+static int refilled(yugi_addrs *t, yugi_addr *a, uint64_t now)
+{
+    for (int k = 0; k < YUGI_BUCKETS; k++) {
+        refill(t, &a->bucket[k], k, now);
+        if (t->rate[k] > 0 && a->bucket[k].tokens < t->burst[k])
+            return 0;
+    }
+    return 1;
 }
 
 yugi_addr *yugi__addrs_get(yugi_addrs *t, const struct sockaddr *sa,
@@ -98,8 +111,10 @@ yugi_addr *yugi__addrs_get(yugi_addrs *t, const struct sockaddr *sa,
     if ((a = calloc(1, sizeof *a)) == NULL)
         return NULL;
     memcpy(a->key, key, 16);
-    a->tokens = t->burst;
-    a->stamp_ms = now_ms;
+    for (int k = 0; k < YUGI_BUCKETS; k++) {
+        a->bucket[k].tokens = t->burst[k];
+        a->bucket[k].stamp_ms = now_ms;
+    }
     a->refs = 1;
     a->next = t->buckets[h];
     t->buckets[h] = a;
@@ -114,18 +129,19 @@ void yugi__addrs_put(yugi_addrs *t, yugi_addr *a)
         a->refs--;
 }
 
-uint32_t yugi__addr_take(yugi_addrs *t, yugi_addr *a, uint64_t now_ms)
+uint32_t yugi__addr_take(yugi_addrs *t, yugi_addr *a, int kind, uint64_t now_ms)
 {
+    yugi_bucket *b = &a->bucket[kind];
     double wait;
 
-    if (t->rate <= 0)
+    if (t->rate[kind] <= 0)
         return 0;
-    refill(t, a, now_ms);
-    if (a->tokens >= 1.0) {
-        a->tokens -= 1.0;
+    refill(t, b, kind, now_ms);
+    if (b->tokens >= 1.0) {
+        b->tokens -= 1.0;
         return 0;
     }
-    wait = (1.0 - a->tokens) * 1000.0 / t->rate;
+    wait = (1.0 - b->tokens) * 1000.0 / t->rate[kind];
     return wait < 1.0 ? 1 : (uint32_t)(wait + 0.999);
 }
 
@@ -135,14 +151,11 @@ void yugi__addrs_sweep(yugi_addrs *t, uint64_t now_ms)
         yugi_addr **pp = &t->buckets[i];
         while (*pp != NULL) {
             yugi_addr *a = *pp;
-            if (a->refs == 0) {
-                refill(t, a, now_ms);
-                if (t->rate <= 0 || a->tokens >= t->burst) {
-                    *pp = a->next;
-                    free(a);
-                    t->count--;
-                    continue;
-                }
+            if (a->refs == 0 && refilled(t, a, now_ms)) {
+                *pp = a->next;
+                free(a);
+                t->count--;
+                continue;
             }
             pp = &a->next;
         }

@@ -1,7 +1,9 @@
 /*
- * limits.h -- per-source-address state: a token bucket for full handshakes
- * (each costs the server one RSA private operation) and a count of
- * connections from the address that have not finished their handshake.
+ * limits.h -- per-source-address state: token buckets for full handshakes
+ * (each costs the server one RSA private operation) and for resumptions
+ * (no RSA, but two X25519 operations: cheaper, so a higher rate), and the
+ * counts of connections from the address, all of them and those that have
+ * not finished their handshake.
  *
  * IPv4 addresses are keyed whole; IPv6 addresses by their /64 prefix,
  * because one IPv6 host usually owns a whole /64 and could otherwise mint a
@@ -19,37 +21,53 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+/* An address's token buckets. */
+enum yugi_bucket_kind {
+    YUGI_BUCKET_FULL = 0, /* full handshakes */
+    YUGI_BUCKET_RESUME,   /* resumptions */
+    YUGI_BUCKETS
+};
+
+typedef struct yugi_bucket {
+    double tokens;
+    uint64_t stamp_ms; /* last refill */
+} yugi_bucket;
+
 typedef struct yugi_addr {
     struct yugi_addr *next;
     uint8_t key[16];
-    uint32_t refs;    /* connections from here */
+    uint32_t refs;    /* connections from here, refused ones included */
+    uint32_t conns;   /* of which counted: handshaking or established */
     uint32_t pending; /* of which not yet established */
-    double tokens;
-    uint64_t stamp_ms; /* last refill */
+    yugi_bucket bucket[YUGI_BUCKETS];
 } yugi_addr;
 
 typedef struct yugi_addrs {
     yugi_addr **buckets;
     size_t nbuckets;
     size_t count;
-    double rate; /* tokens per second; 0 = no limit */
-    double burst;
+    double rate[YUGI_BUCKETS]; /* tokens per second; 0 = no limit */
+    double burst[YUGI_BUCKETS];
     uint32_t seed;
 } yugi_addrs;
 
-/* MKD_OK or MKD_ERR_NOMEM. */
-MKD_MUST_CHECK int yugi__addrs_init(yugi_addrs *t, uint32_t rate,
-                                    uint32_t burst);
-void yugi__addrs_set(yugi_addrs *t, uint32_t rate, uint32_t burst);
+/* An empty table, every bucket without a limit. MKD_OK or
+ * MKD_ERR_NOMEM. */
+MKD_MUST_CHECK int yugi__addrs_init(yugi_addrs *t);
+/* The rate (tokens per second, 0: no limit) and size of one kind of
+ * bucket, for every address. */
+void yugi__addrs_set(yugi_addrs *t, int kind, uint32_t rate, uint32_t burst);
 void yugi__addrs_free(yugi_addrs *t);
 /* Find or create the entry for sa and take a reference; NULL if out of
  * memory. */
 yugi_addr *yugi__addrs_get(yugi_addrs *t, const struct sockaddr *sa,
                            uint64_t now_ms);
 void yugi__addrs_put(yugi_addrs *t, yugi_addr *a);
-/* Take one token. Returns 0, or the milliseconds until one is available. */
-uint32_t yugi__addr_take(yugi_addrs *t, yugi_addr *a, uint64_t now_ms);
-/* Drop unreferenced entries whose bucket is full again. */
+/* Take one token from a's bucket of that kind. Returns 0, or the
+ * milliseconds until one is available. */
+uint32_t yugi__addr_take(yugi_addrs *t, yugi_addr *a, int kind,
+                         uint64_t now_ms);
+/* Drop unreferenced entries whose buckets are all full again. */
 void yugi__addrs_sweep(yugi_addrs *t, uint64_t now_ms);
 
 #endif

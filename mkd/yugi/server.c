@@ -23,6 +23,7 @@ static const char *const reason_keys[YUGI_CR_COUNT] = {
     "timeout_idle",
     "timeout_unit",
     "timeout_write",
+    "timeout_request",
     "refused",
     "internal",
     "shutdown",
@@ -35,6 +36,12 @@ const char *yugi_close_reason_key(int reason)
 
 static void on_tick(uv_timer_t *t);
 
+static void addrs_configure(yugi_addrs *t, const yugi_limits *l)
+{
+    yugi__addrs_set(t, YUGI_BUCKET_FULL, l->handshake_rate, l->handshake_burst);
+    yugi__addrs_set(t, YUGI_BUCKET_RESUME, l->resume_rate, l->resume_burst);
+}
+
 int yugi_server_new(uv_loop_t *loop, const yugi_config *cfg,
                     mk_server_config *scfg, yami *y, mkd_backend *backend,
                     yugi_server **out)
@@ -45,8 +52,7 @@ int yugi_server_new(uv_loop_t *loop, const yugi_config *cfg,
     if (srv == NULL ||
         snprintf(srv->listen, sizeof srv->listen, "%s", cfg->listen) >=
             (int)sizeof srv->listen ||
-        yugi__addrs_init(&srv->addrs, cfg->limits.handshake_rate,
-                         cfg->limits.handshake_burst) != MKD_OK) {
+        yugi__addrs_init(&srv->addrs) != MKD_OK) {
         free(srv);
         mk_server_config_unref(scfg);
         if (backend != NULL)
@@ -57,6 +63,8 @@ int yugi_server_new(uv_loop_t *loop, const yugi_config *cfg,
     srv->port = cfg->port;
     srv->backlog = cfg->backlog;
     srv->lim = cfg->limits;
+    addrs_configure(&srv->addrs, &srv->lim);
+    yami_set_budget(y, srv->lim.buffer_budget);
     srv->scfg = scfg;
     srv->yami = y;
     srv->backend = backend;
@@ -98,13 +106,15 @@ static void log_summary(yugi_server *srv)
     yugi_summary now, *last = &srv->summary;
 
     now.refused = st->refused_connections + st->refused_pending +
-                  st->refused_handshakes + st->refused_rate;
+                  st->refused_handshakes + st->refused_rate +
+                  st->refused_per_address + st->refused_resume_rate;
     now.failed =
         st->close_reason[YUGI_CR_PROTO] + st->close_reason[YUGI_CR_INTERNAL];
     now.handshakes = st->hs_full + st->hs_resumed;
     now.timeouts = st->close_reason[YUGI_CR_TO_HANDSHAKE] +
                    st->close_reason[YUGI_CR_TO_UNIT] +
-                   st->close_reason[YUGI_CR_TO_WRITE];
+                   st->close_reason[YUGI_CR_TO_WRITE] +
+                   st->close_reason[YUGI_CR_TO_REQUEST];
     if (now.refused != last->refused || now.failed != last->failed ||
         now.timeouts != last->timeouts)
         mkd_info(0,
@@ -144,8 +154,8 @@ void yugi_server_reload(yugi_server *srv, const yugi_limits *limits,
         return;
     }
     srv->lim = *limits;
-    yugi__addrs_set(&srv->addrs, limits->handshake_rate,
-                    limits->handshake_burst);
+    addrs_configure(&srv->addrs, limits);
+    yami_set_budget(srv->yami, limits->buffer_budget);
     /* Sessions on the old configuration keep it: it is reference
      * counted. */
     mk_server_config_unref(srv->scfg);

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,51 @@ static mk_client_config *pinned(void)
     mk_client_config *cc = mkt_client_config(D.pub);
     assert_non_null(cc);
     return cc;
+}
+
+/* A fresh client's CLIENT_HELLO (a full handshake) into out; its length. */
+static size_t fresh_hello(mk_client_config *cc, uint8_t *out, size_t cap)
+{
+    mk_session *s = NULL;
+    size_t n = 0;
+
+    assert_int_equal(mk_session_new_client(&s, cc, NULL, 0), MK_OK);
+    assert_int_equal(mk_client_hello(s, out, cap, &n), MK_OK);
+    mk_session_free(s);
+    return n;
+}
+
+/* What n connections in a row from one address made of a token bucket. */
+typedef struct opens {
+    int ok, busy;
+    uint8_t blob[MK_SESSION_BLOB_MAX]; /* of the first that got through */
+    size_t blen;
+} opens;
+
+/* n handshakes from src (resumptions, with blob): each must get through
+ * (resumed, if it resumes) or be told to retry later with a wait. */
+static void open_many(mk_client_config *cc, const char *src,
+                      const uint8_t *blob, size_t blen, int n, opens *o)
+{
+    mkt_client c;
+
+    memset(o, 0, sizeof *o);
+    for (int i = 0; i < n; i++) {
+        int r = mkt_client_open(&c, cc, src, D.port, blob, blen);
+        if (r == MK_OK) {
+            assert_true(blob == NULL || mkt_client_resumed(&c));
+            o->ok++;
+            if (o->blen == 0)
+                assert_int_equal(
+                    mkt_client_export(&c, o->blob, sizeof o->blob, &o->blen),
+                    MK_OK);
+        } else {
+            assert_int_equal(r, MK_ERR_PEER_RETRY_LATER);
+            assert_true(mk_session_retry_after(c.s) > 0);
+            o->busy++;
+        }
+        mkt_client_close(&c);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -273,12 +319,8 @@ static void one_of_each_bad(mk_client_config *cc, uint32_t seed)
     }
     /* Out of state after the handshake: a second CLIENT_HELLO. */
     {
-        mk_session *s = NULL;
-        size_t n = 0;
+        size_t n = fresh_hello(cc, buf, sizeof buf);
         assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
-        assert_int_equal(mk_session_new_client(&s, cc, NULL, 0), MK_OK);
-        assert_int_equal(mk_client_hello(s, buf, sizeof buf, &n), MK_OK);
-        mk_session_free(s);
         assert_int_equal(mkt_send_all(c.fd, buf, n), 0);
         assert_int_equal(mkt_wait_closed(c.fd, 5000), 0);
         mkt_client_close(&c);
@@ -366,9 +408,12 @@ static void test_malformed_peers(void **st)
  * grows only by what they sent, and they are closed at the deadline. */
 static void test_declared_length_stall(void **st)
 {
-    static const char *const args[] = {
-        "--handshake_rate=0", "--max_pending_per_address=10000",
-        "--unit_timeout_ms=3000", "--handshake_timeout_ms=60000", NULL};
+    static const char *const args[] = {"--handshake_rate=0",
+                                       "--max_pending_per_address=10000",
+                                       "--max_connections_per_address=10000",
+                                       "--unit_timeout_ms=3000",
+                                       "--handshake_timeout_ms=60000",
+                                       NULL};
     enum { N = 1000 };
     static int fds[N];
     uint8_t hdr[100];
@@ -425,7 +470,6 @@ static void test_timeouts(void **st)
     mk_client_config *cc;
     mkt_client c;
     uint8_t hello[MK_HANDLE_OUT_LEN];
-    mk_session *s = NULL;
     size_t n = 0;
     uint64_t t0;
     int fd, closed = 0, ok = 0;
@@ -437,9 +481,7 @@ static void test_timeouts(void **st)
      * from its first byte, whatever arrives after. Were it moved by each
      * byte (300 ms < 1000 ms), the connection would last until the hello
      * is whole: that it closes before is the proof, not a clock. */
-    assert_int_equal(mk_session_new_client(&s, cc, NULL, 0), MK_OK);
-    assert_int_equal(mk_client_hello(s, hello, sizeof hello, &n), MK_OK);
-    mk_session_free(s);
+    n = fresh_hello(cc, hello, sizeof hello);
     fd = mkt_tcp_connect(NULL, D.port);
     assert_true(fd >= 0);
     t0 = tl_now_ms();
@@ -473,6 +515,56 @@ static void test_timeouts(void **st)
     mkt_client_close(&c);
     TL_POLL_UNTIL(ok, mkt_status(&D, "closed.timeout_idle") == 1, 10000);
     assert_true(ok);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* A request left unfinished: from its first record it has
+ * partial_request_timeout_ms to be complete, however lively the rest of
+ * the connection (here, small requests answered all along); then the
+ * connection is closed, counted as timeout_request. */
+static void test_partial_request_timeout(void **st)
+{
+    static const char *const args[] = {"--partial_request_timeout_ms=1500",
+                                       "--idle_timeout_ms=600000", NULL};
+    mk_client_config *cc;
+    mkt_client c;
+    uint8_t rec[2000], body[1000] = {0}, *resp = NULL;
+    size_t n = 0, rlen = 0;
+    uint64_t t0, until;
+    int served = 0, r = MK_OK, ok = 0;
+    (void)st;
+
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
+    cc = pinned();
+    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
+    /* The first record of a request whose last never comes. */
+    assert_int_equal(mk_seal_record(c.s, c.next_id++, 0, body, sizeof body, rec,
+                                    sizeof rec, &n),
+                     MK_OK);
+    assert_int_equal(mkt_send_all(c.fd, rec, n), 0);
+    t0 = tl_now_ms();
+    until = t0 + tl_deadline_ms(30000);
+    while (r == MK_OK && tl_now_ms() < until) {
+        r = mkt_client_request(&c, body, 100, &resp, &rlen, NULL);
+        free(resp);
+        resp = NULL;
+        served += r == MK_OK;
+        if (r == MK_OK)
+            tl_sleep_ms(100);
+    }
+    fprintf(stderr,
+            "partial request: %d other requests served, closed after %llu "
+            "ms\n",
+            served, (unsigned long long)(tl_now_ms() - t0));
+    assert_int_not_equal(r, MK_OK);
+    assert_true(served >= 3);
+    /* Closed by that deadline, not before. */
+    assert_true(tl_now_ms() - t0 >= 1000);
+    TL_POLL_UNTIL(ok, mkt_status(&D, "closed.timeout_request") == 1, 10000);
+    assert_true(ok);
+    c.eof = 1;
+    mkt_client_close(&c);
     mk_client_config_unref(cc);
     stop_clean();
 }
@@ -582,6 +674,234 @@ static void test_connection_limit(void **st)
     stop_clean();
 }
 
+/* One address holds at most max_connections_per_address connections,
+ * resumed ones included: the one over it is told to retry later, another
+ * address is not affected, and a slot freed is usable again. */
+static void test_connections_per_address(void **st)
+{
+    static const char *const args[] = {"--max_connections_per_address=3",
+                                       "--retry_after_ms=555", NULL};
+    mk_client_config *cc;
+    mkt_client c[3], x;
+    uint8_t blob[MK_SESSION_BLOB_MAX];
+    size_t blen = 0;
+    int ok = 0;
+    (void)st;
+
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
+    cc = pinned();
+    assert_int_equal(mkt_client_open(&c[0], cc, "127.0.0.2", D.port, NULL, 0),
+                     MK_OK);
+    assert_int_equal(mkt_client_export(&c[0], blob, sizeof blob, &blen), MK_OK);
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal(
+            mkt_client_open(&c[i], cc, "127.0.0.2", D.port, blob, blen), MK_OK);
+        assert_true(mkt_client_resumed(&c[i]));
+    }
+    assert_int_equal(mkt_client_open(&x, cc, "127.0.0.2", D.port, blob, blen),
+                     MK_ERR_PEER_RETRY_LATER);
+    assert_int_equal(mk_session_retry_after(x.s), 555);
+    mkt_client_close(&x);
+    assert_int_equal(mkt_status(&D, "refused.connections_per_address"), 1);
+    /* Another address is not affected. */
+    assert_int_equal(mkt_client_open(&x, cc, "127.0.0.3", D.port, NULL, 0),
+                     MK_OK);
+    echo_ok(&x, 10, 1);
+    mkt_client_close(&x);
+    for (int i = 0; i < 3; i++)
+        echo_ok(&c[i], 100, (uint32_t)i);
+    /* A slot freed is a slot usable again. */
+    mkt_client_close(&c[0]);
+    TL_POLL_UNTIL(ok, mkt_status(&D, "connections") == 2, 10000);
+    assert_true(ok);
+    assert_int_equal(
+        mkt_client_open(&c[0], cc, "127.0.0.2", D.port, blob, blen), MK_OK);
+    echo_ok(&c[0], 100, 9);
+    for (int i = 0; i < 3; i++)
+        mkt_client_close(&c[i]);
+    assert_int_equal(mkt_status(&D, "refused.connections_per_address"), 1);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* --- the global buffer budget ------------------------------------------- */
+
+/* Request id (next on c) of len zero bytes, sealed whole: its wire bytes,
+ * malloc'd, *n of them, to be sent in pieces. */
+static uint8_t *sealed_request(mkt_client *c, size_t len, uint32_t *id,
+                               size_t *n)
+{
+    uint8_t *body = calloc(1, len + 1), *w = malloc(mk_message_wire_len(len));
+
+    assert_non_null(body);
+    assert_non_null(w);
+    *id = c->next_id++;
+    assert_int_equal(
+        mk_seal_message(c->s, *id, body, len, w, mk_message_wire_len(len), n),
+        MK_OK);
+    free(body);
+    return w;
+}
+
+/* Where the unit holding byte at of w[0..n) ends: a place to cut. */
+static size_t unit_end(const uint8_t *w, size_t n, size_t at)
+{
+    size_t off = 0, ulen = 0;
+
+    while (off <= at && off < n) {
+        assert_int_equal(mk_frame_check(w + off, n - off, &ulen), MK_OK);
+        off += ulen;
+    }
+    return off;
+}
+
+/* Many connections each park most of a large request, the attack that
+ * made mkd hold their sum: past buffer_budget, the next request is
+ * answered "overloaded" while the parked ones go on, and mkd's memory
+ * stays near the budget. Every connection is usable afterwards. */
+static void test_buffer_budget(void **st)
+{
+    static const char *const args[] = {"--buffer_budget=2097152", NULL};
+    enum { N = 24, LEN = 1000000 };
+    static mkt_client c[N];
+    static uint8_t *w[N];
+    static size_t n[N], cut[N];
+    static uint32_t id[N];
+    mk_client_config *cc;
+    uint8_t blob[MK_SESSION_BLOB_MAX], *resp = NULL;
+    size_t blen = 0, rlen = 0;
+    long long parked = 0, refused = 0;
+    long rss0, rss1;
+    unsigned ecode = 0;
+    int ok = 0;
+    (void)st;
+
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
+    cc = pinned();
+    assert_int_equal(mkt_client_open(&c[0], cc, NULL, D.port, NULL, 0), MK_OK);
+    assert_int_equal(mkt_client_export(&c[0], blob, sizeof blob, &blen), MK_OK);
+    for (int i = 1; i < N; i++)
+        assert_int_equal(mkt_client_open(&c[i], cc, NULL, D.port, blob, blen),
+                         MK_OK);
+    rss0 = mkt_rss_kb(D.pid);
+    /* One at a time, nine tenths of each request; then wait until mkd
+     * has either buffered it or refused it. */
+    for (int i = 0; i < N; i++) {
+        long long r0 = mkt_status(&D, "buffers.reassembly");
+        w[i] = sealed_request(&c[i], LEN, &id[i], &n[i]);
+        cut[i] = unit_end(w[i], n[i], n[i] * 9 / 10);
+        assert_int_equal(mkt_send_all(c[i].fd, w[i], cut[i]), 0);
+        TL_POLL_UNTIL(
+            ok,
+            mkt_status(&D, "buffers.reassembly") >= r0 + LEN * 8 / 10 ||
+                mkt_status(&D, "requests.budget_overloaded") > refused,
+            10000);
+        assert_true(ok);
+        assert_true(mkt_status(&D, "buffers.reassembly") <= 2097152);
+        refused = mkt_status(&D, "requests.budget_overloaded");
+        parked = i + 1 - refused;
+    }
+    rss1 = mkt_rss_kb(D.pid);
+    fprintf(stderr,
+            "%d requests parked at 90%%: %lld held, %lld overloaded; VmRSS "
+            "%ld -> %ld kB\n",
+            N, parked, refused, rss0, rss1);
+    assert_int_equal(parked, 2);
+    if (!MKT_SANITIZED)
+        assert_true(rss1 - rss0 < 8 * 1024);
+    /* The parked ones finish and are answered; the refused ones were told
+     * "overloaded" (the rest of their records is dropped) and go on. */
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(mkt_send_all(c[i].fd, w[i] + cut[i], n[i] - cut[i]),
+                         0);
+        if (i < parked) {
+            assert_int_equal(mkt_client_wait(&c[i], id[i], &resp, &rlen, NULL),
+                             MK_OK);
+            assert_int_equal(rlen, LEN);
+            free(resp);
+        } else {
+            assert_int_equal(
+                mkt_client_wait(&c[i], id[i], &resp, &rlen, &ecode),
+                MK_ERR_PEER_ERROR);
+            assert_int_equal(ecode, MK_ECODE_OVERLOADED);
+        }
+        free(w[i]);
+    }
+    TL_POLL_UNTIL(ok,
+                  mkt_status(&D, "buffers.reassembly") == 0 &&
+                      mkt_status(&D, "buffers.output") == 0,
+                  10000);
+    assert_true(ok);
+    for (int i = 0; i < N; i++) {
+        echo_ok(&c[i], 1000, (uint32_t)i);
+        mkt_client_close(&c[i]);
+    }
+    assert_int_equal(mkt_status(&D, "requests.budget_overloaded"), N - 2);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* Output waiting to be written counts against the same budget: while a
+ * peer that stopped reading holds more of it than the budget, a new
+ * request elsewhere is answered "overloaded"; once it is read, requests
+ * are served again. The echo backend's delay lets all of the peer's
+ * requests in before their answers pile up. */
+static void test_buffer_budget_output(void **st)
+{
+    static const char *const args[] = {"--buffer_budget=1048576",
+                                       "--echo_delay_ms=1000",
+                                       "--write_timeout_ms=60000", NULL};
+    enum { K = 30, LEN = 300000 };
+    mk_client_config *cc;
+    mkt_client a, b;
+    uint8_t *big = calloc(1, LEN), *resp = NULL, req[100] = {0};
+    uint32_t ids[K];
+    size_t rlen = 0;
+    unsigned ecode = 0;
+    int answered = 0, ok = 0;
+    (void)st;
+
+    assert_non_null(big);
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
+    cc = pinned();
+    assert_int_equal(mkt_client_open(&a, cc, NULL, D.port, NULL, 0), MK_OK);
+    assert_int_equal(mkt_client_open(&b, cc, NULL, D.port, NULL, 0), MK_OK);
+    /* 9 MB of answers, more than the kernel's socket buffers hold while
+     * A does not read (its receive buffer grows only as it reads). */
+    for (int i = 0; i < K; i++)
+        assert_int_equal(mkt_client_send(&a, big, LEN, &ids[i]), MK_OK);
+    TL_POLL_UNTIL(ok, mkt_status(&D, "buffers.output") > 1048576, 20000);
+    assert_true(ok);
+    assert_int_equal(
+        mkt_client_request(&b, req, sizeof req, &resp, &rlen, &ecode),
+        MK_ERR_PEER_ERROR);
+    assert_int_equal(ecode, MK_ECODE_OVERLOADED);
+    assert_true(mkt_status(&D, "requests.budget_overloaded") >= 1);
+    /* A reads its answers (one that came after the budget was spent got
+     * "overloaded"). */
+    for (int i = 0; i < K; i++) {
+        int r = mkt_client_wait(&a, ids[i], &resp, &rlen, &ecode);
+        if (r == MK_OK) {
+            assert_int_equal(rlen, LEN);
+            free(resp);
+            answered++;
+        } else {
+            assert_int_equal(r, MK_ERR_PEER_ERROR);
+            assert_int_equal(ecode, MK_ECODE_OVERLOADED);
+        }
+    }
+    assert_true(answered > 5);
+    TL_POLL_UNTIL(ok, mkt_status(&D, "buffers.output") == 0, 10000);
+    assert_true(ok);
+    echo_ok(&b, 100, 2);
+    echo_ok(&a, 100, 3);
+    mkt_client_close(&a);
+    mkt_client_close(&b);
+    free(big);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
 /* A full-handshake flood from 127.0.0.2 is throttled by its token bucket;
  * 127.0.0.1 still handshakes, and resumption is not throttled. */
 static void test_handshake_flood(void **st)
@@ -590,42 +910,61 @@ static void test_handshake_flood(void **st)
                                        "--handshake_burst=3", NULL};
     mk_client_config *cc;
     mkt_client c;
-    uint8_t blob[MK_SESSION_BLOB_MAX];
-    size_t blen = 0;
-    int ok = 0, busy = 0;
+    static opens o;
     (void)st;
 
     assert_int_equal(mkt_daemon_start(&D, args), 0);
     cc = pinned();
-    for (int i = 0; i < 20; i++) {
-        int r = mkt_client_open(&c, cc, "127.0.0.2", D.port, NULL, 0);
-        if (r == MK_OK) {
-            ok++;
-            if (blen == 0)
-                assert_int_equal(
-                    mkt_client_export(&c, blob, sizeof blob, &blen), MK_OK);
-        } else {
-            assert_int_equal(r, MK_ERR_PEER_RETRY_LATER);
-            assert_true(mk_session_retry_after(c.s) > 0);
-            busy++;
-        }
-        mkt_client_close(&c);
-    }
-    fprintf(stderr, "flood from 127.0.0.2: %d handshakes, %d retry-later\n", ok,
-            busy);
-    assert_true(ok >= 3);
-    assert_true(busy >= 10);
+    open_many(cc, "127.0.0.2", NULL, 0, 20, &o);
+    fprintf(stderr, "flood from 127.0.0.2: %d handshakes, %d retry-later\n",
+            o.ok, o.busy);
+    assert_true(o.ok >= 3);
+    assert_true(o.busy >= 10);
     /* Another address is not affected. */
     assert_int_equal(mkt_client_open(&c, cc, "127.0.0.1", D.port, NULL, 0),
                      MK_OK);
     echo_ok(&c, 10, 1);
     mkt_client_close(&c);
     /* The throttled address can still resume (no RSA work). */
-    assert_int_equal(mkt_client_open(&c, cc, "127.0.0.2", D.port, blob, blen),
-                     MK_OK);
+    assert_int_equal(
+        mkt_client_open(&c, cc, "127.0.0.2", D.port, o.blob, o.blen), MK_OK);
     assert_true(mkt_client_resumed(&c));
     mkt_client_close(&c);
     assert_true(mkt_status(&D, "refused.handshake_rate") >= 10);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* Resumptions cost no RSA but are not free: each address has a token
+ * bucket of its own for them. Past its burst, retry later with the wait
+ * to the next token; another address resumes as before. */
+static void test_resume_rate(void **st)
+{
+    static const char *const args[] = {"--resume_rate=2", "--resume_burst=3",
+                                       NULL};
+    mk_client_config *cc;
+    mkt_client c;
+    static opens full, res;
+    (void)st;
+
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
+    cc = pinned();
+    open_many(cc, "127.0.0.4", NULL, 0, 1, &full);
+    assert_int_equal(full.ok, 1);
+    open_many(cc, "127.0.0.4", full.blob, full.blen, 20, &res);
+    fprintf(stderr, "resumptions from 127.0.0.4: %d done, %d retry-later\n",
+            res.ok, res.busy);
+    assert_true(res.ok >= 3);
+    assert_true(res.busy >= 10);
+    assert_int_equal(mkt_status(&D, "refused.resume_rate"), res.busy);
+    assert_int_equal(mkt_status(&D, "refused.handshake_rate"), 0);
+    /* Another address is not affected. */
+    assert_int_equal(
+        mkt_client_open(&c, cc, "127.0.0.5", D.port, full.blob, full.blen),
+        MK_OK);
+    assert_true(mkt_client_resumed(&c));
+    echo_ok(&c, 10, 1);
+    mkt_client_close(&c);
     mk_client_config_unref(cc);
     stop_clean();
 }
@@ -665,6 +1004,148 @@ static void test_handshakes_in_progress(void **st)
     assert_true(busy >= 1);
     assert_int_equal(mkt_status(&D, "refused.handshakes_in_progress"), busy);
     assert_int_equal(mkt_status(&D, "handshakes.in_progress"), 0);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* Hit and run: hellos from many addresses on connections closed at once.
+ * Each hello keeps its slot under max_handshakes until Yami is done with
+ * its job, so the hellos queued for RSA work never pass the cap however
+ * fast their peers hang up; and Yami skips the hellos of connections
+ * already gone instead of running their RSA operation. One crypto thread
+ * keeps the queue long enough for both to show. */
+static void test_hit_and_run(void **st)
+{
+    static const char *const args[] = {
+        "--max_handshakes=4", "--threads=1", "--handshake_rate=0",
+        "--max_pending_per_address=100000", NULL};
+    enum { N = 400, HELLOS = 16 };
+    static uint8_t hello[HELLOS][MK_HANDLE_OUT_LEN];
+    size_t hlen[HELLOS];
+    mk_client_config *cc;
+    mkt_client c;
+    long long run, skipped, refused;
+    int ok = 0;
+    (void)st;
+
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
+    cc = pinned();
+    for (int i = 0; i < HELLOS; i++)
+        hlen[i] = fresh_hello(cc, hello[i], sizeof hello[i]);
+    for (int i = 0; i < N; i++) {
+        char src[32];
+        int fd;
+        snprintf(src, sizeof src, "127.0.%d.%d", 1 + i / 200, 1 + i % 200);
+        fd = mkt_tcp_connect(src, D.port);
+        assert_true(fd >= 0);
+        assert_int_equal(mkt_send_all(fd, hello[i % HELLOS], hlen[i % HELLOS]),
+                         0);
+        close(fd);
+    }
+    /* Every hello accounted for: refused at the cap, run, or skipped. */
+    TL_POLL_UNTIL(ok,
+                  mkt_status(&D, "queue.hellos_run") +
+                          mkt_status(&D, "handshakes.skipped") +
+                          mkt_status(&D, "refused.handshakes_in_progress") ==
+                      N,
+                  30000);
+    run = mkt_status(&D, "queue.hellos_run");
+    skipped = mkt_status(&D, "handshakes.skipped");
+    refused = mkt_status(&D, "refused.handshakes_in_progress");
+    fprintf(stderr,
+            "%d hit-and-run hellos, max_handshakes 4: %lld run, %lld "
+            "skipped, %lld refused; at most %lld queued at once\n",
+            N, run, skipped, refused, mkt_status(&D, "queue.full_hellos_max"));
+    assert_true(ok);
+    assert_true(mkt_status(&D, "queue.full_hellos_max") <= 4);
+    assert_true(skipped > 0);
+    TL_POLL_UNTIL(ok, mkt_status(&D, "handshakes.in_progress") == 0, 10000);
+    assert_true(ok);
+    assert_int_equal(mkt_status(&D, "queue.full_hellos"), 0);
+    /* The slots came back: a real client still handshakes. */
+    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
+    echo_ok(&c, 100, 1);
+    mkt_client_close(&c);
+    mk_client_config_unref(cc);
+    stop_clean();
+}
+
+/* A flood of full hellos that keeps max_handshakes full does not lock
+ * out resumptions: they need no RSA work and are not held to that cap
+ * (their own per-address bucket bounds them). */
+typedef struct hello_flood {
+    pthread_t t;
+    const uint8_t *hello;
+    size_t len;
+    atomic_int stop;
+    unsigned long sent;
+} hello_flood;
+
+static void *hello_flood_main(void *arg)
+{
+    hello_flood *f = arg;
+    int fds[8];
+
+    while (!atomic_load(&f->stop)) {
+        for (int i = 0; i < 8; i++) {
+            char src[32];
+            snprintf(src, sizeof src, "127.0.7.%lu", 1 + f->sent % 200);
+            fds[i] = mkt_tcp_connect(src, D.port);
+            if (fds[i] >= 0 && mkt_send_all(fds[i], f->hello, f->len) == 0)
+                f->sent++;
+        }
+        /* Each waits for its answer (the server hello or retry-later). */
+        for (int i = 0; i < 8; i++) {
+            if (fds[i] < 0)
+                continue;
+            struct pollfd pfd = {fds[i], POLLIN, 0};
+            uint8_t b[64];
+            if (poll(&pfd, 1, 5000) > 0)
+                (void)recv(fds[i], b, sizeof b, 0);
+            close(fds[i]);
+        }
+    }
+    return NULL;
+}
+
+static void test_resume_during_flood(void **st)
+{
+    static const char *const args[] = {
+        "--max_handshakes=4", "--threads=1", "--handshake_rate=0",
+        "--max_pending_per_address=100000", NULL};
+    static hello_flood f;
+    uint8_t hello[MK_HANDLE_OUT_LEN], blob[MK_SESSION_BLOB_MAX];
+    size_t blen = 0;
+    mk_client_config *cc;
+    mkt_client c;
+    int resumed = 0, ok = 0;
+    (void)st;
+
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
+    cc = pinned();
+    assert_int_equal(mkt_client_open(&c, cc, NULL, D.port, NULL, 0), MK_OK);
+    assert_int_equal(mkt_client_export(&c, blob, sizeof blob, &blen), MK_OK);
+    mkt_client_close(&c);
+    memset(&f, 0, sizeof f);
+    f.hello = hello;
+    f.len = fresh_hello(cc, hello, sizeof hello);
+    assert_int_equal(pthread_create(&f.t, NULL, hello_flood_main, &f), 0);
+    /* The flood has filled the cap at least once. */
+    TL_POLL_UNTIL(ok, mkt_status(&D, "refused.handshakes_in_progress") > 0,
+                  20000);
+    for (int i = 0; i < 50; i++) {
+        int r = mkt_client_open(&c, cc, NULL, D.port, blob, blen);
+        resumed += r == MK_OK && mkt_client_resumed(&c);
+        mkt_client_close(&c);
+    }
+    atomic_store(&f.stop, 1);
+    pthread_join(f.t, NULL);
+    fprintf(stderr,
+            "during a flood of %lu full hellos (max_handshakes 4, %lld "
+            "refused): %d of 50 resumptions\n",
+            f.sent, mkt_status(&D, "refused.handshakes_in_progress"), resumed);
+    assert_true(ok);
+    assert_int_equal(resumed, 50);
     mk_client_config_unref(cc);
     stop_clean();
 }
@@ -1060,15 +1541,29 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_declared_length_stall, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_timeouts, mkt_setup, mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_partial_request_timeout, mkt_setup,
+                                        mkt_teardown),
         cmocka_unit_test_setup_teardown(test_write_stall, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_drop_privileges, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_connection_limit, mkt_setup,
                                         mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_connections_per_address, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_buffer_budget, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_buffer_budget_output, mkt_setup,
+                                        mkt_teardown),
         cmocka_unit_test_setup_teardown(test_handshake_flood, mkt_setup,
                                         mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_rate, mkt_setup,
+                                        mkt_teardown),
         cmocka_unit_test_setup_teardown(test_handshakes_in_progress, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_hit_and_run, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_during_flood, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_drains, mkt_setup,
                                         mkt_teardown),
@@ -1086,5 +1581,8 @@ int main(void)
                                         mkt_teardown),
     };
     signal(SIGPIPE, SIG_IGN);
+    /* MKT_FILTER=test_name (a glob) runs only the tests it matches. */
+    if (getenv("MKT_FILTER") != NULL)
+        cmocka_set_test_filter(getenv("MKT_FILTER"));
     return cmocka_run_group_tests_name("mkd_integration", tests, NULL, NULL);
 }

@@ -311,6 +311,29 @@ long long mkt_cpu_ticks(pid_t pid)
     return (long long)(ut + stt);
 }
 
+double mkt_openssl_rsa2048(int seconds, double *verify_s)
+{
+    char cmd[128], line[512];
+    double sign = 0, verify = 0;
+    FILE *p;
+
+    snprintf(cmd, sizeof cmd, "openssl speed -seconds %d rsa2048 2>/dev/null",
+             seconds);
+    if ((p = popen(cmd, "r")) == NULL)
+        return 0;
+    while (fgets(line, sizeof line, p) != NULL) {
+        double s, v;
+        if (sscanf(line, "rsa 2048 bits %lfs %lfs", &s, &v) == 2) {
+            sign = s;
+            verify = v;
+        }
+    }
+    pclose(p);
+    if (verify_s)
+        *verify_s = verify;
+    return sign;
+}
+
 int mkt_run_mkd(const char *const *args)
 {
     const char *argv[32];
@@ -360,7 +383,54 @@ mk_client_config *mkt_client_config(const char *pub_path)
 
 /* --- sockets ----------------------------------------------------------- */
 
+/* A non-blocking connect under way: wait for its end, at most
+ * timeout_ms. 0, or -1 with errno set. */
+static int connect_wait(int fd, unsigned timeout_ms)
+{
+    struct pollfd pfd = {fd, POLLOUT, 0};
+    int err = 0, r;
+    socklen_t elen = sizeof err;
+
+    do
+        r = poll(&pfd, 1, (int)timeout_ms);
+    while (r < 0 && errno == EINTR);
+    if (r == 0) {
+        errno = ETIMEDOUT;
+        return -1;
+    }
+    if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
+        return -1;
+    if (err != 0) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+/* connect(2), for at most timeout_ms (0: as long as it takes). */
+static int connect_within(int fd, const struct sockaddr_in *sa,
+                          unsigned timeout_ms)
+{
+    int flags = fcntl(fd, F_GETFL), r;
+
+    if (timeout_ms == 0)
+        return connect(fd, (const struct sockaddr *)sa, sizeof *sa);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
+        return -1;
+    r = connect(fd, (const struct sockaddr *)sa, sizeof *sa);
+    if (r != 0 && errno == EINPROGRESS)
+        r = connect_wait(fd, timeout_ms);
+    if (r != 0 || fcntl(fd, F_SETFL, flags) != 0)
+        return -1;
+    return 0;
+}
+
 int mkt_tcp_connect(const char *src, uint16_t port)
+{
+    return mkt_tcp_connect_within(src, port, 0);
+}
+
+int mkt_tcp_connect_within(const char *src, uint16_t port, unsigned timeout_ms)
 {
     struct sockaddr_in sa;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
@@ -381,7 +451,7 @@ int mkt_tcp_connect(const char *src, uint16_t port)
     sa.sin_family = AF_INET;
     sa.sin_port = htons(port);
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    if (connect_within(fd, &sa, timeout_ms) != 0) {
         close(fd);
         return -1;
     }
@@ -540,8 +610,10 @@ int mkt_client_next_event(mkt_client *c, uint8_t *out, mk_event *ev)
     return next_event(c, out, ev);
 }
 
-int mkt_client_start(mkt_client *c, mk_client_config *cc, const char *src,
-                     uint16_t port, const uint8_t *blob, size_t blob_len)
+/* mkt_client_start; timeout_ms as in mkt_client_open_within. */
+static int client_start(mkt_client *c, mk_client_config *cc, const char *src,
+                        uint16_t port, const uint8_t *blob, size_t blob_len,
+                        unsigned timeout_ms)
 {
     uint8_t *out = malloc(MK_HANDLE_OUT_LEN);
     size_t n = 0;
@@ -549,14 +621,14 @@ int mkt_client_start(mkt_client *c, mk_client_config *cc, const char *src,
 
     memset(c, 0, sizeof *c);
     c->fd = -1;
-    c->timeout_ms = 10000;
+    c->timeout_ms = timeout_ms ? timeout_ms : 10000;
     c->next_id = 1;
     if (out == NULL)
         return MK_ERR_NOMEM;
     if ((r = mk_session_new_client(&c->s, cc, blob, blob_len)) != MK_OK)
         goto done;
-    if ((c->fd = mkt_tcp_connect(src, port)) < 0) {
-        r = MK_ERR_IO;
+    if ((c->fd = mkt_tcp_connect_within(src, port, timeout_ms)) < 0) {
+        r = errno == ETIMEDOUT ? MK_ERR_TIMEOUT : MK_ERR_IO;
         goto done;
     }
     if ((r = mk_client_hello(c->s, out, MK_HANDLE_OUT_LEN, &n)) != MK_OK)
@@ -566,6 +638,12 @@ int mkt_client_start(mkt_client *c, mk_client_config *cc, const char *src,
 done:
     free(out);
     return r;
+}
+
+int mkt_client_start(mkt_client *c, mk_client_config *cc, const char *src,
+                     uint16_t port, const uint8_t *blob, size_t blob_len)
+{
+    return client_start(c, cc, src, port, blob, blob_len, 0);
 }
 
 int mkt_client_finish(mkt_client *c)
@@ -590,6 +668,14 @@ int mkt_client_open(mkt_client *c, mk_client_config *cc, const char *src,
                     uint16_t port, const uint8_t *blob, size_t blob_len)
 {
     int r = mkt_client_start(c, cc, src, port, blob, blob_len);
+    return r == MK_OK ? mkt_client_finish(c) : r;
+}
+
+int mkt_client_open_within(mkt_client *c, mk_client_config *cc, const char *src,
+                           uint16_t port, const uint8_t *blob, size_t blob_len,
+                           unsigned timeout_ms)
+{
+    int r = client_start(c, cc, src, port, blob, blob_len, timeout_ms);
     return r == MK_OK ? mkt_client_finish(c) : r;
 }
 

@@ -64,6 +64,10 @@ int mkt_status_text(const mkt_daemon *d, char *buf, size_t cap);
 long mkt_rss_kb(pid_t pid);
 /* utime + stime of pid in clock ticks. */
 long long mkt_cpu_ticks(pid_t pid);
+/* The time of one RSA-2048 private operation in seconds (and of a public
+ * one into *verify_s unless NULL), as `openssl speed -seconds N rsa2048`
+ * measures it now: the benchmarks' baseline. 0 if it cannot run. */
+double mkt_openssl_rsa2048(int seconds, double *verify_s);
 /* Run mkd with a subcommand and arguments; returns its exit status. */
 int mkt_run_mkd(const char *const *argv);
 
@@ -73,6 +77,8 @@ mk_client_config *mkt_client_config(const char *pub_path);
 /* TCP to 127.0.0.1:port, optionally from src (e.g. "127.0.0.2"). -1 on
  * failure. */
 int mkt_tcp_connect(const char *src, uint16_t port);
+/* The same, giving up after timeout_ms (errno ETIMEDOUT); 0: no limit. */
+int mkt_tcp_connect_within(const char *src, uint16_t port, unsigned timeout_ms);
 int mkt_send_all(int fd, const void *p, size_t n);
 /* Wait until the peer closes (EOF or reset), discarding input. Returns 0 if
  * it did within timeout_ms, -1 if not. */
@@ -94,6 +100,12 @@ typedef struct mkt_client {
  * mk_err (MK_ERR_PEER_RETRY_LATER when refused, MK_ERR_IO, ...). */
 int mkt_client_open(mkt_client *c, mk_client_config *cc, const char *src,
                     uint16_t port, const uint8_t *blob, size_t blob_len);
+/* The same where the connect, and then each read, waits at most
+ * timeout_ms (MK_ERR_TIMEOUT after that); the client keeps that per-read
+ * timeout. For clients that must never hang (the benchmarks). */
+int mkt_client_open_within(mkt_client *c, mk_client_config *cc, const char *src,
+                           uint16_t port, const uint8_t *blob, size_t blob_len,
+                           unsigned timeout_ms);
 /* The same in two steps: connect and send the hello; wait for the
  * handshake to end. */
 int mkt_client_start(mkt_client *c, mk_client_config *cc, const char *src,

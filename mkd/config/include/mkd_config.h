@@ -39,12 +39,16 @@ typedef struct mkd_config {
     uint32_t max_connections;
     uint32_t max_handshakes;
     uint32_t max_pending_per_address;
+    uint32_t max_connections_per_address;
     uint32_t handshake_rate; /* full handshakes/s per address */
     uint32_t handshake_burst;
+    uint32_t resume_rate; /* resumptions/s per address */
+    uint32_t resume_burst;
     uint32_t retry_after_ms;
     uint32_t handshake_timeout_ms;
     uint32_t idle_timeout_ms;
     uint32_t unit_timeout_ms;
+    uint32_t partial_request_timeout_ms;
     uint32_t write_timeout_ms;
     uint32_t shutdown_timeout_ms;
     uint32_t max_message;
@@ -52,6 +56,7 @@ typedef struct mkd_config {
     uint32_t ticket_lifetime;
     uint32_t session_max_age;   /* seconds from a full handshake, all told */
     uint32_t conn_buffer_max;   /* bytes buffered per connection */
+    uint32_t buffer_budget;     /* ... on all, plus output; 0 = none */
     uint32_t write_high_water;  /* stop reading above this */
     uint32_t inline_crypto_max; /* record jobs up to this run on the
                                          loop thread; 0 = all on the pool */

@@ -14,7 +14,10 @@
  *
  * The owner keeps the yami_conn alive while yami_conn_busy() is true; if
  * the connection closed meanwhile, the owner's callback is still called
- * (with the result) and simply discards it.
+ * (with the result) and simply discards it. The owner says so at once
+ * (yami_conn_cancel): the pool then skips whatever of the job has not
+ * started, a hello's RSA operation above all, so that a peer which sends a
+ * hello and hangs up costs no RSA work.
  *
  * Small record jobs run inline. Handing ~2 us of record crypto to a pool
  * thread and back costs more than the crypto itself (two futex wake-ups
@@ -70,12 +73,22 @@ typedef struct yami_result {
     int internal;           /* the failure was ours (memory), not the peer's */
     int established;        /* the handshake completed in this job */
     int resumed;
-    int hello_retry;    /* a HELLO_RETRY went out */
-    unsigned hellos;    /* CLIENT_HELLO units handled */
-    int peer_closed;    /* the peer's close record arrived */
-    int close_sent;     /* our close record was sealed */
-    unsigned responses; /* responses and error records sealed */
-    unsigned aborted;   /* requests refused for the buffer cap */
+    int hello_retry;          /* a HELLO_RETRY went out */
+    unsigned hellos;          /* CLIENT_HELLO units handled */
+    unsigned hellos_skipped;  /* ... not handled: the conn was cancelled */
+    unsigned hellos_orphaned; /* handled, but cancelled meanwhile */
+    /* CLIENT_HELLOs of this job that may need the RSA key (not a
+     * well-formed resumption), all done with now: handled, skipped, or
+     * dropped after the session failed. */
+    unsigned full_hellos;
+    int peer_closed;         /* the peer's close record arrived */
+    int close_sent;          /* our close record was sealed */
+    unsigned responses;      /* responses and error records sealed */
+    unsigned aborted;        /* requests refused for a buffer cap */
+    unsigned aborted_budget; /* ... of which for the global budget */
+    /* When the oldest request still being received after this job had its
+     * first record queued (the loop's clock, uv_now); 0: none. */
+    uint64_t partial_since_ms;
     uint8_t session_id[MK_SESSION_ID_LEN];
     int ran_inline; /* ran on the loop thread inside yami_kick() */
 } yami_result;
@@ -88,12 +101,26 @@ typedef void (*yami_result_fn)(void *owner, yami_result *res);
 typedef struct yami_stats {
     uint64_t jobs_started, jobs_done; /* pool jobs */
     uint64_t jobs_inline;             /* jobs run on the loop thread */
+    /* Full hellos (RSA work) in pool jobs not done yet (a gauge) and the
+     * most there ever were at once. */
+    uint64_t full_queued, full_queued_max;
+    uint64_t hellos_run;      /* handled (each a handshake's crypto) */
+    uint64_t hellos_skipped;  /* never handled: their conn was cancelled */
+    uint64_t hellos_orphaned; /* cancelled while they ran */
+    /* Jobs with a full hello (RSA work): how many may be on the pool at
+     * once, how many are, and how many wait in Yami for a slot. */
+    unsigned rsa_slots, rsa_running, rsa_waiting;
+    /* The global buffer budget (yami_set_budget) and what counts against
+     * it now. */
+    size_t budget, partial_bytes, output_bytes;
 } yami_stats;
 
 /* The Yami of one loop. threads sizes libuv's pool (UV_THREADPOOL_SIZE,
  * read once per process when the pool first starts; 0 leaves libuv's
- * choice). inline_max: the option inline_crypto_max (0: every job on the
- * pool). MKD_OK, MKD_ERR_NOMEM or MKD_ERR_SYSTEM. */
+ * choice). Jobs with a full hello take at most all of its threads but one
+ * (at least one): the last is kept for cheap work (job.c). inline_max:
+ * the option inline_crypto_max (0: every job on the pool). MKD_OK,
+ * MKD_ERR_NOMEM or MKD_ERR_SYSTEM. */
 MKD_MUST_CHECK int yami_new(uv_loop_t *loop, unsigned threads,
                             size_t inline_max, yami **out);
 /* Only once no connection of it is busy. NULL: nothing. */
@@ -101,6 +128,17 @@ void yami_free(yami *y);
 /* A reload: applies from the next kick of every connection. */
 void yami_set_inline_max(yami *y, size_t inline_max);
 void yami_get_stats(const yami *y, yami_stats *out);
+/* The global budget (the option buffer_budget; 0: none) for the request
+ * bytes being reassembled on all connections together plus the bytes the
+ * owner has queued to be written (yami_output_add). A request whose next
+ * record would take the total past it is refused with "overloaded", as one
+ * past its connection's buffer_max is: the session goes on. Applies from
+ * the next record. */
+void yami_set_budget(yami *y, size_t max);
+/* Bytes the owner queued to be written, and wrote or dropped: they count
+ * against the budget meanwhile. */
+void yami_output_add(yami *y, size_t n);
+void yami_output_sub(yami *y, size_t n);
 
 /* A connection's session, server side, on scfg (a reference is taken).
  * buffer_max caps the request bytes being reassembled (a request past it
@@ -132,6 +170,13 @@ MKD_MUST_CHECK int yami_queue_close(yami_conn *c);
 /* Drop every queued operation (the session failed, or the connection
  * closed: nothing more will be sealed). */
 void yami_drop_queued(yami_conn *c);
+/* The connection is gone: drop what is queued, and let the job in flight
+ * (if any) skip every unit it has not started, so no hello of a closed
+ * connection costs an RSA operation. The job's result still comes, with
+ * the hellos it skipped in hellos_skipped. Returns the full hellos of the
+ * job in flight (0 if none): its result reports them in full_hellos,
+ * which keeps the owner's count of handshakes in progress exact. */
+unsigned yami_conn_cancel(yami_conn *c);
 /* Start a job if none is in flight and operations are queued: inline (see
  * above: the owner's callback runs, possibly several times, before this
  * returns) or on the pool. Called from inside the owner's callback for an

@@ -31,17 +31,22 @@
 /* The limits and deadlines; all can change on a reload. */
 typedef struct yugi_limits {
     uint32_t max_connections;
-    uint32_t max_handshakes;          /* hellos queued or running in Yami */
-    uint32_t max_pending_per_address; /* connections not yet established */
-    uint32_t handshake_rate;          /* full handshakes/s per address */
+    uint32_t max_handshakes;              /* hellos queued or running in Yami */
+    uint32_t max_pending_per_address;     /* connections not yet established */
+    uint32_t max_connections_per_address; /* established or not */
+    uint32_t handshake_rate;              /* full handshakes/s per address */
     uint32_t handshake_burst;
+    uint32_t resume_rate; /* resumptions/s per address */
+    uint32_t resume_burst;
     uint32_t retry_after_ms; /* what a refused client is told */
     uint32_t handshake_timeout_ms;
     uint32_t idle_timeout_ms;
-    uint32_t unit_timeout_ms;  /* a unit half received */
-    uint32_t write_timeout_ms; /* a write without progress */
+    uint32_t unit_timeout_ms;            /* a unit half received */
+    uint32_t partial_request_timeout_ms; /* a request half received */
+    uint32_t write_timeout_ms;           /* a write without progress */
     uint32_t shutdown_timeout_ms;
     uint32_t conn_buffer_max;  /* request bytes being reassembled */
+    uint32_t buffer_budget;    /* ... on all connections, plus output */
     uint32_t write_high_water; /* stop reading above this */
 } yugi_limits;
 
@@ -61,10 +66,11 @@ enum yugi_close_reason {
     YUGI_CR_PROTO,        /* peer broke the protocol */
     YUGI_CR_TO_HANDSHAKE, /* handshake deadline */
     YUGI_CR_TO_IDLE,
-    YUGI_CR_TO_UNIT,  /* half-received unit (slowloris) */
-    YUGI_CR_TO_WRITE, /* peer stopped reading */
-    YUGI_CR_REFUSED,  /* limits: told to retry later */
-    YUGI_CR_INTERNAL, /* our failure (memory) */
+    YUGI_CR_TO_UNIT,    /* half-received unit (slowloris) */
+    YUGI_CR_TO_WRITE,   /* peer stopped reading */
+    YUGI_CR_TO_REQUEST, /* a request left unfinished */
+    YUGI_CR_REFUSED,    /* limits: told to retry later */
+    YUGI_CR_INTERNAL,   /* our failure (memory) */
     YUGI_CR_SHUTDOWN,
     YUGI_CR_COUNT
 };
@@ -88,9 +94,10 @@ typedef struct yugi_stats {
     /* counters */
     uint64_t accepted, closed, accept_errors;
     uint64_t refused_connections, refused_pending, refused_handshakes,
-        refused_rate;
+        refused_rate, refused_per_address, refused_resume_rate;
     uint64_t hs_full, hs_resumed, hs_retry, hs_failed;
     uint64_t requests, responses, backend_overloaded, aborted;
+    uint64_t budget_overloaded; /* requests refused for buffer_budget */
     uint64_t bytes_in, bytes_out;
     uint64_t close_reason[YUGI_CR_COUNT];
     uint64_t errors[YUGI_ERR_SLOTS]; /* by mk_err value */

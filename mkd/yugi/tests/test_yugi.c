@@ -136,7 +136,9 @@ static void test_token_bucket(void **st)
     yugi_addr *x, *y, *z, *w;
     (void)st;
 
-    assert_int_equal(yugi__addrs_init(&t, 2, 3), MKD_OK);
+    assert_int_equal(yugi__addrs_init(&t), MKD_OK);
+    yugi__addrs_set(&t, YUGI_BUCKET_FULL, 2, 3);
+    yugi__addrs_set(&t, YUGI_BUCKET_RESUME, 4, 2);
     memset(&a1, 0, sizeof a1);
     a1.sin_family = AF_INET;
     a1.sin_addr.s_addr = htonl(0x7f000001);
@@ -149,12 +151,16 @@ static void test_token_bucket(void **st)
     assert_int_equal(x->refs, 2);
     /* Burst of 3, then wait for the refill at 2/s. */
     for (int i = 0; i < 3; i++)
-        assert_int_equal(yugi__addr_take(&t, x, 1000), 0);
-    assert_int_equal(yugi__addr_take(&t, x, 1000), 500);
-    assert_int_equal(yugi__addr_take(&t, x, 1250), 250);
-    assert_int_equal(yugi__addr_take(&t, x, 1500), 0);
+        assert_int_equal(yugi__addr_take(&t, x, YUGI_BUCKET_FULL, 1000), 0);
+    assert_int_equal(yugi__addr_take(&t, x, YUGI_BUCKET_FULL, 1000), 500);
+    assert_int_equal(yugi__addr_take(&t, x, YUGI_BUCKET_FULL, 1250), 250);
+    assert_int_equal(yugi__addr_take(&t, x, YUGI_BUCKET_FULL, 1500), 0);
+    /* The resumption bucket is another: burst of 2, refilled at 4/s. */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(yugi__addr_take(&t, x, YUGI_BUCKET_RESUME, 1500), 0);
+    assert_int_equal(yugi__addr_take(&t, x, YUGI_BUCKET_RESUME, 1500), 250);
     /* The other address is untouched. */
-    assert_int_equal(yugi__addr_take(&t, y, 1500), 0);
+    assert_int_equal(yugi__addr_take(&t, y, YUGI_BUCKET_FULL, 1500), 0);
     /* IPv6: one bucket per /64. */
     memset(&b1, 0, sizeof b1);
     b1.sin6_family = AF_INET6;
