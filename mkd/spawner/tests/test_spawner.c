@@ -134,15 +134,32 @@ static void run_until(uv_loop_t *loop, const int *flag, int want)
     assert_int_equal(*flag, want);
 }
 
-static spawner *start(uv_loop_t *loop)
+/* A loop and a spawner serving from this test binary ("serve" mode). The
+ * binary is named by its path, not /proc/self/exe as mkd does: under
+ * valgrind that would be valgrind itself, while uv_exepath sees through. */
+static spawner *start(uv_loop_t *loop, pegasus_launcher **l)
 {
-    const char *argv[] = {"/proc/self/exe", "serve", dir, NULL};
+    char exe[512];
+    size_t n = sizeof exe;
+    const char *argv[] = {exe, "serve", dir, NULL};
     spawner *s = NULL;
     mkd_diag d;
 
+    memset(&cx, 0, sizeof cx);
+    assert_int_equal(uv_loop_init(loop), 0);
+    assert_int_equal(uv_exepath(exe, &n), 0);
     assert_int_equal(spawner_start(loop, argv, on_lost, NULL, &s, &d), MKD_OK);
-    spawner_launcher(s)->exited = on_exited;
+    *l = spawner_launcher(s);
+    (*l)->exited = on_exited;
     return s;
+}
+
+/* Close the spawner, let the loop end, and close it. */
+static void finish(uv_loop_t *loop, spawner *s)
+{
+    spawner_close(s);
+    assert_int_equal(uv_run(loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(loop), 0);
 }
 
 /* The fds of pid, as a sorted list "0 1 2 3". */
@@ -190,10 +207,7 @@ static void test_spawn_and_kill(void **st)
     ssize_t n;
     (void)st;
 
-    memset(&cx, 0, sizeof cx);
-    assert_int_equal(uv_loop_init(&loop), 0);
-    s = start(&loop);
-    l = spawner_launcher(s);
+    s = start(&loop, &l);
     assert_int_equal(l->ops->spawn(l, 3, 4096, &pid, &ipc, &out), MKD_OK);
     assert_true(pid > 0);
     /* Its channel and its output are ours. */
@@ -221,10 +235,8 @@ static void test_spawn_and_kill(void **st)
     assert_int_equal(cx.last_sig, SIGTERM);
     close(ipc);
     close(out);
-    spawner_close(s);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    finish(&loop, s);
     assert_int_equal(cx.lost, 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 static void test_failed_start(void **st)
@@ -235,10 +247,7 @@ static void test_failed_start(void **st)
     int pid = 0, ipc = -1, out = -1;
     (void)st;
 
-    memset(&cx, 0, sizeof cx);
-    assert_int_equal(uv_loop_init(&loop), 0);
-    s = start(&loop);
-    l = spawner_launcher(s);
+    s = start(&loop, &l);
     /* A reload breaks the command (the serving side's reload flips PHP to
      * a missing binary): the start fails, the spawner stays; the next
      * reload mends it and a start works. */
@@ -251,11 +260,9 @@ static void test_failed_start(void **st)
     close(out);
     /* Closing waits for the worker's end (the spawner kills it when we
      * go, or it sees its channel close). */
-    spawner_close(s);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    finish(&loop, s);
     assert_int_equal(cx.exits, 1);
     assert_int_equal(cx.lost, 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 static void test_lost(void **st)
@@ -266,10 +273,7 @@ static void test_lost(void **st)
     int pid = 0, ipc = -1, out = -1;
     (void)st;
 
-    memset(&cx, 0, sizeof cx);
-    assert_int_equal(uv_loop_init(&loop), 0);
-    s = start(&loop);
-    l = spawner_launcher(s);
+    s = start(&loop, &l);
     assert_int_equal(l->ops->spawn(l, 2, 4096, &pid, &ipc, &out), MKD_OK);
     close(ipc);
     close(out);
@@ -290,9 +294,12 @@ static void test_lost(void **st)
 static void test_malformed_from_mkd(void **st)
 {
     int sv[2], status;
+    char exe[512];
+    size_t n = sizeof exe;
     pid_t child;
     (void)st;
 
+    assert_int_equal(uv_exepath(exe, &n), 0);
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
     child = fork();
     assert_true(child >= 0);
@@ -300,7 +307,7 @@ static void test_malformed_from_mkd(void **st)
         close(sv[0]);
         if (dup2(sv[1], SPAWNER_FD) < 0)
             _exit(99);
-        execl("/proc/self/exe", "test_spawner", "serve", dir, (char *)NULL);
+        execl(exe, "test_spawner", "serve", dir, (char *)NULL);
         _exit(98);
     }
     close(sv[1]);
