@@ -64,8 +64,9 @@ typedef struct pegasus__req {
     mkd_backend_done_fn done;
     void *token;
     uint64_t tag;         /* random: a worker cannot tell one coming */
-    uint32_t max_message; /* its answer's limit: max_message when taken,
-                               which its connection was told */
+    uint32_t max_message; /* its answer's limit: the pool's max_message
+                               when taken, or less if its session was
+                               told less (ctx.max_response) */
     uint64_t queued_at;   /* uv_now at submit */
     unsigned attempts;    /* dispatches (a failed write retries) */
     int cancelled;        /* done must not be called */

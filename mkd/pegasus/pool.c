@@ -246,7 +246,11 @@ static pegasus__req *req_new(pegasus *p, const mkd_request_ctx *ctx,
     r->len = len;
     r->done = done;
     r->token = token;
+    /* The pool's limit, or the session's when that is smaller: a
+     * connection from before a reload that raised it was told less. */
     r->max_message = p->cfg.max_message;
+    if (ctx->max_response != 0 && ctx->max_response < r->max_message)
+        r->max_message = ctx->max_response;
     r->queued_at = uv_now(p->loop);
     r->refs = 1;
     return r;

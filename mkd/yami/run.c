@@ -185,6 +185,7 @@ static void on_event(yami_conn *c, const mk_event *ev, const uint8_t *out,
         res->established = 1;
         res->resumed = info.resumed;
         memcpy(res->session_id, info.session_id, MK_SESSION_ID_LEN);
+        res->max_message = info.max_message;
         break;
     case MK_EV_SEND:
         /* Still handshaking after a hello: a HELLO_RETRY went out. */

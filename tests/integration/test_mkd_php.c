@@ -1447,6 +1447,8 @@ static void test_sighup_max_message(void **st)
     raised = connect_told(c, 131072);
     echo_exact(raised, 131072, "id:raised\n", 7);
     answers_held_to(raised, 131072);
+    /* Told 65536 before the raise: held to that, and never cut. */
+    answers_held_to(before, 65536);
 
     reload_max_message(conf, 32768, 3);
     lowered = connect_told(c, 32768);

@@ -44,6 +44,11 @@ typedef struct mkd_request_ctx {
     char peer_addr[46];  /* client address, text (IPv4 or IPv6) */
     uint16_t peer_port;
     uint8_t session_id[MKD_SESSION_ID_LEN];
+    /* The largest answer the session can carry: the max_message announced
+     * to this client, which a reload since may have changed for newer
+     * connections. A backend answers a larger one with an error instead
+     * (the protocol could not seal it). 0: no limit but the backend's. */
+    uint32_t max_response;
     int early; /* arrived as an early request (0-RTT) */
 } mkd_request_ctx;
 

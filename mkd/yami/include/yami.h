@@ -90,7 +90,8 @@ typedef struct yami_result {
      * first record queued (the loop's clock, uv_now); 0: none. */
     uint64_t partial_since_ms;
     uint8_t session_id[MK_SESSION_ID_LEN];
-    int ran_inline; /* ran on the loop thread inside yami_kick() */
+    uint32_t max_message; /* established: the limit announced to the peer */
+    int ran_inline;       /* ran on the loop thread inside yami_kick() */
 } yami_result;
 
 /* The owner's callback for each result (owner as given to yami_conn_new).
