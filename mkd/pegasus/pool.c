@@ -458,10 +458,8 @@ static size_t pg_status(mkd_backend *b, char *buf, size_t cap)
 
 static void free_pool(pegasus *p)
 {
-    if (p->cfg.launcher != NULL && p->cfg.launcher->exited_arg == p) {
-        p->cfg.launcher->exited = NULL;
-        p->cfg.launcher->exited_arg = NULL;
-    }
+    if (p->cfg.launcher != NULL && p->cfg.launcher->exited_arg == p)
+        p->cfg.launcher->ops->release(p->cfg.launcher);
     if (p->php_ini != NULL)
         for (size_t i = 0; p->php_ini[i] != NULL; i++)
             free(p->php_ini[i]);

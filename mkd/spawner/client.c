@@ -96,14 +96,23 @@ static void report_exit(spawner *s, int pid, int64_t status, int sig)
 
 /* --- lifetime ------------------------------------------------------------- */
 
+/* The memory goes when both sides are done with it: the loop with our
+ * handles, and Pegasus with the launcher, which it holds until its pool
+ * is freed; at shutdown that may come after spawner_close. */
+static void free_if_unused(spawner *s)
+{
+    if (s->handles > 0 || s->launcher.exited != NULL)
+        return;
+    free(s->live);
+    free(s);
+}
+
 static void on_closed(uv_handle_t *h)
 {
     spawner *s = h->data;
 
-    if (--s->handles > 0)
-        return;
-    free(s->live);
-    free(s);
+    s->handles--;
+    free_if_unused(s);
 }
 
 static void close_handle(spawner *s, uv_handle_t *h)
@@ -330,7 +339,16 @@ static int l_kill(pegasus_launcher *l, int pid, int sig)
     return send_record(s, &m);
 }
 
-static const pegasus_launcher_ops launcher_ops = {l_spawn, l_kill};
+static void l_release(pegasus_launcher *l)
+{
+    spawner *s = (spawner *)l;
+
+    s->launcher.exited = NULL;
+    s->launcher.exited_arg = NULL;
+    free_if_unused(s);
+}
+
+static const pegasus_launcher_ops launcher_ops = {l_spawn, l_kill, l_release};
 
 /* --- start, reload, close ---------------------------------------------------------- */
 

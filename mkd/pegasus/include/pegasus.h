@@ -116,12 +116,17 @@ typedef struct pegasus_config {
  * mkd_err. kill: signal the worker's process group (SIGTERM or SIGKILL).
  * The launcher calls exited(exited_arg, ...) on the loop thread, never
  * from inside spawn or kill, when a worker it started has ended; Pegasus
- * sets exited and exited_arg at pegasus_new and clears them when freed.
+ * sets exited and exited_arg at pegasus_new. release: Pegasus is done
+ * with the launcher (called once, as the pool is freed): it calls and
+ * reads nothing more, and the launcher may go. A pool can outlive the
+ * launcher's owner closing it (at shutdown both go on the loop, in either
+ * order), so a launcher stays valid until released.
  */
 typedef struct pegasus_launcher_ops {
     int (*spawn)(pegasus_launcher *l, unsigned slot, uint32_t max_message,
                  int *pid, int *ipc_fd, int *out_fd);
     int (*kill)(pegasus_launcher *l, int pid, int sig);
+    void (*release)(pegasus_launcher *l);
 } pegasus_launcher_ops;
 
 struct pegasus_launcher {

@@ -68,8 +68,9 @@ typedef struct spawner spawner;
 MKD_MUST_CHECK int spawner_start(uv_loop_t *loop, const char *const *argv,
                                  void (*lost)(void *arg), void *arg,
                                  spawner **out, mkd_diag *d);
-/* The launcher for Pegasus (pegasus_config.launcher); valid until the
- * spawner is closed. */
+/* The launcher for Pegasus (pegasus_config.launcher). Its exits stop at
+ * spawner_close, but its memory stays until Pegasus releases it
+ * (ops->release) as its pool is freed, which may come later. */
 pegasus_launcher *spawner_launcher(spawner *s);
 /* Ask the spawner to read the configuration again (SIGHUP). */
 MKD_MUST_CHECK int spawner_reload(spawner *s);
