@@ -91,3 +91,4 @@ configure_file(cmake/MegakiInstallConf.cmake.in
   ${PROJECT_BINARY_DIR}/MegakiInstallConf.cmake @ONLY)
 install(SCRIPT ${PROJECT_BINARY_DIR}/MegakiInstallConf.cmake
   COMPONENT conffile EXCLUDE_FROM_ALL)
+include(cmake/MegakiPackage.cmake)
