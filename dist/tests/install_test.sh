@@ -4,8 +4,8 @@
 # the installed headers and libraries twice, with pkg-config and with
 # find_package(Megaki), and each build runs against the test server (a
 # handshake, requests, a resumption); the installed mkd finds the
-# application and Arcangelo installed with it, and the installed sazukari
-# runs.
+# application and Arcangelo installed with it (and the build tree's mkd
+# those of the build tree), and the installed sazukari runs.
 #   install_test.sh BUILD_DIR SOURCE_DIR TESTSERVER
 # MK_EXAMPLE_FLAGS: compiler flags the build's libraries need (a
 # sanitizer build's -fsanitize=...).
@@ -39,6 +39,14 @@ grep -qx "app = $pfx/share/megaki/apps/hello/app.php" "$tmp/config" ||
 grep -qx "arcangelo = $pfx/share/megaki/arcangelo/bin/arcangelo.php" \
   "$tmp/config" || fail "installed mkd's arcangelo is not the installed one"
 "$pfx/bin/sazukari" --version >/dev/null || fail "installed sazukari --version"
+# And the build tree's mkd finds them in the build tree's share/megaki,
+# which links to the source: mkd runs from the build tree uninstalled.
+real_build=$(cd "$build" && pwd -P) # mkd resolves its own path
+for key in app arcangelo; do
+  path=$("$build/mkd/mkd" config | sed -n "s/^$key = //p")
+  case $path in "$real_build"/share/megaki/*) ;; *) fail "build tree's mkd: $key = $path" ;; esac
+  [ -f "$path" ] || fail "build tree's mkd: $key = $path, which is missing"
+done
 
 # The example, against the installed tree only: pkg-config ...
 export PKG_CONFIG_PATH=$libdir/pkgconfig
