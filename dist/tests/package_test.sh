@@ -23,6 +23,13 @@ if dpkg-query -W -f='${Status}' megaki 2>/dev/null | grep -q installed; then
     "installs and purges it, so it will not run here" >&2
   exit 1
 fi
+for d in /var/lib/megaki /etc/megaki; do
+  if [ -e "$d" ]; then
+    echo "package_test: $d exists on this machine (a source install?);" \
+      "the package would take it over and purge it, so this test will not run here" >&2
+    exit 1
+  fi
+done
 tmp=$(mktemp -d /tmp/megaki-package-test.XXXXXX)
 pid=""
 had_users=()
@@ -32,11 +39,13 @@ cleanup() {
   dpkg-query -W -f='${Status}' megaki 2>/dev/null | grep -q installed &&
     dpkg --purge megaki >/dev/null
   # The users the package made (purge keeps them, as Debian does): this
-  # machine gets back the accounts it had.
+  # machine gets back the accounts it had, and none of the directories
+  # (checked absent above).
   for u in megaki-app megaki; do
     [[ " ${had_users[*]} " == *" $u "* ]] || ! id "$u" >/dev/null 2>&1 ||
       deluser --system --quiet "$u" >/dev/null 2>&1 || true
   done
+  rm -rf /var/lib/megaki /etc/megaki # after a purge that failed
   rm -rf "$tmp"
 }
 trap cleanup EXIT
