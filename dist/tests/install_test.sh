@@ -53,7 +53,10 @@ export PKG_CONFIG_PATH=$libdir/pkgconfig
 # shellcheck disable=SC2046 # word splitting is what pkg-config wants
 cc $flags -o "$tmp/example-pc" "$src/examples/client_example.c" \
   $(pkg-config --cflags --libs sazukari) || fail "pkg-config build failed"
-LD_LIBRARY_PATH=$libdir ldd "$tmp/example-pc" | grep -q "$libdir/libsazukari.so.2" ||
+# (ldd into a file: grep -q would stop reading early, and pipefail would
+# count ldd's SIGPIPE as a failure.)
+LD_LIBRARY_PATH=$libdir ldd "$tmp/example-pc" >"$tmp/ldd-pc"
+grep -q "$libdir/libsazukari.so.2" "$tmp/ldd-pc" ||
   fail "the pkg-config build does not use the installed libsazukari"
 (cd "$src" && LD_LIBRARY_PATH=$libdir "$testserver" --exec "$tmp/example-pc" \
   127.0.0.1 {port} tests/vectors/keys/server2048.pub.pem) >"$tmp/run-pc" 2>&1 ||
@@ -66,7 +69,8 @@ cmake -S "$src/dist/tests/find_package" -B "$tmp/fp" -DCMAKE_PREFIX_PATH="$pfx" 
   -DEXAMPLE_SOURCE="$src/examples/client_example.c" -DCMAKE_C_FLAGS="$flags" >"$tmp/fp.log" 2>&1 &&
   cmake --build "$tmp/fp" >>"$tmp/fp.log" 2>&1 ||
   { cat "$tmp/fp.log"; fail "the find_package build failed"; }
-ldd "$tmp/fp/client_example" | grep -q "$libdir/libsazukari.so.2" ||
+ldd "$tmp/fp/client_example" >"$tmp/ldd-fp"
+grep -q "$libdir/libsazukari.so.2" "$tmp/ldd-fp" ||
   fail "the find_package build does not use the installed libsazukari"
 (cd "$src" && "$testserver" --exec "$tmp/fp/client_example" \
   127.0.0.1 {port} tests/vectors/keys/server2048.pub.pem) >"$tmp/run-fp" 2>&1 ||
