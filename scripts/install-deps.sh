@@ -18,6 +18,9 @@ pkgs=(
   stress-ng                          # scripts/test-under-load.sh
   openssl                            # `openssl speed` baseline in benchmarks
   procps                             # ps/pkill used by integration tests
+  dpkg-dev                           # dpkg-shlibdeps: the .deb's library dependencies (cpack)
+  adduser                            # the package's postinst creates its users (package test)
+  systemd man-db                     # systemd-analyze verify of the installed unit (it runs man)
 )
 
 missing=()

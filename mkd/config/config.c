@@ -1,6 +1,7 @@
 /*
  * config.c -- see mkd_config.h. The option table is the single source of the
- * names, defaults and bounds; docs/MKD.md lists the same table.
+ * names, defaults and bounds; docs/MKD.md and man/mkd.conf.5 list the same
+ * options (ctest man_options checks the manual page).
  *
  * The file format is deliberately small: `key = value` per line, `#` starts
  * a comment line, blank lines are ignored, surrounding blanks are trimmed,
@@ -80,10 +81,9 @@ static const struct opt opts[] = {
     {"inline_crypto_max", U32(inline_crypto_max), "16384", 0, 1u << 20, 0},
     {"ticket_keys_keep", U32(ticket_keys_keep), "4", 1, 16, 0},
     {"echo_delay_ms", U32(echo_delay_ms), "0", 0, 600000, 0},
-    {"app", STR(app), MKD_SOURCE_ROOT "/apps/hello/app.php", 0, 0, 0},
+    {"app", STR(app), "", 0, 0, OFF(app_set)},
     {"php", STR(php), "/usr/bin/php", 0, 0, 0},
-    {"arcangelo", STR(arcangelo),
-     MKD_SOURCE_ROOT "/arcangelo/bin/arcangelo.php", 0, 0, 0},
+    {"arcangelo", STR(arcangelo), "", 0, 0, OFF(arcangelo_set)},
     {"php_memory_limit", STR(php_memory_limit), "128M", 0, 0, 0},
     {"workers", U32(workers), "0", 0, 4096, 0},
     {"workers_max", U32(workers_max), "0", 0, 4096, 0},
@@ -284,6 +284,56 @@ int mkd_default_data_dir(char *out, size_t cap)
     return r > 0 && (size_t)r < cap ? MKD_OK : MKD_ERR_CONFIG;
 }
 
+/* out = dir joined with rel, "." and ".." taken away by name: dir comes
+ * from the kernel (/proc/self/exe) with every link resolved, so walking
+ * up by name is walking up on disk. */
+static int join_rel(char *out, size_t cap, const char *dir, const char *rel)
+{
+    size_t n = strlen(dir);
+
+    if (n == 0 || n >= cap)
+        return MKD_ERR_CONFIG;
+    memcpy(out, dir, n + 1);
+    while (*rel != '\0') {
+        const char *slash = strchr(rel, '/');
+        size_t len = slash ? (size_t)(slash - rel) : strlen(rel);
+
+        if (len == 2 && rel[0] == '.' && rel[1] == '.') {
+            char *last = strrchr(out, '/');
+            n = last == out ? 1 : (size_t)(last - out); /* "/" stays */
+            out[n] = '\0';
+        } else if (len > 0 && !(len == 1 && rel[0] == '.')) {
+            int sep = out[n - 1] != '/';
+            if (n + (size_t)sep + len >= cap)
+                return MKD_ERR_CONFIG;
+            if (sep)
+                out[n++] = '/';
+            memcpy(out + n, rel, len);
+            n += len;
+            out[n] = '\0';
+        }
+        rel += len + (slash != NULL);
+    }
+    return MKD_OK;
+}
+
+int mkd_default_share_dir(char *out, size_t cap)
+{
+    char exe[MKD_PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash;
+
+    if (n <= 0 || (size_t)n >= sizeof exe - 1)
+        return MKD_ERR_CONFIG;
+    exe[n] = '\0';
+    if (exe[0] != '/' || (slash = strrchr(exe, '/')) == NULL)
+        return MKD_ERR_CONFIG;
+    if (slash == exe)
+        slash++; /* a binary in "/": its directory is "/" */
+    *slash = '\0';
+    return join_rel(out, cap, exe, MKD_SHARE_REL);
+}
+
 /* dst = dir/name unless the option was given. */
 static int derive(char *dst, size_t cap, int given, const char *dir,
                   const char *name)
@@ -296,8 +346,30 @@ static int derive(char *dst, size_t cap, int given, const char *dir,
     return r > 0 && (size_t)r < cap ? MKD_OK : MKD_ERR_CONFIG;
 }
 
+/* app and arcangelo, unless given: the hello-world app and Arcangelo
+ * installed beside this binary (mkd_default_share_dir). */
+static int derive_share_paths(mkd_config *c, mkd_diag *d)
+{
+    char share[MKD_PATH_MAX];
+
+    if (c->app_set && c->arcangelo_set)
+        return MKD_OK;
+    if (mkd_default_share_dir(share, sizeof share) != MKD_OK)
+        return mkd_fail(d, MKD_ERR_CONFIG,
+                        "cannot find mkd's data directory from "
+                        "/proc/self/exe: set app and arcangelo");
+    if (derive(c->app, sizeof c->app, c->app_set, share,
+               "apps/hello/app.php") != MKD_OK ||
+        derive(c->arcangelo, sizeof c->arcangelo, c->arcangelo_set, share,
+               "arcangelo/bin/arcangelo.php") != MKD_OK)
+        return mkd_fail(d, MKD_ERR_CONFIG, "%s: path too long", share);
+    return MKD_OK;
+}
+
 int mkd_config_finish(mkd_config *c, mkd_diag *d)
 {
+    int r;
+
     mkd_diag_clear(d);
     if (c->data_dir[0] == '\0' &&
         mkd_default_data_dir(c->data_dir, sizeof c->data_dir) != MKD_OK)
@@ -310,6 +382,8 @@ int mkd_config_finish(mkd_config *c, mkd_diag *d)
         derive(c->control_socket, sizeof c->control_socket,
                c->control_socket_set, c->data_dir, "mkd.sock") != MKD_OK)
         return mkd_fail(d, MKD_ERR_CONFIG, "data_dir too long");
+    if ((r = derive_share_paths(c, d)) != MKD_OK)
+        return r;
     if (c->listen[0] == '\0')
         return mkd_fail(d, MKD_ERR_CONFIG, "listen: no address");
     if (strcmp(c->backend, "echo") != 0 && strcmp(c->backend, "php") != 0)

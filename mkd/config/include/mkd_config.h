@@ -79,8 +79,10 @@ typedef struct mkd_config {
     uint32_t worker_max_lifetime_s;
     uint32_t worker_max_rss_kib;
     uint32_t expose_errors; /* 0/1: exception text to clients */
-    /* Set when the path was given (not derived from data_dir). */
+    /* Set when the path was given (not derived from data_dir, or for app
+     * and arcangelo from mkd_default_share_dir). */
     int key_file_set, ticket_key_file_set, control_socket_set;
+    int app_set, arcangelo_set;
 } mkd_config;
 
 /* Defaults (paths stay empty until mkd_config_finish). */
@@ -95,11 +97,20 @@ MKD_MUST_CHECK int mkd_config_load_file(mkd_config *c, const char *path,
  * names it in messages. */
 MKD_MUST_CHECK int mkd_config_parse(mkd_config *c, const char *text, size_t len,
                                     const char *origin, mkd_diag *d);
-/* Fill data_dir and the paths derived from it; check cross-option rules. */
+/* Fill data_dir and the paths derived from it, app and arcangelo unless
+ * given; check cross-option rules. */
 MKD_MUST_CHECK int mkd_config_finish(mkd_config *c, mkd_diag *d);
 /* The default data directory for this user (XDG rules, /var/lib when
  * root). MKD_OK or MKD_ERR_CONFIG (no HOME). */
 MKD_MUST_CHECK int mkd_default_data_dir(char *out, size_t cap);
+/* Megaki's data directory (Arcangelo, the hello-world app) for this
+ * binary: MKD_SHARE_REL, the installation's path from the directory of
+ * mkd to share/megaki (set by the build: "../share/megaki" for sbin/mkd),
+ * taken from the directory of the running binary (/proc/self/exe). So an
+ * installed mkd finds the files installed with it wherever the tree was
+ * installed or moved to, and the build tree's mkd finds share/megaki of
+ * the build tree, which links to the source. MKD_OK or MKD_ERR_CONFIG. */
+MKD_MUST_CHECK int mkd_default_share_dir(char *out, size_t cap);
 /* Write every option as `key = value` lines (for `mkd config`); returns
  * the bytes written (cut at cap - 1, NUL-terminated). */
 size_t mkd_config_dump(const mkd_config *c, char *buf, size_t cap);
