@@ -125,14 +125,8 @@ static int set_opt(mkd_config *c, const struct opt *o, const char *v,
         memcpy(base + o->off, v, strlen(v) + 1);
         break;
     case T_U32: {
-        char *end = NULL;
-        unsigned long long x;
-        if (*v < '0' || *v > '9')
-            return mkd_fail(d, MKD_ERR_CONFIG, "%s: not a number: \"%s\"",
-                            o->name, v);
-        errno = 0;
-        x = strtoull(v, &end, 10);
-        if (errno != 0 || *end != '\0' || x < o->min || x > o->max)
+        uint64_t x = 0;
+        if (mkd_parse_uint(v, o->min, o->max, &x) != MKD_OK)
             return mkd_fail(d, MKD_ERR_CONFIG,
                             "%s: \"%s\" is not a number in %u..%u", o->name, v,
                             o->min, o->max);
