@@ -103,6 +103,11 @@ static const struct opt opts[] = {
     {"expose_errors", U32(expose_errors), "0", 0, 1, 0},
 };
 
+const char *mkd_config_option_name(size_t i)
+{
+    return i < sizeof opts / sizeof opts[0] ? opts[i].name : NULL;
+}
+
 static const struct opt *find_opt(const char *key)
 {
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)

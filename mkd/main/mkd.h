@@ -9,6 +9,7 @@
  *   setup.c     the configuration from file and command line, first-run
  *               keys, privileges, the backend the configuration names
  *   commands.c  keygen, pubkey, ticket-keys, status, config
+ *   cmdline.c   the options, read with getopt_long
  */
 #ifndef MKD_MAIN_H
 #define MKD_MAIN_H
@@ -33,14 +34,42 @@
 typedef struct mkd_cmdline {
     const char *config_path;
     int nover;
-    char *over[256]; /* "key=value" */
-    char file_over[MKD_PATH_MAX + 32];
-    /* subcommand flags */
+    /* "key=value", each preceded by "--" in text (the spawner is given
+     * them back as "--key=value"); key is the table's own spelling. */
+    char *over[256];
+    char text[16384];
+    size_t text_len;
+    /* subcommand options (0: not given) */
     int rotate;
+    int test;
     unsigned keep;
     unsigned bits;
     const char *out;
 } mkd_cmdline;
+
+/* The options a subcommand takes besides -c, --help, --version and the
+ * configuration options. */
+#define MKD_TAKES_BITS   0x01u /* keygen --bits */
+#define MKD_TAKES_OUT    0x02u /* keygen --out */
+#define MKD_TAKES_ROTATE 0x04u /* ticket-keys --rotate, --keep, --file */
+#define MKD_TAKES_TEST   0x08u /* config --test */
+
+typedef struct mkd_command {
+    const char *name;
+    int (*run)(const mkd_cmdline *cl);
+    unsigned takes; /* MKD_TAKES_* */
+    const char *help;
+} mkd_command;
+
+/* Exit statuses of every subcommand (docs/MKD.md, Commands). */
+enum { MKD_EXIT_OK = 0, MKD_EXIT_FAILED = 1, MKD_EXIT_USAGE = 2 };
+
+/* cmdline.c */
+/* Read argv[1..argc) (argv[0] names the subcommand) into cl with
+ * getopt_long. MKD_EXIT_OK: run the command; -1: --help or --version was
+ * answered, exit 0; MKD_EXIT_USAGE: a bad argument, said on stderr. */
+int mkd_cmdline_parse(const mkd_command *cmd, int argc, char **argv,
+                      mkd_cmdline *cl);
 
 /* Who runs the application, decided at start-up (see mkd_serve). */
 typedef struct mkd_workers {

@@ -220,6 +220,8 @@ static int open_ready_file(const mkd_config *cfg)
 
     if (cfg->ready_file[0] == '\0')
         return -1;
+    if (strcmp(cfg->ready_file, "-") == 0) /* standard output */
+        return fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
     /* Never through a symbolic link: as root, that would let whoever can
      * write the directory truncate any file. */
     fd = open(cfg->ready_file,

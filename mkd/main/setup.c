@@ -51,6 +51,12 @@ int mkd_build_config(const mkd_cmdline *cl, mkd_config *c, mkd_diag *d)
     for (int i = 0; i < cl->nover; i++)
         if ((r = apply_override(c, cl->over[i], d)) != MKD_OK)
             return r;
+    /* "-" is standard output where mkd only writes (ready_file); the key
+     * files hold secrets and are read and rewritten in place. */
+    if (strcmp(c->key_file, "-") == 0 || strcmp(c->ticket_key_file, "-") == 0)
+        return mkd_fail(d, MKD_ERR_CONFIG,
+                        "key_file, ticket_key_file: \"-\" (standard output) "
+                        "cannot hold a key; give a file name");
     return mkd_config_finish(c, d);
 }
 

@@ -1,0 +1,256 @@
+/*
+ * test_mkd_ops.c -- mkd as an operator meets it: the command line of every
+ * subcommand (getopt_long: bad numbers, out-of-range values, unknown
+ * options, both forms of a value, every configuration option, '-'),
+ * `mkd config --test` on good and bad configurations, and the readiness
+ * protocol of the service manager (sd_notify).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mkt.h"
+#include "testlib.h"
+
+#define D mkt_D
+
+/* Run mkd with args (NULL-terminated); its exit status, and its output
+ * in *out (the caller frees it). */
+static int run(char **out, const char *const *args)
+{
+    int st = mkt_run_mkd_output(args, out);
+
+    assert_non_null(*out);
+    return st;
+}
+
+/* A usage error: exit 2, a line that says what (want), then the pointer to
+ * the subcommand's help. */
+static void usage_error(const char *const *args, const char *want)
+{
+    char *out = NULL, hint[80];
+    int st = run(&out, args);
+
+    snprintf(hint, sizeof hint, "\nTry 'mkd %s --help'.\n", args[0]);
+    if (st != 2 || strstr(out, want) == NULL || strstr(out, hint) == NULL)
+        fail_msg("mkd %s %s: exit %d, said:\n%s(wanted exit 2, \"%s\")",
+                 args[0], args[1] ? args[1] : "", st, out, want);
+    free(out);
+}
+
+/* Each refused with the option named and what it wanted; before getopt,
+ * most of these went through (a 2048-bit key for --bits=abc, 4096 for
+ * 4096x, any --keep). */
+static void test_usage_errors(void **st)
+{
+    static const struct {
+        const char *args[4];
+        const char *want;
+    } cases[] = {
+        {{"keygen", "--bits=abc"}, "--bits: expected 2048, 3072 or 4096"},
+        {{"keygen", "--bits=4096x"}, "--bits: expected 2048, 3072 or 4096"},
+        {{"keygen", "--bits", "1024"}, "not '1024'"},
+        {{"ticket-keys", "--keep=0"}, "--keep: expected a number in 1..16"},
+        {{"ticket-keys", "--keep=99"}, "--keep: expected a number in 1..16"},
+        {{"ticket-keys", "--keep", "abc"}, "--keep: expected a number"},
+        {{"ticket-keys", "--rotate=yes"}, "--rotate takes no value"},
+        {{"keygen", "--out=-"}, "never written to standard output"},
+        {{"ticket-keys", "--file", "-"}, "never written to standard output"},
+        {{"keygen", "--out"}, "--out needs a value"},
+        {{"keygen", "--bit=2048"}, "write the option in full (--bits)"},
+        {{"serve", "--port=abc"},
+         "--port: \"abc\" is not a number in 0..65535"},
+        {{"serve", "--port", "70000"}, "is not a number in 0..65535"},
+        {{"serve", "--max-message=0"}, "--max_message: \"0\" is not a number"},
+        {{"serve", "--log_level=loud"}, "is not error, warn, info or debug"},
+        {{"serve", "--nosuch=1"}, "unknown option '--nosuch'"},
+        {{"serve", "--rotate"}, "unknown option '--rotate'"},
+        {{"serve", "-x"}, "unknown option '-x'"},
+        {{"status", "extra"}, "unexpected argument 'extra'"},
+    };
+    const char *dash_key[] = {"config", "--ticket_key_file=-", NULL};
+    char *out = NULL;
+    (void)st;
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        usage_error(cases[i].args, cases[i].want);
+    /* A configuration error (the file could have said it): exit 2. */
+    assert_int_equal(run(&out, dash_key), 2);
+    assert_non_null(strstr(out, "cannot hold a key"));
+    free(out);
+}
+
+/* --help everywhere: the command's usage on stdout, exit 0, nothing run
+ * (mkd_bench --help used to run the benchmark). */
+static void test_help(void **st)
+{
+    static const char *const cmds[] = {"serve",       "keygen", "pubkey",
+                                       "ticket-keys", "status", "config"};
+    char *out = NULL, want[64];
+    (void)st;
+
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        const char *args[] = {cmds[i], "--help", NULL};
+        assert_int_equal(run(&out, args), 0);
+        snprintf(want, sizeof want, "mkd %s", cmds[i]);
+        if (strcmp(cmds[i], "serve") == 0)
+            snprintf(want, sizeof want, "mkd [serve]");
+        assert_non_null(strstr(out, want));
+        assert_non_null(strstr(out, "Exit status"));
+        free(out);
+    }
+    {
+        const char *args[] = {"--help", NULL};
+        assert_int_equal(run(&out, args), 0);
+        assert_non_null(strstr(out, "mkd ticket-keys"));
+        free(out);
+    }
+    {
+        const char *args[] = {"frob", NULL};
+        assert_int_equal(run(&out, args), 2);
+        assert_non_null(strstr(out, "unknown command 'frob'"));
+        free(out);
+    }
+}
+
+/* `--opt VALUE` and `--opt=VALUE` alike, for mkd's own options. */
+static void test_value_forms(void **st)
+{
+    char key[400], *out = NULL;
+    struct stat sb;
+    (void)st;
+
+    snprintf(key, sizeof key, "%s/k.pem", D.dir);
+    {
+        const char *args[] = {"keygen", "--out", key, "--bits", "3072", NULL};
+        assert_int_equal(run(&out, args), 0);
+        assert_non_null(strstr(out, "bits: 3072"));
+        free(out);
+    }
+    assert_int_equal(stat(key, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    {
+        const char *args[] = {"pubkey", "--key_file", key, NULL};
+        assert_int_equal(run(&out, args), 0);
+        assert_non_null(strstr(out, "bits: 3072"));
+        free(out);
+    }
+    snprintf(key, sizeof key, "%s/t.keys", D.dir);
+    {
+        const char *args[] = {"ticket-keys", "--file", key,
+                              "--keep",      "2",      NULL};
+        assert_int_equal(run(&out, args), 0);
+        assert_non_null(strstr(out, "created, 1 key(s)"));
+        free(out);
+    }
+}
+
+/* Every row of the option table, as `mkd config` prints it, is taken back
+ * on the command line as `--name value` (every other one with dashes) and
+ * as `--name=value`, and gives the same configuration. */
+static void test_every_config_option(void **st)
+{
+    const char *base[] = {"config", NULL};
+    char *dump = NULL, *again = NULL, *line, *save = NULL;
+    static const char *args[512];
+    static char *owned[256];
+    size_t n = 0, k = 0;
+    (void)st;
+
+    assert_int_equal(run(&dump, base), 0);
+    args[n++] = "config";
+    for (line = strtok_r(dump, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save), k++) {
+        char *eq = strstr(line, " = "), *opt;
+        assert_non_null(eq);
+        assert_true(k < 256);
+        *eq = '\0';
+        opt = owned[k] = malloc(strlen(line) + strlen(eq + 3) + 4);
+        assert_non_null(opt);
+        if (k % 2) { /* --name value, every other one with dashes */
+            sprintf(opt, "--%s", line);
+            for (char *c = opt; k % 4 == 1 && *c; c++)
+                *c = *c == '_' ? '-' : *c;
+            args[n++] = opt;
+            args[n++] = eq + 3;
+        } else {
+            sprintf(opt, "--%s=%s", line, eq + 3);
+            args[n++] = opt;
+        }
+    }
+    args[n] = NULL;
+    assert_true(k > 50);
+    assert_int_equal(run(&again, args), 0);
+    free(dump);
+    assert_int_equal(run(&dump, base), 0);
+    assert_string_equal(again, dump);
+    for (size_t i = 0; i < k; i++)
+        free(owned[i]);
+    free(dump);
+    free(again);
+}
+
+/* ready_file = - writes the port to standard output, once serving. */
+static void test_ready_file_stdout(void **st)
+{
+    char a_dir[320], line[32] = {0};
+    const char *argv[] = {mkt_mkd_path(),     "serve",    a_dir,
+                          "--ready_file=-",   "--port=0", "--backend=echo",
+                          "--log_level=warn", NULL};
+    int fds[2], status;
+    size_t got = 0;
+    pid_t pid;
+    (void)st;
+
+    snprintf(a_dir, sizeof a_dir, "--data_dir=%s", D.dir);
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fds[1], 1);
+        close(fds[0]);
+        execv(argv[0], (char **)(uintptr_t)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    while (got < sizeof line - 1 && strchr(line, '\n') == NULL) {
+        ssize_t r = read(fds[0], line + got, sizeof line - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fds[0]);
+    kill(pid, SIGTERM);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(atoi(line) > 0);
+    assert_non_null(strchr(line, '\n'));
+    assert_int_equal(access("-", F_OK), -1); /* no file named "-" */
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, mkt_setup, mkt_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_usage_errors),      T(test_help),
+        T(test_value_forms),       T(test_every_config_option),
+        T(test_ready_file_stdout),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
