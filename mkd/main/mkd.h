@@ -10,6 +10,7 @@
  *               keys, privileges, the backend the configuration names
  *   commands.c  keygen, pubkey, ticket-keys, status, config
  *   cmdline.c   the options, read with getopt_long
+ *   conftest.c  `mkd config --test`
  */
 #ifndef MKD_MAIN_H
 #define MKD_MAIN_H
@@ -132,6 +133,10 @@ MKD_MUST_CHECK int mkd_make_backend(uv_loop_t *loop, const mkd_config *cfg,
                                     mkd_diag *d);
 MKD_MUST_CHECK int mkd_drop_privileges(const char *user);
 void mkd_raise_nofile(void);
+
+/* conftest.c: `mkd config --test`; MKD_EXIT_OK or MKD_EXIT_FAILED, each
+ * problem on stderr. */
+int mkd_config_test(const mkd_config *cfg);
 
 /* serve.c */
 int mkd_serve(const mkd_cmdline *cl);

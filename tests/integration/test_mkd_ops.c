@@ -243,13 +243,126 @@ static void test_ready_file_stdout(void **st)
     assert_int_equal(access("-", F_OK), -1); /* no file named "-" */
 }
 
+/* `mkd config --test` with args after "config --test --data_dir=DIR";
+ * its exit status, and its output in *out. */
+static int config_test(char **out, const char *a1, const char *a2)
+{
+    char dir_arg[320];
+    const char *args[] = {"config", "--test", dir_arg, a1, a2, NULL};
+
+    snprintf(dir_arg, sizeof dir_arg, "--data_dir=%s", D.dir);
+    return run(out, args);
+}
+
+static void expect_test_fails(const char *a1, const char *a2, const char *want)
+{
+    char *out = NULL;
+    int st = config_test(&out, a1, a2);
+
+    if (st != 1 || strstr(out, want) == NULL ||
+        strstr(out, "configuration test failed") == NULL)
+        fail_msg("config --test %s %s: exit %d, said:\n%s(wanted exit 1, "
+                 "\"%s\")",
+                 a1, a2 ? a2 : "", st, out, want);
+    free(out);
+}
+
+/* The good configuration passes, a worker loaded the application, and
+ * the first-run files are named but not made (that is serve's job). */
+static void test_config_test_good(void **st)
+{
+    char path[400], *out = NULL;
+    (void)st;
+
+    /* As root the worker runs as nobody, who must reach the app. */
+    assert_int_equal(chmod(D.dir, 0755), 0);
+    assert_int_equal(config_test(&out, NULL, NULL), 0);
+    assert_non_null(strstr(out, "mkd: configuration OK"));
+    assert_non_null(strstr(out, "does not exist yet"));
+    free(out);
+    snprintf(path, sizeof path, "%s/server.pem", D.dir);
+    assert_int_equal(access(path, F_OK), -1);
+    snprintf(path, sizeof path, "%s/ticket.keys", D.dir);
+    assert_int_equal(access(path, F_OK), -1);
+    /* With the files made, as an installed mkd has them. */
+    {
+        char kf[420], tf[420];
+        const char *keygen[] = {"keygen", kf, NULL};
+        const char *tk[] = {"ticket-keys", tf, NULL};
+        snprintf(kf, sizeof kf, "--out=%s/server.pem", D.dir);
+        snprintf(tf, sizeof tf, "--file=%s/ticket.keys", D.dir);
+        assert_int_equal(run(&out, keygen), 0);
+        free(out);
+        assert_int_equal(run(&out, tk), 0);
+        free(out);
+    }
+    assert_int_equal(config_test(&out, "--listen=127.0.0.1,::1", NULL), 0);
+    assert_non_null(strstr(out, "mkd: configuration OK"));
+    assert_null(strstr(out, "does not exist yet"));
+    free(out);
+}
+
+/* Each bad input is its own line; all four at once are all said. */
+static void test_config_test_bad(void **st)
+{
+    char *out = NULL, key[400], arg[420], app[400];
+    FILE *f;
+    (void)st;
+
+    expect_test_fails("--key_file=/nonexistent.pem", NULL,
+                      "keys: /nonexistent.pem: No such file");
+    expect_test_fails("--app=/nonexistent.php", NULL,
+                      "app: pegasus: application /nonexistent.php");
+    expect_test_fails("--listen=bogus", NULL,
+                      "listen: \"bogus\" is not an IPv4 or IPv6 address");
+    expect_test_fails("--listen=192.0.2.1", NULL, "listen on 192.0.2.1");
+    expect_test_fails("--user=nosuchuser", NULL,
+                      "user nosuchuser: no such user");
+    expect_test_fails("--worker_group=nosuchgroup", NULL,
+                      "worker_group nosuchgroup: no such group");
+    {
+        const char *args[] = {"config",
+                              "--test",
+                              "--key_file=/nonexistent.pem",
+                              "--app=/nonexistent.php",
+                              "--listen=bogus",
+                              "--user=nosuchuser",
+                              NULL};
+        assert_int_equal(run(&out, args), 1);
+        assert_non_null(strstr(out, "failed: 4 problem(s)"));
+        free(out);
+    }
+    /* A key others may read is refused, as serve refuses it. */
+    snprintf(key, sizeof key, "%s/k.pem", D.dir);
+    snprintf(arg, sizeof arg, "--out=%s", key);
+    {
+        const char *keygen[] = {"keygen", arg, NULL};
+        assert_int_equal(run(&out, keygen), 0);
+        free(out);
+    }
+    assert_int_equal(chmod(key, 0644), 0);
+    snprintf(arg, sizeof arg, "--key_file=%s", key);
+    expect_test_fails(arg, NULL, "(mode 0644)");
+    /* A PHP parse error in the application: the worker's own words. */
+    assert_int_equal(chmod(D.dir, 0755), 0);
+    snprintf(app, sizeof app, "%s/bad.php", D.dir);
+    assert_non_null(f = fopen(app, "w"));
+    fputs("<?php\nfunction (\n", f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(app, 0644), 0);
+    snprintf(app, sizeof app, "--app=%s/bad.php", D.dir);
+    expect_test_fails(app, NULL, "ParseError");
+    expect_test_fails(app, NULL, "exited before it was ready");
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, mkt_setup, mkt_teardown)
     const struct CMUnitTest tests[] = {
         T(test_usage_errors),      T(test_help),
         T(test_value_forms),       T(test_every_config_option),
-        T(test_ready_file_stdout),
+        T(test_ready_file_stdout), T(test_config_test_good),
+        T(test_config_test_bad),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
