@@ -124,28 +124,14 @@ typedef struct trial {
     const char *outcome; /* NULL while undecided; "" when ready */
 } trial;
 
-/* A number from the pool's status block ("\nkey N"), 0 if absent. */
-static unsigned long status_value(const char *text, const char *key)
-{
-    char want[64];
-    const char *at;
-
-    snprintf(want, sizeof want, "\n%s ", key);
-    at = strstr(text, want);
-    return at ? strtoul(at + strlen(want), NULL, 10) : 0;
-}
-
 static void on_poll(uv_timer_t *t)
 {
     trial *tr = t->data;
-    char text[8192];
-    size_t len = tr->b->ops->status(tr->b, text, sizeof text - 1);
+    int ready = mkd_backend_readiness(tr->b);
 
-    text[len] = '\0';
-    if (status_value(text, "backend.workers_idle") > 0)
+    if (ready > 0)
         tr->outcome = "";
-    else if (status_value(text, "backend.start_failures") > 0 ||
-             status_value(text, "backend.crashes") > 0)
+    else if (ready < 0)
         tr->outcome = "the worker exited before it was ready (its output "
                       "is above)";
     else if (uv_now(t->loop) >= tr->deadline)

@@ -11,6 +11,7 @@
  *   commands.c  keygen, pubkey, ticket-keys, status, config
  *   cmdline.c   the options, read with getopt_long
  *   conftest.c  `mkd config --test`
+ *   notify.c    the service manager's readiness protocol
  */
 #ifndef MKD_MAIN_H
 #define MKD_MAIN_H
@@ -19,6 +20,8 @@
 #include "mkd_err.h"
 
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <uv.h>
 
@@ -78,6 +81,24 @@ typedef struct mkd_workers {
     pegasus_launcher *launcher; /* the spawner's, or NULL: uv_spawn */
 } mkd_workers;
 
+/* notify.c: the service manager's socket ($NOTIFY_SOCKET), or fd -1. */
+typedef struct mkd_notifier {
+    int fd;
+    struct sockaddr_un sa;
+    socklen_t len;
+} mkd_notifier;
+
+/* Open the socket $NOTIFY_SOCKET names (a warning if it is unusable) and
+ * take the variable out of the environment. */
+void mkd_notify_open(mkd_notifier *n);
+/* Send one notification ("READY=1\nSTATUS=..."); nothing without a
+ * socket. */
+void mkd_notify(const mkd_notifier *n, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void mkd_notify_close(mkd_notifier *n);
+/* CLOCK_MONOTONIC in microseconds (RELOADING=1's MONOTONIC_USEC). */
+uint64_t mkd_monotonic_usec(void);
+
 /* The running daemon: every piece of server state, in one place. */
 typedef struct mkd_daemon {
     const mkd_cmdline *cl;
@@ -94,6 +115,9 @@ typedef struct mkd_daemon {
     spawner *spawner; /* NULL unless workers run through it */
     mkd_workers workers;
     uint64_t reload_failures;
+    mkd_notifier notify;
+    uv_timer_t ready_timer; /* until the backend can answer: READY=1 */
+    int ready; /* 1 READY=1 sent; -1 workers failing, said; 0 starting */
     int stopping;
     int exit_code;
 } mkd_daemon;
@@ -131,6 +155,9 @@ MKD_MUST_CHECK int mkd_worker_ids(const mkd_config *cfg, int64_t *uid,
 MKD_MUST_CHECK int mkd_make_backend(uv_loop_t *loop, const mkd_config *cfg,
                                     const mkd_workers *wk, mkd_backend **out,
                                     mkd_diag *d);
+/* How far the backend is from answering: 1 a worker is ready (echo: at
+ * once), 0 still starting, -1 its workers end before they are ready. */
+int mkd_backend_readiness(mkd_backend *b);
 MKD_MUST_CHECK int mkd_drop_privileges(const char *user);
 void mkd_raise_nofile(void);
 

@@ -18,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -355,6 +358,80 @@ static void test_config_test_bad(void **st)
     expect_test_fails(app, NULL, "exited before it was ready");
 }
 
+/* The next notification on fd, within a generous deadline ("" if none). */
+static void next_notification(int fd, char *buf, size_t cap)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    ssize_t n = -1;
+
+    buf[0] = '\0';
+    if (poll(&p, 1, (int)tl_deadline_ms(60000)) == 1)
+        n = recv(fd, buf, cap - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+}
+
+static void expect_notification(int fd, const char *want, const char *also)
+{
+    char msg[1024];
+
+    next_notification(fd, msg, sizeof msg);
+    if (strncmp(msg, want, strlen(want)) != 0 ||
+        (also != NULL && strstr(msg, also) == NULL))
+        fail_msg("notification \"%s\", wanted \"%s\"...\"%s\"", msg, want,
+                 also ? also : "");
+}
+
+/* A service manager's side of the readiness protocol: a datagram socket
+ * named by NOTIFY_SOCKET. mkd says READY=1 once a PHP worker has loaded
+ * the application (the control socket shows it ready then), RELOADING=1
+ * with MONOTONIC_USEC and READY=1 again around SIGHUP, STOPPING=1 on
+ * SIGTERM. */
+static void test_notify(void **st)
+{
+    char sock[300], dir_arg[320], out[64], *status = NULL;
+    const char *argv[] = {
+        mkt_mkd_path(),     "serve", dir_arg, "--port=0", "--workers=1",
+        "--log_level=warn", NULL};
+    const char *st_args[] = {"status", dir_arg, NULL};
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd, wst;
+    pid_t pid;
+    (void)st;
+
+    snprintf(dir_arg, sizeof dir_arg, "--data_dir=%s", D.dir);
+    assert_int_equal(chmod(D.dir, 0755), 0); /* the workers' user reads */
+    snprintf(sock, sizeof sock, "%s/notify.sock", D.dir);
+    assert_true(strlen(sock) < sizeof sa.sun_path);
+    memcpy(sa.sun_path, sock, strlen(sock));
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        setenv("NOTIFY_SOCKET", sock, 1);
+        execv(argv[0], (char **)(uintptr_t)argv);
+        _exit(127);
+    }
+    expect_notification(fd, "READY=1\n", "STATUS=serving on port ");
+    assert_int_equal(mkt_run_mkd_output(st_args, &status), 0);
+    assert_non_null(status);
+    assert_non_null(strstr(status, "backend.workers_idle 1"));
+    free(status);
+    kill(pid, SIGHUP);
+    expect_notification(fd, "RELOADING=1\nMONOTONIC_USEC=", "STATUS=");
+    expect_notification(fd, "READY=1\n", "STATUS=serving");
+    kill(pid, SIGTERM);
+    expect_notification(fd, "STOPPING=1\n", "STATUS=stopping");
+    assert_int_equal(waitpid(pid, &wst, 0), pid);
+    assert_true(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+    /* Nothing more, and nothing from the workers: the variable was
+     * mkd's alone. */
+    assert_int_equal(recv(fd, out, sizeof out, MSG_DONTWAIT), -1);
+    close(fd);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, mkt_setup, mkt_teardown)
@@ -362,7 +439,7 @@ int main(void)
         T(test_usage_errors),      T(test_help),
         T(test_value_forms),       T(test_every_config_option),
         T(test_ready_file_stdout), T(test_config_test_good),
-        T(test_config_test_bad),
+        T(test_config_test_bad),   T(test_notify),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
