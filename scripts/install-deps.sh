@@ -18,6 +18,7 @@ pkgs=(
   stress-ng                          # scripts/test-under-load.sh
   openssl                            # `openssl speed` baseline in benchmarks
   procps                             # ps/pkill used by integration tests
+  systemd                            # systemd-analyze verify of dist/mkd.service (nothing is started)
 )
 
 missing=()
