@@ -984,26 +984,25 @@ static int passed(const bench *b, double r)
     return b->kind == K_TIME ? r <= b->target : r >= b->target;
 }
 
-static void usage(FILE *f)
+static void usage(void)
 {
-    fprintf(f,
-            "usage: core_bench [--quick] [--reps N] [--time SECONDS] "
-            "[--keys DIR] [--only TEXT] [--cpu-time]\n"
-            "  --quick      short smoke run (3 reps, ~0.02 s per "
-            "measurement)\n"
-            "  --reps N     repetitions, interleaved (default 5, max %d)\n"
-            "  --time S     seconds of timed work per measurement "
-            "(default 0.25)\n"
-            "  --keys DIR   test keys (default tests/vectors/keys, run from "
-            "the project root)\n"
-            "  --only TEXT  only the figures whose name contains TEXT (for "
-            "profiling)\n"
-            "  --cpu-time   time with the thread's CPU clock instead of "
-            "CLOCK_MONOTONIC\n"
-            "               (steadier when other jobs share the machine)\n"
-            "Exit status is 0 whatever the figures; 1 if the benchmark cannot "
-            "run; 2 for a bad command line.\n",
-            MAX_REPS);
+    printf("usage: core_bench [--quick] [--reps N] [--time SECONDS] "
+           "[--keys DIR] [--only TEXT] [--cpu-time]\n"
+           "  --quick      short smoke run (3 reps, ~0.02 s per "
+           "measurement)\n"
+           "  --reps N     repetitions, interleaved (default 5, max %d)\n"
+           "  --time S     seconds of timed work per measurement "
+           "(default 0.25)\n"
+           "  --keys DIR   test keys (default tests/vectors/keys, run from "
+           "the project root)\n"
+           "  --only TEXT  only the figures whose name contains TEXT (for "
+           "profiling)\n"
+           "  --cpu-time   time with the thread's CPU clock instead of "
+           "CLOCK_MONOTONIC\n"
+           "               (steadier when other jobs share the machine)\n"
+           "Exit status is 0 whatever the figures; 1 if the benchmark cannot "
+           "run; 2 for a bad command line.\n",
+           MAX_REPS);
 }
 
 static void parse_args(int argc, char **argv, int *quick, int *reps,
@@ -1021,7 +1020,7 @@ static void parse_args(int argc, char **argv, int *quick, int *reps,
     };
     int ch;
 
-    while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+    while ((ch = tl_getopt(argc, argv, "h", longs, usage)) != -1) {
         if (ch == 'q')
             *quick = 1;
         else if (ch == 'r')
@@ -1034,14 +1033,7 @@ static void parse_args(int argc, char **argv, int *quick, int *reps,
             only = optarg;
         else if (ch == 'C')
             bench_clock = CLOCK_THREAD_CPUTIME_ID;
-        else if (ch == 'h') {
-            usage(stdout);
-            exit(0);
-        } else
-            tl_usage_error(NULL);
     }
-    if (optind < argc)
-        tl_usage_error("unexpected argument '%s'", argv[optind]);
 }
 
 static bench *add_bench(bench *tab, size_t *nb, const char *name, op subj,

@@ -259,7 +259,7 @@ static void parse_args(int argc, char **argv, double *seconds, int *clients,
     };
     int ch;
 
-    while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+    while ((ch = tl_getopt(argc, argv, "h", longs, usage)) != -1) {
         if (ch == 's')
             *seconds = tl_opt_double("--seconds", optarg, 0.01, 3600);
         else if (ch == 'c')
@@ -268,14 +268,7 @@ static void parse_args(int argc, char **argv, double *seconds, int *clients,
             *idle = (int)tl_opt_uint("--idle", optarg, 0, 1000000);
         else if (ch == 'q')
             *quick = 1;
-        else if (ch == 'h') {
-            usage();
-            exit(0);
-        } else
-            tl_usage_error(NULL);
     }
-    if (optind < argc)
-        tl_usage_error("unexpected argument '%s'", argv[optind]);
     if (*quick) {
         *seconds = 0.5;
         *idle = 200;

@@ -568,7 +568,7 @@ static void parse_args(int argc, char **argv, double *seconds, double *factor,
     };
     int ch, dashes;
 
-    while ((ch = getopt_long(argc, argv, "+h", longs, NULL)) != -1) {
+    while ((ch = tl_getopt(argc, argv, "+h", longs, usage)) != -1) {
         if (ch == 's')
             *seconds = tl_opt_double("--seconds", optarg, 0.1, 3600);
         else if (ch == 'f')
@@ -577,11 +577,6 @@ static void parse_args(int argc, char **argv, double *seconds, double *factor,
             *rate = tl_opt_double("--rate", optarg, 1, 10000000);
         else if (ch == 'q')
             *quick = 1;
-        else if (ch == 'h') {
-            usage();
-            exit(0);
-        } else
-            tl_usage_error(NULL);
     }
     /* getopt_long stops after "--" (optind is past it) or at an operand. */
     dashes = optind > 1 && strcmp(argv[optind - 1], "--") == 0;

@@ -309,7 +309,7 @@ static void parse_args(int argc, char **argv, args *a)
     };
     int ch;
 
-    while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+    while ((ch = tl_getopt(argc, argv, "h", longs, usage)) != -1) {
         if (ch == 'q') {
             a->samples = 400;
             a->pool_n = 4;
@@ -329,15 +329,8 @@ static void parse_args(int argc, char **argv, args *a)
                            optarg);
         } else if (ch == 'C') {
             bench_clock = CLOCK_THREAD_CPUTIME_ID;
-        } else if (ch == 'h') {
-            usage();
-            exit(0);
-        } else {
-            tl_usage_error(NULL);
         }
     }
-    if (optind < argc)
-        tl_usage_error("unexpected argument '%s'", argv[optind]);
 }
 
 int main(int argc, char **argv)

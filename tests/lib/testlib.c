@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +165,22 @@ void tl_usage_error(const char *fmt, ...)
     }
     fprintf(stderr, "Try '%s --help'.\n", prog);
     exit(2);
+}
+
+int tl_getopt(int argc, char **argv, const char *shorts,
+              const struct option *longs, void (*usage)(void))
+{
+    int ch = getopt_long(argc, argv, shorts, longs, NULL);
+
+    if (ch == 'h') {
+        usage();
+        exit(0);
+    }
+    if (ch == '?' || ch == ':')
+        tl_usage_error(NULL);
+    if (ch == -1 && shorts[0] != '+' && optind < argc)
+        tl_usage_error("unexpected argument '%s'", argv[optind]);
+    return ch;
 }
 
 unsigned long long tl_opt_uint(const char *name, const char *arg,
