@@ -277,14 +277,19 @@ static void write_ready_file(const mkd_config *cfg, int fd, unsigned port)
 static void on_ready_poll(uv_timer_t *t)
 {
     mkd_daemon *dm = t->data;
-    int r = mkd_backend_readiness(dm->backend);
+    int r;
 
+    if (dm->stopping) { /* the backend is Yugi's to free now */
+        uv_timer_stop(t);
+        return;
+    }
+    r = mkd_backend_readiness(dm->backend);
     if (r > 0) {
         dm->ready = 1;
         uv_timer_stop(t);
         mkd_notify(&dm->notify, "READY=1\nSTATUS=serving on port %u",
                    yugi_server_port(dm->srv));
-    } else if (r < 0 && dm->ready == 0 && !dm->stopping) {
+    } else if (r < 0 && dm->ready == 0) {
         dm->ready = -1; /* said once */
         mkd_notify(&dm->notify,
                    "STATUS=listening on port %u; the "
