@@ -39,9 +39,10 @@
  * Exit status is 0 whatever the figures are (a benchmark reports; it does
  * not fail CI). It is 1 only if the benchmark itself cannot run (missing
  * keys, a libmegaki or libcrypto call failing), which --quick turns into a
- * smoke test.
+ * smoke test; 2 for a bad command line.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -983,26 +984,56 @@ static int passed(const bench *b, double r)
     return b->kind == K_TIME ? r <= b->target : r >= b->target;
 }
 
-static void usage(FILE *f)
+static void usage(void)
 {
-    fprintf(f,
-            "usage: core_bench [--quick] [--reps N] [--time SECONDS] "
-            "[--keys DIR] [--only TEXT] [--cpu-time]\n"
-            "  --quick      short smoke run (3 reps, ~0.02 s per "
-            "measurement)\n"
-            "  --reps N     repetitions, interleaved (default 5, max %d)\n"
-            "  --time S     seconds of timed work per measurement "
-            "(default 0.25)\n"
-            "  --keys DIR   test keys (default tests/vectors/keys, run from "
-            "the project root)\n"
-            "  --only TEXT  only the figures whose name contains TEXT (for "
-            "profiling)\n"
-            "  --cpu-time   time with the thread's CPU clock instead of "
-            "CLOCK_MONOTONIC\n"
-            "               (steadier when other jobs share the machine)\n"
-            "Exit status is 0 whatever the figures; 1 if the benchmark cannot "
-            "run.\n",
-            MAX_REPS);
+    printf("usage: core_bench [--quick] [--reps N] [--time SECONDS] "
+           "[--keys DIR] [--only TEXT] [--cpu-time]\n"
+           "  --quick      short smoke run (3 reps, ~0.02 s per "
+           "measurement)\n"
+           "  --reps N     repetitions, interleaved (default 5, max %d)\n"
+           "  --time S     seconds of timed work per measurement "
+           "(default 0.25)\n"
+           "  --keys DIR   test keys (default tests/vectors/keys, run from "
+           "the project root)\n"
+           "  --only TEXT  only the figures whose name contains TEXT (for "
+           "profiling)\n"
+           "  --cpu-time   time with the thread's CPU clock instead of "
+           "CLOCK_MONOTONIC\n"
+           "               (steadier when other jobs share the machine)\n"
+           "Exit status is 0 whatever the figures; 1 if the benchmark cannot "
+           "run; 2 for a bad command line.\n",
+           MAX_REPS);
+}
+
+static void parse_args(int argc, char **argv, int *quick, int *reps,
+                       double *time_s)
+{
+    static const struct option longs[] = {
+        {"quick", no_argument, NULL, 'q'},
+        {"reps", required_argument, NULL, 'r'},
+        {"time", required_argument, NULL, 't'},
+        {"keys", required_argument, NULL, 'k'},
+        {"only", required_argument, NULL, 'o'},
+        {"cpu-time", no_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+
+    while ((ch = tl_getopt(argc, argv, "h", longs, usage)) != -1) {
+        if (ch == 'q')
+            *quick = 1;
+        else if (ch == 'r')
+            *reps = (int)tl_opt_uint("--reps", optarg, 1, MAX_REPS);
+        else if (ch == 't')
+            *time_s = tl_opt_double("--time", optarg, 0.001, 60);
+        else if (ch == 'k')
+            key_dir = optarg;
+        else if (ch == 'o')
+            only = optarg;
+        else if (ch == 'C')
+            bench_clock = CLOCK_THREAD_CPUTIME_ID;
+    }
 }
 
 static bench *add_bench(bench *tab, size_t *nb, const char *name, op subj,
@@ -1037,28 +1068,8 @@ int main(int argc, char **argv)
     mk_session *c = NULL, *s = NULL;
     double t_start = wall_s();
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--quick") == 0) {
-            quick = 1;
-        } else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
-            reps = atoi(argv[++i]);
-        } else if (strcmp(argv[i], "--time") == 0 && i + 1 < argc) {
-            time_s = atof(argv[++i]);
-        } else if (strcmp(argv[i], "--keys") == 0 && i + 1 < argc) {
-            key_dir = argv[++i];
-        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
-            only = argv[++i];
-        } else if (strcmp(argv[i], "--cpu-time") == 0) {
-            bench_clock = CLOCK_THREAD_CPUTIME_ID;
-        } else if (strcmp(argv[i], "--help") == 0 ||
-                   strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else {
-            usage(stderr);
-            return 1;
-        }
-    }
+    tl_set_prog("core_bench");
+    parse_args(argc, argv, &quick, &reps, &time_s);
     /* --quick sets the defaults; explicit --reps / --time still win. */
     if (quick) {
         target_s = 0.02;
@@ -1068,10 +1079,6 @@ int main(int argc, char **argv)
         reps = quick ? 3 : 5;
     if (time_s != -1.0)
         target_s = time_s;
-    if (reps < 1 || reps > MAX_REPS || !(target_s > 0.0)) {
-        usage(stderr);
-        return 1;
-    }
     if (key_dir == NULL) {
         /* From the project root as documented; otherwise fall back on the
          * source tree this binary was built from. */

@@ -23,10 +23,12 @@
  *                        [--quick] [-- OPTION...]
  * (the options after "--" go to mkd, e.g. -- --backlog=4096)
  * (run from the project root; MKD_BIN overrides the mkd binary). Figures
- * are reported, never judged: the exit status is 0 whenever it ran.
+ * are reported, never judged: the exit status is 0 whenever it ran, 2 for
+ * a bad command line.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -537,29 +539,56 @@ static void report_flood(const flooder *f, double seconds, double target,
            mkt_status(&D, "queue.full_hellos_max"));
 }
 
+static void usage(void)
+{
+    printf("usage: mkd_flood_bench [--seconds=S] [--factor=F | "
+           "--rate=HELLOS_PER_S] [--quick]\n"
+           "                       [-- MKD_OPTION...]\n"
+           "  --seconds S   length of each phase (default 10; --quick: 1)\n"
+           "  --factor F    flood at F times mkd's RSA capacity (default 10)\n"
+           "  --rate R      flood at R full hellos per second instead\n"
+           "  --quick       a short smoke run\n"
+           "What follows -- goes to mkd (e.g. -- --backlog=4096).\n"
+           "Run from the project root; MKD_BIN names the mkd binary.\n"
+           "Exit status: 0 when it ran (figures are reported, not judged), 2 "
+           "for a bad command line.\n");
+}
+
 /* Options; what follows "--" goes to mkd (into args, from index 1). */
 static void parse_args(int argc, char **argv, double *seconds, double *factor,
                        double *rate, int *quick, const char **args)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0) {
-            for (int k = 1; ++i < argc && k < 31; k++)
-                args[k] = argv[i];
-            break;
-        }
-        if (strncmp(argv[i], "--seconds=", 10) == 0)
-            *seconds = atof(argv[i] + 10);
-        else if (strncmp(argv[i], "--factor=", 9) == 0)
-            *factor = atof(argv[i] + 9);
-        else if (strncmp(argv[i], "--rate=", 7) == 0)
-            *rate = atof(argv[i] + 7);
-        else if (strcmp(argv[i], "--quick") == 0)
+    static const struct option longs[] = {
+        {"seconds", required_argument, NULL, 's'},
+        {"factor", required_argument, NULL, 'f'},
+        {"rate", required_argument, NULL, 'r'},
+        {"quick", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch, dashes;
+
+    while ((ch = tl_getopt(argc, argv, "+h", longs, usage)) != -1) {
+        if (ch == 's')
+            *seconds = tl_opt_double("--seconds", optarg, 0.1, 3600);
+        else if (ch == 'f')
+            *factor = tl_opt_double("--factor", optarg, 0.01, 1000);
+        else if (ch == 'r')
+            *rate = tl_opt_double("--rate", optarg, 1, 10000000);
+        else if (ch == 'q')
             *quick = 1;
     }
+    /* getopt_long stops after "--" (optind is past it) or at an operand. */
+    dashes = optind > 1 && strcmp(argv[optind - 1], "--") == 0;
+    if (optind < argc && !dashes)
+        tl_usage_error("unexpected argument '%s' (mkd's options go after --)",
+                       argv[optind]);
+    if (argc - optind > 30)
+        tl_usage_error("at most 30 options for mkd");
+    for (int k = 1; optind < argc; k++)
+        args[k] = argv[optind++];
     if (*quick)
         *seconds = 1;
-    if (*seconds <= 0)
-        *seconds = 10;
 }
 
 /* Up to the hard limit of open files; returns the flood's share. */

@@ -36,9 +36,11 @@
  *   oaep_timing [--quick] [--samples N] [--pool N] [--key PEM]
  *               [--invalid random|label] [--cpu-time] [--seed N]
  * Exit status 0 whatever t is (a benchmark reports; it does not fail CI),
- * 1 if the benchmark cannot run, which --quick turns into a smoke test.
+ * 1 if the benchmark cannot run, which --quick turns into a smoke test;
+ * 2 for a bad command line.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -265,27 +267,81 @@ static void setup(const char *key_path, mk_server_config **sc_out,
     mk_wipe(&tk, sizeof tk);
 }
 
-static unsigned long opt_num(int argc, char **argv, int *i)
+static void usage(void)
 {
-    char *end = NULL;
-    unsigned long v;
-    if (*i + 1 >= argc)
-        tl_die("%s needs a value", argv[*i]);
-    errno = 0;
-    v = strtoul(argv[++*i], &end, 10);
-    if (errno != 0 || *end != '\0' || v == 0)
-        tl_die("%s: not a positive number: %s", argv[*i - 1], argv[*i]);
-    return v;
+    printf("usage: oaep_timing [--quick] [--samples N] [--pool N] "
+           "[--key PEM]\n"
+           "                   [--invalid random|label] [--cpu-time] "
+           "[--seed N]\n"
+           "  --quick        a short smoke run (400 samples, pools of 4)\n"
+           "  --samples N    measurements, 1..100000000 (default 20000)\n"
+           "  --pool N       hellos made per class, 1..100000 (default 64)\n"
+           "  --key PEM      the server key (default "
+           "tests/vectors/keys/server2048.pem)\n"
+           "  --invalid K    the invalid class: random (below n, default) "
+           "or label\n"
+           "                 (OAEP under a wrong label)\n"
+           "  --cpu-time     time with the thread's CPU clock\n"
+           "  --seed N       the sampling order's seed, 1..2^64-1\n"
+           "Exit status: 0 whatever t is, 1 if it cannot run, 2 for a bad "
+           "command line.\n");
+}
+
+typedef struct args {
+    const char *key_path;
+    unsigned long samples, pool_n;
+    int label_mode;
+} args;
+
+/* Options in order: --quick sets samples and pool where it stands. */
+static void parse_args(int argc, char **argv, args *a)
+{
+    static const struct option longs[] = {
+        {"quick", no_argument, NULL, 'q'},
+        {"samples", required_argument, NULL, 's'},
+        {"pool", required_argument, NULL, 'p'},
+        {"seed", required_argument, NULL, 'S'},
+        {"key", required_argument, NULL, 'k'},
+        {"invalid", required_argument, NULL, 'i'},
+        {"cpu-time", no_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+
+    while ((ch = tl_getopt(argc, argv, "h", longs, usage)) != -1) {
+        if (ch == 'q') {
+            a->samples = 400;
+            a->pool_n = 4;
+        } else if (ch == 's') {
+            a->samples = tl_opt_uint("--samples", optarg, 1, 100000000);
+        } else if (ch == 'p') {
+            a->pool_n = tl_opt_uint("--pool", optarg, 1, 100000);
+        } else if (ch == 'S') {
+            rng_state = tl_opt_uint("--seed", optarg, 1, UINT64_MAX);
+        } else if (ch == 'k') {
+            a->key_path = optarg;
+        } else if (ch == 'i' && (strcmp(optarg, "label") == 0 ||
+                                 strcmp(optarg, "random") == 0)) {
+            a->label_mode = strcmp(optarg, "label") == 0;
+        } else if (ch == 'i') {
+            tl_usage_error("--invalid: expected random or label, not '%s'",
+                           optarg);
+        } else if (ch == 'C') {
+            bench_clock = CLOCK_THREAD_CPUTIME_ID;
+        }
+    }
 }
 
 int main(int argc, char **argv)
 {
     static const double crops[] = {1.0, 0.99, 0.95, 0.90, 0.75, 0.50};
-    const char *key_path = "tests/vectors/keys/server2048.pem";
-    unsigned long samples = 20000, pool_n = 64;
+    args a = {"tests/vectors/keys/server2048.pem", 20000, 64, 0};
+    const char *key_path;
+    unsigned long samples, pool_n;
     uint8_t sh[MK_HANDLE_OUT_LEN];
     size_t sh_len = 0, warmup, ncls[2] = {0, 0}, m = 0;
-    int label_mode = 0;
+    int label_mode;
     double max_t = 0;
     mk_server_config *sc = NULL;
     mk_client_config *cc = NULL;
@@ -296,37 +352,11 @@ int main(int argc, char **argv)
     unsigned bits = 0;
 
     tl_set_prog("oaep_timing");
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--quick") == 0) {
-            samples = 400;
-            pool_n = 4;
-        } else if (strcmp(argv[i], "--samples") == 0) {
-            samples = opt_num(argc, argv, &i);
-        } else if (strcmp(argv[i], "--pool") == 0) {
-            pool_n = opt_num(argc, argv, &i);
-        } else if (strcmp(argv[i], "--seed") == 0) {
-            rng_state = opt_num(argc, argv, &i);
-        } else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc) {
-            key_path = argv[++i];
-        } else if (strcmp(argv[i], "--invalid") == 0 && i + 1 < argc) {
-            i++;
-            if (strcmp(argv[i], "label") == 0)
-                label_mode = 1;
-            else if (strcmp(argv[i], "random") != 0)
-                tl_die("--invalid: random or label, not %s", argv[i]);
-        } else if (strcmp(argv[i], "--cpu-time") == 0) {
-            bench_clock = CLOCK_THREAD_CPUTIME_ID;
-        } else {
-            fprintf(stderr,
-                    "usage: oaep_timing [--quick] [--samples N] [--pool N] "
-                    "[--key PEM]\n"
-                    "                   [--invalid random|label] "
-                    "[--cpu-time] [--seed N]\n");
-            return 1;
-        }
-    }
-    if (pool_n > 100000 || samples > 100000000)
-        tl_die("--pool or --samples too large");
+    parse_args(argc, argv, &a);
+    key_path = a.key_path;
+    samples = a.samples;
+    pool_n = a.pool_n;
+    label_mode = a.label_mode;
 
     setup(key_path, &sc, &cc, &pub, &bits);
     for (int c = 0; c < 2; c++) {

@@ -205,6 +205,23 @@ int mkd_unhex(const char *s, size_t slen, uint8_t *out, size_t len)
     return MKD_OK;
 }
 
+int mkd_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    unsigned long long v;
+    char *end = NULL;
+
+    /* strtoull alone would take " 7", "+7", "-7" (as a huge number) and
+     * stop quietly at "7x". */
+    if (s == NULL || *s < '0' || *s > '9')
+        return MKD_ERR_ARG;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return MKD_ERR_ARG;
+    *out = (uint64_t)v;
+    return MKD_OK;
+}
+
 void mkd_wipe(void *p, size_t n)
 {
     if (p != NULL && n > 0)

@@ -103,6 +103,11 @@ static const struct opt opts[] = {
     {"expose_errors", U32(expose_errors), "0", 0, 1, 0},
 };
 
+const char *mkd_config_option_name(size_t i)
+{
+    return i < sizeof opts / sizeof opts[0] ? opts[i].name : NULL;
+}
+
 static const struct opt *find_opt(const char *key)
 {
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
@@ -125,14 +130,8 @@ static int set_opt(mkd_config *c, const struct opt *o, const char *v,
         memcpy(base + o->off, v, strlen(v) + 1);
         break;
     case T_U32: {
-        char *end = NULL;
-        unsigned long long x;
-        if (*v < '0' || *v > '9')
-            return mkd_fail(d, MKD_ERR_CONFIG, "%s: not a number: \"%s\"",
-                            o->name, v);
-        errno = 0;
-        x = strtoull(v, &end, 10);
-        if (errno != 0 || *end != '\0' || x < o->min || x > o->max)
+        uint64_t x = 0;
+        if (mkd_parse_uint(v, o->min, o->max, &x) != MKD_OK)
             return mkd_fail(d, MKD_ERR_CONFIG,
                             "%s: \"%s\" is not a number in %u..%u", o->name, v,
                             o->min, o->max);

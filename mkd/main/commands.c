@@ -154,6 +154,8 @@ int mkd_cmd_config(const mkd_cmdline *cl)
 
     if ((r = config_or_usage(cl, &cfg)) != 0)
         return r;
+    if (cl->test)
+        return mkd_config_test(&cfg);
     fwrite(buf, 1, mkd_config_dump(&cfg, buf, sizeof buf), stdout);
     return 0;
 }

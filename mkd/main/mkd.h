@@ -9,6 +9,9 @@
  *   setup.c     the configuration from file and command line, first-run
  *               keys, privileges, the backend the configuration names
  *   commands.c  keygen, pubkey, ticket-keys, status, config
+ *   cmdline.c   the options, read with getopt_long
+ *   conftest.c  `mkd config --test`
+ *   notify.c    the service manager's readiness protocol
  */
 #ifndef MKD_MAIN_H
 #define MKD_MAIN_H
@@ -17,6 +20,8 @@
 #include "mkd_err.h"
 
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <uv.h>
 
@@ -33,20 +38,66 @@
 typedef struct mkd_cmdline {
     const char *config_path;
     int nover;
-    char *over[256]; /* "key=value" */
-    char file_over[MKD_PATH_MAX + 32];
-    /* subcommand flags */
+    /* "key=value", each preceded by "--" in text (the spawner is given
+     * them back as "--key=value"); key is the table's own spelling. */
+    char *over[256];
+    char text[16384];
+    size_t text_len;
+    /* subcommand options (0: not given) */
     int rotate;
+    int test;
     unsigned keep;
     unsigned bits;
     const char *out;
 } mkd_cmdline;
+
+/* The options a subcommand takes besides -c, --help, --version and the
+ * configuration options. */
+#define MKD_TAKES_BITS   0x01u /* keygen --bits */
+#define MKD_TAKES_OUT    0x02u /* keygen --out */
+#define MKD_TAKES_ROTATE 0x04u /* ticket-keys --rotate, --keep, --file */
+#define MKD_TAKES_TEST   0x08u /* config --test */
+
+typedef struct mkd_command {
+    const char *name;
+    int (*run)(const mkd_cmdline *cl);
+    unsigned takes; /* MKD_TAKES_* */
+    const char *help;
+} mkd_command;
+
+/* Exit statuses of every subcommand (docs/MKD.md, Commands). */
+enum { MKD_EXIT_OK = 0, MKD_EXIT_FAILED = 1, MKD_EXIT_USAGE = 2 };
+
+/* cmdline.c */
+/* Read argv[1..argc) (argv[0] names the subcommand) into cl with
+ * getopt_long. MKD_EXIT_OK: run the command; -1: --help or --version was
+ * answered, exit 0; MKD_EXIT_USAGE: a bad argument, said on stderr. */
+int mkd_cmdline_parse(const mkd_command *cmd, int argc, char **argv,
+                      mkd_cmdline *cl);
 
 /* Who runs the application, decided at start-up (see mkd_serve). */
 typedef struct mkd_workers {
     int64_t uid, gid;           /* -1: mkd's own */
     pegasus_launcher *launcher; /* the spawner's, or NULL: uv_spawn */
 } mkd_workers;
+
+/* notify.c: the service manager's socket ($NOTIFY_SOCKET), or fd -1. */
+typedef struct mkd_notifier {
+    int fd;
+    struct sockaddr_un sa;
+    socklen_t len;
+} mkd_notifier;
+
+/* Open the socket $NOTIFY_SOCKET names (a warning if it is unusable) and
+ * take the variable out of the environment. */
+void mkd_notify_open(mkd_notifier *n);
+/* Send one notification ("READY=1\nSTATUS=..."); nothing without a
+ * socket. */
+void mkd_notify(const mkd_notifier *n, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void mkd_notify_close(mkd_notifier *n);
+/* CLOCK_MONOTONIC in microseconds (RELOADING=1's MONOTONIC_USEC). */
+uint64_t mkd_monotonic_usec(void);
 
 /* The running daemon: every piece of server state, in one place. */
 typedef struct mkd_daemon {
@@ -64,6 +115,9 @@ typedef struct mkd_daemon {
     spawner *spawner; /* NULL unless workers run through it */
     mkd_workers workers;
     uint64_t reload_failures;
+    mkd_notifier notify;
+    uv_timer_t ready_timer; /* until the backend can answer: READY=1 */
+    int ready; /* 1 READY=1 sent; -1 workers failing, said; 0 starting */
     int stopping;
     int exit_code;
 } mkd_daemon;
@@ -101,8 +155,15 @@ MKD_MUST_CHECK int mkd_worker_ids(const mkd_config *cfg, int64_t *uid,
 MKD_MUST_CHECK int mkd_make_backend(uv_loop_t *loop, const mkd_config *cfg,
                                     const mkd_workers *wk, mkd_backend **out,
                                     mkd_diag *d);
+/* How far the backend is from answering: 1 a worker is ready (echo: at
+ * once), 0 still starting, -1 its workers end before they are ready. */
+int mkd_backend_readiness(mkd_backend *b);
 MKD_MUST_CHECK int mkd_drop_privileges(const char *user);
 void mkd_raise_nofile(void);
+
+/* conftest.c: `mkd config --test`; MKD_EXIT_OK or MKD_EXIT_FAILED, each
+ * problem on stderr. */
+int mkd_config_test(const mkd_config *cfg);
 
 /* serve.c */
 int mkd_serve(const mkd_cmdline *cl);

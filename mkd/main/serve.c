@@ -27,6 +27,7 @@ static void on_closed_nothing(uv_handle_t *h)
     (void)h;
 }
 
+/* The signals, and the readiness watch started with them. */
 static void close_signals(mkd_daemon *dm)
 {
     uv_signal_t *sigs[] = {&dm->sig_term, &dm->sig_int, &dm->sig_hup};
@@ -34,6 +35,8 @@ static void close_signals(mkd_daemon *dm)
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         if (!uv_is_closing((uv_handle_t *)sigs[i]))
             uv_close((uv_handle_t *)sigs[i], on_closed_nothing);
+    if (!uv_is_closing((uv_handle_t *)&dm->ready_timer))
+        uv_close((uv_handle_t *)&dm->ready_timer, on_closed_nothing);
 }
 
 /* Yugi is done: its connections and the backend are gone. */
@@ -52,6 +55,9 @@ static void on_server_stopped(void *arg)
  * a start that failed). */
 static void daemon_stop(mkd_daemon *dm, int graceful)
 {
+    if (!dm->stopping)
+        mkd_notify(&dm->notify, "STOPPING=1\nSTATUS=stopping: finishing "
+                                "the requests in flight");
     dm->stopping = 1;
     yugi_server_shutdown(dm->srv, graceful, on_server_stopped, dm);
 }
@@ -68,12 +74,33 @@ static void on_spawner_lost(void *arg)
         daemon_stop(dm, 1);
 }
 
+/* SIGHUP, told to the service manager: RELOADING=1 (with the clock the
+ * newer reload protocol asks for), then READY=1 again once done, or only
+ * a status while the first start is not. */
+static void reload(mkd_daemon *dm)
+{
+    uint64_t failures = dm->reload_failures;
+
+    if (dm->stopping)
+        return;
+    mkd_notify(&dm->notify,
+               "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+               (unsigned long long)mkd_monotonic_usec());
+    mkd_reload(dm);
+    mkd_notify(&dm->notify, "%sSTATUS=serving on port %u%s",
+               dm->ready > 0 ? "READY=1\n" : "", yugi_server_port(dm->srv),
+               dm->reload_failures != failures
+                   ? "; the reload failed (see the log), the old "
+                     "configuration stays"
+                   : "");
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     mkd_daemon *dm = h->data;
 
     if (signum == SIGHUP) {
-        mkd_reload(dm);
+        reload(dm);
     } else if (dm->stopping) {
         mkd_warn(0, "second signal: closing now");
         daemon_stop(dm, 0);
@@ -92,6 +119,8 @@ static int start_signals(mkd_daemon *dm)
         (void)uv_signal_init(&dm->loop, sigs[i]); /* cannot fail */
         sigs[i]->data = dm;
     }
+    (void)uv_timer_init(&dm->loop, &dm->ready_timer); /* cannot fail */
+    dm->ready_timer.data = dm;
     for (size_t i = 0; i < 3; i++)
         if ((r = uv_signal_start(sigs[i], on_signal, signums[i])) != 0) {
             mkd_error(0, "signals: %s", uv_strerror(r));
@@ -220,6 +249,8 @@ static int open_ready_file(const mkd_config *cfg)
 
     if (cfg->ready_file[0] == '\0')
         return -1;
+    if (strcmp(cfg->ready_file, "-") == 0) /* standard output */
+        return fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
     /* Never through a symbolic link: as root, that would let whoever can
      * write the directory truncate any file. */
     fd = open(cfg->ready_file,
@@ -238,6 +269,34 @@ static void write_ready_file(const mkd_config *cfg, int fd, unsigned port)
     if (n <= 0 || write(fd, text, (size_t)n) != (ssize_t)n)
         mkd_warn(0, "ready_file %s: %s", cfg->ready_file, strerror(errno));
     (void)close(fd);
+}
+
+/* READY=1 once the backend can answer (a worker has loaded the
+ * application): a service manager then starts what depends on mkd. While
+ * the workers fail to start, the status says so. */
+static void on_ready_poll(uv_timer_t *t)
+{
+    mkd_daemon *dm = t->data;
+    int r;
+
+    if (dm->stopping) { /* the backend is Yugi's to free now */
+        uv_timer_stop(t);
+        return;
+    }
+    r = mkd_backend_readiness(dm->backend);
+    if (r > 0) {
+        dm->ready = 1;
+        uv_timer_stop(t);
+        mkd_notify(&dm->notify, "READY=1\nSTATUS=serving on port %u",
+                   yugi_server_port(dm->srv));
+    } else if (r < 0 && dm->ready == 0) {
+        dm->ready = -1; /* said once */
+        mkd_notify(&dm->notify,
+                   "STATUS=listening on port %u; the "
+                   "application's workers end before they are "
+                   "ready (see the log)",
+                   yugi_server_port(dm->srv));
+    }
 }
 
 /* Everything that runs before the loop; MKD_OK means serving. */
@@ -260,6 +319,7 @@ static int start(mkd_daemon *dm, size_t nk, size_t nt)
              "%u crypto threads, backend %s, data %s)",
              MEGAKI_VERSION, yugi_server_port(dm->srv), nk, nt, dm->cfg.threads,
              dm->cfg.backend, dm->cfg.data_dir);
+    (void)uv_timer_start(&dm->ready_timer, on_ready_poll, 0, 50);
     return MKD_OK;
 }
 
@@ -298,6 +358,7 @@ int mkd_serve(const mkd_cmdline *cl)
         return 1;
     }
     dm->cl = cl;
+    mkd_notify_open(&dm->notify);
     if ((r = mkd_build_config(cl, &dm->cfg, &d)) != MKD_OK) {
         mkd_error(0, "%s", mkd_diag_text(&d, r));
         ret = 2; /* the operator's to fix: a usage error */
@@ -329,6 +390,7 @@ int mkd_serve(const mkd_cmdline *cl)
     if (uv_loop_close(&dm->loop) != 0)
         mkd_warn(0, "handles still open at exit");
 out:
+    mkd_notify_close(&dm->notify);
     free(dm);
     return ret;
 }

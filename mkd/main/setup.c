@@ -8,6 +8,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -51,6 +52,12 @@ int mkd_build_config(const mkd_cmdline *cl, mkd_config *c, mkd_diag *d)
     for (int i = 0; i < cl->nover; i++)
         if ((r = apply_override(c, cl->over[i], d)) != MKD_OK)
             return r;
+    /* "-" is standard output where mkd only writes (ready_file); the key
+     * files hold secrets and are read and rewritten in place. */
+    if (strcmp(c->key_file, "-") == 0 || strcmp(c->ticket_key_file, "-") == 0)
+        return mkd_fail(d, MKD_ERR_CONFIG,
+                        "key_file, ticket_key_file: \"-\" (standard output) "
+                        "cannot hold a key; give a file name");
     return mkd_config_finish(c, d);
 }
 
@@ -307,6 +314,35 @@ int mkd_make_backend(uv_loop_t *loop, const mkd_config *cfg,
         ps.pc.gid = wk->gid;
     }
     return pegasus_new(loop, &ps.pc, out, d);
+}
+
+/* A number from a backend's status block ("\nkey N"), 0 if absent. */
+static unsigned long status_value(const char *text, const char *key)
+{
+    char want[64];
+    const char *at;
+
+    snprintf(want, sizeof want, "\n%s ", key);
+    at = strstr(text, want);
+    return at ? strtoul(at + strlen(want), NULL, 10) : 0;
+}
+
+int mkd_backend_readiness(mkd_backend *b)
+{
+    char text[8192];
+    size_t len;
+
+    if (strcmp(b->ops->name, "pegasus") != 0)
+        return 1;
+    len = b->ops->status(b, text, sizeof text - 1);
+    text[len] = '\0';
+    if (status_value(text, "backend.workers_idle") > 0 ||
+        status_value(text, "backend.workers_busy") > 0)
+        return 1;
+    return status_value(text, "backend.start_failures") > 0 ||
+                   status_value(text, "backend.crashes") > 0
+               ? -1
+               : 0;
 }
 
 /* --- the process ---------------------------------------------------------- */

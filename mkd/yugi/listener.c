@@ -2,10 +2,13 @@
  * listener.c -- bind and listen on every configured address (IPv4 and
  * IPv6), hand accepted sockets to conn.c.
  */
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "mkd_log.h"
@@ -53,18 +56,30 @@ static void name_listener(yugi_listener *l, const char *addr, unsigned port,
         snprintf(l->name, sizeof l->name, "%s:%u", addr, port);
 }
 
+/* One address of the list, as a socket address. */
+static int parse_addr(const char *addr, unsigned port,
+                      struct sockaddr_storage *ss, int *v6, mkd_diag *d)
+{
+    int r;
+
+    *v6 = strchr(addr, ':') != NULL;
+    memset(ss, 0, sizeof *ss);
+    r = *v6 ? uv_ip6_addr(addr, (int)port, (struct sockaddr_in6 *)ss)
+            : uv_ip4_addr(addr, (int)port, (struct sockaddr_in *)ss);
+    if (r != 0)
+        return mkd_fail(d, MKD_ERR_LISTEN,
+                        "listen: \"%s\" is not an IPv4 or IPv6 address", addr);
+    return MKD_OK;
+}
+
 static int bind_one(yugi_server *srv, yugi_listener *l, const char *addr,
                     unsigned port, mkd_diag *d)
 {
     struct sockaddr_storage ss;
-    int r, v6 = strchr(addr, ':') != NULL;
+    int r, v6;
 
-    memset(&ss, 0, sizeof ss);
-    r = v6 ? uv_ip6_addr(addr, (int)port, (struct sockaddr_in6 *)&ss)
-           : uv_ip4_addr(addr, (int)port, (struct sockaddr_in *)&ss);
-    if (r != 0)
-        return mkd_fail(d, MKD_ERR_LISTEN,
-                        "listen: \"%s\" is not an IPv4 or IPv6 address", addr);
+    if ((r = parse_addr(addr, port, &ss, &v6, d)) != MKD_OK)
+        return r;
     name_listener(l, addr, port, v6);
     if ((r = uv_tcp_init(srv->loop, &l->tcp)) != 0)
         return mkd_fail(d, MKD_ERR_LOOP, "listen on %s: %s", l->name,
@@ -109,6 +124,50 @@ int yugi__listen(yugi_server *srv, mkd_diag *d)
     }
     return srv->nlisteners ? MKD_OK
                            : mkd_fail(d, MKD_ERR_LISTEN, "listen: no address");
+}
+
+/* Bind a socket to ss and let it go at once, without listening: an
+ * address that is not local, or a port mkd may not take, fails here as
+ * it would at start-up. EADDRINUSE is not an error: the running mkd a
+ * reload is checked for holds the port. */
+static int try_bind(const char *addr, const struct sockaddr_storage *ss, int v6,
+                    mkd_diag *d)
+{
+    int fd, r = 0, one = 1;
+
+    if ((fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) <
+        0)
+        return mkd_fail(d, MKD_ERR_LISTEN, "listen on %s: %s", addr,
+                        strerror(errno));
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (v6)
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)ss,
+             v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) !=
+            0 &&
+        errno != EADDRINUSE)
+        r = mkd_fail(d, MKD_ERR_LISTEN, "listen on %s: %s", addr,
+                     strerror(errno));
+    (void)close(fd);
+    return r == 0 ? MKD_OK : r;
+}
+
+int yugi_listen_check(const char *listen, uint16_t port, mkd_diag *d)
+{
+    char list[1024], *save = NULL, *tok;
+    struct sockaddr_storage ss;
+    int r, v6, n = 0;
+
+    mkd_diag_clear(d);
+    if (strlen(listen) >= sizeof list)
+        return mkd_fail(d, MKD_ERR_LISTEN, "listen: list too long");
+    memcpy(list, listen, strlen(listen) + 1);
+    for (tok = strtok_r(list, ", \t", &save); tok != NULL;
+         tok = strtok_r(NULL, ", \t", &save), n++)
+        if ((r = parse_addr(tok, port, &ss, &v6, d)) != MKD_OK ||
+            (r = try_bind(tok, &ss, v6, d)) != MKD_OK)
+            return r;
+    return n ? MKD_OK : mkd_fail(d, MKD_ERR_LISTEN, "listen: no address");
 }
 
 static void on_listener_closed(uv_handle_t *h)

@@ -334,31 +334,76 @@ double mkt_openssl_rsa2048(int seconds, double *verify_s)
     return sign;
 }
 
-int mkt_run_mkd(const char *const *args)
+/* All of fd until EOF, NUL-terminated (NULL if out of memory). */
+static char *read_all(int fd)
 {
-    const char *argv[32];
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap), *p;
+    ssize_t n;
+
+    while (buf != NULL) {
+        if (len + 1 == cap) {
+            if ((p = realloc(buf, cap * 2)) == NULL)
+                break;
+            buf = p;
+            cap *= 2;
+        }
+        n = read(fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            buf[len] = '\0';
+            return buf;
+        }
+        len += (size_t)n;
+    }
+    free(buf);
+    return NULL;
+}
+
+int mkt_run_mkd_output(const char *const *args, char **output)
+{
+    const char *argv[64];
     size_t n = 0;
-    int st;
+    int st, fds[2];
     pid_t pid;
 
     argv[n++] = mkt_mkd_path();
-    for (size_t i = 0; args[i] != NULL && n < 31; i++)
+    for (size_t i = 0; args[i] != NULL && n < 63; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    if ((pid = fork()) < 0)
+    if (output != NULL)
+        *output = NULL;
+    if (pipe(fds) != 0)
         return -1;
+    if ((pid = fork()) < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
     if (pid == 0) {
-        int fd = open("/dev/null", O_WRONLY);
+        int fd = output != NULL ? fds[1] : open("/dev/null", O_WRONLY);
         if (fd >= 0) {
             dup2(fd, 1);
             dup2(fd, 2);
         }
+        close(fds[0]);
+        close(fds[1]);
         exec_copy(argv);
         _exit(127);
     }
+    close(fds[1]);
+    if (output != NULL)
+        *output = read_all(fds[0]);
+    close(fds[0]);
     if (waitpid(pid, &st, 0) != pid)
         return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int mkt_run_mkd(const char *const *args)
+{
+    return mkt_run_mkd_output(args, NULL);
 }
 
 mk_client_config *mkt_client_config(const char *pub_path)

@@ -70,6 +70,9 @@ long long mkt_cpu_ticks(pid_t pid);
 double mkt_openssl_rsa2048(int seconds, double *verify_s);
 /* Run mkd with a subcommand and arguments; returns its exit status. */
 int mkt_run_mkd(const char *const *argv);
+/* The same, with what it wrote to stdout and stderr together in *output
+ * (malloc'd, NUL-terminated; NULL if it could not be read). */
+int mkt_run_mkd_output(const char *const *argv, char **output);
 
 /* Client configuration pinning the daemon's public key (PEM file). */
 mk_client_config *mkt_client_config(const char *pub_path);

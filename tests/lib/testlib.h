@@ -66,4 +66,25 @@ void tl_vdie(const char *fmt, va_list ap)
 /* The name tl_die prints (default "test"). */
 void tl_set_prog(const char *name);
 
+/* Command lines of the benchmarks and test tools (getopt_long). A usage
+ * error: "prog: message", then "Try 'prog --help'.", and exit(2); with fmt
+ * NULL only the second line (after getopt_long's own message). */
+void tl_usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+/* getopt_long for the tools: the next option's val. -h and --help call
+ * usage (which prints to stdout) and exit 0; an unknown option or a
+ * missing value is a usage error (getopt's message, the pointer to
+ * --help, exit 2). -1 at the end of the options, where an operand left is
+ * a usage error too unless shorts starts with '+' (the caller takes what
+ * follows). */
+struct option;
+int tl_getopt(int argc, char **argv, const char *shorts,
+              const struct option *longs, void (*usage)(void));
+/* Option name's value: a whole decimal number in min..max, or a usage
+ * error that says so. */
+unsigned long long tl_opt_uint(const char *name, const char *arg,
+                               unsigned long long min, unsigned long long max);
+/* A decimal number, fractions allowed, in min..max, or a usage error. */
+double tl_opt_double(const char *name, const char *arg, double min, double max);
+
 #endif

@@ -40,6 +40,12 @@ void mkd_hex(const uint8_t *p, size_t len, char *out);
 /* Parse exactly 2*len hex digits. MKD_OK or MKD_ERR_ARG. */
 MKD_MUST_CHECK int mkd_unhex(const char *s, size_t slen, uint8_t *out,
                              size_t len);
+/* A whole decimal number in min..max: digits only (no sign, no space, no
+ * base prefix), every character consumed, no overflow. The one number
+ * parser of the configuration, the command line and the tools. MKD_OK or
+ * MKD_ERR_ARG (*out untouched). */
+MKD_MUST_CHECK int mkd_parse_uint(const char *s, uint64_t min, uint64_t max,
+                                  uint64_t *out);
 /* Wipe memory that held plaintext or a secret; the compiler cannot drop
  * it. NULL or 0 bytes: nothing. */
 void mkd_wipe(void *p, size_t n);

@@ -86,12 +86,39 @@ static void test_hex_and_files(void **st)
     assert_non_null(strstr(d.text, "not a regular file"));
 }
 
+/* Strict: whole, decimal, in range; what strtoul lets through is refused. */
+static void test_parse_uint(void **st)
+{
+    static const char *const bad[] = {
+        "",   "abc",  "4096x", " 7",  "+7",
+        "-1", "0x10", "7 ",    "1e3", "18446744073709551616"};
+    uint64_t v = 42;
+    (void)st;
+
+    assert_int_equal(mkd_parse_uint("4096", 1, 4096, &v), MKD_OK);
+    assert_int_equal(v, 4096);
+    assert_int_equal(mkd_parse_uint("007", 0, 10, &v), MKD_OK);
+    assert_int_equal(v, 7);
+    assert_int_equal(mkd_parse_uint("18446744073709551615", 0, UINT64_MAX, &v),
+                     MKD_OK);
+    assert_true(v == UINT64_MAX);
+    v = 42;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(mkd_parse_uint(bad[i], 0, UINT64_MAX, &v),
+                         MKD_ERR_ARG);
+    assert_int_equal(mkd_parse_uint("0", 1, 16, &v), MKD_ERR_ARG);
+    assert_int_equal(mkd_parse_uint("17", 1, 16, &v), MKD_ERR_ARG);
+    assert_int_equal(mkd_parse_uint(NULL, 0, 1, &v), MKD_ERR_ARG);
+    assert_int_equal(v, 42);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_text),
         cmocka_unit_test(test_hex_and_files),
+        cmocka_unit_test(test_parse_uint),
     };
     return cmocka_run_group_tests_name("mkd_common", tests, NULL, NULL);
 }

@@ -87,6 +87,9 @@ typedef struct mkd_config {
 
 /* Defaults (paths stay empty until mkd_config_finish). */
 void mkd_config_defaults(mkd_config *c);
+/* The name of row i of the option table, NULL past its end (the command
+ * line offers each as --name=value). */
+const char *mkd_config_option_name(size_t i);
 /* Set one option from text. MKD_OK or MKD_ERR_CONFIG. */
 MKD_MUST_CHECK int mkd_config_set(mkd_config *c, const char *key,
                                   const char *value, mkd_diag *d);

@@ -116,6 +116,12 @@ MKD_MUST_CHECK int yugi_server_new(uv_loop_t *loop, const yugi_config *cfg,
  * MKD_ERR_LISTEN / MKD_ERR_NOMEM with the address in d. After a failure
  * the server must still be shut down (yugi_server_shutdown). */
 MKD_MUST_CHECK int yugi_server_listen(yugi_server *srv, mkd_diag *d);
+/* `mkd config --test`: every address of listen (as yugi_config.listen)
+ * parses, and a socket can be bound to it on port and let go at once,
+ * without listening; a port already in use passes (a running mkd holds
+ * it). MKD_OK or MKD_ERR_LISTEN with the address in d. */
+MKD_MUST_CHECK int yugi_listen_check(const char *listen, uint16_t port,
+                                     mkd_diag *d);
 /* The port listened on (the kernel's choice when configured 0). */
 uint16_t yugi_server_port(const yugi_server *srv);
 
