@@ -122,6 +122,8 @@ struct pegasus__worker {
                                          answer to it can start there */
     char line[1024]; /* output line being assembled */
     size_t line_len;
+    int line_split; /* the last piece logged was cut: the next one */
+    int line_level; /* continues that line, at this level */
     uv_write_t shut_wr;
     uint8_t shut_frame[PEGASUS_IPC_HEADER];
 };
