@@ -928,6 +928,8 @@ void pegasus__worker_send(pegasus__worker *w, pegasus__req *r)
         return;
     }
     w->req = r;
+    r->sent_ns = uv_hrtime();
+    r->pid = w->pid;
     w->rx_fence = w->rx_len; /* in before the request: not its answer */
     w->last_conn = r->ctx.conn_id;
     if (set_state(w, PEGASUS_W_BUSY) != 0) {

@@ -112,12 +112,14 @@ static void req_unlink_free(yugi_conn *c, yugi_req *q)
 }
 
 static void on_backend_done(void *token, mkd_backend_status status,
-                            const uint8_t *body, size_t len, const char *text)
+                            const uint8_t *body, size_t len, const char *text,
+                            const mkd_backend_timing *timing)
 {
     yugi_req *q = token;
     yugi_conn *c = q->conn;
     uint32_t id = q->id;
 
+    (void)timing;
     req_unlink_free(c, q);
     if (c->state == YUGI_CLOSED)
         return; /* cannot happen: closing cancels; be safe */
