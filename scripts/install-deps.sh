@@ -18,6 +18,7 @@ pkgs=(
   stress-ng                          # scripts/test-under-load.sh
   openssl                            # `openssl speed` baseline in benchmarks
   procps                             # ps/pkill used by integration tests
+  python3 python3-prometheus-client  # the Prometheus parser that checks /metrics (test_observe.py)
 )
 
 missing=()
