@@ -174,7 +174,7 @@ static void put_plain(mkd_text *t, const mkd_access_rec *r, const char *sid)
                  ms(r->queue_us), ms(r->worker_us), r->worker_pid, r->outcome);
 }
 
-/* Stable keys: docs/MKD.md, "Access log". */
+/* Stable keys: docs/MKD.md, "Logs". */
 static void put_json(mkd_text *t, const mkd_access_rec *r, const char *sid,
                      const char *when)
 {
