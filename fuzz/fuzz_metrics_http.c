@@ -41,9 +41,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     /* The first complete prefix decides (the server stops reading
      * there): the whole input must say the same, or, after a complete
-     * request, 400 for the bytes that follow it. */
+     * request, 400 for the bytes that follow it. Short inputs are cut
+     * everywhere; long ones after each '\n' (only a line's end can
+     * complete anything below the size limit), which keeps this linear
+     * enough to fuzz fast. */
     for (size_t k = 0; k < n; k++)
-        if (metrics_http_parse(data, k, &part)) {
+        if ((n <= 512 || data[k] == '\n') &&
+            metrics_http_parse(data, n <= 512 ? k : k + 1, &part)) {
             if (part.status != whole.status &&
                 !(part.status == 200 && whole.status == 400))
                 abort();
