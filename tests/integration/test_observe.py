@@ -12,7 +12,8 @@ CLI; its /metrics parsed by the Prometheus project's own Python parser
                line parses as JSON; the application's exception and warning
                are in the log at error/warn; the slow request is logged at
                warn; the access log has one line per request with its
-               outcome; no request body and no secret reaches a log;
+               outcome; no request body and no secret reaches a log; a
+               resumed connection has a session id of its own;
                /health and /ready are 200, `mkd status` exits 0; bad HTTP
                gets 404/405/400; after logrotate's rename and SIGHUP the
                access log goes to the new file
@@ -109,10 +110,11 @@ class Daemon:
                 out[(s.name, tuple(sorted(s.labels.items())))] = s.value
         return out
 
-    def request(self, body):
+    def request(self, body, session=None):
         r = subprocess.run([SAZUKARI, "-k",
-                            os.path.join(self.dir, "server.pub.pem"),
-                            "127.0.0.1:%d" % self.port, body],
+                            os.path.join(self.dir, "server.pub.pem")] +
+                           (["-s", session] if session else []) +
+                           ["127.0.0.1:%d" % self.port, body],
                            capture_output=True, timeout=60 * SCALE)
         return r.returncode, r.stdout
 
@@ -136,6 +138,10 @@ class Daemon:
 
 def val(m, name, **labels):
     return m.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def moved_since(m0, m1, name, **labels):
+    return val(m1, name, **labels) - val(m0, name, **labels)
 
 
 def log_lines(path):
@@ -164,7 +170,7 @@ def test_serving():
             m, "mkd_requests_total", outcome="ok") -
             val(before, "mkd_requests_total", outcome="ok") >= 7 else None)(
             d.scrape()))
-        moved = lambda name, **l: val(after, name, **l) - val(before, name, **l)
+        moved = lambda name, **l: moved_since(before, after, name, **l)
         assert moved("mkd_requests_total", outcome="ok") == 7
         assert moved("mkd_requests_total", outcome="application") == 1
         assert moved("mkd_handshakes_total", kind="full") == 8
@@ -221,6 +227,20 @@ def test_serving():
         assert any(l["level"] == "warn" and l["msg"].startswith(
             "slow request") for l in daemon), daemon
         assert "hello-3" not in text and "hello-3" not in open(access).read()
+
+        # A resumed connection has a session id of its own (derived per
+        # handshake, docs/PROTOCOL.md 6.4; docs/WORKER-PROTOCOL.md says
+        # so): the access log shows two different ones.
+        sess = os.path.join(d.dir, "client.session")
+        m0 = d.scrape()
+        assert d.request("first", sess) == (0, b"first")
+        assert d.request("again", sess) == (0, b"again")
+        assert moved_since(m0, d.scrape(), "mkd_handshakes_total",
+                           kind="resumed") == 1
+        two = poll("two more access lines", lambda: (lambda ls: ls[-2:] if
+                   len(ls) >= 10 else None)(log_lines(access)))
+        sids = [json.loads(l)["session"] for l in two]
+        assert sids[0] != sids[1], sids
 
         # logrotate: rename, SIGHUP, and the next line is in a new file.
         os.rename(access, access + ".1")
