@@ -81,7 +81,7 @@ class Daemon:
                 l.split()[1] for l in self.status().stdout.split("\n")
                 if l.startswith("metrics.port ")), None)))
         except BaseException:
-            self.stop()
+            self.cleanup()
             raise
 
     def http(self, raw):
@@ -125,6 +125,8 @@ class Daemon:
                               timeout=30 * SCALE)
 
     def stop(self):
+        """SIGTERM, and mkd's exit status (0 after a graceful shutdown;
+        a sanitizer's report makes it non-zero)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -132,6 +134,10 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        return self.proc.returncode
+
+    def cleanup(self):
+        self.stop()
         if os.environ.get("MKT_KEEP") is None:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -249,8 +255,10 @@ def test_serving():
              == 0 and os.path.exists(access) and
              len(log_lines(access)) >= 1)
         assert json.loads(log_lines(access)[0])["bytes_in"] == 9
+        rc = d.stop()
+        assert rc == 0, "mkd exit status %d (log %s)" % (rc, d.log)
     finally:
-        d.stop()
+        d.cleanup()
 
 
 def test_crash_loop():
@@ -265,10 +273,12 @@ def test_crash_loop():
         r = d.status()
         assert r.returncode == 1, r
         assert "ready no" in r.stdout and "not ready:" in r.stderr, r
+        rc = d.stop()
+        assert rc == 0, "mkd exit status %d (log %s)" % (rc, d.log)
         for l in log_lines(d.log):
             assert l[0] == "<" and l[2] == ">" and l[1] in "34567", l
     finally:
-        d.stop()
+        d.cleanup()
 
 
 if __name__ == "__main__":
