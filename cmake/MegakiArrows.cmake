@@ -27,7 +27,8 @@ set(MK_ARROWS
   "yami|mkd_common,megaki_static,PkgConfig::LIBUV"
   "yugi|yami,mkd_backend,mkd_common,megaki_static,PkgConfig::LIBUV"
   "mkd_control|yugi,yami,mkd_common,PkgConfig::LIBUV"
-  "mkd|mkd_config,mkd_keys,mkd_echo,pegasus,spawner,yugi,yami,mkd_control,mkd_common,megaki_static,megaki_version"
+  "mkd_metrics|yugi,yami,mkd_backend,mkd_common,PkgConfig::LIBUV"
+  "mkd|mkd_config,mkd_keys,mkd_echo,pegasus,spawner,yugi,yami,mkd_control,mkd_metrics,mkd_common,megaki_static,megaki_version"
 )
 
 # Internal targets, and the directories every source of a target that
@@ -44,6 +45,7 @@ set(MK_INTERNALS
   "yami_internal|mkd/yami/tests"
   "yugi_internal|mkd/yugi/tests"
   "mkd_control_internal|mkd/control/tests"
+  "mkd_metrics_internal|mkd/metrics/tests"
   "spawner_internal|mkd/spawner/tests"
 )
 

@@ -21,6 +21,7 @@ pkgs=(
   dpkg-dev                           # dpkg-shlibdeps: the .deb's library dependencies (cpack)
   adduser                            # the package's postinst creates its users (package test)
   systemd man-db                     # systemd-analyze verify of the installed unit (it runs man)
+  python3 python3-prometheus-client  # the Prometheus parser that checks /metrics (test_observe.py)
 )
 
 missing=()

@@ -30,6 +30,15 @@ final class Worker
     private const FATAL = E_ERROR | E_PARSE | E_CORE_ERROR | E_COMPILE_ERROR
         | E_USER_ERROR | E_RECOVERABLE_ERROR;
 
+    /**
+     * Severities of what we write to stderr, as syslog priorities: each
+     * line starts with "<N>" and MKD logs it at that level
+     * (docs/WORKER-PROTOCOL.md section 1).
+     */
+    public const ERR = 3;
+    public const WARNING = 4;
+    public const INFO = 6;
+
     private Channel $ch;
     private int $maxMessage;
     private int $workerId;
@@ -83,19 +92,19 @@ final class Worker
                 $app = $a;
                 break;
             } else {
-                self::log("unknown option $a");
+                self::log("unknown option $a", self::ERR);
                 return 64;
             }
         }
         if ($app === null || $args !== [] || $maxMessage < 1 || $maxMessage > (256 << 20)) {
             self::log('usage: arcangelo.php [--max-message=N] [--worker=N] [--fd=N] '
-                . '[--expose-errors] [--] APP.php');
+                . '[--expose-errors] [--] APP.php', self::ERR);
             return 64;
         }
         try {
             $ch = Channel::open($fd, $maxMessage + Frame::OVERHEAD);
         } catch (ProtocolError $e) {
-            self::log($e->getMessage() . ' (Arcangelo runs under MKD, which gives it fd 3)');
+            self::log($e->getMessage() . ' (Arcangelo runs under MKD, which gives it fd 3)', self::ERR);
             return 70;
         }
         return (new self($ch, $app, $maxMessage, $worker, $expose))->run();
@@ -122,7 +131,8 @@ final class Worker
         }
         $stray = $this->takeOutput();
         if ($stray !== '') {
-            self::log(sprintf('discarded %d bytes of output from start-up', strlen($stray)));
+            self::log(sprintf('discarded %d bytes of output from start-up', strlen($stray)),
+                self::WARNING);
         }
         try {
             $this->ch->write(Frame::hello(Frame::VERSION, getmypid(),
@@ -137,7 +147,7 @@ final class Worker
                 $this->serve($f);
             }
         } catch (ProtocolError $e) {
-            self::log('protocol error: ' . $e->getMessage());
+            self::log('protocol error: ' . $e->getMessage(), self::ERR);
             return 2;
         }
         $this->stop();
@@ -170,11 +180,11 @@ final class Worker
                 }
             } else {
                 self::log("{$this->appPath} must return a callable or ['handle' => callable, "
-                    . "'on_init' => callable, 'on_stop' => callable]");
+                    . "'on_init' => callable, 'on_stop' => callable]", self::ERR);
                 return false;
             }
         } catch (\Throwable $e) {
-            self::log('cannot start the application: ' . self::describe($e));
+            self::log('cannot start the application: ' . self::describe($e), self::ERR);
             return false;
         }
         return true;
@@ -204,7 +214,7 @@ final class Worker
             $flags = $ctx->recycleRequested() ? Frame::ANS_EXITING : 0;
             if (strlen($body) > $this->maxMessage) {
                 self::log(sprintf('request %d: response of %d bytes is over max_message (%d)',
-                    $ctx->requestId, strlen($body), $this->maxMessage));
+                    $ctx->requestId, strlen($body), $this->maxMessage), self::ERR);
                 $frame = Frame::appError($tag, $flags, 'response too large');
             } else {
                 $frame = Frame::response($tag, $flags, $body);
@@ -212,7 +222,7 @@ final class Worker
             unset($body);
         } catch (\Throwable $e) {
             $this->discardOutput();
-            self::log("request {$ctx->requestId}: uncaught " . self::describe($e));
+            self::log("request {$ctx->requestId}: uncaught " . self::describe($e), self::ERR);
             $flags = $ctx->recycleRequested() ? Frame::ANS_EXITING : 0;
             $frame = Frame::appError($tag, $flags, $this->clientText($e));
         }
@@ -234,7 +244,7 @@ final class Worker
         try {
             $stop();
         } catch (\Throwable $e) {
-            self::log('on_stop: ' . self::describe($e));
+            self::log('on_stop: ' . self::describe($e), self::ERR);
         }
         $this->discardOutput();
     }
@@ -292,7 +302,8 @@ final class Worker
             return false; // fatal: PHP ends the script, onShutdown answers
         }
         $where = $this->current !== null ? " (request {$this->current[1]->requestId})" : '';
-        self::log(sprintf('PHP %s: %s in %s:%d%s', self::errorName($no), $msg, $file, $line, $where));
+        self::log(sprintf('PHP %s: %s in %s:%d%s', self::errorName($no), $msg, $file, $line, $where),
+            self::WARNING);
         return true;
     }
 
@@ -312,12 +323,12 @@ final class Worker
         try {
             if ($err !== null && ($err['type'] & self::FATAL) !== 0) {
                 self::log("request {$ctx->requestId}: fatal error ends the worker: "
-                    . "{$err['message']} in {$err['file']}:{$err['line']}");
+                    . "{$err['message']} in {$err['file']}:{$err['line']}", self::ERR);
                 $text = $this->expose ? 'fatal error: ' . $err['message'] : 'application error';
                 $this->ch->write(Frame::appError($tag, Frame::ANS_EXITING, $text));
             } else {
                 $body = $this->takeOutput();
-                self::log("request {$ctx->requestId}: exit() ends the worker");
+                self::log("request {$ctx->requestId}: exit() ends the worker", self::INFO);
                 if (strlen($body) > $this->maxMessage) {
                     $this->ch->write(Frame::appError($tag, Frame::ANS_EXITING, 'response too large'));
                 } else {
@@ -325,7 +336,7 @@ final class Worker
                 }
             }
         } catch (\Throwable $e) {
-            self::log('cannot answer from shutdown: ' . $e->getMessage());
+            self::log('cannot answer from shutdown: ' . $e->getMessage(), self::ERR);
         }
     }
 
@@ -351,9 +362,19 @@ final class Worker
         };
     }
 
-    public static function log(string $msg): void
+    /** What log() writes for $msg: every line tagged with its priority. */
+    public static function tagged(string $msg, int $priority): string
+    {
+        $out = '';
+        foreach (explode("\n", 'arcangelo: ' . $msg) as $line) {
+            $out .= '<' . $priority . '>' . $line . "\n";
+        }
+        return $out;
+    }
+
+    public static function log(string $msg, int $priority): void
     {
         // One write per message: lines of concurrent workers do not mix.
-        @fwrite(STDERR, 'arcangelo: ' . $msg . "\n");
+        @fwrite(STDERR, self::tagged($msg, $priority));
     }
 }

@@ -1,7 +1,9 @@
 <?php
 /*
  * Arcangelo's tests: the frame codec against the shared vectors
- * (tests/vectors/worker-ipc.txt, also run by the C codec's tests), and
+ * (tests/vectors/worker-ipc.txt, also run by the C codec's tests), the
+ * severity tags of what it logs (tests/vectors/worker-output.txt, also
+ * run by the C tests of Pegasus' reading of them), and
  * the worker loop, driven as Pegasus drives it: a real `php arcangelo.php`
  * child with a socket pair on fd 3.
  *
@@ -18,8 +20,10 @@ const APPS = __DIR__ . '/apps';
 require ROOT . '/arcangelo/src/Frame.php';
 require ROOT . '/arcangelo/src/Channel.php';
 require ROOT . '/arcangelo/src/Context.php';
+require ROOT . '/arcangelo/src/Worker.php';
 
 use Megaki\Arcangelo\Frame;
+use Megaki\Arcangelo\Worker;
 
 final class Failure extends Exception
 {
@@ -236,6 +240,26 @@ $tests['codec: shared vectors'] = function (): void {
     }
 };
 
+$tests['log: severity tags (shared vectors)'] = function (): void {
+    $n = 0;
+    foreach (file(ROOT . '/tests/vectors/worker-output.txt') as $row) {
+        $row = rtrim($row, "\n");
+        if ($row === '' || $row[0] === '#') {
+            continue;
+        }
+        [, $line] = explode('|', $row, 3);
+        if (preg_match('/^<(\d)>arcangelo: (.*)$/', $line, $m)) {
+            same(Worker::tagged($m[2], (int)$m[1]), $line . "\n", "what log() writes for $line");
+            $n++;
+        }
+    }
+    check($n >= 4, 'vectors with arcangelo lines');
+    // A message of several lines: each one tagged, so MKD logs them all
+    // at its level.
+    same(Worker::tagged("boom\nStack trace:\n#0 {main}", Worker::ERR),
+        "<3>arcangelo: boom\n<3>Stack trace:\n<3>#0 {main}\n", 'every line tagged');
+};
+
 $tests['codec: fields and truncation'] = function (): void {
     $v = vectors();
     [$res, $f] = Frame::decode($v['request_v4_early'][1]);
@@ -314,11 +338,12 @@ $tests['loop: errors, stdout and stderr'] = function (): void {
         $f = $c->ask('echo:still fine');
         same($f['data'], 'still fine', 'the worker goes on after an exception');
         $c->wait(true);
-        check(str_contains($c->stderr, 'RuntimeException: secret detail'), 'exception logged');
-        check(str_contains($c->stderr, 'Stack trace:'), 'trace logged');
-        check(str_contains($c->stderr, 'to-stderr'), 'stderr passes through');
-        check(str_contains($c->stderr, 'PHP Warning: careful') && str_contains($c->stderr, '(request 1)'),
-            'warning logged with the request id');
+        check(str_contains($c->stderr, "<3>arcangelo: request 1: uncaught RuntimeException: secret detail"),
+            'exception logged as an error');
+        check(str_contains($c->stderr, "\n<3>Stack trace:\n<3>#0 "), 'trace logged, every line an error');
+        check(str_contains($c->stderr, "\nto-stderr\n"), 'stderr passes through untouched');
+        check(str_contains($c->stderr, '<4>arcangelo: PHP Warning: careful') && str_contains($c->stderr, '(request 1)'),
+            'warning logged as a warning, with the request id');
         same($c->stdout, "to-stdout\n", 'stdout holds only what went to STDOUT');
     } finally {
         $c->kill();
@@ -353,7 +378,8 @@ $tests['loop: exit() and fatal errors end the worker after answering'] = functio
             [Frame::APP_ERROR, Frame::ANS_EXITING, 'application error'], 'fatal');
         same($c->frame(), null, 'then the stream ends');
         same($c->wait(), 255, 'exit status');
-        check(str_contains($c->stderr, 'Allowed memory size'), 'fatal logged');
+        check(str_contains($c->stderr, '<3>arcangelo: request 1: fatal error ends the worker: Allowed memory size'),
+            'fatal logged as an error');
     } finally {
         $c->kill();
     }

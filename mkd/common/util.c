@@ -259,3 +259,123 @@ void mkd_text_put(mkd_text *t, const char *fmt, ...)
     }
     t->len += (size_t)r;
 }
+
+/* The length of the well-formed UTF-8 sequence at s[0..n) (RFC 3629: no
+ * overlong forms, no surrogates, nothing past U+10FFFF), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned lo = 0x80, hi = 0xbf;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    /* The second byte's range excludes overlongs and surrogates. */
+    if (c == 0xe0)
+        lo = 0xa0;
+    else if (c == 0xed)
+        hi = 0x9f;
+    else if (c == 0xf0)
+        lo = 0x90;
+    else if (c == 0xf4)
+        hi = 0x8f;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return len;
+}
+
+/* Put n bytes at t's end if they fit (room for the NUL kept); else mark
+ * the text overflowed. */
+static int text_raw(mkd_text *t, const char *p, size_t n)
+{
+    if (t->overflow || t->cap - t->len <= n) {
+        t->overflow = 1;
+        return -1;
+    }
+    memcpy(t->buf + t->len, p, n);
+    t->len += n;
+    return 0;
+}
+
+/* One piece of a JSON string: the escape or the bytes for s[0..n); returns
+ * how many input bytes it stands for. */
+static size_t json_piece(const unsigned char *s, size_t n, char *out,
+                         size_t *olen)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char c = s[0];
+    size_t k;
+
+    *olen = 2;
+    out[0] = '\\';
+    switch (c) {
+    case '"':
+    case '\\':
+        out[1] = (char)c;
+        return 1;
+    case '\n':
+        out[1] = 'n';
+        return 1;
+    case '\r':
+        out[1] = 'r';
+        return 1;
+    case '\t':
+        out[1] = 't';
+        return 1;
+    default:
+        break;
+    }
+    if (c < 0x20 || c == 0x7f) {
+        memcpy(out, "\\u00", 4);
+        out[4] = hex[c >> 4];
+        out[5] = hex[c & 15];
+        *olen = 6;
+        return 1;
+    }
+    if ((k = utf8_seq(s, n)) == 0) {
+        memcpy(out, "\xef\xbf\xbd", 3); /* U+FFFD for the one bad byte */
+        *olen = 3;
+        return 1;
+    }
+    memcpy(out, s, k);
+    *olen = k;
+    return k;
+}
+
+void mkd_text_json(mkd_text *t, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t start = t->len, i = 0;
+    char piece[8];
+
+    if (text_raw(t, "\"", 1) != 0)
+        goto overflow;
+    while (i < n) {
+        size_t olen, used = json_piece(p + i, n - i, piece, &olen);
+        if (text_raw(t, piece, olen) != 0)
+            goto overflow;
+        i += used;
+    }
+    if (text_raw(t, "\"", 1) != 0)
+        goto overflow;
+    t->buf[t->len] = '\0';
+    return;
+overflow:
+    /* Whole or nothing, as mkd_text_put. */
+    t->len = start;
+    if (t->cap > 0)
+        t->buf[start] = '\0';
+}

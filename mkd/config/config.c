@@ -20,7 +20,7 @@
 #include "mkd_log.h"
 #include "mkd_util.h"
 
-enum opt_type { T_STR, T_U32, T_LEVEL };
+enum opt_type { T_STR, T_U32, T_LEVEL, T_FORMAT };
 
 struct opt {
     const char *name;
@@ -50,6 +50,11 @@ static const struct opt opts[] = {
     {"worker_group", STR(worker_group), "", 0, 0, 0},
     {"ready_file", STR(ready_file), "", 0, 0, 0},
     {"log_level", T_LEVEL, OFF(log_level), 0, "info", 0, 0, 0},
+    {"log_format", T_FORMAT, OFF(log_format), 0, "plain", 0, 0, 0},
+    {"access_log", STR(access_log), "off", 0, 0, 0},
+    {"request_slowlog_ms", U32(request_slowlog_ms), "0", 0, 3600000, 0},
+    {"metrics_listen", STR(metrics_listen), "", 0, 0, 0},
+    {"metrics_allow_remote", U32(metrics_allow_remote), "0", 0, 1, 0},
     {"threads", U32(threads), "0", 0, 256, 0},
     {"backlog", U32(backlog), "511", 1, 65535, 0},
     {"max_connections", U32(max_connections), "10000", 1, 1000000, 0},
@@ -145,6 +150,15 @@ static int set_opt(mkd_config *c, const struct opt *o, const char *v,
                             "%s: \"%s\" is not error, warn, info or debug",
                             o->name, v);
         *(int *)(void *)(base + o->off) = l;
+        break;
+    }
+    case T_FORMAT: {
+        int f = 0;
+        if (mkd_log_format_parse(v, &f) != MKD_OK)
+            return mkd_fail(d, MKD_ERR_CONFIG,
+                            "%s: \"%s\" is not plain, journal or json", o->name,
+                            v);
+        *(int *)(void *)(base + o->off) = f;
         break;
     }
     default:
@@ -414,6 +428,10 @@ size_t mkd_config_dump(const mkd_config *c, char *buf, size_t cap)
             break;
         case T_U32:
             mkd_text_put(&t, "%s = %u\n", o->name, *(const uint32_t *)v);
+            break;
+        case T_FORMAT:
+            mkd_text_put(&t, "%s = %s\n", o->name,
+                         mkd_log_format_name(*(const int *)v));
             break;
         case T_LEVEL:
         default:

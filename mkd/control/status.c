@@ -87,12 +87,18 @@ size_t control_status(const control_sources *src, char *buf, size_t cap)
     yugi_stats st;
     yami_stats ys;
     mkd_text t;
+    const char *why;
+    int ready;
 
     yugi_server_stats(src->srv, &st);
     yami_get_stats(src->yami, &ys);
     mkd_text_init(&t, buf, cap);
     mkd_text_put(&t, "mkd %s\n",
                  st.shutting_down ? "shutting-down" : "running");
+    ready = yugi_server_ready(src->srv, &why);
+    mkd_text_put(&t, "ready %s\n", ready ? "yes" : "no");
+    if (!ready)
+        mkd_text_put(&t, "ready.reason %s\n", why);
     mkd_text_put(&t, "pid %ld\n", (long)getpid());
     mkd_text_put(&t, "uptime_s %llu\n", U(st.uptime_ms / 1000));
     put_connections(&t, &st);
@@ -101,6 +107,8 @@ size_t control_status(const control_sources *src, char *buf, size_t cap)
     put_outcomes(&t, &st);
     mkd_text_put(&t, "reloads %llu\n", U(st.reloads));
     mkd_text_put(&t, "reload_failures %llu\n", U(*src->reload_failures));
+    if (src->metrics_port != NULL && *src->metrics_port != 0)
+        mkd_text_put(&t, "metrics.port %u\n", *src->metrics_port);
     if (!t.overflow)
         t.len += yugi_server_backend_status(src->srv, buf + t.len, cap - t.len);
     return t.len;

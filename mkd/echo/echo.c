@@ -21,6 +21,7 @@ typedef struct echo_req {
     uint8_t *body;
     size_t len;
     uint64_t due;
+    uint64_t submitted_ns; /* uv_hrtime, for its timing */
     int cancelled;
 } echo_req;
 
@@ -38,6 +39,14 @@ typedef struct echo {
 } echo;
 
 static void on_timer(uv_timer_t *h);
+
+/* Echo runs no worker: the request's whole time is its run. */
+static void timing_of(const echo_req *r, mkd_backend_timing *t)
+{
+    t->queue_us = 0;
+    t->run_us = (uv_hrtime() - r->submitted_ns) / 1000u;
+    t->worker_pid = 0;
+}
 
 static void req_free(echo_req *r)
 {
@@ -77,13 +86,15 @@ static void on_timer(uv_timer_t *h)
      * client), which are due later and wait for the next pass. */
     while (e->head != NULL && e->head->due <= now) {
         echo_req *r = e->head;
+        mkd_backend_timing tm;
         e->head = r->next;
         if (e->head == NULL)
             e->tail = NULL;
         e->queued--;
         if (!r->cancelled) {
             e->answered++;
-            r->done(r->token, MKD_BACKEND_OK, r->body, r->len, NULL);
+            timing_of(r, &tm);
+            r->done(r->token, MKD_BACKEND_OK, r->body, r->len, NULL, &tm);
         } else {
             e->cancelled++;
         }
@@ -118,6 +129,7 @@ static mkd_backend_status echo_submit(mkd_backend *b,
     e->tail = r;
     e->queued++;
     r->due = uv_now(e->timer.loop) + e->delay_ms;
+    r->submitted_ns = uv_hrtime();
     if (e->head == r)
         echo_arm(e);
     return MKD_BACKEND_OK;
@@ -160,6 +172,16 @@ static size_t echo_status(mkd_backend *b, char *buf, size_t cap)
     return t.len;
 }
 
+static void echo_stats(mkd_backend *b, mkd_backend_stats *out)
+{
+    echo *e = (echo *)b;
+
+    out->queued = e->queued;
+    out->answered = e->answered;
+    out->cancelled = e->cancelled;
+    out->reloads = e->reloads;
+}
+
 static void on_closed(uv_handle_t *h)
 {
     free(h->data);
@@ -173,6 +195,7 @@ static void echo_free(mkd_backend *b)
 {
     echo *e = (echo *)b;
     echo_req *r;
+    mkd_backend_timing tm;
 
     e->draining = 1; /* a done() that submits again is refused */
     while ((r = e->head) != NULL) {
@@ -182,8 +205,9 @@ static void echo_free(mkd_backend *b)
         e->queued--;
         if (!r->cancelled) {
             e->answered++;
+            timing_of(r, &tm);
             r->done(r->token, MKD_BACKEND_SHUTDOWN, NULL, 0,
-                    "server shutting down");
+                    "server shutting down", &tm);
         }
         req_free(r);
     }
@@ -191,8 +215,14 @@ static void echo_free(mkd_backend *b)
 }
 
 static const mkd_backend_ops echo_ops = {
-    "echo",     echo_submit, echo_cancel, echo_reload,
-    echo_drain, echo_status, echo_free,
+    .name = "echo",
+    .submit = echo_submit,
+    .cancel = echo_cancel,
+    .reload = echo_reload,
+    .drain = echo_drain,
+    .status = echo_status,
+    .stats = echo_stats,
+    .free = echo_free,
 };
 
 int mkd_echo_new(uv_loop_t *loop, uint32_t delay_ms, mkd_backend **out)

@@ -106,15 +106,29 @@ int mkd_cmd_ticket_keys(const mkd_cmdline *cl)
 }
 
 /* Copy everything the socket says to stdout. */
+/* The status text to stdout. 0, or 1 when it cannot be read or says the
+ * daemon is not ready (the reason then on stderr too: a health check
+ * sees why it failed). */
 static int relay(int fd)
 {
-    char buf[4096];
+    static char buf[64 * 1024];
+    size_t len = 0;
     ssize_t n;
+    const char *why;
 
-    while ((n = read(fd, buf, sizeof buf)) > 0)
-        if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
-            return 1;
-    return n < 0 ? 1 : 0;
+    while (len < sizeof buf - 1 &&
+           (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    if (fwrite(buf, 1, len, stdout) != len || len == 0)
+        return 1;
+    if (strstr(buf, "\nready no\n") == NULL)
+        return 0;
+    why = strstr(buf, "\nready.reason ");
+    fprintf(stderr, "mkd: not ready: %.*s\n",
+            why != NULL ? (int)strcspn(why + 15, "\n") : 7,
+            why != NULL ? why + 15 : "unknown");
+    return 1;
 }
 
 int mkd_cmd_status(const mkd_cmdline *cl)

@@ -27,6 +27,7 @@
 
 #include "backend.h"
 #include "control.h"
+#include "metrics.h"
 #include "mkd_config.h"
 #include "yami.h"
 #include "pegasus.h"
@@ -111,6 +112,9 @@ typedef struct mkd_daemon {
     mkd_backend *backend;
     control *ctl;
     control_sources ctl_src;
+    metrics *metrics; /* NULL unless metrics_listen is set */
+    metrics_sources metrics_src;
+    uint16_t metrics_port; /* for the status; 0: none */
     uv_signal_t sig_term, sig_int, sig_hup;
     spawner *spawner; /* NULL unless workers run through it */
     mkd_workers workers;

@@ -1,7 +1,8 @@
 /*
  * reload.c -- SIGHUP: the configuration file, the command line and the
  * key files are read again. Keys, ticket keys, limits, deadlines, the log
- * level and the inline crypto budget take effect for new connections
+ * level and format, the access log (reopened: logrotate) and the inline
+ * crypto budget take effect for new connections
  * (max_message for new requests to the PHP pool and its new workers too);
  * open sessions keep the configuration they started with (it is reference
  * counted), and old ticket keys still listed in the file still accept.
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "mkd.h"
+#include "mkd_access.h"
 #include "mkd_log.h"
 #include "pegasus.h"
 
@@ -27,10 +29,12 @@ static void keep_fixed(const mkd_config *old, mkd_config *nc)
         strcmp(nc->worker_user, old->worker_user) != 0 ||
         strcmp(nc->worker_group, old->worker_group) != 0 ||
         strcmp(nc->control_socket, old->control_socket) != 0 ||
-        strcmp(nc->backend, old->backend) != 0 || nc->threads != old->threads)
+        strcmp(nc->backend, old->backend) != 0 || nc->threads != old->threads ||
+        strcmp(nc->metrics_listen, old->metrics_listen) != 0 ||
+        nc->metrics_allow_remote != old->metrics_allow_remote)
         mkd_warn(0, "reload: listen, port, user, worker_user, worker_group, "
-                    "control_socket, backend and threads need a restart; "
-                    "kept as they were");
+                    "control_socket, backend, threads and metrics_listen "
+                    "need a restart; kept as they were");
     memcpy(nc->listen, old->listen, sizeof nc->listen);
     nc->port = old->port;
     memcpy(nc->user, old->user, sizeof nc->user);
@@ -39,6 +43,26 @@ static void keep_fixed(const mkd_config *old, mkd_config *nc)
     memcpy(nc->control_socket, old->control_socket, sizeof nc->control_socket);
     memcpy(nc->backend, old->backend, sizeof nc->backend);
     nc->threads = old->threads;
+    memcpy(nc->metrics_listen, old->metrics_listen, sizeof nc->metrics_listen);
+    nc->metrics_allow_remote = old->metrics_allow_remote;
+}
+
+/* The access log: reopened by its path (logrotate renamed the file), or
+ * opened where the new configuration says. On failure the old one stays,
+ * and nc says so, so that the next reload tries again. */
+static void reload_logs(const mkd_config *old, mkd_config *nc)
+{
+    mkd_diag d;
+    int r;
+
+    if (strcmp(old->access_log, nc->access_log) == 0)
+        r = mkd_access_reopen(&d);
+    else
+        r = mkd_access_open(nc->access_log, &d);
+    if (r != MKD_OK) {
+        mkd_error(0, "reload: access_log: %s", mkd_diag_text(&d, r));
+        memcpy(nc->access_log, old->access_log, sizeof nc->access_log);
+    }
 }
 
 void mkd_reload(mkd_daemon *dm)
@@ -61,8 +85,10 @@ void mkd_reload(mkd_daemon *dm)
         return;
     }
     keep_fixed(&dm->cfg, &nc);
+    reload_logs(&dm->cfg, &nc);
     dm->cfg = nc;
     mkd_log_set_level(nc.log_level);
+    mkd_log_set_format(nc.log_format);
     yami_set_inline_max(dm->yami, nc.inline_crypto_max);
     mkd_yugi_config(&dm->cfg, &ycfg);
     /* The PHP pool takes the new max_message before the reload starts its

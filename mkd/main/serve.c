@@ -20,6 +20,7 @@
 
 #include "megaki_version.h"
 #include "mkd.h"
+#include "mkd_access.h"
 #include "mkd_log.h"
 
 static void on_closed_nothing(uv_handle_t *h)
@@ -47,6 +48,8 @@ static void on_server_stopped(void *arg)
     close_signals(dm);
     control_close(dm->ctl);
     dm->ctl = NULL;
+    metrics_close(dm->metrics);
+    dm->metrics = NULL;
     spawner_close(dm->spawner);
     dm->spawner = NULL;
 }
@@ -215,6 +218,26 @@ static int wire(mkd_daemon *dm, mk_server_config *scfg)
     return r;
 }
 
+/* The metrics listener, when metrics_listen names one. */
+static int open_metrics(mkd_daemon *dm)
+{
+    mkd_diag d;
+    int r;
+
+    if (dm->cfg.metrics_listen[0] == '\0')
+        return MKD_OK;
+    dm->metrics_src.srv = dm->srv;
+    dm->metrics_src.yami = dm->yami;
+    dm->metrics_src.reload_failures = &dm->reload_failures;
+    if ((r = metrics_open(&dm->loop, dm->cfg.metrics_listen,
+                          (int)dm->cfg.metrics_allow_remote, &dm->metrics_src,
+                          &dm->metrics, &d)) != MKD_OK)
+        mkd_error(0, "start-up failed: %s", mkd_diag_text(&d, r));
+    else
+        dm->metrics_port = metrics_port(dm->metrics);
+    return r;
+}
+
 /* Listen, serve the status, catch signals. */
 static int open_doors(mkd_daemon *dm)
 {
@@ -224,6 +247,7 @@ static int open_doors(mkd_daemon *dm)
     dm->ctl_src.srv = dm->srv;
     dm->ctl_src.yami = dm->yami;
     dm->ctl_src.reload_failures = &dm->reload_failures;
+    dm->ctl_src.metrics_port = &dm->metrics_port;
     if ((r = start_signals(dm)) != MKD_OK)
         return r;
     if ((r = yugi_server_listen(dm->srv, &d)) != MKD_OK ||
@@ -237,7 +261,7 @@ static int open_doors(mkd_daemon *dm)
     if (dm->ctl != NULL &&
         (r = mkd_give_to_user(&dm->cfg, dm->cfg.control_socket)) != MKD_OK)
         return r;
-    return MKD_OK;
+    return open_metrics(dm);
 }
 
 /* "Ready" means fully started, privileges dropped included, so the port
@@ -331,6 +355,13 @@ static int prepare(mkd_daemon *dm, mk_server_config **scfg, size_t *nk,
     int r;
 
     mkd_log_set_level(dm->cfg.log_level);
+    mkd_log_set_format(dm->cfg.log_format);
+    /* Opened before privileges are dropped, like the log on stderr: its
+     * directory may be root's. */
+    if ((r = mkd_access_open(dm->cfg.access_log, &d)) != MKD_OK) {
+        mkd_error(0, "access_log: %s", mkd_diag_text(&d, r));
+        return r;
+    }
     /* Not dumpable: no core file with the keys in it, and /proc/<pid>/mem
      * and environ belong to root, not to mkd's user. */
     (void)prctl(PR_SET_DUMPABLE, 0);
@@ -389,6 +420,7 @@ int mkd_serve(const mkd_cmdline *cl)
     yami_free(dm->yami);
     if (uv_loop_close(&dm->loop) != 0)
         mkd_warn(0, "handles still open at exit");
+    mkd_access_close();
 out:
     mkd_notify_close(&dm->notify);
     free(dm);

@@ -87,6 +87,7 @@ void mkd_yugi_config(const mkd_config *c, yugi_config *out)
     l->conn_buffer_max = c->conn_buffer_max;
     l->buffer_budget = c->buffer_budget;
     l->write_high_water = c->write_high_water;
+    l->request_slowlog_ms = c->request_slowlog_ms;
 }
 
 /* --- keys --------------------------------------------------------------- */

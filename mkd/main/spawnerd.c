@@ -28,6 +28,7 @@ static int settle(spawnerd *sd, mkd_diag *d)
     if ((r = mkd_worker_ids(&sd->cfg, &sd->s.uid, &sd->s.gid, d)) != MKD_OK)
         return r;
     mkd_log_set_level(sd->cfg.log_level);
+    mkd_log_set_format(sd->cfg.log_format);
     return MKD_OK;
 }
 

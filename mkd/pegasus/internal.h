@@ -68,6 +68,9 @@ typedef struct pegasus__req {
                                when taken, or less if its session was
                                told less (ctx.max_response) */
     uint64_t queued_at;   /* uv_now at submit */
+    uint64_t queued_ns;   /* uv_hrtime at submit, and when sent to a */
+    uint64_t sent_ns;     /* worker (0: never): its timing */
+    int pid;              /* the worker it was sent to */
     unsigned attempts;    /* dispatches (a failed write retries) */
     int cancelled;        /* done must not be called */
     int answered;
@@ -122,6 +125,8 @@ struct pegasus__worker {
                                          answer to it can start there */
     char line[1024]; /* output line being assembled */
     size_t line_len;
+    int line_split; /* the last piece logged was cut: the next one */
+    int line_level; /* continues that line, at this level */
     uv_write_t shut_wr;
     uint8_t shut_frame[PEGASUS_IPC_HEADER];
 };

@@ -7,6 +7,8 @@
 
 #include <string.h>
 
+#include "mkd_log.h"
+
 /* ------------------------------------------------------------------ */
 /* Reader and writer cursors                                           */
 
@@ -375,4 +377,43 @@ size_t pegasus_ipc_encode_answer_head(uint8_t *out, size_t cap, uint8_t type,
     wr_u64(&w, tag);
     wr_u8(&w, flags);
     return wr_done(&w, out);
+}
+
+/* ------------------------------------------------------------------ */
+/* Worker output lines                                                 */
+
+/* What PHP's own error log writes when its error_log is stderr: the
+ * engine's messages that no handler of Arcangelo's saw (start-up, a
+ * parse error in Arcangelo itself, a fatal error's own line). */
+static const struct {
+    const char *prefix;
+    int level;
+} php_prefixes[] = {
+    {"PHP Fatal error:", MKD_LOG_ERROR},
+    {"PHP Parse error:", MKD_LOG_ERROR},
+    {"PHP Recoverable fatal error:", MKD_LOG_ERROR},
+    {"PHP Warning:", MKD_LOG_WARN},
+    {"PHP Notice:", MKD_LOG_WARN},
+    {"PHP Deprecated:", MKD_LOG_WARN},
+};
+
+int pegasus_output_level(const char *line, size_t len, size_t *skip)
+{
+    static const int by_priority[8] = {
+        MKD_LOG_ERROR, MKD_LOG_ERROR, MKD_LOG_ERROR, MKD_LOG_ERROR,
+        MKD_LOG_WARN,  MKD_LOG_INFO,  MKD_LOG_INFO,  MKD_LOG_DEBUG,
+    };
+
+    *skip = 0;
+    if (len >= 3 && line[0] == '<' && line[1] >= '0' && line[1] <= '7' &&
+        line[2] == '>') {
+        *skip = 3;
+        return by_priority[line[1] - '0'];
+    }
+    for (size_t i = 0; i < sizeof php_prefixes / sizeof php_prefixes[0]; i++) {
+        size_t n = strlen(php_prefixes[i].prefix);
+        if (len >= n && memcmp(line, php_prefixes[i].prefix, n) == 0)
+            return php_prefixes[i].level;
+    }
+    return MKD_LOG_INFO;
 }

@@ -107,9 +107,22 @@ static void on_queue_timer(uv_timer_t *t)
     arm_queue_timer(p);
 }
 
+/* How r ran, for the access log: queued until a worker took it, then run
+ * there until now. */
+static void req_timing(const pegasus__req *r, mkd_backend_timing *t)
+{
+    uint64_t now = uv_hrtime(), sent = r->sent_ns ? r->sent_ns : now;
+
+    t->queue_us = (sent - r->queued_ns) / 1000u;
+    t->run_us = (now - sent) / 1000u;
+    t->worker_pid = r->sent_ns ? r->pid : 0;
+}
+
 void pegasus__answer(pegasus *p, pegasus__req *r, mkd_backend_status status,
                      const uint8_t *body, size_t len, const char *text)
 {
+    mkd_backend_timing t;
+
     if (r->answered) {
         mkd_error(r->ctx.conn_id,
                   "pegasus: bug: request %" PRIu32
@@ -119,8 +132,10 @@ void pegasus__answer(pegasus *p, pegasus__req *r, mkd_backend_status status,
     }
     r->answered = 1;
     p->answered++;
-    if (!r->cancelled)
-        r->done(r->token, status, body, len, text);
+    if (!r->cancelled) {
+        req_timing(r, &t);
+        r->done(r->token, status, body, len, text, &t);
+    }
     pegasus__req_unref(r); /* the owner's reference */
 }
 
@@ -252,6 +267,7 @@ static pegasus__req *req_new(pegasus *p, const mkd_request_ctx *ctx,
     if (ctx->max_response != 0 && ctx->max_response < r->max_message)
         r->max_message = ctx->max_response;
     r->queued_at = uv_now(p->loop);
+    r->queued_ns = uv_hrtime();
     r->refs = 1;
     return r;
 }
@@ -370,27 +386,56 @@ static void pg_drain(mkd_backend *b, void (*done)(void *), void *arg)
     pegasus__kick(p); /* done() is called from the loop, never from here */
 }
 
+/* The status block's numbers (backend.h: stats), from the same counters. */
+static void pg_stats(mkd_backend *b, mkd_backend_stats *o)
+{
+    pegasus *p = (pegasus *)b;
+
+    o->has_workers = 1;
+    o->workers_starting =
+        pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_STARTING));
+    o->workers_idle = pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_IDLE));
+    o->workers_busy = pegasus__count(
+        p, 0, PEGASUS_MASK(PEGASUS_W_BUSY) | PEGASUS_MASK(PEGASUS_W_DRAINING));
+    o->workers_stopping =
+        pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_STOPPING));
+    /* Paused: what the status block shows as "crash_loop paused". Once
+     * the pause is over (or a worker said HELLO, which ends it), the
+     * application gets its chance again. */
+    o->crash_loop = p->crash_loop && uv_now(p->loop) < p->paused_until;
+    o->queued = p->queued;
+    o->queue_max = p->cfg.queue_max;
+    o->submitted = p->submitted;
+    o->answered = p->answered;
+    o->cancelled = p->cancelled;
+    o->app_errors = p->app_errors;
+    o->timeouts = p->timeouts;
+    o->queue_timeouts = p->queue_timeouts;
+    o->overloaded = p->overloaded;
+    o->crashes = p->crashes;
+    o->start_failures = p->start_failures;
+    o->protocol_errors = p->protocol_errors;
+    o->recycled = p->recycled;
+    o->spawned = p->spawned;
+    o->reloads = p->reloads;
+    for (unsigned i = 0; i < p->nslots; i++)
+        o->restarts += p->slots[i].restarts;
+}
+
 /* The pool-wide lines of the status block. */
 static void put_counters(pegasus *p, mkd_text *s, uint64_t now)
 {
-    const unsigned live_mask =
-        PEGASUS_MASK(PEGASUS_W_STARTING) | PEGASUS_MASK(PEGASUS_W_IDLE) |
-        PEGASUS_MASK(PEGASUS_W_BUSY) | PEGASUS_MASK(PEGASUS_W_DRAINING);
-    uint64_t restarts = 0;
+    mkd_backend_stats o;
 
-    for (unsigned i = 0; i < p->nslots; i++)
-        restarts += p->slots[i].restarts;
+    memset(&o, 0, sizeof o);
+    pg_stats(&p->base, &o);
     mkd_text_put(s, "backend pegasus\n");
     mkd_text_put(s, "backend.generation %u\n", p->gen);
-    mkd_text_put(s, "backend.workers %u\n", pegasus__count(p, 0, live_mask));
-    mkd_text_put(s, "backend.workers_idle %u\n",
-                 pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_IDLE)));
-    mkd_text_put(s, "backend.workers_busy %u\n",
-                 pegasus__count(p, 0,
-                                PEGASUS_MASK(PEGASUS_W_BUSY) |
-                                    PEGASUS_MASK(PEGASUS_W_DRAINING)));
-    mkd_text_put(s, "backend.workers_starting %u\n",
-                 pegasus__count(p, 0, PEGASUS_MASK(PEGASUS_W_STARTING)));
+    mkd_text_put(s, "backend.workers %u\n",
+                 o.workers_starting + o.workers_idle + o.workers_busy);
+    mkd_text_put(s, "backend.workers_idle %u\n", o.workers_idle);
+    mkd_text_put(s, "backend.workers_busy %u\n", o.workers_busy);
+    mkd_text_put(s, "backend.workers_starting %u\n", o.workers_starting);
     mkd_text_put(s, "backend.workers_restarting %u\n", pegasus__restarting(p));
     mkd_text_put(s, "backend.workers_min %" PRIu32 "\n", p->cfg.workers_min);
     mkd_text_put(s, "backend.workers_max %" PRIu32 "\n", p->cfg.workers_max);
@@ -409,7 +454,7 @@ static void put_counters(pegasus *p, mkd_text *s, uint64_t now)
     mkd_text_put(s, "backend.protocol_errors %" PRIu64 "\n",
                  p->protocol_errors);
     mkd_text_put(s, "backend.recycled %" PRIu64 "\n", p->recycled);
-    mkd_text_put(s, "backend.restarts %" PRIu64 "\n", restarts);
+    mkd_text_put(s, "backend.restarts %" PRIu64 "\n", o.restarts);
     mkd_text_put(s, "backend.spawned %" PRIu64 "\n", p->spawned);
     mkd_text_put(s, "backend.reloads %" PRIu64 "\n", p->reloads);
     if (p->crash_loop && now < p->paused_until)
@@ -515,7 +560,14 @@ static void pg_free(mkd_backend *b)
 }
 
 static const mkd_backend_ops pegasus_ops = {
-    "pegasus", pg_submit, pg_cancel, pg_reload, pg_drain, pg_status, pg_free,
+    .name = "pegasus",
+    .submit = pg_submit,
+    .cancel = pg_cancel,
+    .reload = pg_reload,
+    .drain = pg_drain,
+    .status = pg_status,
+    .stats = pg_stats,
+    .free = pg_free,
 };
 
 /* ------------------------------------------------------------------ */

@@ -207,27 +207,34 @@ static void close_handle(pegasus__worker *w, uv_handle_t *h)
         uv_close(h, on_closed);
 }
 
-static void emit_line(pegasus__worker *w, const char *s, size_t n)
+/* One line of worker output into the log, at the level it asks for
+ * (pegasus_output_level). complete: the line ended here; else it was over
+ * LINE_MAX_EMIT and its next piece keeps its level. */
+static void emit_line(pegasus__worker *w, const char *s, size_t n, int complete)
 {
     char clean[LINE_MAX_EMIT + 1];
-    size_t m = 0;
+    size_t m = 0, skip = 0;
+    int level;
 
     while (n > 0 && (s[n - 1] == '\r' || s[n - 1] == '\n'))
         n--;
+    level = w->line_split ? w->line_level : pegasus_output_level(s, n, &skip);
+    w->line_split = !complete;
+    w->line_level = level;
     /* Worker output is untrusted text going to a terminal or journald:
      * control characters become '?'. */
-    for (size_t i = 0; i < n && m < LINE_MAX_EMIT; i++) {
+    for (size_t i = skip; i < n && m < LINE_MAX_EMIT; i++) {
         unsigned char c = (unsigned char)s[i];
         clean[m++] = (c < 0x20 && c != '\t') || c == 0x7f ? '?' : (char)c;
     }
     clean[m] = '\0';
-    mkd_info(cid(w), "pegasus w%u pid %d: %s", w->slot, w->pid, clean);
+    mkd_log(level, cid(w), "pegasus w%u pid %d: %s", w->slot, w->pid, clean);
 }
 
-static void flush_line(pegasus__worker *w)
+static void flush_line(pegasus__worker *w, int complete)
 {
     if (w->line_len > 0)
-        emit_line(w, w->line, w->line_len);
+        emit_line(w, w->line, w->line_len, complete);
     w->line_len = 0;
 }
 
@@ -244,7 +251,7 @@ static void finalize(pegasus__worker *w)
     if (was == PEGASUS_W_DEAD || uv_is_closing((uv_handle_t *)&w->ipc))
         return;
     disarm(w);
-    flush_line(w);
+    flush_line(w, 1);
     w->req = NULL;
     /* Out of service first: counting the death may fail the queue, and
      * the done() callbacks that runs may submit again. */
@@ -423,7 +430,7 @@ static void out_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
     (void)suggested;
     if (w->line_len >= LINE_MAX_EMIT)
-        flush_line(w); /* an overlong line goes out in pieces */
+        flush_line(w, 0); /* an overlong line goes out in pieces */
     buf->base = w->line + w->line_len;
     buf->len = LINE_MAX_EMIT - w->line_len;
 }
@@ -435,7 +442,7 @@ static void on_out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
     (void)buf;
     if (nread < 0) {
-        flush_line(w);
+        flush_line(w, 1);
         (void)uv_read_stop(s); /* always 0 */
         w->out_eof = 1;
         maybe_finalize(w);
@@ -444,7 +451,7 @@ static void on_out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     w->line_len += (size_t)nread;
     for (size_t i = 0; i < w->line_len; i++) {
         if (w->line[i] == '\n') {
-            emit_line(w, w->line + start, i - start);
+            emit_line(w, w->line + start, i - start, 1);
             start = i + 1;
         }
     }
@@ -921,6 +928,8 @@ void pegasus__worker_send(pegasus__worker *w, pegasus__req *r)
         return;
     }
     w->req = r;
+    r->sent_ns = uv_hrtime();
+    r->pid = w->pid;
     w->rx_fence = w->rx_len; /* in before the request: not its answer */
     w->last_conn = r->ctx.conn_id;
     if (set_state(w, PEGASUS_W_BUSY) != 0) {

@@ -212,17 +212,23 @@ int yami__cancelled(const yami_conn *c)
     return atomic_load_explicit(&c->cancelled, memory_order_relaxed);
 }
 
-void yami__result_free(yami_result *res)
+static void requests_free(yami_request *r)
 {
-    yami_request *r = res->requests;
-
     while (r != NULL) {
         yami_request *next = r->next;
-        mkd_wipe(r->body, r->len);
-        free(r->body);
+        if (r->body != NULL) {
+            mkd_wipe(r->body, r->len);
+            free(r->body);
+        }
         free(r);
         r = next;
     }
+}
+
+void yami__result_free(yami_result *res)
+{
+    requests_free(res->requests);
+    requests_free(res->refused);
     free(res->out);
     memset(res, 0, sizeof *res);
 }

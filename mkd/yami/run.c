@@ -59,15 +59,32 @@ static void fail_internal(yami_result *res, int err)
     }
 }
 
+/* Note a refused request for the access log: its id and the bytes that
+ * came (n). Without memory the line is lost, not the refusal. */
+static void note_refused(yami_result *res, uint32_t id, size_t n)
+{
+    yami_request *r = calloc(1, sizeof *r), **tail;
+
+    if (r == NULL)
+        return;
+    r->id = id;
+    r->len = n;
+    for (tail = &res->refused; *tail != NULL; tail = &(*tail)->next)
+        ;
+    *tail = r;
+}
+
 /* Seal an error record for a request that broke a buffer cap: its
- * connection's (text "request buffer limit") or the global budget's. */
-static void abort_request(yami_conn *c, uint32_t id, const char *text,
-                          yami_result *res)
+ * connection's (text "request buffer limit") or the global budget's.
+ * more: the bytes of the record that broke it. */
+static void abort_request(yami_conn *c, uint32_t id, size_t more,
+                          const char *text, yami_result *res)
 {
     uint8_t rec[256];
     size_t n = 0;
     yami_partial *p = partial_take(c, id, 1);
 
+    note_refused(res, id, (p != NULL ? p->len : 0) + more);
     if (p != NULL) {
         c->partial_bytes -= p->len;
         yami__budget_give(c->pool, p->len);
@@ -155,12 +172,12 @@ static void on_data(yami_conn *c, const mk_event *ev, const uint8_t *pt,
     yami_partial *p;
 
     if (c->partial_bytes + ev->len > c->buffer_max) {
-        abort_request(c, ev->request_id, "request buffer limit", res);
+        abort_request(c, ev->request_id, ev->len, "request buffer limit", res);
         return;
     }
     if (!yami__budget_take(c->pool, ev->len)) {
         res->aborted_budget++;
-        abort_request(c, ev->request_id, "server buffers full", res);
+        abort_request(c, ev->request_id, ev->len, "server buffers full", res);
         return;
     }
     if ((p = partial_get(c, ev->request_id)) == NULL ||

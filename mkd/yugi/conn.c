@@ -96,6 +96,7 @@ static void conn_cancel_requests(yugi_conn *c)
         c->reqs = q->next;
         if (b != NULL)
             b->ops->cancel(b, q);
+        yugi__request_cancelled(c, q);
         free(q);
     }
 }

@@ -164,6 +164,8 @@ static int admit_hello(yugi_conn *c, const uint8_t *unit, size_t len)
         c->hs_queued++;
         srv->hs_inflight++;
     }
+    if (!c->hello_seen)
+        c->hello_ns = uv_hrtime();
     c->hello_seen = 1;
     return MKD_OK;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "mkd_access.h"
 #include "mkd_log.h"
 #include "mkd_util.h"
 
@@ -92,6 +93,90 @@ const char *yugi__refusal_text(mkd_backend_status st)
     }
 }
 
+/* --- a request's end ------------------------------------------------------ */
+
+/* What the end of a request tells. */
+typedef struct req_end {
+    uint32_t id;
+    size_t in, out;    /* body bytes: the request's, the answer's (0: error) */
+    uint64_t start_ns; /* its last record opened; 0: answered at once */
+    int outcome;       /* YUGI_OUT_* (a backend status, or cancelled) */
+    const mkd_backend_timing *timing; /* NULL: the backend never had it */
+} req_end;
+
+static double ms_of(uint64_t us)
+{
+    return (double)us / 1000.0;
+}
+
+static void log_slow(const yugi_conn *c, const req_end *e, uint64_t us,
+                     const mkd_backend_timing *t)
+{
+    mkd_warn(c->id,
+             "slow request %lu: %.1f ms (queue %.1f ms, worker %.1f ms, "
+             "worker pid %d), %s, %zu bytes in, %zu out, from %s:%u",
+             (unsigned long)e->id, ms_of(us), ms_of(t->queue_us),
+             ms_of(t->run_us), t->worker_pid, yugi_outcome_key(e->outcome),
+             e->in, e->out, c->peer, c->peer_port);
+}
+
+static void access_line(const yugi_conn *c, const req_end *e, uint64_t us,
+                        const mkd_backend_timing *t)
+{
+    mkd_access_rec r = {
+        .conn_id = c->id,
+        .request_id = e->id,
+        .client = c->peer,
+        .port = c->peer_port,
+        .session_id = c->session_id,
+        .bytes_in = e->in,
+        .bytes_out = e->out,
+        .duration_us = us,
+        .queue_us = t->queue_us,
+        .worker_us = t->run_us,
+        .worker_pid = t->worker_pid,
+        .outcome = yugi_outcome_key(e->outcome),
+    };
+
+    mkd_access_write(&r);
+}
+
+/* A request ended: its outcome counted, its latency, the access log, the
+ * slow-request log. */
+static void request_ended(yugi_conn *c, const req_end *e)
+{
+    static const mkd_backend_timing none;
+    yugi_server *srv = c->srv;
+    const mkd_backend_timing *t = e->timing != NULL ? e->timing : &none;
+    uint64_t us = e->start_ns ? (uv_hrtime() - e->start_ns) / 1000u : 0;
+
+    srv->st.outcomes[e->outcome]++;
+    if (e->outcome != YUGI_OUT_CANCELLED)
+        yugi__hist_add(&srv->st.request_latency, us);
+    if (srv->lim.request_slowlog_ms != 0 &&
+        us > (uint64_t)srv->lim.request_slowlog_ms * 1000u) {
+        srv->st.slow_requests++;
+        log_slow(c, e, us, t);
+    }
+    if (mkd_access_enabled())
+        access_line(c, e, us, t);
+}
+
+void yugi__request_cancelled(yugi_conn *c, const yugi_req *q)
+{
+    req_end e = {q->id, q->len, 0, q->start_ns, YUGI_OUT_CANCELLED, NULL};
+
+    request_ended(c, &e);
+}
+
+/* Request id, refused at once (never at the backend), ended. */
+static void refused_at_once(yugi_conn *c, uint32_t id, size_t len, int outcome)
+{
+    req_end e = {id, len, 0, 0, outcome, NULL};
+
+    request_ended(c, &e);
+}
+
 static void queue_error(yugi_conn *c, uint32_t id, unsigned code,
                         const char *text)
 {
@@ -112,13 +197,17 @@ static void req_unlink_free(yugi_conn *c, yugi_req *q)
 }
 
 static void on_backend_done(void *token, mkd_backend_status status,
-                            const uint8_t *body, size_t len, const char *text)
+                            const uint8_t *body, size_t len, const char *text,
+                            const mkd_backend_timing *timing)
 {
     yugi_req *q = token;
     yugi_conn *c = q->conn;
     uint32_t id = q->id;
+    req_end e = {id,          q->len,      status == MKD_BACKEND_OK ? len : 0,
+                 q->start_ns, (int)status, timing};
 
     req_unlink_free(c, q);
+    request_ended(c, &e);
     if (c->state == YUGI_CLOSED)
         return; /* cannot happen: closing cancels; be safe */
     if (c->failed) {
@@ -154,11 +243,12 @@ static void request_ctx(const yugi_conn *c, uint32_t id, mkd_request_ctx *ctx)
 
 /* Refuse request id at once: its body is dropped, an error answers it. */
 static void refuse_request(yugi_conn *c, uint32_t id, uint8_t *body, size_t len,
-                           unsigned code, const char *text)
+                           mkd_backend_status st, const char *text)
 {
     mkd_wipe(body, len);
     free(body);
-    queue_error(c, id, code, text);
+    refused_at_once(c, id, len, (int)st);
+    queue_error(c, id, yugi__ecode(st), text);
 }
 
 /* A request whose last record arrived: to the backend, or answered at
@@ -176,22 +266,25 @@ static void dispatch(yugi_conn *c, yami_request *r)
         /* Nothing can be sealed after our close record. */
         mkd_wipe(body, r->len);
         free(body);
+        refused_at_once(c, r->id, r->len, YUGI_OUT_CANCELLED);
         return;
     }
     c->inflight++;
     srv->st.requests++;
     if (srv->shutting_down || srv->backend == NULL) {
-        refuse_request(c, r->id, body, r->len, MK_ECODE_SHUTDOWN,
+        refuse_request(c, r->id, body, r->len, MKD_BACKEND_SHUTDOWN,
                        "server shutting down");
         return;
     }
     if ((q = calloc(1, sizeof *q)) == NULL) {
-        refuse_request(c, r->id, body, r->len, MK_ECODE_INTERNAL,
+        refuse_request(c, r->id, body, r->len, MKD_BACKEND_INTERNAL,
                        "out of memory");
         return;
     }
     q->conn = c;
     q->id = r->id;
+    q->len = r->len;
+    q->start_ns = uv_hrtime();
     q->next = c->reqs;
     if (c->reqs != NULL)
         c->reqs->prev = q;
@@ -204,6 +297,7 @@ static void dispatch(yugi_conn *c, yami_request *r)
         req_unlink_free(c, q);
         if (st == MKD_BACKEND_OVERLOADED)
             srv->st.backend_overloaded++;
+        refused_at_once(c, r->id, r->len, (int)st);
         queue_error(c, r->id, yugi__ecode(st), yugi__refusal_text(st));
     }
 }
@@ -221,6 +315,10 @@ static void on_established(yugi_conn *c, const yami_result *res)
         srv->st.hs_resumed++;
     else
         srv->st.hs_full++;
+    if (c->hello_ns != 0)
+        yugi__hist_add(res->resumed ? &srv->st.hs_resumed_latency
+                                    : &srv->st.hs_full_latency,
+                       (uv_hrtime() - c->hello_ns) / 1000u);
     if (c->pending && c->addr != NULL)
         c->addr->pending--;
     c->pending = 0;
@@ -261,6 +359,10 @@ static void apply_result(yugi_conn *c, yami_result *res)
     srv->st.responses += res->responses;
     srv->st.aborted += res->aborted - res->aborted_budget;
     srv->st.budget_overloaded += res->aborted_budget;
+    /* Refused while being received (a buffer cap): answered "overloaded"
+     * by Yami already. */
+    for (yami_request *r = res->refused; r != NULL; r = r->next)
+        refused_at_once(c, r->id, r->len, MKD_BACKEND_OVERLOADED);
     if (res->hello_retry)
         srv->st.hs_retry++;
     if (res->established && c->state == YUGI_HANDSHAKE)

@@ -49,6 +49,8 @@ typedef struct yugi_req {
     struct yugi_req *prev, *next;
     yugi_conn *conn;
     uint32_t id;
+    size_t len;        /* its body */
+    uint64_t start_ns; /* uv_hrtime when its last record was opened */
 } yugi_req;
 
 struct yugi_conn {
@@ -77,6 +79,7 @@ struct yugi_conn {
     uint64_t accepted_at, last_active, unit_start, write_progress;
     uint64_t linger_until, drain_until, timer_at;
     uint64_t partial_since; /* oldest request being received began; 0 */
+    uint64_t hello_ns;      /* uv_hrtime of the first CLIENT_HELLO; 0 */
     size_t wq_bytes;        /* bytes handed to uv_write, not yet written */
     unsigned inflight;      /* requests at the backend or being answered */
     yugi_req *reqs;         /* at the backend */
@@ -133,6 +136,7 @@ struct yugi_server {
     int finished; /* every handle asked to close */
     void (*done)(void *);
     void *done_arg;
+    uv_check_t flush; /* the access log, once per loop iteration */
     /* Reads land here: the loop thread reads one socket at a time. */
     uint8_t read_buf[YUGI_READ_BUF_SIZE];
 };
@@ -180,5 +184,10 @@ void yugi__conn_maybe_close_record(yugi_conn *c);
  * status. */
 unsigned yugi__ecode(mkd_backend_status st);
 const char *yugi__refusal_text(mkd_backend_status st);
+/* Request q's connection closed before its answer (the backend has been
+ * told): it is counted and logged as cancelled. */
+void yugi__request_cancelled(yugi_conn *c, const yugi_req *q);
+/* Into h: one observation of us microseconds. */
+void yugi__hist_add(yugi_hist *h, uint64_t us);
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "mkd_access.h"
 #include "mkd_log.h"
 
 /* How long the answers given at the shutdown deadline have to be sealed
@@ -32,6 +33,40 @@ static const char *const reason_keys[YUGI_CR_COUNT] = {
 const char *yugi_close_reason_key(int reason)
 {
     return reason >= 0 && reason < YUGI_CR_COUNT ? reason_keys[reason] : "?";
+}
+
+static const char *const outcome_keys[YUGI_OUT_COUNT] = {
+    "ok",        "application", "timeout",  "overloaded",
+    "too_large", "internal",    "shutdown", "cancelled",
+};
+
+const char *yugi_outcome_key(int outcome)
+{
+    return outcome >= 0 && outcome < YUGI_OUT_COUNT ? outcome_keys[outcome]
+                                                    : "?";
+}
+
+/* Bucket bounds from 100 us to 60 s, roughly 1-2.5-5 per decade: wide
+ * enough for a handshake on a busy machine and a slow PHP request. */
+static const uint64_t hist_bounds_us[YUGI_HIST_BUCKETS - 1] = {
+    100,   250,    500,    1000,   2500,    5000,    10000,    25000,
+    50000, 100000, 250000, 500000, 1000000, 2500000, 10000000, 60000000,
+};
+
+uint64_t yugi_hist_bound_us(unsigned i)
+{
+    return i < YUGI_HIST_BUCKETS - 1 ? hist_bounds_us[i] : UINT64_MAX;
+}
+
+void yugi__hist_add(yugi_hist *h, uint64_t us)
+{
+    unsigned i = 0;
+
+    while (i < YUGI_HIST_BUCKETS - 1 && us > hist_bounds_us[i])
+        i++;
+    h->bucket[i]++;
+    h->count++;
+    h->sum_us += us;
 }
 
 static void on_tick(uv_timer_t *t);
@@ -72,9 +107,18 @@ int yugi_server_new(uv_loop_t *loop, const yugi_config *cfg,
     /* uv_timer_init cannot fail. */
     (void)uv_timer_init(loop, &srv->tick);
     (void)uv_timer_init(loop, &srv->shutdown_timer);
+    (void)uv_check_init(loop, &srv->flush);
     srv->tick.data = srv->shutdown_timer.data = srv;
     *out = srv;
     return MKD_OK;
+}
+
+/* Once per loop iteration: the access log's lines of this round, in one
+ * write. */
+static void on_flush(uv_check_t *h)
+{
+    (void)h;
+    mkd_access_flush();
 }
 
 int yugi_server_listen(yugi_server *srv, mkd_diag *d)
@@ -86,6 +130,10 @@ int yugi_server_listen(yugi_server *srv, mkd_diag *d)
         return r;
     if (uv_timer_start(&srv->tick, on_tick, 1000, 1000) != 0)
         return mkd_fail(d, MKD_ERR_LOOP, "cannot start the server's tick");
+    if (uv_check_start(&srv->flush, on_flush) != 0)
+        return mkd_fail(d, MKD_ERR_LOOP, "cannot start the access log flush");
+    /* It must not keep the loop alive by itself. */
+    uv_unref((uv_handle_t *)&srv->flush);
     return MKD_OK;
 }
 
@@ -176,6 +224,7 @@ void yugi_server_stats(const yugi_server *srv, yugi_stats *out)
     out->connections = srv->nconns;
     out->refusing = srv->nrefusing;
     out->addresses = srv->addrs.count;
+    out->listeners = srv->shutting_down ? 0 : srv->nlisteners;
     out->handshakes_in_progress = srv->hs_inflight;
     out->max_connections = srv->lim.max_connections;
     out->full_last_s = srv->hs_full_ring[last];
@@ -185,6 +234,32 @@ void yugi_server_stats(const yugi_server *srv, yugi_stats *out)
         out->full_window += srv->hs_full_ring[i];
         out->resumed_window += srv->hs_res_ring[i];
     }
+}
+
+void yugi_server_backend_stats(yugi_server *srv, mkd_backend_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (srv->backend != NULL)
+        srv->backend->ops->stats(srv->backend, out);
+}
+
+int yugi_server_ready(yugi_server *srv, const char **why)
+{
+    mkd_backend_stats b;
+
+    *why = NULL;
+    if (srv->shutting_down || srv->backend == NULL)
+        *why = "shutting down";
+    else if (srv->nlisteners == 0)
+        *why = "not listening";
+    if (*why != NULL)
+        return 0;
+    yugi_server_backend_stats(srv, &b);
+    if (b.has_workers && b.crash_loop)
+        *why = "the application is in a crash loop";
+    else if (b.has_workers && b.workers_idle + b.workers_busy == 0)
+        *why = "no worker ready";
+    return *why == NULL;
 }
 
 size_t yugi_server_backend_status(yugi_server *srv, char *buf, size_t cap)
@@ -218,6 +293,8 @@ void yugi__maybe_finish(yugi_server *srv)
     mkd_info(0, "all connections closed");
     close_if((uv_handle_t *)&srv->tick);
     close_if((uv_handle_t *)&srv->shutdown_timer);
+    close_if((uv_handle_t *)&srv->flush);
+    mkd_access_flush();
     if (srv->backend != NULL) {
         srv->backend->ops->free(srv->backend);
         srv->backend = NULL;

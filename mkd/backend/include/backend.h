@@ -52,15 +52,38 @@ typedef struct mkd_request_ctx {
     int early; /* arrived as an early request (0-RTT) */
 } mkd_request_ctx;
 
+/* How a request ran, as far as the backend knows (zeros where it does
+ * not): for the access log and the slow-request log. */
+typedef struct mkd_backend_timing {
+    uint64_t queue_us; /* from submit until a worker took it */
+    uint64_t run_us;   /* from then until its answer */
+    int worker_pid;    /* the worker that ran it; 0: none did */
+} mkd_backend_timing;
+
 /*
  * The answer to one request, called exactly once per accepted submit, on
  * the loop thread, unless the request was cancelled first.
  *   status OK: body[0..len) is the response (borrowed for the call);
  *   any other: text is a short, client-safe reason (may be NULL).
+ *   timing: never NULL; borrowed for the call.
  */
 typedef void (*mkd_backend_done_fn)(void *token, mkd_backend_status status,
                                     const uint8_t *body, size_t len,
-                                    const char *text);
+                                    const char *text,
+                                    const mkd_backend_timing *timing);
+
+/* A backend's numbers, read from the same counters as its status block:
+ * for the metrics and for readiness. Zeros where a backend has no such
+ * thing (the echo backend has no workers). */
+typedef struct mkd_backend_stats {
+    int has_workers; /* the backend runs workers (readiness needs one) */
+    unsigned workers_starting, workers_idle, workers_busy, workers_stopping;
+    int crash_loop; /* the application keeps dying before it serves */
+    size_t queued, queue_max;
+    uint64_t submitted, answered, cancelled, app_errors, timeouts,
+        queue_timeouts, overloaded, crashes, start_failures, protocol_errors,
+        recycled, restarts, spawned, reloads;
+} mkd_backend_stats;
 
 typedef struct mkd_backend mkd_backend;
 
@@ -84,6 +107,8 @@ typedef struct mkd_backend_ops {
     /* Append a human-readable status block (one "key value" per line) to
      * buf, at most cap bytes; returns bytes written. */
     size_t (*status)(mkd_backend *b, char *buf, size_t cap);
+    /* The same state as numbers (out is zeroed first by the caller). */
+    void (*stats)(mkd_backend *b, mkd_backend_stats *out);
     /* Answer every request still outstanding (not cancelled) with
      * MKD_BACKEND_SHUTDOWN, from inside this call, then release everything
      * (handles close on the loop). Never called from a done callback. */

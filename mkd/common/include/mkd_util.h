@@ -62,5 +62,11 @@ typedef struct mkd_text {
 void mkd_text_init(mkd_text *t, char *buf, size_t cap);
 void mkd_text_put(mkd_text *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Append s[0..n) as a JSON string, quotes included: '"', '\\' and the
+ * control characters escaped, and each byte that is not part of
+ * well-formed UTF-8 (worker output may hold anything) replaced by U+FFFD,
+ * so that every line parses as JSON. The same rule as mkd_text_put: the
+ * whole string or nothing. */
+void mkd_text_json(mkd_text *t, const char *s, size_t n);
 
 #endif

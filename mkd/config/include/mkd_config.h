@@ -34,6 +34,11 @@ typedef struct mkd_config {
     char worker_group[64]; /* "" = worker_user's own group */
     char ready_file[MKD_PATH_MAX];
     int log_level;
+    int log_format;                /* mkd_log.h: plain, journal, json */
+    char access_log[MKD_PATH_MAX]; /* off, stderr, or an absolute path */
+    uint32_t request_slowlog_ms;   /* warn about slower requests; 0 off */
+    char metrics_listen[128];      /* HOST:PORT, "" = no metrics listener */
+    uint32_t metrics_allow_remote; /* 0/1: a non-loopback metrics_listen */
     uint32_t threads;
     uint32_t backlog;
     uint32_t max_connections;

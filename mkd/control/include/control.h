@@ -26,6 +26,7 @@ typedef struct control_sources {
     yugi_server *srv;
     yami *yami;
     const uint64_t *reload_failures; /* main's count */
+    const uint16_t *metrics_port;    /* the metrics listener's; 0: none */
 } control_sources;
 
 /* The status text into buf (at most cap bytes, NUL-terminated): one

@@ -24,11 +24,14 @@ typedef struct answers {
 static answers ans;
 
 static void record_done(void *token, mkd_backend_status status,
-                        const uint8_t *body, size_t len, const char *text)
+                        const uint8_t *body, size_t len, const char *text,
+                        const mkd_backend_timing *timing)
 {
     (void)body;
     (void)len;
     (void)text;
+    assert_non_null(timing);
+    assert_int_equal(timing->worker_pid, 0);
     if (ans.n < 4) {
         ans.status[ans.n] = status;
         ans.token[ans.n] = token;

@@ -133,4 +133,16 @@ size_t pegasus_ipc_encode_answer_head(uint8_t *out, size_t cap, uint8_t type,
                                       uint64_t tag, uint8_t flags,
                                       size_t data_len);
 
+/*
+ * Worker output (stdout and stderr, read line by line into MKD's log,
+ * docs/WORKER-PROTOCOL.md section 1): the level MKD logs a line at. A line
+ * may start with its severity as sd-daemon(3) lines do, "<N>" with N a
+ * syslog priority 0..7 (0..3 error, 4 warn, 5 and 6 info, 7 debug); the
+ * prefix is not logged. A line PHP itself wrote to stderr ("PHP Fatal
+ * error:  ...", "PHP Warning:  ...") is recognised by that prefix, which
+ * stays. Anything else is info. Returns an MKD_LOG_* level and sets *skip
+ * to the bytes of prefix to drop.
+ */
+int pegasus_output_level(const char *line, size_t len, size_t *skip);
+
 #endif /* PEGASUS_IPC_H */

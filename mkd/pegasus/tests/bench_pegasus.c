@@ -37,12 +37,14 @@ typedef struct client {
 static void submit_one(client *c);
 
 static void on_done(void *token, mkd_backend_status status, const uint8_t *body,
-                    size_t len, const char *text)
+                    size_t len, const char *text,
+                    const mkd_backend_timing *timing)
 {
     client *c = token;
     uint64_t now = uv_hrtime();
 
     (void)text;
+    (void)timing;
     if (status != 0 || len < 13 || memcmp(body, "Hello, world!", 13) != 0)
         errors++;
     if (nlat < MAX_SAMPLES)

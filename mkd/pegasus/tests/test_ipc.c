@@ -1,7 +1,8 @@
 /*
  * test_ipc.c -- the worker protocol's frame codec: the shared vectors
  * (tests/vectors/worker-ipc.txt, also run by Arcangelo's PHP tests), truncation at
- * every byte, limits, and the encoders' argument checks.
+ * every byte, limits, and the encoders' argument checks; and the level of
+ * worker output lines (tests/vectors/worker-output.txt, shared likewise).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "mkd_log.h"
 #include "pegasus_ipc.h"
 
 /* Tests run from the project root. */
@@ -324,6 +326,40 @@ static void test_encoder_checks(void **state)
     assert_string_equal(pegasus_ipc_type_name(99), "unknown");
 }
 
+/* Each row: "level|line|logged". */
+static void test_output_levels(void **state)
+{
+    FILE *f = fopen("tests/vectors/worker-output.txt", "r");
+    char row[2048];
+    unsigned n = 0;
+    (void)state;
+
+    assert_non_null(f);
+    while (fgets(row, sizeof row, f) != NULL) {
+        char *line, *logged, *nl = strchr(row, '\n');
+        size_t skip = 99;
+        int want = -1, got;
+        if (row[0] == '#' || row[0] == '\n')
+            continue;
+        if (nl != NULL)
+            *nl = '\0';
+        line = strchr(row, '|');
+        assert_non_null(line);
+        *line++ = '\0';
+        logged = strchr(line, '|');
+        assert_non_null(logged);
+        *logged++ = '\0';
+        assert_int_equal(mkd_log_level_parse(row, &want), MKD_OK);
+        got = pegasus_output_level(line, strlen(line), &skip);
+        if (got != want || strcmp(line + skip, logged) != 0)
+            fail_msg("%s: level %d (want %d), logs \"%s\" (want \"%s\")", line,
+                     got, want, line + skip, logged);
+        n++;
+    }
+    assert_int_equal(fclose(f), 0);
+    assert_true(n >= 20);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_limits_and_concat),
         cmocka_unit_test(test_encoder_checks),
+        cmocka_unit_test(test_output_levels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

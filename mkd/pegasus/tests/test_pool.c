@@ -45,6 +45,7 @@ struct ans {
     char text[1100];
     void (*then)(ans *a); /* called after each answer (load tests) */
     void *user;
+    mkd_backend_timing timing; /* as the answer reported it */
 };
 
 static uv_loop_t loop;
@@ -56,11 +57,14 @@ static unsigned outstanding;
 static int double_answers;
 
 static void on_done(void *token, mkd_backend_status status, const uint8_t *body,
-                    size_t len, const char *text)
+                    size_t len, const char *text,
+                    const mkd_backend_timing *timing)
 {
     ans *a = token;
 
     a->count++;
+    assert_non_null(timing);
+    a->timing = *timing;
     if (a->count > 1) {
         double_answers++;
         return;
@@ -439,6 +443,12 @@ static void test_context_and_echo(void **state)
     assert_int_equal(submit(&a, ""), 0);
     run_until(p_answered, &a, 5000, "empty");
     assert_string_equal((char *)a.body, "unknown command ");
+    /* The answer says which worker ran it and for how long: at least the
+     * 30 ms it slept. */
+    assert_int_equal(submit(&a, "pidsleep:30"), 0);
+    run_until(p_answered, &a, 5000, "pidsleep");
+    assert_int_equal(a.timing.worker_pid, atoi((char *)a.body));
+    assert_true(a.timing.run_us >= 30000);
     ans_reset(&a);
 }
 
@@ -484,6 +494,22 @@ static void test_big(void **state)
     ans_reset(&a);
 }
 
+/* The line of log holding needle also holds want. */
+static int line_has(const char *log, const char *needle, const char *want)
+{
+    const char *at = strstr(log, needle), *start, *end;
+
+    if (at == NULL)
+        return 0;
+    for (start = at; start > log && start[-1] != '\n'; start--)
+        ;
+    end = strchr(at, '\n');
+    if (end == NULL)
+        end = at + strlen(at);
+    at = strstr(start, want);
+    return at != NULL && at < end;
+}
+
 static void test_output_to_log(void **state)
 {
     ans a = {0};
@@ -509,6 +535,14 @@ static void test_output_to_log(void **state)
     assert_non_null(strstr(log, ": to-stdout"));
     assert_non_null(strstr(log, ": to-stderr"));
     assert_non_null(strstr(log, "PHP Warning: careful"));
+    /* At their levels: Arcangelo tags its warning (<4>, dropped from the
+     * log); untagged output is info. */
+    assert_non_null(strstr(log, "mkd warn  c4242 pegasus w"));
+    assert_non_null(strstr(log, ": arcangelo: PHP Warning: careful"));
+    assert_null(strstr(log, "<4>"));
+    assert_true(line_has(log, ": to-stdout", " mkd info  c4242 pegasus w"));
+    assert_true(line_has(log, ": arcangelo: PHP Warning: careful",
+                         " mkd warn  c4242 pegasus w"));
     snprintf(want, sizeof want, " pid %d: to-stdout", pid[0]);
     if (strstr(log, want) == NULL) {
         snprintf(want, sizeof want, " pid %d: to-stdout", pid[1]);
@@ -916,8 +950,17 @@ static void test_crash_loop(void **state)
     assert_int_equal(a.status, MKD_BACKEND_INTERNAL);
     assert_string_equal(a.text, "application unavailable");
     assert_non_null(strstr(status(), "backend.crash_loop paused"));
-    /* While paused with nobody ready, a request is refused at once. */
+    /* While paused with nobody ready, a request is refused at once, and
+     * the numbers say why (readiness reads them). */
     assert_int_equal(submit(&b, "echo:y"), MKD_BACKEND_OVERLOADED);
+    {
+        mkd_backend_stats bs;
+        memset(&bs, 0, sizeof bs);
+        B->ops->stats(B, &bs);
+        assert_true(bs.has_workers && bs.crash_loop);
+        assert_int_equal(bs.workers_idle + bs.workers_busy, 0);
+        assert_true(bs.start_failures >= 3);
+    }
     /* It does not spin: over ~2 s, a probe per pause, not hundreds (a
      * rate, so watched over a fixed span). */
     spawned = sval("backend.spawned");
@@ -937,6 +980,14 @@ static void test_crash_loop(void **state)
     assert_int_equal(b.status, 0);
     assert_string_equal((char *)b.body, "back");
     assert_non_null(strstr(status(), "backend.crash_loop no"));
+    {
+        mkd_backend_stats bs;
+        memset(&bs, 0, sizeof bs);
+        B->ops->stats(B, &bs);
+        assert_false(bs.crash_loop);
+        assert_int_equal(bs.workers_idle, 2);
+        assert_int_equal(bs.reloads, 1);
+    }
     assert_int_equal(unlink(path), 0);
     assert_int_equal(rmdir(link), 0);
     ans_reset(&a);

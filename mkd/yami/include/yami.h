@@ -86,6 +86,9 @@ typedef struct yami_result {
     unsigned responses;      /* responses and error records sealed */
     unsigned aborted;        /* requests refused for a buffer cap */
     unsigned aborted_budget; /* ... of which for the global budget */
+    /* Those requests (as memory allowed: for the access log), in order:
+     * id, and len the body bytes received before the refusal; body NULL. */
+    yami_request *refused;
     /* When the oldest request still being received after this job had its
      * first record queued (the loop's clock, uv_now); 0: none. */
     uint64_t partial_since_ms;

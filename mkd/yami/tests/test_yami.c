@@ -168,15 +168,23 @@ static void run_wire(yami_conn *y, const uint8_t *wire, size_t n, int close,
     free(o);
 }
 
-/* The step's one request was refused: an "overloaded" error record, no
- * request, the session going on. */
-static void assert_overloaded(mk_session *c, yami_result *res)
+/* The step's one request, id of len bytes, was refused: an "overloaded"
+ * error record, no request, the refusal noted with the bytes that came
+ * (more than the cap or the budget let through, less than len), the
+ * session going on. */
+static void assert_overloaded(mk_session *c, yami_result *res, uint32_t id,
+                              size_t cap, size_t len)
 {
     int ecode = 0;
 
     assert_int_equal(res->err, 0);
     assert_null(res->requests);
     assert_int_equal(res->aborted, 1);
+    assert_non_null(res->refused);
+    assert_int_equal(res->refused->id, id);
+    assert_true(res->refused->len > cap && res->refused->len <= len);
+    assert_null(res->refused->body);
+    assert_null(res->refused->next);
     client_take(c, res->out, res->out_len, NULL, NULL, &ecode);
     assert_int_equal(ecode, MK_ECODE_OVERLOADED);
     yami__result_free(res);
@@ -263,7 +271,7 @@ static void test_yami_run(void **st)
     run_wire(y, wire, wn, 0, &res);
     assert_int_equal(y->partial_bytes, 0);
     assert_int_equal(res.aborted_budget, 0);
-    assert_overloaded(c, &res);
+    assert_overloaded(c, &res, 3, 100000, 150000);
 
     /* Over the global budget, output queued by the owner included: the
      * request is refused the same way, and the budget is whole again. */
@@ -273,7 +281,7 @@ static void test_yami_run(void **st)
                      MK_OK);
     run_wire(y, wire, wn, 0, &res);
     assert_int_equal(res.aborted_budget, 1);
-    assert_overloaded(c, &res);
+    assert_overloaded(c, &res, 5, 30000, 40000);
     yami_output_sub(pool, 20000);
     assert_int_equal(pool->partial_total, 0);
     /* Within it: served, and given back. */

@@ -45,9 +45,10 @@ typedef struct yugi_limits {
     uint32_t partial_request_timeout_ms; /* a request half received */
     uint32_t write_timeout_ms;           /* a write without progress */
     uint32_t shutdown_timeout_ms;
-    uint32_t conn_buffer_max;  /* request bytes being reassembled */
-    uint32_t buffer_budget;    /* ... on all connections, plus output */
-    uint32_t write_high_water; /* stop reading above this */
+    uint32_t conn_buffer_max;    /* request bytes being reassembled */
+    uint32_t buffer_budget;      /* ... on all connections, plus output */
+    uint32_t write_high_water;   /* stop reading above this */
+    uint32_t request_slowlog_ms; /* log a request slower than this; 0: off */
 } yugi_limits;
 
 /* Fixed for the server's life. */
@@ -81,6 +82,23 @@ const char *yugi_close_reason_key(int reason);
 #define YUGI_ERR_SLOTS   100 /* mk_err codes counted by value below this */
 #define YUGI_RATE_WINDOW 10
 
+/* How a request ended: the backend's statuses (mkd_backend_status, by
+ * value), and a request whose connection went away before its answer. */
+#define YUGI_OUT_CANCELLED (MKD_BACKEND_SHUTDOWN + 1)
+#define YUGI_OUT_COUNT     (YUGI_OUT_CANCELLED + 1)
+/* The outcome's name ("ok", "timeout", ..., "cancelled"). */
+const char *yugi_outcome_key(int outcome);
+
+/* A latency histogram with fixed buckets: bucket[i] counts the times up
+ * to yugi_hist_bound_us(i) and above the bound before it (not
+ * cumulative); the last bucket has no bound (UINT64_MAX). */
+#define YUGI_HIST_BUCKETS 17
+typedef struct yugi_hist {
+    uint64_t bucket[YUGI_HIST_BUCKETS];
+    uint64_t count, sum_us;
+} yugi_hist;
+uint64_t yugi_hist_bound_us(unsigned i);
+
 /* Counters since start, and gauges read when yugi_server_stats ran. */
 typedef struct yugi_stats {
     /* gauges */
@@ -102,6 +120,13 @@ typedef struct yugi_stats {
     uint64_t close_reason[YUGI_CR_COUNT];
     uint64_t errors[YUGI_ERR_SLOTS]; /* by mk_err value */
     uint64_t reloads;
+    /* Requests by how they ended, and the slow ones (request_slowlog_ms). */
+    uint64_t outcomes[YUGI_OUT_COUNT];
+    uint64_t slow_requests;
+    /* From the first CLIENT_HELLO to the SERVER_HELLO, by kind; from a
+     * request's last record to its answer (cancelled ones not counted). */
+    yugi_hist hs_full_latency, hs_resumed_latency, request_latency;
+    size_t listeners; /* a gauge: sockets listening now */
 } yugi_stats;
 
 typedef struct yugi_server yugi_server;
@@ -141,6 +166,13 @@ void yugi_server_shutdown(yugi_server *srv, int graceful, void (*done)(void *),
                           void *arg);
 /* After the loop has ended: release the memory. NULL: nothing. */
 void yugi_server_free(yugi_server *srv);
+
+/* The backend's numbers (zeros once it is gone, at shutdown). */
+void yugi_server_backend_stats(yugi_server *srv, mkd_backend_stats *out);
+/* Ready to serve: not shutting down, listening, and, for a backend with
+ * workers, at least one worker idle or busy and no crash loop. 1, or 0
+ * with *why a short reason ("no worker ready"). */
+int yugi_server_ready(yugi_server *srv, const char **why);
 
 void yugi_server_stats(const yugi_server *srv, yugi_stats *out);
 /* The backend's own status block into buf (at most cap bytes; empty once
