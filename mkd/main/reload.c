@@ -14,6 +14,7 @@
  * is refused, naming it, as is one whose files do not load. A refused
  * reload changes nothing.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,34 +23,56 @@
 #include "mkd_util.h"
 #include "pegasus.h"
 
-/* The first option that needs a restart and changed, or NULL. */
-static const char *fixed_changed(const mkd_config *old, mkd_config *nc)
+/* The options that need a restart: strings (compared up to their NUL)
+ * and numbers (uint32_t). The listening sockets, the control socket and
+ * the crypto threads exist once per process; the users are fixed when
+ * mkd drops root; the backend (and the echo backend's delay) is made
+ * once. */
+#define SIZE_OF(f) sizeof(((mkd_config *)0)->f)
+#define STR(f)     #f, offsetof(mkd_config, f), SIZE_OF(f), 1
+#define U32(f)     #f, offsetof(mkd_config, f), SIZE_OF(f), 0
+static const struct {
+    const char *name;
+    size_t off, len;
+    int is_str;
+} fixed[] = {
+    {STR(listen)},         {U32(port)},        {U32(backlog)},
+    {STR(user)},           {STR(worker_user)}, {STR(worker_group)},
+    {STR(control_socket)}, {STR(backend)},     {U32(threads)},
+    {U32(echo_delay_ms)},
+};
+
+static int fixed_differs(const mkd_config *a, const mkd_config *b, size_t i)
 {
+    const char *x = (const char *)a + fixed[i].off;
+    const char *y = (const char *)b + fixed[i].off;
+
+    if (fixed[i].is_str)
+        return strncmp(x, y, fixed[i].len) != 0;
+    return memcmp(x, y, fixed[i].len) != 0;
+}
+
+/* Refuse the reload if an option that needs a restart changed, naming
+ * it and the others. */
+static int check_fixed(const mkd_config *old, mkd_config *nc, mkd_diag *d)
+{
+    char names[256];
+    mkd_text t;
+
     /* threads = 0 was resolved to the CPU count at start-up: resolve it
      * the same way, or every reload would be refused. */
     if (nc->threads == 0)
         nc->threads = uv_available_parallelism();
-    if (strcmp(nc->listen, old->listen) != 0)
-        return "listen";
-    if (nc->port != old->port)
-        return "port";
-    if (nc->backlog != old->backlog)
-        return "backlog";
-    if (strcmp(nc->user, old->user) != 0)
-        return "user";
-    if (strcmp(nc->worker_user, old->worker_user) != 0)
-        return "worker_user";
-    if (strcmp(nc->worker_group, old->worker_group) != 0)
-        return "worker_group";
-    if (strcmp(nc->control_socket, old->control_socket) != 0)
-        return "control_socket";
-    if (strcmp(nc->backend, old->backend) != 0)
-        return "backend";
-    if (nc->threads != old->threads)
-        return "threads";
-    if (nc->echo_delay_ms != old->echo_delay_ms)
-        return "echo_delay_ms";
-    return NULL;
+    mkd_text_init(&t, names, sizeof names);
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        mkd_text_put(&t, "%s%s", i ? ", " : "", fixed[i].name);
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (fixed_differs(old, nc, i))
+            return mkd_fail(d, MKD_ERR_CONFIG,
+                            "%s changed, and it needs a restart (as do %s); "
+                            "put it back, or restart mkd",
+                            fixed[i].name, names);
+    return MKD_OK;
 }
 
 /* The PHP pool's new settings, checked, agreed with the spawner (which
@@ -84,18 +107,11 @@ out:
 static int prepare(mkd_daemon *dm, mkd_config *nc, mk_server_config **scfg,
                    size_t *nk, size_t *nt, mkd_diag *d)
 {
-    const char *fixed;
     int r;
 
-    if ((r = mkd_build_config(dm->cl, nc, d)) != MKD_OK)
+    if ((r = mkd_build_config(dm->cl, nc, d)) != MKD_OK ||
+        (r = check_fixed(&dm->cfg, nc, d)) != MKD_OK)
         return r;
-    if ((fixed = fixed_changed(&dm->cfg, nc)) != NULL)
-        return mkd_fail(d, MKD_ERR_CONFIG,
-                        "%s changed, and it needs a restart (listen, port, "
-                        "backlog, user, worker_user, worker_group, "
-                        "control_socket, backend, threads and echo_delay_ms "
-                        "do); put it back, or restart mkd",
-                        fixed);
     return mkd_load_keys(nc, scfg, nk, nt, d);
 }
 

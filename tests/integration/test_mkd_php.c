@@ -1524,19 +1524,34 @@ static void conf_paths(char *conf, size_t ccap, char *arg, size_t acap)
     snprintf(arg, acap, "--config=%s", conf);
 }
 
+/* The configuration file of a reload test, and the argument naming it. */
+static char rl_conf[400], rl_arg[420];
+
 /* mkd serving app with `workers` and a timeout from its configuration
- * file conf (so that a reload can change them); a connection to it. */
-static sz_conn *start_from_file(const char *conf, const char *const *args,
-                                const char *app, unsigned workers,
+ * file (so that a reload can change them); a connection to it. */
+static sz_conn *start_from_file(const char *app, unsigned workers,
                                 unsigned timeout_ms, sz_client **c)
+{
+    const char *const args[] = {rl_arg, NULL};
+    char text[1024];
+
+    conf_paths(rl_conf, sizeof rl_conf, rl_arg, sizeof rl_arg);
+    pool_conf(text, sizeof text, app, workers, timeout_ms);
+    write_conf(rl_conf, text);
+    start_php_with(app, workers, args, 0);
+    *c = client();
+    return connect_to(*c);
+}
+
+/* SIGHUP to generation gen with the file now saying app, workers and
+ * timeout_ms. */
+static void reload_pool(const char *app, unsigned workers, unsigned timeout_ms,
+                        unsigned gen)
 {
     char text[1024];
 
     pool_conf(text, sizeof text, app, workers, timeout_ms);
-    write_conf(conf, text);
-    start_php_with(app, workers, args, 0);
-    *c = client();
-    return connect_to(*c);
+    reload_to(rl_conf, text, gen, workers);
 }
 
 /* The end of a reload test: nothing crashed, everything answered. */
@@ -1553,18 +1568,12 @@ static void reload_done(sz_client *c, sz_conn *conn)
  * after it. */
 static void test_reload_pool_size(void **st)
 {
-    char conf[400], a_conf[420], text[1024];
-    const char *const args[] = {a_conf, NULL};
     sz_client *c;
-    sz_conn *conn;
-    uint32_t slow;
+    sz_conn *conn = start_from_file("sleep.php", 1, 30000, &c);
+    uint32_t slow = send_req(conn, "id:across\nsleep:1500");
     (void)st;
 
-    conf_paths(conf, sizeof conf, a_conf, sizeof a_conf);
-    conn = start_from_file(conf, args, "sleep.php", 1, 30000, &c);
-    slow = send_req(conn, "id:across\nsleep:1500");
-    pool_conf(text, sizeof text, "sleep.php", 3, 30000);
-    reload_to(conf, text, 2, 3);
+    reload_pool("sleep.php", 3, 30000, 2);
     wait_ok(conn, slow, "id:across\nsleep:1500", NULL);
     assert_int_equal(st_get("backend.workers"), 3);
     reload_done(c, conn);
@@ -1574,17 +1583,12 @@ static void test_reload_pool_size(void **st)
  * answered "timeout". */
 static void test_reload_request_timeout(void **st)
 {
-    char conf[400], a_conf[420], text[1024];
-    const char *const args[] = {a_conf, NULL};
     sz_client *c;
-    sz_conn *conn;
+    sz_conn *conn = start_from_file("sleep.php", 1, 30000, &c);
     (void)st;
 
-    conf_paths(conf, sizeof conf, a_conf, sizeof a_conf);
-    conn = start_from_file(conf, args, "sleep.php", 1, 30000, &c);
     request_ok(conn, "id:slow-ok\nsleep:2000", NULL);
-    pool_conf(text, sizeof text, "sleep.php", 1, 1000);
-    reload_to(conf, text, 2, 1);
+    reload_pool("sleep.php", 1, 1000, 2);
     request_fails(conn, "id:too-slow\nsleep:20000", SZ_ERR_SERVER_TIMEOUT,
                   "request timed out");
     reload_done(c, conn);
@@ -1594,18 +1598,13 @@ static void test_reload_request_timeout(void **st)
  * answers a command, where sleep.php echoes it). */
 static void test_reload_app(void **st)
 {
-    char conf[400], a_conf[420], text[1024];
-    const char *const args[] = {a_conf, NULL};
     sz_client *c;
-    sz_conn *conn;
+    sz_conn *conn = start_from_file("sleep.php", 1, 30000, &c);
     (void)st;
 
-    conf_paths(conf, sizeof conf, a_conf, sizeof a_conf);
     copy_app("env.php");
-    conn = start_from_file(conf, args, "sleep.php", 1, 30000, &c);
     request_ok(conn, "env:NOPE", "env:NOPE");
-    pool_conf(text, sizeof text, "env.php", 1, 30000);
-    reload_to(conf, text, 2, 1);
+    reload_pool("env.php", 1, 30000, 2);
     request_ok(conn, "env:NOPE", "(unset)");
     reload_done(c, conn);
 }
@@ -1674,29 +1673,23 @@ static void test_env_and_ini(void **st)
     assert_int_equal(st_get("backend.crashes"), 0);
 }
 
-/* SIGHUP with base and line in the file must be refused, its message holding why;
- * the pool keeps generation 1 and answers. */
-static void reload_refused(const char *conf, const char *base, const char *line,
+/* SIGHUP with base and line in the file must be refused, its message
+ * holding why; the pool keeps generation 1 and answers on conn. */
+static void reload_refused(sz_conn *conn, const char *base, const char *line,
                            const char *why, long long failures)
 {
     char text[2048];
     int ok = 0;
-    sz_client *c;
-    sz_conn *conn;
 
     snprintf(text, sizeof text, "%s%s", base, line);
-    write_conf(conf, text);
+    write_conf(rl_conf, text);
     assert_int_equal(kill(D.pid, SIGHUP), 0);
     TL_POLL_UNTIL(ok, st_get("reload_failures") == failures, 20000);
     assert_true(ok);
     assert_true(log_has("reload refused", why));
     assert_int_equal(st_get("backend.generation"), 1);
     assert_int_equal(st_get("backend.reloads"), 0);
-    c = client();
-    conn = connect_to(c);
     request_ok(conn, "id:still", "id:still");
-    sz_conn_close(conn);
-    sz_client_free(c);
 }
 
 /*
@@ -1706,25 +1699,22 @@ static void reload_refused(const char *conf, const char *base, const char *line,
  */
 static void test_reload_refused(void **st)
 {
-    char conf[400], a_conf[420], base[1024];
-    const char *const args[] = {a_conf, NULL};
+    char base[1024];
+    sz_client *c;
+    sz_conn *conn = start_from_file("echo.php", 1, 30000, &c);
     (void)st;
 
-    conf_paths(conf, sizeof conf, a_conf, sizeof a_conf);
-    pool_conf(base, sizeof base, "echo.php", 1, 30000);
-    write_conf(conf, base);
-    start_php_with("echo.php", 1, args, 0);
     pool_conf(base, sizeof base, "echo.php", 2, 30000); /* would apply */
-    reload_refused(conf, base, "backlog = 100\n",
+    reload_refused(conn, base, "backlog = 100\n",
                    "backlog changed, and it needs a restart", 1);
-    reload_refused(conf, base, "env[1BAD] = x\n",
+    reload_refused(conn, base, "env[1BAD] = x\n",
                    "env[1BAD]: not a variable name", 2);
-    reload_refused(conf, base, "php_value[display_errors] = 1\n",
+    reload_refused(conn, base, "php_value[display_errors] = 1\n",
                    "php_value[display_errors]: Arcangelo sets it itself", 3);
-    reload_refused(conf, base, "arcangelo = /nonexistent/a.php\n",
+    reload_refused(conn, base, "arcangelo = /nonexistent/a.php\n",
                    "arcangelo /nonexistent/a.php", 4);
     assert_int_equal(st_get("backend.workers"), 1);
-    check_all_answered();
+    reload_done(c, conn);
 }
 
 /*
