@@ -1997,6 +1997,65 @@ static void test_privilege_separation(void **st)
     assert_int_equal(st_get("reload_failures"), 0);
 }
 
+/*
+ * With privilege separation the root spawner builds the workers' command
+ * from its own reading of the configuration: the workers still get
+ * env[...], env_pass and the php.ini settings, and a reload that changes
+ * them reaches the next generation (mkd and the spawner agree on the new
+ * settings).
+ */
+static void test_env_under_spawner(void **st)
+{
+    char a_arc[600], a_app[600], conf[400], a_conf[420], cmd[1200];
+    const char *args[12];
+    size_t n = 0;
+    sz_client *c;
+    sz_conn *conn;
+    int ok = 0;
+    (void)st;
+
+    if (geteuid() != 0)
+        skip();
+    php_tree(a_arc, sizeof a_arc, a_app, sizeof a_app);
+    snprintf(cmd, sizeof cmd,
+             "cp '%s/env.php' '%s/php/' && chmod a+r '%s/php/env.php'",
+             MKT_APPS_DIR, D.dir, D.dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(a_app, sizeof a_app, "--app=%s/php/env.php", D.dir);
+    snprintf(D.data, sizeof D.data, "%s/data", D.dir);
+    conf_paths(conf, sizeof conf, a_conf, sizeof a_conf);
+    write_conf(conf, "env[DB_PASSWORD] = one\nenv_pass = MKT_PASSED\n"
+                     "php_admin_value[precision] = 5\n");
+    assert_int_equal(chmod(conf, 0644), 0); /* mkd reads it as nobody */
+    assert_int_equal(setenv("MKT_PASSED", "from mkd", 1), 0);
+    args[n++] = "--backend=php";
+    args[n++] = "--php=" MKT_PHP;
+    args[n++] = "--user=nobody";
+    args[n++] = "--worker_user=www-data";
+    args[n++] = "--workers=1";
+    args[n++] = a_arc;
+    args[n++] = a_app;
+    args[n++] = a_conf;
+    args[n] = NULL;
+    if (mkt_daemon_start(&D, args) != 0)
+        fail_msg("mkd did not start (log %s)", D.log);
+    (void)unsetenv("MKT_PASSED");
+    TL_POLL_UNTIL(ok, pool_full(1), 30000);
+    assert_true(ok);
+    c = client();
+    conn = connect_to(c);
+    request_ok(conn, "env:DB_PASSWORD", "one");
+    request_ok(conn, "env:MKT_PASSED", "from mkd");
+    request_ok(conn, "ini:precision", "5");
+    reload_to(conf, "env[DB_PASSWORD] = two\nphp_value[precision] = 8\n", 2, 1);
+    request_ok(conn, "env:DB_PASSWORD", "two");
+    request_ok(conn, "env:MKT_PASSED", "(unset)");
+    request_ok(conn, "ini:precision", "3"); /* a php_value: start-up set 3 */
+    sz_conn_close(conn);
+    sz_client_free(c);
+    assert_false(log_has("one", "DB_PASSWORD"));
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, mkt_setup, mkt_teardown)
@@ -2023,6 +2082,7 @@ int main(void)
         T(test_shutdown_deadline),
         T(test_shutdown_deadline_echo),
         T(test_privilege_separation),
+        T(test_env_under_spawner),
     };
 #undef T
     /* MKT_FILTER=test_exit (a cmocka pattern) runs some of them. */
