@@ -1929,6 +1929,33 @@ static void check_probe(const char *report, size_t len)
     free(text);
 }
 
+/* As root: mkd as nobody, one worker as www-data started by the spawner,
+ * running the arcangelo and app arguments given, plus extra (or NULL);
+ * return when the worker is ready. */
+static void start_separated(const char *a_arc, const char *a_app,
+                            const char *extra)
+{
+    const char *args[12];
+    size_t n = 0;
+    int ok = 0;
+
+    snprintf(D.data, sizeof D.data, "%s/data", D.dir);
+    args[n++] = "--backend=php";
+    args[n++] = "--php=" MKT_PHP;
+    args[n++] = "--user=nobody";
+    args[n++] = "--worker_user=www-data";
+    args[n++] = "--workers=1";
+    args[n++] = a_arc;
+    args[n++] = a_app;
+    if (extra != NULL)
+        args[n++] = extra;
+    args[n] = NULL;
+    if (mkt_daemon_start(&D, args) != 0)
+        fail_msg("mkd did not start (log %s)", D.log);
+    TL_POLL_UNTIL(ok, pool_full(1), 30000);
+    assert_true(ok);
+}
+
 /*
  * Started as root with user = nobody and worker_user = www-data, on its
  * first run (it makes its data directory and keys): mkd runs as nobody,
@@ -1941,9 +1968,8 @@ static void check_probe(const char *report, size_t len)
 static void test_privilege_separation(void **st)
 {
     char a_arc[600], a_app[600], body[2048], key[400];
-    const char *args[12];
     uint8_t *resp = NULL;
-    size_t n = 0, rlen = 0;
+    size_t rlen = 0;
     sz_client *c;
     sz_conn *conn;
     int ok = 0;
@@ -1952,19 +1978,7 @@ static void test_privilege_separation(void **st)
     if (geteuid() != 0)
         skip();
     php_tree(a_arc, sizeof a_arc, a_app, sizeof a_app);
-    snprintf(D.data, sizeof D.data, "%s/data", D.dir);
-    args[n++] = "--backend=php";
-    args[n++] = "--php=" MKT_PHP;
-    args[n++] = "--user=nobody";
-    args[n++] = "--worker_user=www-data";
-    args[n++] = "--workers=1";
-    args[n++] = a_arc;
-    args[n++] = a_app;
-    args[n] = NULL;
-    if (mkt_daemon_start(&D, args) != 0)
-        fail_msg("mkd did not start (log %s)", D.log);
-    TL_POLL_UNTIL(ok, pool_full(1), 30000);
-    assert_true(ok);
+    start_separated(a_arc, a_app, NULL);
 
     snprintf(key, sizeof key, "%s/server.pem", D.data);
     snprintf(body, sizeof body,
@@ -2007,11 +2021,8 @@ static void test_privilege_separation(void **st)
 static void test_env_under_spawner(void **st)
 {
     char a_arc[600], a_app[600], conf[400], a_conf[420], cmd[1200];
-    const char *args[12];
-    size_t n = 0;
     sz_client *c;
     sz_conn *conn;
-    int ok = 0;
     (void)st;
 
     if (geteuid() != 0)
@@ -2022,26 +2033,13 @@ static void test_env_under_spawner(void **st)
              MKT_APPS_DIR, D.dir, D.dir);
     assert_int_equal(system(cmd), 0);
     snprintf(a_app, sizeof a_app, "--app=%s/php/env.php", D.dir);
-    snprintf(D.data, sizeof D.data, "%s/data", D.dir);
     conf_paths(conf, sizeof conf, a_conf, sizeof a_conf);
     write_conf(conf, "env[DB_PASSWORD] = one\nenv_pass = MKT_PASSED\n"
                      "php_admin_value[precision] = 5\n");
     assert_int_equal(chmod(conf, 0644), 0); /* mkd reads it as nobody */
     assert_int_equal(setenv("MKT_PASSED", "from mkd", 1), 0);
-    args[n++] = "--backend=php";
-    args[n++] = "--php=" MKT_PHP;
-    args[n++] = "--user=nobody";
-    args[n++] = "--worker_user=www-data";
-    args[n++] = "--workers=1";
-    args[n++] = a_arc;
-    args[n++] = a_app;
-    args[n++] = a_conf;
-    args[n] = NULL;
-    if (mkt_daemon_start(&D, args) != 0)
-        fail_msg("mkd did not start (log %s)", D.log);
+    start_separated(a_arc, a_app, a_conf);
     (void)unsetenv("MKT_PASSED");
-    TL_POLL_UNTIL(ok, pool_full(1), 30000);
-    assert_true(ok);
     c = client();
     conn = connect_to(c);
     request_ok(conn, "env:DB_PASSWORD", "one");
