@@ -1,7 +1,7 @@
 /*
  * fuzz_spawner.c -- libFuzzer harness for the spawner's record parser
  * (mkd/spawner/msg.c): what the privileged spawner reads from mkd, and what
- * mkd reads back. The input is cut into 28-byte records, as the socket
+ * mkd reads back. The input is cut into 36-byte records, as the socket
  * delivers them, plus whatever is left as one short record.
  *
  * Beyond "no crash, no overread" (ASan/UBSan), it checks that a record
@@ -41,6 +41,8 @@ static void check_one(const uint8_t *p, size_t n)
         abort();
     if (m.type == SPAWNER_SPAWN &&
         (m.max_message == 0 || m.max_message > SPAWNER_MESSAGE_MAX))
+        abort();
+    if (m.settings != 0 && m.type != SPAWNER_SPAWN && m.type != SPAWNER_RELOAD)
         abort();
     if (spawner_msg_encode(&m, again) != MKD_OK ||
         memcmp(again, p, SPAWNER_MSG_LEN) != 0)

@@ -16,6 +16,9 @@
  *                                  shutdown function; the worker ends
  *   writes to STDOUT/STDERR        goes to MKD's log, never to the protocol
  *   is killed, segfaults, hangs    Pegasus answers for it
+ *   changes a php_admin_value      restored after the request, and logged
+ *   (ini_set)                      (--ini-admin): the next request starts
+ *                                  with the operator's value again
  */
 declare(strict_types=1);
 
@@ -56,14 +59,23 @@ final class Worker
     private ?array $current = null;
     private int $baseLevel = 0;
 
+    /** php.ini directives the operator set (--ini, --ini-admin). */
+    private array $iniNames;
+    /** The operator's php_admin_value settings: name => value, as PHP
+     *  holds them at start-up (--ini-admin). */
+    private array $admin = [];
+
     public function __construct(Channel $ch, string $appPath, int $maxMessage,
-                                int $workerId = 0, bool $expose = false)
+                                int $workerId = 0, bool $expose = false,
+                                array $iniNames = [], array $adminNames = [])
     {
         $this->ch = $ch;
         $this->appPath = $appPath;
         $this->maxMessage = $maxMessage;
         $this->workerId = $workerId;
         $this->expose = $expose;
+        $this->iniNames = $iniNames;
+        $this->admin = array_fill_keys($adminNames, '');
     }
 
     /** Parse argv, run, and return the exit status. */
@@ -73,6 +85,8 @@ final class Worker
         $worker = 0;
         $expose = false;
         $fd = 3;
+        $ini = [];
+        $admin = [];
         $app = null;
         $args = array_slice($argv, 1);
         while ($args !== []) {
@@ -88,6 +102,10 @@ final class Worker
                 $fd = (int)substr($a, 5);
             } elseif ($a === '--expose-errors') {
                 $expose = true;
+            } elseif (str_starts_with($a, '--ini=')) {
+                $ini = self::names(substr($a, 6));
+            } elseif (str_starts_with($a, '--ini-admin=')) {
+                $admin = self::names(substr($a, 12));
             } elseif ($a !== '' && $a[0] !== '-') {
                 $app = $a;
                 break;
@@ -98,7 +116,7 @@ final class Worker
         }
         if ($app === null || $args !== [] || $maxMessage < 1 || $maxMessage > (256 << 20)) {
             self::log('usage: arcangelo.php [--max-message=N] [--worker=N] [--fd=N] '
-                . '[--expose-errors] [--] APP.php', self::ERR);
+                . '[--expose-errors] [--ini=NAME,...] [--ini-admin=NAME,...] [--] APP.php', self::ERR);
             return 64;
         }
         try {
@@ -107,7 +125,13 @@ final class Worker
             self::log($e->getMessage() . ' (Arcangelo runs under MKD, which gives it fd 3)', self::ERR);
             return 70;
         }
-        return (new self($ch, $app, $maxMessage, $worker, $expose))->run();
+        return (new self($ch, $app, $maxMessage, $worker, $expose, $ini, $admin))->run();
+    }
+
+    /** "a,b,c": the names, none empty. */
+    private static function names(string $list): array
+    {
+        return array_values(array_filter(explode(',', $list), fn(string $n): bool => $n !== ''));
     }
 
     public function run(): int
@@ -126,8 +150,11 @@ final class Worker
         ob_start([$this, 'capture'], 0, PHP_OUTPUT_HANDLER_CLEANABLE | PHP_OUTPUT_HANDLER_FLUSHABLE);
         $this->baseLevel = ob_get_level();
 
-        if (!$this->load()) {
+        if (!$this->iniKnown() || !$this->load()) {
             return 1;
+        }
+        if (!$this->holdAdminValues('while the application started')) {
+            return 3;
         }
         $stray = $this->takeOutput();
         if ($stray !== '') {
@@ -232,6 +259,52 @@ final class Worker
             $this->stop();
             exit(0);
         }
+        if (!$this->holdAdminValues("in request {$ctx->requestId}")) {
+            $this->stop();
+            exit(3);
+        }
+    }
+
+    /**
+     * Every directive the operator set exists in this PHP (a misspelt or
+     * an extension's that is not loaded would be ignored by PHP without a
+     * word), and the admin values are noted as PHP holds them.
+     */
+    private function iniKnown(): bool
+    {
+        foreach (array_merge($this->iniNames, array_keys($this->admin)) as $name) {
+            if (ini_get($name) === false) {
+                self::log("php.ini setting $name: PHP has no such directive "
+                    . '(misspelt, or its extension is not loaded)');
+                return false;
+            }
+        }
+        foreach (array_keys($this->admin) as $name) {
+            $this->admin[$name] = ini_get($name);
+        }
+        return true;
+    }
+
+    /**
+     * The PHP CLI cannot lock a setting against ini_set as PHP-FPM does
+     * with php_admin_value: put back what the application changed, between
+     * requests, and say so (names only: a value may hold a password).
+     * False when one cannot be put back: the worker must end.
+     */
+    private function holdAdminValues(string $when): bool
+    {
+        foreach ($this->admin as $name => $value) {
+            if (ini_get($name) === $value) {
+                continue;
+            }
+            if (@ini_set($name, $value) === false || ini_get($name) !== $value) {
+                self::log("php_admin_value $name was changed $when and cannot be "
+                    . 'put back: the worker ends');
+                return false;
+            }
+            self::log("php_admin_value $name was changed $when; put back");
+        }
+        return true;
     }
 
     private function stop(): void

@@ -87,9 +87,13 @@ static void usage(FILE *f)
         "Load mode (--load): send many requests and report throughput and "
         "latency.\n"
         "Progress goes to standard error, the summary to standard output; the\n"
-        "responses are discarded.\n"
+        "responses are discarded. Rates and latencies count successful "
+        "requests\n"
+        "only; when most requests were refused with retry_later, the summary\n"
+        "names the server option that refused them.\n"
         "      --load              enable load mode\n"
         "  -n, --requests N        total number of requests (default 1000)\n"
+        "  -d, --duration SECONDS  send requests for this long instead of -n\n"
         "  -c, --concurrency N     threads, each with its own connection "
         "(default 1)\n"
         "  -p, --inflight N        requests in flight per connection (default "
@@ -198,6 +202,8 @@ typedef struct opts {
     int load;
     int mode;
     uint64_t requests;
+    uint32_t duration_s; /* -d: run this long instead of -n requests */
+    int requests_set;
     uint32_t concurrency, inflight;
     char host[256];
     uint16_t port;
@@ -254,7 +260,7 @@ static int parse_target(const char *t, opts *o)
 /* Options that have no short form. */
 enum { O_LOAD = 256, O_REUSE, O_NEWHS, O_RESUME, O_CTO, O_TO, O_IOTO };
 
-static const char short_opts[] = "k:f:s:vqhVn:c:p:";
+static const char short_opts[] = "k:f:s:vqhVn:d:c:p:";
 static const struct option long_opts[] = {
     {"key", required_argument, NULL, 'k'},
     {"file", required_argument, NULL, 'f'},
@@ -268,6 +274,7 @@ static const struct option long_opts[] = {
     {"version", no_argument, NULL, 'V'},
     {"load", no_argument, NULL, O_LOAD},
     {"requests", required_argument, NULL, 'n'},
+    {"duration", required_argument, NULL, 'd'},
     {"concurrency", required_argument, NULL, 'c'},
     {"inflight", required_argument, NULL, 'p'},
     {"reuse", no_argument, NULL, O_REUSE},
@@ -346,7 +353,11 @@ static int take_option(int ch, const char *arg, opts *o)
     case O_IOTO:
         return opt_ms(arg, &o->io_ms);
     case 'n':
+        o->requests_set = 1;
         return opt_number("-n", arg, 1, UINT32_MAX, "", &o->requests);
+    case 'd':
+        return opt_u32("-d", arg, 1, 86400, " (seconds, 1..86400)",
+                       &o->duration_s);
     case 'c':
         return opt_u32("-c", arg, 1, 1024, " (1..1024)", &o->concurrency);
     case 'p':
@@ -425,6 +436,10 @@ static int check_options(const opts *o)
     }
     if (o->inflight > 1 && (!o->load || o->mode != LM_REUSE)) {
         fprintf(stderr, "%s: -p applies to --load --reuse only\n", prog);
+        return -1;
+    }
+    if (o->duration_s != 0 && (!o->load || o->requests_set)) {
+        fprintf(stderr, "%s: -d applies to --load, instead of -n\n", prog);
         return -1;
     }
     return 0;
@@ -698,6 +713,12 @@ out:
 
 /* --- load mode ------------------------------------------------------------------ */
 
+/* Latencies, in microseconds. */
+typedef struct samples {
+    uint64_t *v;
+    size_t n, cap;
+} samples;
+
 typedef struct load {
     const opts *o;
     sz_client *client;
@@ -705,13 +726,19 @@ typedef struct load {
     size_t req_len;
     const uint8_t *session; /* seed for the first connection of each thread */
     size_t session_len;
-    atomic_uint_fast64_t next; /* next request index to claim */
+    uint64_t deadline_us;      /* -d: nothing claimed after it; 0 with -n */
+    atomic_uint_fast64_t next; /* requests claimed */
     atomic_uint_fast64_t ok, failed, full_hs, resumed_hs;
     atomic_int first_err;
     atomic_uint errs[32];
-    uint64_t *lat_us; /* per request index; written once by its thread */
+    atomic_uint running; /* threads still at work */
+    pthread_mutex_t lat_mu;
+    samples lat;                /* successful requests' latencies, merged */
     atomic_uint_fast64_t t_end; /* when the last thread finished its work */
 } load;
+
+/* This thread's latencies, merged into load.lat when it ends. */
+static _Thread_local samples my_lat;
 
 static uint64_t now_us(void)
 {
@@ -720,10 +747,38 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static int claim(load *l, uint64_t *idx)
+/* Is there a request left to send (-n not reached, -d not over)? */
+static int more(load *l)
 {
-    *idx = atomic_fetch_add(&l->next, 1);
-    return *idx < l->o->requests;
+    if (l->deadline_us != 0)
+        return now_us() < l->deadline_us;
+    return atomic_load(&l->next) < l->o->requests;
+}
+
+static int claim(load *l)
+{
+    if (l->deadline_us != 0) {
+        if (now_us() >= l->deadline_us)
+            return 0;
+        atomic_fetch_add(&l->next, 1);
+        return 1;
+    }
+    return atomic_fetch_add(&l->next, 1) < l->o->requests;
+}
+
+static void samples_add(samples *v, uint64_t x)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? 2 * v->cap : 4096;
+        uint64_t *p = realloc(v->v, cap * sizeof *p);
+        if (p == NULL) {
+            fprintf(stderr, "%s: out of memory\n", prog);
+            exit(EX_LOCAL);
+        }
+        v->v = p;
+        v->cap = cap;
+    }
+    v->v[v->n++] = x;
 }
 
 static void count_err(load *l, int err)
@@ -735,15 +790,16 @@ static void count_err(load *l, int err)
     atomic_compare_exchange_strong(&l->first_err, &expected, err);
 }
 
-/* A request's outcome: its latency, and whether it counts as done or
- * failed. */
-static void record(load *l, uint64_t idx, uint64_t t0, int err)
+/* A request's outcome: done (with its latency) or failed. A refusal
+ * takes no time worth measuring: latencies are the successes' only. */
+static void record(load *l, uint64_t t0, int err)
 {
-    l->lat_us[idx] = now_us() - t0;
-    if (err == SZ_OK)
+    if (err == SZ_OK) {
+        samples_add(&my_lat, now_us() - t0);
         atomic_fetch_add(&l->ok, 1);
-    else
+    } else {
         count_err(l, err);
+    }
 }
 
 static int load_connect(load *l, int first, sz_conn **conn)
@@ -764,10 +820,9 @@ static int load_connect(load *l, int first, sz_conn **conn)
 /* A new connection per request (full or resumed handshake). */
 static void load_per_request(load *l)
 {
-    uint64_t idx;
     int first = l->o->mode == LM_RESUME;
 
-    while (claim(l, &idx)) {
+    while (claim(l)) {
         uint64_t t0 = now_us();
         uint8_t *resp = NULL;
         size_t rl = 0;
@@ -778,13 +833,13 @@ static void load_per_request(load *l)
             ret = sz_request(conn, l->req, l->req_len, &resp, &rl);
         sz_free(resp);
         sz_conn_close(conn);
-        record(l, idx, t0, ret);
+        record(l, t0, ret);
     }
 }
 
 typedef struct slot {
     uint32_t id;
-    uint64_t idx, t0;
+    uint64_t t0;
 } slot;
 
 /* A --reuse thread's connection and the requests in flight on it. */
@@ -799,9 +854,7 @@ typedef struct window {
  * if need be. */
 static void fill(load *l, window *w)
 {
-    uint64_t idx;
-
-    while (w->used < w->depth && claim(l, &idx)) {
+    while (w->used < w->depth && claim(l)) {
         slot *s = &w->slots[w->used];
         uint64_t t0 = now_us();
         int ret = SZ_OK;
@@ -812,12 +865,11 @@ static void fill(load *l, window *w)
         if (ret == SZ_OK)
             ret = sz_submit(w->conn, l->req, l->req_len, &s->id);
         if (ret != SZ_OK) {
-            record(l, idx, t0, ret);
+            record(l, t0, ret);
             if (w->conn != NULL && sz_conn_error(w->conn) != SZ_OK)
                 break; /* collect what is in flight, then reconnect */
             continue;
         }
-        s->idx = idx;
         s->t0 = t0;
         w->used++;
     }
@@ -835,7 +887,7 @@ static void collect_one(load *l, window *w)
     sz_free(resp);
     if (id == 0) {
         for (unsigned i = 0; i < w->used; i++)
-            record(l, w->slots[i].idx, w->slots[i].t0, ret);
+            record(l, w->slots[i].t0, ret);
         w->used = 0;
         sz_conn_close(w->conn);
         w->conn = NULL;
@@ -843,7 +895,7 @@ static void collect_one(load *l, window *w)
     }
     for (unsigned i = 0; i < w->used; i++)
         if (w->slots[i].id == id) {
-            record(l, w->slots[i].idx, w->slots[i].t0, ret);
+            record(l, w->slots[i].t0, ret);
             w->slots[i] = w->slots[--w->used];
             break;
         }
@@ -866,16 +918,27 @@ static void load_reuse(load *l)
             continue;
         }
         /* Nothing in flight: a failed connection goes, and the thread
-         * ends once every request has been claimed. */
+         * ends once no request is left. */
         if (w.conn != NULL && sz_conn_error(w.conn) != SZ_OK) {
             sz_conn_close(w.conn);
             w.conn = NULL;
         }
-        if (atomic_load(&l->next) >= l->o->requests)
+        if (!more(l))
             break;
     }
     sz_conn_close(w.conn);
     free(w.slots);
+}
+
+/* This thread's latencies into the run's. */
+static void merge_samples(load *l)
+{
+    pthread_mutex_lock(&l->lat_mu);
+    for (size_t i = 0; i < my_lat.n; i++)
+        samples_add(&l->lat, my_lat.v[i]);
+    pthread_mutex_unlock(&l->lat_mu);
+    free(my_lat.v);
+    memset(&my_lat, 0, sizeof my_lat);
 }
 
 static void *load_thread(void *arg)
@@ -887,12 +950,14 @@ static void *load_thread(void *arg)
         load_reuse(l);
     else
         load_per_request(l);
+    merge_samples(l);
     /* The run ends when the last thread's work does, not when the
      * progress loop next wakes up (it sleeps 100 ms at a time). */
     t = now_us();
     seen = atomic_load(&l->t_end);
     while (seen < t && !atomic_compare_exchange_weak(&l->t_end, &seen, t))
         ;
+    atomic_fetch_sub(&l->running, 1);
     return NULL;
 }
 
@@ -915,26 +980,30 @@ static double pct(const uint64_t *sorted, uint64_t n, double p)
 
 static void progress(load *l, uint64_t t0, int final)
 {
-    uint64_t done = atomic_load(&l->ok) + atomic_load(&l->failed);
+    uint64_t ok = atomic_load(&l->ok), failed = atomic_load(&l->failed);
     double secs = (double)(now_us() - t0) / 1e6;
     int tty = isatty(2);
 
     if (l->o->quiet)
         return;
-    fprintf(stderr, "%s%llu/%llu requests, %llu failed, %.0f req/s%s",
-            tty ? "\r" : "", (unsigned long long)done,
-            (unsigned long long)l->o->requests,
-            (unsigned long long)atomic_load(&l->failed),
-            secs > 0 ? (double)done / secs : 0.0, tty && !final ? "   " : "\n");
+    if (l->deadline_us != 0)
+        fprintf(stderr, "%s%llu requests", tty ? "\r" : "",
+                (unsigned long long)(ok + failed));
+    else
+        fprintf(stderr, "%s%llu/%llu requests", tty ? "\r" : "",
+                (unsigned long long)(ok + failed),
+                (unsigned long long)l->o->requests);
+    fprintf(stderr, ", %llu failed, %.0f ok/s%s", (unsigned long long)failed,
+            secs > 0 ? (double)ok / secs : 0.0, tty && !final ? "   " : "\n");
     fflush(stderr);
 }
 
-/* Show progress until every request has an outcome. */
+/* Show progress until every thread is done. */
 static void watch(load *l, uint64_t t0)
 {
     uint64_t last = t0;
 
-    while (atomic_load(&l->ok) + atomic_load(&l->failed) < l->o->requests) {
+    while (atomic_load(&l->running) > 0) {
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
         if (now_us() - last >= (isatty(2) ? 200000u : 1000000u)) {
@@ -944,26 +1013,90 @@ static void watch(load *l, uint64_t t0)
     }
 }
 
+/* The mkd options that answer retry_later in this mode, and the counter
+ * of `mkd status` that tells which one did. */
+static const char *busy_cause(const opts *o)
+{
+    switch (o->mode) {
+    case LM_NEW_HANDSHAKE:
+        return "full handshakes per second from one address: mkd's\n"
+               "              handshake_rate and handshake_burst (default "
+               "50/s, burst 100;\n"
+               "              0 = no limit), or max_handshakes in progress "
+               "(`mkd status`:\n"
+               "              refused.handshake_rate, "
+               "refused.handshakes_in_progress)";
+    case LM_RESUME:
+        return "resumptions per second from one address: mkd's\n"
+               "              resume_rate and resume_burst (default 200/s, "
+               "burst 400; 0 = no\n"
+               "              limit) (`mkd status`: refused.resume_rate)";
+    default:
+        return "connections from one address: mkd's\n"
+               "              max_connections_per_address (default 512), "
+               "max_pending_per_address\n"
+               "              (64) or handshake_rate (50/s) for the first "
+               "connections (`mkd\n"
+               "              status`: refused.connections_per_address, "
+               "refused.pending_per_address,\n"
+               "              refused.handshake_rate)";
+    }
+}
+
+/* When retry_later refusals are most of the run, the rate is the
+ * server's limit, not its capacity: say so, and which option. */
+static void busy_note(const load *l, uint64_t ok, uint64_t failed)
+{
+    uint64_t busy = atomic_load(&l->errs[SZ_ERR_BUSY]);
+
+    if (busy == 0 || 2 * busy < ok + failed)
+        return;
+    printf("note:         %llu of %llu requests (%.0f%%) were refused with "
+           "retry_later:\n"
+           "              the rate above is the server's limit, not its "
+           "capacity.\n"
+           "              The limit is on %s.\n"
+           "              Raise it on the server (then SIGHUP mkd), or "
+           "spread the load over addresses.\n",
+           (unsigned long long)busy, (unsigned long long)(ok + failed),
+           100.0 * (double)busy / (double)(ok + failed), busy_cause(l->o));
+}
+
+static void print_latency(load *l)
+{
+    uint64_t n = l->lat.n, *v = l->lat.v;
+
+    if (n == 0) {
+        printf("latency (ms): no successful request\n");
+        return;
+    }
+    qsort(v, n, sizeof *v, cmp_u64);
+    printf("latency (ms): p50 %.3f  p90 %.3f  p99 %.3f  max %.3f "
+           "(successful requests)\n",
+           pct(v, n, 50), pct(v, n, 90), pct(v, n, 99),
+           (double)v[n - 1] / 1000.0);
+}
+
 /* The summary on standard output, for a run from t0 to t1 (this sorts the
- * latencies). */
+ * latencies). Rates count successful requests only: a refusal is quick,
+ * and counting it would make a throttled run look fast. */
 static void summary(load *l, uint64_t t0, uint64_t t1)
 {
     double secs = (double)(t1 - t0) / 1e6;
-    uint64_t n = l->o->requests, ok = atomic_load(&l->ok),
-             failed = atomic_load(&l->failed);
+    uint64_t ok = atomic_load(&l->ok), failed = atomic_load(&l->failed),
+             full = atomic_load(&l->full_hs);
 
-    qsort(l->lat_us, n, sizeof *l->lat_us, cmp_u64);
     printf("requests:     %llu ok, %llu failed\n", (unsigned long long)ok,
            (unsigned long long)failed);
     printf("elapsed:      %.3f s\n", secs);
-    printf("rate:         %.1f requests/s\n",
-           secs > 0 ? (double)(ok + failed) / secs : 0.0);
-    printf("latency (ms): p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
-           pct(l->lat_us, n, 50), pct(l->lat_us, n, 90), pct(l->lat_us, n, 99),
-           (double)l->lat_us[n - 1] / 1000.0);
-    printf("handshakes:   %llu full, %llu resumed\n",
-           (unsigned long long)atomic_load(&l->full_hs),
+    printf("rate:         %.1f requests/s (successful)\n",
+           secs > 0 ? (double)ok / secs : 0.0);
+    print_latency(l);
+    printf("handshakes:   %llu full, %llu resumed", (unsigned long long)full,
            (unsigned long long)atomic_load(&l->resumed_hs));
+    if (l->o->mode == LM_NEW_HANDSHAKE)
+        printf(" (%.1f full/s)", secs > 0 ? (double)full / secs : 0.0);
+    printf("\n");
     if (failed) {
         printf("errors:      ");
         for (int e = 0; e < 32; e++)
@@ -971,6 +1104,7 @@ static void summary(load *l, uint64_t t0, uint64_t t1)
                 printf(" %s %u", sz_err_name(e), atomic_load(&l->errs[e]));
         printf("\n");
     }
+    busy_note(l, ok, failed);
     fflush(stdout);
 }
 
@@ -985,7 +1119,6 @@ static int run_load(const opts *o, sz_client *client, const uint8_t *req,
     int code = EX_LOCAL;
 
     if ((l = calloc(1, sizeof *l)) == NULL ||
-        (l->lat_us = calloc(o->requests, sizeof *l->lat_us)) == NULL ||
         (threads = calloc(o->concurrency, sizeof *threads)) == NULL) {
         fprintf(stderr, "%s: out of memory\n", prog);
         goto out;
@@ -998,10 +1131,15 @@ static int run_load(const opts *o, sz_client *client, const uint8_t *req,
         l->session_len = load_session(o->session, blob, sizeof blob);
         l->session = l->session_len ? blob : NULL;
     }
+    pthread_mutex_init(&l->lat_mu, NULL);
     t0 = now_us();
+    if (o->duration_s != 0)
+        l->deadline_us = t0 + (uint64_t)o->duration_s * 1000000u;
+    atomic_store(&l->running, o->concurrency);
     for (; started < o->concurrency; started++)
         if (pthread_create(&threads[started], NULL, load_thread, l) != 0) {
             fprintf(stderr, "%s: cannot start thread %u\n", prog, started);
+            atomic_fetch_sub(&l->running, o->concurrency - started);
             break;
         }
     if (started == 0)
@@ -1019,7 +1157,7 @@ out:
     sz_wipe(blob, sizeof blob);
     free(threads);
     if (l != NULL)
-        free(l->lat_us);
+        free(l->lat.v);
     free(l);
     return code;
 }

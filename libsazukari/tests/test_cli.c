@@ -314,12 +314,38 @@ static void test_cli_load(void **st)
     assert_non_null(strstr(r.out, "1 full, 11 resumed"));
     done(&r);
 
-    /* Failures are counted and set the exit code. */
+    /* -d: for a duration instead of a count; not with -n, nor without
+     * --load, nor 0. */
+    run(&r, NULL, "--load", "-q", "-d", "1", "-c", "2", "-k", PUB, target,
+        "ping", NULL);
+    expect_code(&r, 0);
+    {
+        unsigned long ok = 0, failed = 1;
+        assert_int_equal(
+            sscanf(r.out, "requests: %lu ok, %lu failed", &ok, &failed), 2);
+        assert_true(ok > 0);
+        assert_int_equal(failed, 0);
+    }
+    done(&r);
+    run(&r, NULL, "--load", "-d", "1", "-n", "5", "-k", PUB, target, "x", NULL);
+    expect_code(&r, 2);
+    done(&r);
+    run(&r, NULL, "-d", "1", "-k", PUB, target, "x", NULL);
+    expect_code(&r, 2);
+    done(&r);
+    run(&r, NULL, "--load", "-d", "0", "-k", PUB, target, "x", NULL);
+    expect_code(&r, 2);
+    done(&r);
+
+    /* Failures are counted and set the exit code; no latency without a
+     * success. */
     run(&r, NULL, "--load", "-q", "-n", "5", "-k", PUB, target,
         "!err 3 overloaded", NULL);
     expect_code(&r, 8);
     assert_non_null(strstr(r.out, "0 ok, 5 failed"));
     assert_non_null(strstr(r.out, "SZ_ERR_SERVER_OVERLOADED 5"));
+    assert_non_null(strstr(r.out, "no successful request"));
+    assert_null(strstr(r.out, "retry_later")); /* not a busy refusal */
     done(&r);
     ts_get_stats(s, &ss);
     assert_true(ss.requests >= 300 + 12 + 12 + 5);

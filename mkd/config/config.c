@@ -8,6 +8,14 @@
  * a value may be quoted with "..." to keep blanks at its ends. A key given
  * twice takes the last value. Unknown keys are an error, so a typo never
  * silently leaves a limit at its default.
+ *
+ * Three options take a key in brackets, `name[key] = value`, as PHP-FPM's
+ * pool files do: env[NAME], php_value[NAME], php_admin_value[NAME]. Keys
+ * are checked against the character set of what they name (a variable, a
+ * php.ini directive), values against what can reach the worker intact
+ * (php.ini values travel as `-d name=value`: no control characters, no
+ * double quotes), and the number of entries is bounded. env values are
+ * secrets: no message and no dump shows one.
  */
 #include "mkd_config.h"
 
@@ -106,6 +114,7 @@ static const struct opt opts[] = {
      0},
     {"worker_max_rss_kib", U32(worker_max_rss_kib), "0", 0, 1u << 30, 0},
     {"expose_errors", U32(expose_errors), "0", 0, 1, 0},
+    {"env_pass", STR(env_pass), "", 0, 0, 0},
 };
 
 const char *mkd_config_option_name(size_t i)
@@ -177,12 +186,194 @@ void mkd_config_defaults(mkd_config *c)
             abort(); /* a bad default is a build bug */
 }
 
+/* --- name[key] = value ------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    int kind;
+} kv_names[] = {
+    {"env", MKD_KV_ENV},
+    {"php_value", MKD_KV_PHP_VALUE},
+    {"php_admin_value", MKD_KV_PHP_ADMIN},
+};
+
+/* Arcangelo sets these itself: PHP's errors go to the log, never into a
+ * response (a displayed warning would land in the body). */
+static const char *const php_reserved[] = {"display_errors", "log_errors",
+                                           "html_errors", "error_log"};
+
+static int is_alpha(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+}
+
+static int is_digit(char ch)
+{
+    return ch >= '0' && ch <= '9';
+}
+
+/* An environment variable's name: [A-Za-z_][A-Za-z0-9_]*, 1..63 bytes. */
+static int env_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n >= MKD_KV_KEY_MAX || !(is_alpha(s[0]) || s[0] == '_'))
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if (!is_alpha(s[i]) && !is_digit(s[i]) && s[i] != '_')
+            return 0;
+    return 1;
+}
+
+/* A php.ini directive's name: [A-Za-z][A-Za-z0-9_.]*, 1..63 bytes. */
+static int php_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n >= MKD_KV_KEY_MAX || !is_alpha(s[0]))
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if (!is_alpha(s[i]) && !is_digit(s[i]) && s[i] != '_' && s[i] != '.')
+            return 0;
+    return 1;
+}
+
+static int kv_kind(const char *name, size_t n)
+{
+    for (size_t i = 0; i < sizeof kv_names / sizeof kv_names[0]; i++)
+        if (strlen(kv_names[i].name) == n &&
+            memcmp(kv_names[i].name, name, n) == 0)
+            return kv_names[i].kind;
+    return 0;
+}
+
+static const char *kv_name(int kind)
+{
+    for (size_t i = 0; i < sizeof kv_names / sizeof kv_names[0]; i++)
+        if (kv_names[i].kind == kind)
+            return kv_names[i].name;
+    return "?";
+}
+
+/* env[] and the php settings are two name spaces: a directive given as
+ * php_value and then as php_admin_value is one setting, the last kind. */
+static int same_space(int a, int b)
+{
+    return (a == MKD_KV_ENV) == (b == MKD_KV_ENV);
+}
+
+static unsigned kv_count(const mkd_config *c, int kind)
+{
+    unsigned n = 0;
+
+    for (uint32_t i = 0; i < c->nkv; i++)
+        n += same_space(c->kv[i].kind, kind);
+    return n;
+}
+
+static mkd_config_kv *kv_find(mkd_config *c, int kind, const char *key,
+                              size_t klen)
+{
+    for (uint32_t i = 0; i < c->nkv; i++)
+        if (same_space(c->kv[i].kind, kind) && strlen(c->kv[i].key) == klen &&
+            memcmp(c->kv[i].key, key, klen) == 0)
+            return &c->kv[i];
+    return NULL;
+}
+
+/* The key: its character set, and the names Arcangelo keeps to itself. */
+static int kv_key_check(int kind, const char *key, size_t klen, mkd_diag *d)
+{
+    if (kind == MKD_KV_ENV) {
+        if (!env_name_ok(key, klen))
+            return mkd_fail(d, MKD_ERR_CONFIG,
+                            "env[%.*s]: not a variable name (letters, digits "
+                            "and _, not starting with a digit; 1..63 bytes)",
+                            (int)(klen < 80 ? klen : 80), key);
+        return MKD_OK;
+    }
+    if (!php_name_ok(key, klen))
+        return mkd_fail(d, MKD_ERR_CONFIG,
+                        "%s[%.*s]: not a php.ini directive name (a letter, "
+                        "then letters, digits, _ and .; 1..63 bytes)",
+                        kv_name(kind), (int)(klen < 80 ? klen : 80), key);
+    for (size_t i = 0; i < sizeof php_reserved / sizeof php_reserved[0]; i++)
+        if (strlen(php_reserved[i]) == klen &&
+            memcmp(php_reserved[i], key, klen) == 0)
+            return mkd_fail(d, MKD_ERR_CONFIG,
+                            "%s[%s]: Arcangelo sets it itself (PHP's errors "
+                            "go to mkd's log, never into a response)",
+                            kv_name(kind), php_reserved[i]);
+    return MKD_OK;
+}
+
+/* The value: its length (the message never shows it: env values are
+ * secrets), and for php.ini values what `-d name=value` carries intact. */
+static int kv_value_check(int kind, const char *key, const char *value,
+                          mkd_diag *d)
+{
+    if (strlen(value) >= MKD_KV_VALUE_MAX)
+        return mkd_fail(d, MKD_ERR_CONFIG,
+                        "%s[%s]: value too long (max %u bytes)", kv_name(kind),
+                        key, MKD_KV_VALUE_MAX - 1);
+    if (kind == MKD_KV_ENV)
+        return MKD_OK;
+    for (const char *p = value; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '"')
+            return mkd_fail(d, MKD_ERR_CONFIG,
+                            "%s[%s]: a control character or a double quote "
+                            "in the value (php.ini values reach PHP as "
+                            "-d name=value)",
+                            kv_name(kind), key);
+    return MKD_OK;
+}
+
+/* `name[key] = value`, the whole option name in opt. */
+static int set_kv(mkd_config *c, const char *opt, const char *value,
+                  mkd_diag *d)
+{
+    const char *br = strchr(opt, '['), *key = br + 1;
+    size_t olen = strlen(opt), klen;
+    int kind = kv_kind(opt, (size_t)(br - opt)), r;
+    unsigned max = kind == MKD_KV_ENV ? MKD_ENV_MAX : MKD_PHP_INI_MAX;
+    char k[MKD_KV_KEY_MAX];
+    mkd_config_kv *e;
+
+    if (kind == 0)
+        return mkd_fail(d, MKD_ERR_CONFIG,
+                        "unknown option \"%.*s[...]\" (env, php_value and "
+                        "php_admin_value take a [key])",
+                        (int)(br - opt < 80 ? br - opt : 80), opt);
+    if (opt[olen - 1] != ']' || olen - (size_t)(key - opt) < 2)
+        return mkd_fail(d, MKD_ERR_CONFIG, "%s: expected %s[NAME]",
+                        kv_name(kind), kv_name(kind));
+    klen = olen - (size_t)(key - opt) - 1;
+    if ((r = kv_key_check(kind, key, klen, d)) != MKD_OK)
+        return r;
+    memcpy(k, key, klen); /* klen < MKD_KV_KEY_MAX: checked */
+    k[klen] = '\0';
+    if ((r = kv_value_check(kind, k, value, d)) != MKD_OK)
+        return r;
+    if ((e = kv_find(c, kind, k, klen)) == NULL) {
+        if (kv_count(c, kind) >= max)
+            return mkd_fail(
+                d, MKD_ERR_CONFIG, "%s: too many settings (at most %u, %s)",
+                kv_name(kind), max,
+                kind == MKD_KV_ENV ? "env_pass names included"
+                                   : "php_value and php_admin_value together");
+        e = &c->kv[c->nkv++];
+        memcpy(e->key, k, klen + 1);
+    }
+    mkd_wipe(e->value, sizeof e->value);
+    e->kind = kind;
+    memcpy(e->value, value, strlen(value) + 1);
+    return MKD_OK;
+}
+
 int mkd_config_set(mkd_config *c, const char *key, const char *value,
                    mkd_diag *d)
 {
-    const struct opt *o = find_opt(key);
+    const struct opt *o;
 
-    if (o == NULL)
+    if (strchr(key, '[') != NULL)
+        return set_kv(c, key, value, d);
+    if ((o = find_opt(key)) == NULL)
         return mkd_fail(d, MKD_ERR_CONFIG, "unknown option \"%s\"", key);
     return set_opt(c, o, value, d);
 }
@@ -197,7 +388,7 @@ static int is_blank(char ch)
 static int parse_line(mkd_config *c, char *line, const char *origin,
                       unsigned lineno, mkd_diag *d)
 {
-    char key[64];
+    char key[128]; /* php_admin_value[ + 63 + ] */
     size_t k, v, e;
     char *eq;
     int r;
@@ -254,18 +445,24 @@ int mkd_config_parse(mkd_config *c, const char *text, size_t len,
         n = pos - start;
         pos++; /* the newline */
         lineno++;
-        if (n >= sizeof line)
-            return mkd_fail(d, MKD_ERR_CONFIG, "%s:%u: line too long", origin,
-                            lineno);
-        if (memchr(text + start, '\0', n) != NULL)
-            return mkd_fail(d, MKD_ERR_CONFIG, "%s:%u: NUL byte", origin,
-                            lineno);
+        if (n >= sizeof line) {
+            r = mkd_fail(d, MKD_ERR_CONFIG, "%s:%u: line too long", origin,
+                         lineno);
+            goto out;
+        }
+        if (memchr(text + start, '\0', n) != NULL) {
+            r = mkd_fail(d, MKD_ERR_CONFIG, "%s:%u: NUL byte", origin, lineno);
+            goto out;
+        }
         memcpy(line, text + start, n);
         line[n] = '\0';
         if ((r = parse_line(c, line, origin, lineno, d)) != MKD_OK)
-            return r;
+            goto out;
     }
-    return MKD_OK;
+    r = MKD_OK;
+out:
+    mkd_wipe(line, sizeof line); /* env values are secrets */
+    return r;
 }
 
 int mkd_config_load_file(mkd_config *c, const char *path, mkd_diag *d)
@@ -277,6 +474,7 @@ int mkd_config_load_file(mkd_config *c, const char *path, mkd_diag *d)
     if ((r = mkd_read_file(path, MKD_CONFIG_FILE_MAX, &buf, &len, d)) != MKD_OK)
         return r == MKD_ERR_NOMEM ? r : MKD_ERR_CONFIG;
     r = mkd_config_parse(c, (const char *)buf, len, path, d);
+    mkd_wipe(buf, len); /* env values are secrets */
     free(buf);
     return r;
 }
@@ -379,6 +577,62 @@ static int derive_share_paths(mkd_config *c, mkd_diag *d)
     return MKD_OK;
 }
 
+const char *mkd_config_env_pass_next(const char *p, size_t *len)
+{
+    size_t n = 0;
+
+    while (*p == ' ' || *p == '\t' || *p == ',')
+        p++;
+    while (p[n] != '\0' && p[n] != ' ' && p[n] != '\t' && p[n] != ',')
+        n++;
+    *len = n;
+    return n > 0 ? p : NULL;
+}
+
+/* Was the name of n bytes at name listed in env_pass before it? */
+static int env_pass_before(const char *list, const char *name, size_t n)
+{
+    size_t len;
+
+    for (const char *p = mkd_config_env_pass_next(list, &len); p < name;
+         p = mkd_config_env_pass_next(p + len, &len))
+        if (len == n && memcmp(p, name, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* env_pass: variable names, none also given by env[...], none twice, and
+ * with env[...] at most MKD_ENV_MAX. */
+static int check_env_pass(mkd_config *c, mkd_diag *d)
+{
+    unsigned n = kv_count(c, MKD_KV_ENV);
+    const char *p;
+    size_t len;
+
+    for (p = mkd_config_env_pass_next(c->env_pass, &len); p != NULL;
+         p = mkd_config_env_pass_next(p + len, &len)) {
+        int shown = (int)(len < 80 ? len : 80);
+        if (!env_name_ok(p, len))
+            return mkd_fail(d, MKD_ERR_CONFIG,
+                            "env_pass: \"%.*s\" is not a variable name", shown,
+                            p);
+        if (kv_find(c, MKD_KV_ENV, p, len) != NULL)
+            return mkd_fail(d, MKD_ERR_CONFIG,
+                            "env_pass: %.*s is also set by env[%.*s]; give it "
+                            "one way",
+                            shown, p, shown, p);
+        if (env_pass_before(c->env_pass, p, len))
+            return mkd_fail(d, MKD_ERR_CONFIG, "env_pass: %.*s is listed twice",
+                            shown, p);
+        if (++n > MKD_ENV_MAX)
+            return mkd_fail(d, MKD_ERR_CONFIG,
+                            "env_pass: too many variables (at most %u with "
+                            "the env[...] settings)",
+                            MKD_ENV_MAX);
+    }
+    return MKD_OK;
+}
+
 int mkd_config_finish(mkd_config *c, mkd_diag *d)
 {
     int r;
@@ -410,7 +664,7 @@ int mkd_config_finish(mkd_config *c, mkd_diag *d)
                         c->workers_max, c->workers);
     if (c->max_handshakes > c->max_connections)
         c->max_handshakes = c->max_connections;
-    return MKD_OK;
+    return check_env_pass(c, d);
 }
 
 size_t mkd_config_dump(const mkd_config *c, char *buf, size_t cap)
@@ -439,6 +693,15 @@ size_t mkd_config_dump(const mkd_config *c, char *buf, size_t cap)
                          mkd_log_level_name(*(const int *)v));
             break;
         }
+    }
+    for (uint32_t i = 0; i < c->nkv; i++) {
+        const mkd_config_kv *e = &c->kv[i];
+        if (e->kind == MKD_KV_ENV)
+            mkd_text_put(&t, "# env[%s] is set (a secret: not shown)\n",
+                         e->key);
+        else /* quoted: the value may end in blanks, and has no quote */
+            mkd_text_put(&t, "%s[%s] = \"%s\"\n", kv_name(e->kind), e->key,
+                         e->value);
     }
     return t.len;
 }

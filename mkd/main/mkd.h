@@ -141,14 +141,26 @@ MKD_MUST_CHECK int mkd_give_to_user(const mkd_config *cfg, const char *path);
 /* The protocol configuration from the key files and the limits. */
 MKD_MUST_CHECK int mkd_load_keys(const mkd_config *cfg, mk_server_config **out,
                                  size_t *nk, size_t *nt, mkd_diag *d);
-/* The PHP pool's settings from the configuration; ps holds the -d
- * settings pc points to. */
+/* The PHP pool's settings from the configuration; ps holds the php.ini
+ * settings and environment entries pc points to ("key=value"), and
+ * digest is pegasus_command_digest of pc. An env_pass variable points into
+ * the process's environment; one that is not set is left out (see
+ * mkd_warn_env_pass). env values are secrets: mkd_pegasus_settings_wipe
+ * when done. */
 typedef struct mkd_pegasus_settings {
     pegasus_config pc;
+    uint64_t digest;
     char mem[64];
-    const char *ini[2];
+    const char *ini[MKD_PHP_INI_MAX + 2];
+    const char *admin[MKD_PHP_INI_MAX + 1];
+    const char *env[MKD_ENV_MAX + 1];
+    char kv[MKD_KV_MAX][MKD_KV_KEY_MAX + MKD_KV_VALUE_MAX + 1];
 } mkd_pegasus_settings;
 void mkd_pegasus_settings_from(const mkd_config *cfg, mkd_pegasus_settings *ps);
+void mkd_pegasus_settings_wipe(mkd_pegasus_settings *ps);
+/* Warn, by name, about env_pass variables that are not in mkd's
+ * environment (the workers do not get them). */
+void mkd_warn_env_pass(const mkd_config *cfg);
 
 /* The workers' user and group when mkd runs as root: worker_user (nobody
  * by default) and worker_group (that user's group by default), never

@@ -151,6 +151,22 @@ static void spawner_argv(const mkd_cmdline *cl, const char **argv, size_t cap)
     argv[n] = NULL;
 }
 
+/* Which worker settings mkd read, for the spawner to check its own
+ * reading against. */
+static uint64_t worker_settings_digest(const mkd_config *cfg)
+{
+    mkd_pegasus_settings *ps = malloc(sizeof *ps);
+    uint64_t digest = 0; /* out of memory: no spawn will agree */
+
+    if (ps != NULL) {
+        mkd_pegasus_settings_from(cfg, ps);
+        digest = ps->digest;
+        mkd_pegasus_settings_wipe(ps);
+        free(ps);
+    }
+    return digest;
+}
+
 /* Who runs the application. As root with a user to become: the spawner,
  * started now while mkd can still start it as root. As root staying root:
  * uv_spawn sets the workers' user itself. Not as root: nobody else can be
@@ -179,8 +195,8 @@ static int choose_workers(mkd_daemon *dm, mkd_diag *d)
     if (cfg->user[0] == '\0')
         return MKD_OK;
     spawner_argv(dm->cl, argv, sizeof argv / sizeof argv[0]);
-    if ((r = spawner_start(&dm->loop, argv, on_spawner_lost, dm, &dm->spawner,
-                           d)) != MKD_OK)
+    if ((r = spawner_start(&dm->loop, argv, worker_settings_digest(cfg),
+                           on_spawner_lost, dm, &dm->spawner, d)) != MKD_OK)
         return r;
     dm->workers.launcher = spawner_launcher(dm->spawner);
     return MKD_OK;

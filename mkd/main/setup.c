@@ -20,18 +20,24 @@
 #include "mkd_util.h"
 #include "pegasus.h"
 
-/* --key-name=value: dashes and underscores are the same. */
+extern char **environ;
+
+/* --key-name=value: dashes and underscores are the same (in the option's
+ * name, not in a [key]). */
 static int apply_override(mkd_config *c, const char *arg, mkd_diag *d)
 {
-    char key[64], msg[sizeof d->text];
+    char key[128], msg[sizeof d->text];
     const char *eq = strchr(arg, '=');
     size_t kl = (size_t)(eq - arg);
-    int r;
+    int in_key = 0, r;
 
     if (kl >= sizeof key)
-        return mkd_fail(d, MKD_ERR_CONFIG, "option too long: %s", arg);
-    for (size_t k = 0; k < kl; k++)
-        key[k] = arg[k] == '-' ? '_' : arg[k];
+        return mkd_fail(d, MKD_ERR_CONFIG, "option too long: %.*s", (int)kl,
+                        arg);
+    for (size_t k = 0; k < kl; k++) {
+        in_key |= arg[k] == '[';
+        key[k] = arg[k] == '-' && !in_key ? '_' : arg[k];
+    }
     key[kl] = '\0';
     if ((r = mkd_config_set(c, key, eq + 1, d)) != MKD_OK) {
         (void)snprintf(msg, sizeof msg, "%s", mkd_diag_text(d, r));
@@ -221,6 +227,66 @@ int mkd_load_keys(const mkd_config *cfg, mk_server_config **out, size_t *nk,
 
 /* --- the backend ---------------------------------------------------------- */
 
+/* The "NAME=value" entry of mkd's environment for name (n bytes), or
+ * NULL. The entry itself, not a copy: the environment outlives the
+ * settings, and a value may be long. */
+static const char *environ_entry(const char *name, size_t n)
+{
+    for (char **e = environ; e != NULL && *e != NULL; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return *e;
+    return NULL;
+}
+
+void mkd_warn_env_pass(const mkd_config *cfg)
+{
+    const char *p;
+    size_t len;
+
+    for (p = mkd_config_env_pass_next(cfg->env_pass, &len); p != NULL;
+         p = mkd_config_env_pass_next(p + len, &len))
+        if (environ_entry(p, len) == NULL)
+            mkd_warn(0,
+                     "env_pass: %.*s is not in mkd's environment; the "
+                     "workers do not get it",
+                     (int)len, p);
+}
+
+/* The php.ini settings and the environment: env[...] and env_pass, then
+ * memory_limit unless a php_value or php_admin_value sets it. */
+static void settings_lists(const mkd_config *cfg, mkd_pegasus_settings *ps)
+{
+    size_t ne = 0, ni = 0, na = 0, len;
+    int mem_set = 0;
+    const char *p;
+
+    for (uint32_t i = 0; i < cfg->nkv; i++) {
+        const mkd_config_kv *e = &cfg->kv[i];
+        (void)snprintf(ps->kv[i], sizeof ps->kv[i], "%s=%s", e->key, e->value);
+        if (e->kind == MKD_KV_ENV) {
+            ps->env[ne++] = ps->kv[i];
+            continue;
+        }
+        mem_set |= strcmp(e->key, "memory_limit") == 0;
+        if (e->kind == MKD_KV_PHP_ADMIN)
+            ps->admin[na++] = ps->kv[i];
+        else
+            ps->ini[ni++] = ps->kv[i];
+    }
+    for (p = mkd_config_env_pass_next(cfg->env_pass, &len); p != NULL;
+         p = mkd_config_env_pass_next(p + len, &len))
+        if ((ps->env[ne] = environ_entry(p, len)) != NULL)
+            ne++;
+    if (cfg->php_memory_limit[0] != '\0' && !mem_set) {
+        (void)snprintf(ps->mem, sizeof ps->mem, "memory_limit=%s",
+                       cfg->php_memory_limit);
+        ps->ini[ni++] = ps->mem;
+    }
+    ps->pc.php_ini = ni ? ps->ini : NULL;
+    ps->pc.php_admin = na ? ps->admin : NULL;
+    ps->pc.env = ne ? ps->env : NULL;
+}
+
 void mkd_pegasus_settings_from(const mkd_config *cfg, mkd_pegasus_settings *ps)
 {
     pegasus_config *pc = &ps->pc;
@@ -230,12 +296,7 @@ void mkd_pegasus_settings_from(const mkd_config *cfg, mkd_pegasus_settings *ps)
     pc->php = cfg->php;
     pc->arcangelo = cfg->arcangelo;
     pc->app = cfg->app;
-    if (cfg->php_memory_limit[0] != '\0') {
-        snprintf(ps->mem, sizeof ps->mem, "memory_limit=%s",
-                 cfg->php_memory_limit);
-        ps->ini[0] = ps->mem;
-        pc->php_ini = ps->ini;
-    }
+    settings_lists(cfg, ps);
     pc->workers_min = cfg->workers ? cfg->workers : uv_available_parallelism();
     pc->workers_max =
         cfg->workers_max > pc->workers_min ? cfg->workers_max : pc->workers_min;
@@ -250,6 +311,12 @@ void mkd_pegasus_settings_from(const mkd_config *cfg, mkd_pegasus_settings *ps)
     pc->max_rss_kib = cfg->worker_max_rss_kib;
     pc->max_message = cfg->max_message;
     pc->expose_errors = cfg->expose_errors != 0;
+    ps->digest = pegasus_command_digest(pc);
+}
+
+void mkd_pegasus_settings_wipe(mkd_pegasus_settings *ps)
+{
+    mkd_wipe(ps, sizeof *ps);
 }
 
 /* The group workers run as: worker_group, else the user's own. */
@@ -308,13 +375,16 @@ int mkd_make_backend(uv_loop_t *loop, const mkd_config *cfg,
             return mkd_fail(d, r, "%s", mkd_strerror(r));
         return MKD_OK;
     }
+    mkd_warn_env_pass(cfg);
     mkd_pegasus_settings_from(cfg, &ps);
     ps.pc.launcher = wk->launcher;
     if (wk->launcher == NULL) {
         ps.pc.uid = wk->uid;
         ps.pc.gid = wk->gid;
     }
-    return pegasus_new(loop, &ps.pc, out, d);
+    r = pegasus_new(loop, &ps.pc, out, d);
+    mkd_pegasus_settings_wipe(&ps);
+    return r;
 }
 
 /* A number from a backend's status block ("\nkey N"), 0 if absent. */

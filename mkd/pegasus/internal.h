@@ -140,12 +140,18 @@ typedef struct pegasus__slot {
 
 #define PEGASUS_FAIL_RING 32
 
+/* The pool's own copies of its configuration's strings (a reload
+ * replaces them all at once). */
+typedef struct pegasus__strings {
+    char *php, *arcangelo, *app;
+    char **php_ini, **php_admin, **env;
+} pegasus__strings;
+
 struct pegasus {
     mkd_backend base;
     uv_loop_t *loop;
-    pegasus_config cfg; /* strings below are our copies */
-    char *php, *arcangelo, *app;
-    char **php_ini, **env;
+    pegasus_config cfg;   /* its strings are str's */
+    pegasus__strings str; /* ours */
     char max_message_arg[32];
 
     pegasus__req *qhead, *qtail;

@@ -501,21 +501,34 @@ static size_t pg_status(mkd_backend *b, char *buf, size_t cap)
     return s.len;
 }
 
+/* A list copy_list made; its strings are wiped first when secret (the
+ * environment holds the application's passwords). */
+static void free_list(char **list, int secret)
+{
+    for (size_t i = 0; list != NULL && list[i] != NULL; i++) {
+        if (secret)
+            mkd_wipe(list[i], strlen(list[i]));
+        free(list[i]);
+    }
+    free(list);
+}
+
+static void strings_free(pegasus__strings *s)
+{
+    free_list(s->php_ini, 0);
+    free_list(s->php_admin, 0);
+    free_list(s->env, 1);
+    free(s->php);
+    free(s->arcangelo);
+    free(s->app);
+    memset(s, 0, sizeof *s);
+}
+
 static void free_pool(pegasus *p)
 {
     if (p->cfg.launcher != NULL && p->cfg.launcher->exited_arg == p)
         p->cfg.launcher->ops->release(p->cfg.launcher);
-    if (p->php_ini != NULL)
-        for (size_t i = 0; p->php_ini[i] != NULL; i++)
-            free(p->php_ini[i]);
-    if (p->env != NULL)
-        for (size_t i = 0; p->env[i] != NULL; i++)
-            free(p->env[i]);
-    free(p->php_ini);
-    free(p->env);
-    free(p->php);
-    free(p->arcangelo);
-    free(p->app);
+    strings_free(&p->str);
     free(p->slots);
     free(p);
 }
@@ -593,32 +606,30 @@ void pegasus_config_defaults(pegasus_config *c)
     c->gid = -1;
 }
 
-static char **copy_list(const char *const *src, size_t max, int *fail)
+static size_t list_len(const char *const *list)
 {
     size_t n = 0;
-    char **out;
 
-    if (src == NULL)
-        return NULL;
-    while (src[n] != NULL)
+    while (list != NULL && list[n] != NULL)
         n++;
-    if (n > max) {
-        *fail = 1;
-        return NULL;
-    }
-    out = calloc(n + 1, sizeof *out);
-    if (out == NULL) {
-        *fail = 1;
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        out[i] = strdup(src[i]);
-        if (out[i] == NULL) {
-            *fail = 1;
-            break;
-        }
-    }
-    return out;
+    return n;
+}
+
+/* A copy of a NULL-terminated list (NULL for NULL); 0 when out of
+ * memory. */
+static int copy_list(const char *const *src, char ***out)
+{
+    size_t n = list_len(src);
+
+    *out = NULL;
+    if (src == NULL)
+        return 1;
+    if ((*out = calloc(n + 1, sizeof **out)) == NULL)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (((*out)[i] = strdup(src[i])) == NULL)
+            return 0;
+    return 1;
 }
 
 /* path made absolute against the working directory, links kept. */
@@ -669,6 +680,10 @@ static const char *config_problem(const pegasus_config *c)
         return "workers_max must be workers_min..1024";
     if (c->queue_max > 1000000)
         return "queue_max must be at most 1000000";
+    if (list_len(c->php_ini) + list_len(c->php_admin) > PEGASUS_INI_MAX)
+        return "php_ini and php_admin take at most 30 settings together";
+    if (list_len(c->env) > PEGASUS_ENV_MAX)
+        return "env takes at most 30 entries";
     if (c->request_timeout_ms == 0 || c->start_timeout_ms == 0 ||
         c->stop_timeout_ms == 0 || c->idle_timeout_ms == 0)
         return "timeouts must be at least 1 ms";
@@ -714,60 +729,98 @@ static int check_config(const pegasus_config *c, mkd_diag *d)
  * Symbolic links are kept: the app is resolved at each spawn (a deploy
  * that swaps a link is picked up by a reload), and so is php
  * (update-alternatives). */
+static int strings_copy(const pegasus_config *cfg, pegasus__strings *s,
+                        mkd_diag *d)
+{
+    memset(s, 0, sizeof *s);
+    s->php = strchr(cfg->php, '/') ? absolute(cfg->php) : strdup(cfg->php);
+    s->arcangelo = absolute(cfg->arcangelo);
+    s->app = absolute(cfg->app);
+    if (s->php == NULL || s->arcangelo == NULL || s->app == NULL) {
+        strings_free(s);
+        return mkd_fail(d, MKD_ERR_BACKEND, "pegasus: cannot resolve paths: %s",
+                        strerror(errno));
+    }
+    if (!copy_list(cfg->php_ini, &s->php_ini) ||
+        !copy_list(cfg->php_admin, &s->php_admin) ||
+        !copy_list(cfg->env, &s->env)) {
+        strings_free(s);
+        return mkd_fail(d, MKD_ERR_NOMEM, "pegasus: out of memory");
+    }
+    return MKD_OK;
+}
+
+/* cfg's strings are now s's. */
+static void strings_use(pegasus_config *cfg, const pegasus__strings *s)
+{
+    cfg->php = s->php;
+    cfg->arcangelo = s->arcangelo;
+    cfg->app = s->app;
+    cfg->php_ini = (const char *const *)s->php_ini;
+    cfg->php_admin = (const char *const *)s->php_admin;
+    cfg->env = (const char *const *)s->env;
+}
+
+/* Slots for at least nslots workers: room for a full generation retiring
+ * while the next one starts. Never fewer than before (workers of an older
+ * generation may sit in the high ones). MKD_OK or MKD_ERR_NOMEM. */
+static int ensure_slots(pegasus *p, unsigned nslots)
+{
+    pegasus__slot *slots;
+
+    if (nslots <= p->nslots)
+        return MKD_OK;
+    if ((slots = realloc(p->slots, nslots * sizeof *slots)) == NULL)
+        return MKD_ERR_NOMEM;
+    memset(slots + p->nslots, 0, (nslots - p->nslots) * sizeof *slots);
+    p->slots = slots;
+    p->nslots = nslots;
+    return MKD_OK;
+}
+
 static int copy_config(pegasus *p, const pegasus_config *cfg, mkd_diag *d)
 {
-    int fail = 0;
+    int r;
 
     p->cfg = *cfg;
     if (p->cfg.workers_max == 0)
         p->cfg.workers_max = p->cfg.workers_min;
-    p->php = strchr(cfg->php, '/') ? absolute(cfg->php) : strdup(cfg->php);
-    p->arcangelo = absolute(cfg->arcangelo);
-    p->app = absolute(cfg->app);
-    if (p->php == NULL || p->arcangelo == NULL || p->app == NULL)
-        return mkd_fail(d, MKD_ERR_BACKEND,
-                        "pegasus: cannot resolve paths: "
-                        "%s",
-                        strerror(errno));
-    p->php_ini = copy_list(cfg->php_ini, 30, &fail);
-    p->env = copy_list(cfg->env, 30, &fail);
-    if (fail)
-        return mkd_fail(d, MKD_ERR_BACKEND,
-                        "pegasus: php_ini and env take "
-                        "at most 30 entries each");
-    p->cfg.php = p->php;
-    p->cfg.arcangelo = p->arcangelo;
-    p->cfg.app = p->app;
-    p->cfg.php_ini = (const char *const *)p->php_ini;
-    p->cfg.env = (const char *const *)p->env;
+    if ((r = strings_copy(cfg, &p->str, d)) != MKD_OK)
+        return r;
+    strings_use(&p->cfg, &p->str);
     set_max_message(p, cfg->max_message);
-    /* Room for a full generation retiring while the next one starts. */
-    p->nslots = 2 * p->cfg.workers_max;
-    if ((p->slots = calloc(p->nslots, sizeof *p->slots)) == NULL)
+    if (ensure_slots(p, 2 * p->cfg.workers_max) != MKD_OK)
         return mkd_fail(d, MKD_ERR_NOMEM, "pegasus: out of memory");
     return MKD_OK;
 }
 
-/* The pool's timers, and supervision started: often enough for the idle
- * timeout to be honoured within a quarter of itself, and at most once a
- * second otherwise. uv_timer_init cannot fail on a live loop. */
-static void start_timers(pegasus *p)
+/* Supervision often enough for the idle timeout to be honoured within a
+ * quarter of itself, and at most once a second otherwise. */
+static void start_tick(pegasus *p)
 {
-    uv_timer_t *timers[] = {&p->kick, &p->tick, &p->spawn_timer,
-                            &p->queue_timer};
     unsigned period = p->cfg.idle_timeout_ms / 4;
 
-    for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
-        (void)uv_timer_init(p->loop, timers[i]);
-        timers[i]->data = p;
-        p->open_handles++;
-    }
     if (period < 50)
         period = 50;
     if (period > 1000)
         period = 1000;
     if (uv_timer_start(&p->tick, pegasus__tick_cb, period, period) != 0)
         mkd_error(0, "pegasus: cannot start the supervision timer");
+}
+
+/* The pool's timers, and supervision started. uv_timer_init cannot fail
+ * on a live loop. */
+static void start_timers(pegasus *p)
+{
+    uv_timer_t *timers[] = {&p->kick, &p->tick, &p->spawn_timer,
+                            &p->queue_timer};
+
+    for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
+        (void)uv_timer_init(p->loop, timers[i]);
+        timers[i]->data = p;
+        p->open_handles++;
+    }
+    start_tick(p);
 }
 
 int pegasus_new(uv_loop_t *loop, const pegasus_config *cfg, mkd_backend **out,
@@ -800,7 +853,7 @@ int pegasus_new(uv_loop_t *loop, const pegasus_config *cfg, mkd_backend **out,
         p->cfg.launcher->exited_arg = p;
     }
     mkd_info(0, "pegasus: %" PRIu32 "..%" PRIu32 " workers of %s for %s",
-             p->cfg.workers_min, p->cfg.workers_max, p->php, p->app);
+             p->cfg.workers_min, p->cfg.workers_max, p->str.php, p->str.app);
     pegasus__kick(p);
     *out = &p->base;
     return MKD_OK;
@@ -817,4 +870,51 @@ int pegasus_set_max_message(mkd_backend *b, uint32_t max_message)
                  max_message, p->cfg.max_message);
     set_max_message(p, max_message);
     return MKD_OK;
+}
+
+int pegasus_reconfigure(mkd_backend *b, const pegasus_config *cfg, mkd_diag *d)
+{
+    pegasus *p = (pegasus *)b;
+    pegasus__strings str;
+    pegasus_config next;
+    int r;
+
+    mkd_diag_clear(d);
+    if (b == NULL || b->ops != &pegasus_ops || cfg == NULL)
+        return mkd_fail(d, MKD_ERR_ARG, "pegasus: not a pool");
+    if ((r = check_config(cfg, d)) != MKD_OK)
+        return r;
+    next = *cfg;
+    if (next.workers_max == 0)
+        next.workers_max = next.workers_min;
+    /* Fixed for the pool's life: who starts the workers, and as whom. */
+    next.uid = p->cfg.uid;
+    next.gid = p->cfg.gid;
+    next.launcher = p->cfg.launcher;
+    if ((r = strings_copy(cfg, &str, d)) != MKD_OK)
+        return r;
+    if (ensure_slots(p, 2 * next.workers_max) != MKD_OK) {
+        strings_free(&str);
+        return mkd_fail(d, MKD_ERR_NOMEM, "pegasus: out of memory");
+    }
+    /* Nothing fails from here: the pool switches whole. */
+    strings_free(&p->str);
+    p->str = str;
+    strings_use(&next, &p->str);
+    p->cfg = next;
+    set_max_message(p, next.max_message);
+    if (!p->freeing)
+        start_tick(p);
+    arm_queue_timer(p);
+    mkd_info(0,
+             "pegasus: new settings: %" PRIu32 "..%" PRIu32
+             " workers of %s for %s",
+             p->cfg.workers_min, p->cfg.workers_max, p->str.php, p->str.app);
+    return MKD_OK;
+}
+
+int pegasus_config_check(const pegasus_config *cfg, mkd_diag *d)
+{
+    mkd_diag_clear(d);
+    return check_config(cfg, d);
 }

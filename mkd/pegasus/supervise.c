@@ -168,7 +168,7 @@ void pegasus__on_death(pegasus *p, pegasus__worker *w)
               "starting workers for %" PRIu32 " ms. Check the application "
               "%s and the worker output above.",
               recent, p->cfg.crash_loop_window_ms, w->slot, w->pid,
-              p->cfg.crash_loop_pause_ms, p->app);
+              p->cfg.crash_loop_pause_ms, p->str.app);
     /* Failing the queue calls done(): not from here, which may run inside
      * submit() (a failed dispatch), but from the next maintenance pass. */
     p->fail_queue_pending = 1;

@@ -1052,7 +1052,7 @@ static void process_options(pegasus *p, spawn_args *a, uv_process_options_t *o)
 {
     memset(o, 0, sizeof *o);
     o->exit_cb = on_exit_cb;
-    o->file = p->php;
+    o->file = p->str.php;
     o->args = (char **)(uintptr_t)a->cmd.argv;
     o->env = (char **)(uintptr_t)a->cmd.envp;
     o->cwd = a->cmd.dir;
@@ -1111,7 +1111,7 @@ static int start_process(pegasus__worker *w, spawn_args *a)
     (void)close(a->fds[1]); /* the child has its copy (or never will) */
     a->fds[1] = -1;
     if (rc != 0) {
-        mkd_error(0, "pegasus w%u: cannot start %s: %s", w->slot, p->php,
+        mkd_error(0, "pegasus w%u: cannot start %s: %s", w->slot, p->str.php,
                   uv_strerror(rc));
         return MKD_ERR_LOOP;
     }

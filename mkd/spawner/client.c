@@ -6,10 +6,12 @@
  * IMPLEMENTATION NOTES
  *  - A spawn is synchronous, as uv_spawn is: the SPAWN record goes out and
  *    the answer is awaited (a fork and an exec, a millisecond or two, with
- *    a deadline in case the spawner hangs). EXITED records that arrive
- *    meanwhile are kept and delivered from a zero-delay timer, never from
- *    inside spawn: Pegasus does not expect its exit handling to run in the
- *    middle of starting a worker.
+ *    a deadline in case the spawner hangs). So is a reload (the spawner
+ *    reads the configuration file), so that mkd knows before it changes
+ *    anything whether the spawner holds the same worker settings. EXITED
+ *    records that arrive meanwhile are kept and delivered from a
+ *    zero-delay timer, never from inside spawn: Pegasus does not expect
+ *    its exit handling to run in the middle of starting a worker.
  *  - Everything else the spawner says is read when its socket is readable
  *    (uv_poll). It is trusted less than itself: a record that does not
  *    parse, or one it has no business sending, ends the conversation, and
@@ -42,9 +44,10 @@ struct spawner {
     uv_poll_t poll;
     uv_timer_t timer; /* delivering kept exits; the close deadline */
     int fd;
-    int handles;  /* open handles; the memory goes with the last */
-    int started;  /* the process runs (uv_spawn succeeded) */
-    int watching; /* the poll handle exists */
+    uint64_t settings; /* the digest of mkd's worker settings */
+    int handles;       /* open handles; the memory goes with the last */
+    int started;       /* the process runs (uv_spawn succeeded) */
+    int watching;      /* the poll handle exists */
     int closing, gone, exited;
     void (*lost)(void *arg);
     void *lost_arg;
@@ -189,23 +192,13 @@ static int read_record(spawner *s, spawner_msg *m, int *fds, int *nfds)
     return 1;
 }
 
-/* A record outside a spawn: exits and reload answers are expected. */
+/* A record outside a spawn or a reload: only an exit is expected. */
 static int on_record(spawner *s, const spawner_msg *m, int nfds)
 {
-    if (nfds != 0)
+    if (nfds != 0 || m->type != SPAWNER_EXITED)
         return -1;
-    switch (m->type) {
-    case SPAWNER_EXITED:
-        report_exit(s, m->pid, m->status, m->sig);
-        return 0;
-    case SPAWNER_RELOADED:
-        if (m->err != 0)
-            mkd_warn(0, "spawner: its reload failed; workers start with "
-                        "the settings they had");
-        return 0;
-    default:
-        return -1;
-    }
+    report_exit(s, m->pid, m->status, m->sig);
+    return 0;
 }
 
 static void on_readable(uv_poll_t *h, int status, int events)
@@ -246,15 +239,15 @@ static int send_record(spawner *s, const spawner_msg *m)
 
     if (s->gone || spawner_msg_encode(m, buf) != MKD_OK)
         return MKD_ERR_STATE;
-    /* The socket is non-blocking; a 28-byte record waits for room only
+    /* The socket is non-blocking; a 36-byte record waits for room only
      * if the spawner stopped reading, and not for long. */
     if (poll(&p, 1, SPAWN_DEADLINE_MS) != 1)
         return MKD_ERR_SYSTEM;
     return spawner__send(s->fd, buf, sizeof buf, NULL, 0);
 }
 
-/* A record read during a spawn that is not its answer: keep an exit for
- * later; anything else is a broken conversation. */
+/* A record read while an answer is awaited that is not it: keep an exit
+ * for later; anything else is a broken conversation. */
 static int keep(spawner *s, const spawner_msg *m, int nfds)
 {
     if (nfds != 0 || m->type != SPAWNER_EXITED || s->npending == PENDING_MAX)
@@ -263,16 +256,23 @@ static int keep(spawner *s, const spawner_msg *m, int nfds)
     return 0;
 }
 
-/* Wait for the answer to SPAWN slot: MKD_OK with the worker's pid and our
- * two ends; MKD_ERR_SYSTEM if the spawner could not start it (it said
- * why); MKD_ERR_FRAME_MALFORMED if the conversation broke or no answer
- * came in time. */
-static int await_spawned(spawner *s, unsigned slot, int *pid, int *ipc_fd,
-                         int *out_fd)
+/* Is m the answer awaited for the request q (SPAWN slot, or RELOAD)? */
+static int answers(const spawner_msg *q, const spawner_msg *m, int nfds)
+{
+    if (q->type == SPAWNER_RELOAD)
+        return m->type == SPAWNER_RELOADED && nfds == 0;
+    return m->slot == q->slot && ((m->type == SPAWNER_SPAWNED && nfds == 2) ||
+                                  (m->type == SPAWNER_FAILED && nfds == 0));
+}
+
+/* Wait for the answer to q into *m (its descriptors in fds): MKD_OK, or
+ * MKD_ERR_FRAME_MALFORMED if the conversation broke or no answer came in
+ * time. Exits read meanwhile are kept for later. */
+static int await_answer(spawner *s, const spawner_msg *q, spawner_msg *m,
+                        int *fds)
 {
     uint64_t until = uv_hrtime() / 1000000u + SPAWN_DEADLINE_MS;
-    int fds[SPAWNER_MAX_FDS], nfds = 0, r;
-    spawner_msg m;
+    int nfds = 0, r;
 
     for (;;) {
         uint64_t now = uv_hrtime() / 1000000u;
@@ -281,20 +281,11 @@ static int await_spawned(spawner *s, unsigned slot, int *pid, int *ipc_fd,
             return MKD_ERR_FRAME_MALFORMED;
         if (poll(&p, 1, (int)(until - now)) <= 0)
             continue; /* interrupted, or the deadline: checked above */
-        if ((r = read_record(s, &m, fds, &nfds)) == 0)
+        if ((r = read_record(s, m, fds, &nfds)) == 0)
             continue;
-        if (r > 0 && m.type == SPAWNER_SPAWNED && m.slot == slot && nfds == 2) {
-            *pid = m.pid;
-            *ipc_fd = fds[0];
-            *out_fd = fds[1];
+        if (r > 0 && answers(q, m, nfds))
             return MKD_OK;
-        }
-        if (r > 0 && m.type == SPAWNER_FAILED && m.slot == slot && nfds == 0) {
-            mkd_error(0, "spawner: cannot start the worker of slot %u: %s",
-                      slot, strerror(m.err));
-            return MKD_ERR_SYSTEM;
-        }
-        if (r < 0 || keep(s, &m, nfds) != 0) {
+        if (r < 0 || keep(s, m, nfds) != 0) {
             for (int i = 0; i < nfds; i++)
                 (void)close(fds[i]);
             return MKD_ERR_FRAME_MALFORMED;
@@ -302,39 +293,68 @@ static int await_spawned(spawner *s, unsigned slot, int *pid, int *ipc_fd,
     }
 }
 
-static int l_spawn(pegasus_launcher *l, unsigned slot, uint32_t max_message,
-                   int *pid, int *ipc_fd, int *out_fd)
+/* Send q and wait for its answer; the spawner is lost if that fails.
+ * Exits kept meanwhile are delivered from the loop. */
+static int exchange(spawner *s, const spawner_msg *q, spawner_msg *m, int *fds)
 {
-    spawner *s = (spawner *)l;
-    spawner_msg m = {SPAWNER_SPAWN, 0, slot, 0, 0, 0, max_message};
     int r;
 
-    if (s->closing)
-        return MKD_ERR_STATE;
-    if ((r = send_record(s, &m)) != MKD_OK) {
+    if ((r = send_record(s, q)) != MKD_OK)
         lose(s, "it does not take requests");
-    } else if ((r = await_spawned(s, slot, pid, ipc_fd, out_fd)) != MKD_OK) {
-        if (r != MKD_ERR_SYSTEM)
-            lose(s, "no valid answer to a spawn");
-    } else if ((r = live_add(s, *pid)) != MKD_OK) {
-        /* Cannot track it: have it killed rather than lose its exit. */
-        m.type = SPAWNER_KILL;
-        m.slot = m.max_message = 0;
-        m.pid = *pid;
-        m.sig = SIGKILL;
-        (void)send_record(s, &m);
-        (void)close(*ipc_fd);
-        (void)close(*out_fd);
-    }
+    else if ((r = await_answer(s, q, m, fds)) != MKD_OK)
+        lose(s, "no valid answer to a request");
     if (s->npending > 0 && !s->gone)
         (void)uv_timer_start(&s->timer, on_deliver, 0, 0);
     return r;
 }
 
+/* The worker started: keep track of it, or have it killed rather than
+ * lose its exit. */
+static int track(spawner *s, int pid, int ipc_fd, int out_fd)
+{
+    spawner_msg k = {.type = SPAWNER_KILL, .sig = SIGKILL, .pid = pid};
+
+    if (live_add(s, pid) == MKD_OK)
+        return MKD_OK;
+    (void)send_record(s, &k);
+    (void)close(ipc_fd);
+    (void)close(out_fd);
+    return MKD_ERR_NOMEM;
+}
+
+static int l_spawn(pegasus_launcher *l, unsigned slot, uint32_t max_message,
+                   int *pid, int *ipc_fd, int *out_fd)
+{
+    spawner *s = (spawner *)l;
+    spawner_msg q = {.type = SPAWNER_SPAWN,
+                     .slot = slot,
+                     .max_message = max_message,
+                     .settings = s->settings},
+                m;
+    int fds[SPAWNER_MAX_FDS], r;
+
+    if (s->closing)
+        return MKD_ERR_STATE;
+    if ((r = exchange(s, &q, &m, fds)) != MKD_OK)
+        return r;
+    if (m.type == SPAWNER_FAILED) {
+        mkd_error(0, "spawner: cannot start the worker of slot %u: %s", slot,
+                  m.err == ESTALE ? "it read other worker settings than mkd "
+                                    "(the configuration changed between the "
+                                    "two readings; SIGHUP mkd)"
+                                  : strerror(m.err));
+        return MKD_ERR_SYSTEM;
+    }
+    *pid = m.pid;
+    *ipc_fd = fds[0];
+    *out_fd = fds[1];
+    return track(s, *pid, *ipc_fd, *out_fd);
+}
+
 static int l_kill(pegasus_launcher *l, int pid, int sig)
 {
     spawner *s = (spawner *)l;
-    spawner_msg m = {SPAWNER_KILL, (uint8_t)sig, 0, pid, 0, 0, 0};
+    spawner_msg m = {.type = SPAWNER_KILL, .sig = (uint8_t)sig, .pid = pid};
 
     return send_record(s, &m);
 }
@@ -382,7 +402,7 @@ static int start_process(spawner *s, const char *const *argv, int theirs,
     return MKD_OK;
 }
 
-int spawner_start(uv_loop_t *loop, const char *const *argv,
+int spawner_start(uv_loop_t *loop, const char *const *argv, uint64_t settings,
                   void (*lost)(void *arg), void *arg, spawner **out,
                   mkd_diag *d)
 {
@@ -400,6 +420,7 @@ int spawner_start(uv_loop_t *loop, const char *const *argv,
     }
     s->launcher.ops = &launcher_ops;
     s->loop = loop;
+    s->settings = settings;
     s->fd = sv[0];
     s->lost = lost;
     s->lost_arg = arg;
@@ -437,11 +458,27 @@ pegasus_launcher *spawner_launcher(spawner *s)
     return &s->launcher;
 }
 
-int spawner_reload(spawner *s)
+int spawner_reload(spawner *s, uint64_t settings, mkd_diag *d)
 {
-    spawner_msg m = {SPAWNER_RELOAD, 0, 0, 0, 0, 0, 0};
+    spawner_msg q = {.type = SPAWNER_RELOAD, .settings = settings}, m;
+    int fds[SPAWNER_MAX_FDS], r;
 
-    return send_record(s, &m);
+    mkd_diag_clear(d);
+    if (s->closing || s->gone)
+        return mkd_fail(d, MKD_ERR_STATE, "the spawner is gone");
+    if ((r = exchange(s, &q, &m, fds)) != MKD_OK)
+        return mkd_fail(d, r, "the spawner did not answer");
+    if (m.err == ESTALE)
+        return mkd_fail(d, MKD_ERR_CONFIG_CHANGED,
+                        "the spawner read other worker settings than mkd: "
+                        "the configuration changed between the two "
+                        "readings");
+    if (m.err != 0)
+        return mkd_fail(d, MKD_ERR_CONFIG,
+                        "the spawner could not read the configuration (its "
+                        "log line says why)");
+    s->settings = settings;
+    return MKD_OK;
 }
 
 static void on_close_deadline(uv_timer_t *t)

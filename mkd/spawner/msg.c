@@ -27,14 +27,15 @@ enum {
     F_ERR = 4,
     F_STATUS = 8,
     F_SIG = 16,
-    F_MAXMSG = 32
+    F_MAXMSG = 32,
+    F_SETTINGS = 64
 };
 
 static int fields_of(unsigned type)
 {
     switch (type) {
     case SPAWNER_SPAWN:
-        return F_SLOT | F_MAXMSG;
+        return F_SLOT | F_MAXMSG | F_SETTINGS;
     case SPAWNER_SPAWNED:
         return F_SLOT | F_PID;
     case SPAWNER_FAILED:
@@ -44,7 +45,7 @@ static int fields_of(unsigned type)
     case SPAWNER_EXITED:
         return F_PID | F_STATUS | F_SIG;
     case SPAWNER_RELOAD:
-        return 0;
+        return F_SETTINGS;
     case SPAWNER_RELOADED:
         return F_ERR;
     default:
@@ -88,7 +89,8 @@ static int unused_zero(const spawner_msg *m, int f)
     return ((f & F_SLOT) || m->slot == 0) && ((f & F_PID) || m->pid == 0) &&
            ((f & F_ERR) || m->err == 0) && ((f & F_STATUS) || m->status == 0) &&
            ((f & F_SIG) || m->sig == 0) &&
-           ((f & F_MAXMSG) || m->max_message == 0);
+           ((f & F_MAXMSG) || m->max_message == 0) &&
+           ((f & F_SETTINGS) || m->settings == 0);
 }
 
 static int valid(const spawner_msg *m)
@@ -115,6 +117,8 @@ int spawner_msg_encode(const spawner_msg *m, uint8_t out[SPAWNER_MSG_LEN])
     put32(out + 16, (uint32_t)(st >> 32));
     put32(out + 20, (uint32_t)st);
     put32(out + 24, m->max_message);
+    put32(out + 28, (uint32_t)(m->settings >> 32));
+    put32(out + 32, (uint32_t)m->settings);
     return MKD_OK;
 }
 
@@ -132,6 +136,7 @@ int spawner_msg_parse(const uint8_t *buf, size_t len, spawner_msg *m)
     m->err = (int32_t)get32(buf + 12);
     m->status = (int64_t)((uint64_t)get32(buf + 16) << 32 | get32(buf + 20));
     m->max_message = get32(buf + 24);
+    m->settings = (uint64_t)get32(buf + 28) << 32 | get32(buf + 32);
     if ((r = valid(m)) != MKD_OK)
         memset(m, 0, sizeof *m);
     return r;

@@ -226,6 +226,14 @@ static int spawn_worker(serve_state *st, const spawner_msg *m, pid_t *pid,
     mkd_diag d;
     int e;
 
+    /* mkd names the settings it means; a command other than those would
+     * be a worker the pool does not know it runs. */
+    if (m->settings != s->digest) {
+        mkd_error(0, "spawner: mkd's worker settings are not the ones this "
+                     "spawner read (the configuration changed between the "
+                     "two readings): not starting a worker; SIGHUP mkd");
+        return ESTALE;
+    }
     /* The pool's limit, not this process's reading of the file: mkd holds
      * the worker to the one it asked for. */
     pc.max_message = m->max_message;
@@ -295,16 +303,16 @@ static int on_kill(serve_state *st, const spawner_msg *m)
     return MKD_OK;
 }
 
-static int on_reload(serve_state *st)
+static int on_reload(serve_state *st, const spawner_msg *m)
 {
-    spawner_msg reply = {SPAWNER_RELOADED, 0, 0, 0, 0, 0, 0};
+    spawner_msg reply = {.type = SPAWNER_RELOADED};
     mkd_diag d;
-    int r = st->src->reload(st->src->arg, &d);
+    int r = st->src->reload(st->src->arg, m->settings, &d);
 
     if (r != MKD_OK) {
         mkd_error(0, "spawner: reload failed, keeping the old settings: %s",
                   mkd_diag_text(&d, r));
-        reply.err = EINVAL;
+        reply.err = r == MKD_ERR_CONFIG_CHANGED ? ESTALE : EINVAL;
     }
     return send_msg(st->fd, &reply, NULL, 0);
 }
@@ -339,7 +347,7 @@ static int on_message(serve_state *st)
     case SPAWNER_KILL:
         return on_kill(st, &m);
     case SPAWNER_RELOAD:
-        return on_reload(st);
+        return on_reload(st, &m);
     default:
         mkd_error(0, "spawner: %s is not mkd's to send",
                   spawner_msg_name(m.type));

@@ -11,11 +11,15 @@
  *   load                 50 clients x 100 requests, every answer checked
  *   SIGKILL              a worker killed mid-request: that request gets
  *                        "internal", the next succeeds, the pool refills
+ *   environment          env[], env_pass, php_value, php_admin_value
  *   faults               past request_timeout_ms, throw, exit(), fatal
  *                        errors, output on stdout/stderr, a memory leak
  *                        recycled by worker_max_rss_kib
  *   signals              SIGHUP under load (no request fails); SIGHUP
- *                        raising and lowering max_message; SIGTERM under
+ *                        raising and lowering max_message; SIGHUP applying
+ *                        the pool's size, deadlines and application, and
+ *                        refused for an option that needs a restart or a
+ *                        bad value; SIGTERM under
  *                        load (every accepted request answered); SIGTERM
  *                        with requests outliving shutdown_timeout_ms (they
  *                        are answered "shutdown", mkd exits 0)
@@ -130,8 +134,20 @@ static int pool_full(unsigned n)
  * every worker is ready, so that timings in the tests do not include PHP's
  * start-up.
  */
+static void start_php_with(const char *app, unsigned workers,
+                           const char *const *extra, int on_cmdline);
+
 static void start_php(const char *app, unsigned workers,
                       const char *const *extra)
+{
+    start_php_with(app, workers, extra, 1);
+}
+
+/* The same; app and the size `workers` given on the command line only if
+ * on_cmdline (else the configuration file names them, and a reload can
+ * change them: the command line wins over the file). */
+static void start_php_with(const char *app, unsigned workers,
+                           const char *const *extra, int on_cmdline)
 {
     char a_app[400], a_workers[64];
     const char *args[48];
@@ -144,10 +160,12 @@ static void start_php(const char *app, unsigned workers,
         copy_app("lib.php");
         copy_app(app);
         snprintf(a_app, sizeof a_app, "--app=%s/%s", D.dir, app);
-        args[n++] = a_app;
+        if (on_cmdline)
+            args[n++] = a_app;
     }
     snprintf(a_workers, sizeof a_workers, "--workers=%u", workers);
-    args[n++] = a_workers;
+    if (on_cmdline)
+        args[n++] = a_workers;
     for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 47; i++)
         args[n++] = extra[i];
     args[n] = NULL;
@@ -1467,6 +1485,238 @@ static void test_sighup_max_message(void **st)
     check_all_answered();
 }
 
+/* --- reload: every setting of the pool, or a refusal ------------------- */
+
+/* Write the test's configuration file (the whole text). */
+static void write_conf(const char *conf, const char *text)
+{
+    assert_int_equal(tl_write_file(conf, text, strlen(text)), 0);
+}
+
+/* SIGHUP with the file now saying text; wait for generation gen of
+ * `workers` ready workers. */
+static void reload_to(const char *conf, const char *text, unsigned gen,
+                      unsigned workers)
+{
+    int ok = 0;
+
+    write_conf(conf, text);
+    assert_int_equal(kill(D.pid, SIGHUP), 0);
+    TL_POLL_UNTIL(ok, generation_is(gen, workers), 20000);
+    if (!ok)
+        dump_status("reload incomplete");
+    assert_true(ok);
+    assert_int_equal(st_get("reload_failures"), 0);
+}
+
+/* The file's text for a pool of `workers` running app, with a timeout. */
+static void pool_conf(char *text, size_t cap, const char *app, unsigned workers,
+                      unsigned timeout_ms)
+{
+    snprintf(text, cap, "app = %s/%s\nworkers = %u\nrequest_timeout_ms = %u\n",
+             D.dir, app, workers, timeout_ms);
+}
+
+/* "--config=DIR/mkd.conf" into arg, the path into conf. */
+static void conf_paths(char *conf, size_t ccap, char *arg, size_t acap)
+{
+    snprintf(conf, ccap, "%s/mkd.conf", D.dir);
+    snprintf(arg, acap, "--config=%s", conf);
+}
+
+/* The configuration file of a reload test, and the argument naming it. */
+static char rl_conf[400], rl_arg[420];
+
+/* mkd serving app with `workers` and a timeout from its configuration
+ * file (so that a reload can change them); a connection to it. */
+static sz_conn *start_from_file(const char *app, unsigned workers,
+                                unsigned timeout_ms, sz_client **c)
+{
+    const char *const args[] = {rl_arg, NULL};
+    char text[1024];
+
+    conf_paths(rl_conf, sizeof rl_conf, rl_arg, sizeof rl_arg);
+    pool_conf(text, sizeof text, app, workers, timeout_ms);
+    write_conf(rl_conf, text);
+    start_php_with(app, workers, args, 0);
+    *c = client();
+    return connect_to(*c);
+}
+
+/* SIGHUP to generation gen with the file now saying app, workers and
+ * timeout_ms. */
+static void reload_pool(const char *app, unsigned workers, unsigned timeout_ms,
+                        unsigned gen)
+{
+    char text[1024];
+
+    pool_conf(text, sizeof text, app, workers, timeout_ms);
+    reload_to(rl_conf, text, gen, workers);
+}
+
+/* The end of a reload test: nothing crashed, everything answered. */
+static void reload_done(sz_client *c, sz_conn *conn)
+{
+    sz_conn_close(conn);
+    sz_client_free(c);
+    assert_int_equal(st_get("backend.crashes"), 0);
+    check_all_answered();
+}
+
+/* SIGHUP applies the pool's size (1 worker, then 3). A request running
+ * across the reload is answered by the old generation, which retires
+ * after it. */
+static void test_reload_pool_size(void **st)
+{
+    sz_client *c;
+    sz_conn *conn = start_from_file("sleep.php", 1, 30000, &c);
+    uint32_t slow = send_req(conn, "id:across\nsleep:1500");
+    (void)st;
+
+    reload_pool("sleep.php", 3, 30000, 2);
+    wait_ok(conn, slow, "id:across\nsleep:1500", NULL);
+    assert_int_equal(st_get("backend.workers"), 3);
+    reload_done(c, conn);
+}
+
+/* SIGHUP applies request_timeout_ms: a request that was fine is now
+ * answered "timeout". */
+static void test_reload_request_timeout(void **st)
+{
+    sz_client *c;
+    sz_conn *conn = start_from_file("sleep.php", 1, 30000, &c);
+    (void)st;
+
+    request_ok(conn, "id:slow-ok\nsleep:2000", NULL);
+    reload_pool("sleep.php", 1, 1000, 2);
+    request_fails(conn, "id:too-slow\nsleep:20000", SZ_ERR_SERVER_TIMEOUT,
+                  "request timed out");
+    reload_done(c, conn);
+}
+
+/* SIGHUP applies app: the new generation runs the new file (env.php
+ * answers a command, where sleep.php echoes it). */
+static void test_reload_app(void **st)
+{
+    sz_client *c;
+    sz_conn *conn = start_from_file("sleep.php", 1, 30000, &c);
+    (void)st;
+
+    copy_app("env.php");
+    request_ok(conn, "env:NOPE", "env:NOPE");
+    reload_pool("env.php", 1, 30000, 2);
+    request_ok(conn, "env:NOPE", "(unset)");
+    reload_done(c, conn);
+}
+
+/* The env.php answer to body on conn must be expect. */
+static void env_says(sz_conn *conn, const char *body, const char *expect)
+{
+    request_ok(conn, body, expect);
+}
+
+/*
+ * The workers' environment and php.ini settings: env[NAME], env_pass (a
+ * variable of mkd's own environment), php_value and php_admin_value, and
+ * nothing else of mkd's environment. The application changed precision at
+ * start-up and changes it in a request; being a php_admin_value, the next
+ * request sees the operator's value again. A reload applies new values.
+ */
+static void test_env_and_ini(void **st)
+{
+    char conf[400], a_conf[420];
+    const char *const args[] = {a_conf, NULL};
+    static const char first[] = "env[DB_PASSWORD] = s3cret one\n"
+                                "env_pass = MKT_PASSED\n"
+                                "php_value[serialize_precision] = 9\n"
+                                "php_admin_value[precision] = 5\n";
+    sz_client *c;
+    sz_conn *conn;
+    (void)st;
+
+    conf_paths(conf, sizeof conf, a_conf, sizeof a_conf);
+    write_conf(conf, first);
+    assert_int_equal(setenv("MKT_PASSED", "from mkd", 1), 0);
+    assert_int_equal(setenv("MKT_NOT_PASSED", "kept from workers", 1), 0);
+    start_php("env.php", 2, args);
+    c = client();
+    conn = connect_to(c);
+    env_says(conn, "env:DB_PASSWORD", "s3cret one");
+    env_says(conn, "env:MKT_PASSED", "from mkd");
+    env_says(conn, "env:MKT_NOT_PASSED", "(unset)");
+    env_says(conn, "ini:serialize_precision", "9");
+    env_says(conn, "ini:precision", "5"); /* start-up set 3: put back */
+    /* php_value: the application's to change, and it stays changed. */
+    env_says(conn, "set:serialize_precision=11", "11");
+    /* php_admin_value: changed within the request, put back after it. */
+    env_says(conn, "set:precision=7", "7");
+    for (int i = 0; i < 4; i++) /* whichever worker answers */
+        env_says(conn, "ini:precision", "5");
+    assert_true(log_has("php_admin_value precision was changed", NULL));
+    /* The secret never reaches the log. */
+    assert_false(log_has("s3cret", NULL));
+
+    reload_to(conf,
+              "env[DB_PASSWORD] = s3cret two\n"
+              "php_value[serialize_precision] = 12\n"
+              "php_admin_value[precision] = 6\n",
+              2, 2);
+    env_says(conn, "env:DB_PASSWORD", "s3cret two");
+    env_says(conn, "env:MKT_PASSED", "(unset)");
+    env_says(conn, "ini:serialize_precision", "12");
+    env_says(conn, "ini:precision", "6");
+    sz_conn_close(conn);
+    sz_client_free(c);
+    (void)unsetenv("MKT_PASSED");
+    (void)unsetenv("MKT_NOT_PASSED");
+    assert_false(log_has("s3cret", NULL));
+    assert_int_equal(st_get("backend.crashes"), 0);
+}
+
+/* SIGHUP with base and line in the file must be refused, its message
+ * holding why; the pool keeps generation 1 and answers on conn. */
+static void reload_refused(sz_conn *conn, const char *base, const char *line,
+                           const char *why, long long failures)
+{
+    char text[2048];
+    int ok = 0;
+
+    snprintf(text, sizeof text, "%s%s", base, line);
+    write_conf(rl_conf, text);
+    assert_int_equal(kill(D.pid, SIGHUP), 0);
+    TL_POLL_UNTIL(ok, st_get("reload_failures") == failures, 20000);
+    assert_true(ok);
+    assert_true(log_has("reload refused", why));
+    assert_int_equal(st_get("backend.generation"), 1);
+    assert_int_equal(st_get("backend.reloads"), 0);
+    request_ok(conn, "id:still", "id:still");
+}
+
+/*
+ * A reload that changes an option needing a restart is refused, naming
+ * it, and so is one with a bad value; mkd keeps running on the old
+ * configuration, the pool untouched.
+ */
+static void test_reload_refused(void **st)
+{
+    char base[1024];
+    sz_client *c;
+    sz_conn *conn = start_from_file("echo.php", 1, 30000, &c);
+    (void)st;
+
+    pool_conf(base, sizeof base, "echo.php", 2, 30000); /* would apply */
+    reload_refused(conn, base, "backlog = 100\n",
+                   "backlog changed, and it needs a restart", 1);
+    reload_refused(conn, base, "env[1BAD] = x\n",
+                   "env[1BAD]: not a variable name", 2);
+    reload_refused(conn, base, "php_value[display_errors] = 1\n",
+                   "php_value[display_errors]: Arcangelo sets it itself", 3);
+    reload_refused(conn, base, "arcangelo = /nonexistent/a.php\n",
+                   "arcangelo /nonexistent/a.php", 4);
+    assert_int_equal(st_get("backend.workers"), 1);
+    reload_done(c, conn);
+}
+
 /*
  * SIGTERM under load. What "every accepted request is answered" means
  * here, per request a client submitted (sz_submit returned SZ_OK):
@@ -1679,6 +1929,33 @@ static void check_probe(const char *report, size_t len)
     free(text);
 }
 
+/* As root: mkd as nobody, one worker as www-data started by the spawner,
+ * running the arcangelo and app arguments given, plus extra (or NULL);
+ * return when the worker is ready. */
+static void start_separated(const char *a_arc, const char *a_app,
+                            const char *extra)
+{
+    const char *args[12];
+    size_t n = 0;
+    int ok = 0;
+
+    snprintf(D.data, sizeof D.data, "%s/data", D.dir);
+    args[n++] = "--backend=php";
+    args[n++] = "--php=" MKT_PHP;
+    args[n++] = "--user=nobody";
+    args[n++] = "--worker_user=www-data";
+    args[n++] = "--workers=1";
+    args[n++] = a_arc;
+    args[n++] = a_app;
+    if (extra != NULL)
+        args[n++] = extra;
+    args[n] = NULL;
+    if (mkt_daemon_start(&D, args) != 0)
+        fail_msg("mkd did not start (log %s)", D.log);
+    TL_POLL_UNTIL(ok, pool_full(1), 30000);
+    assert_true(ok);
+}
+
 /*
  * Started as root with user = nobody and worker_user = www-data, on its
  * first run (it makes its data directory and keys): mkd runs as nobody,
@@ -1691,9 +1968,8 @@ static void check_probe(const char *report, size_t len)
 static void test_privilege_separation(void **st)
 {
     char a_arc[600], a_app[600], body[2048], key[400];
-    const char *args[12];
     uint8_t *resp = NULL;
-    size_t n = 0, rlen = 0;
+    size_t rlen = 0;
     sz_client *c;
     sz_conn *conn;
     int ok = 0;
@@ -1702,19 +1978,7 @@ static void test_privilege_separation(void **st)
     if (geteuid() != 0)
         skip();
     php_tree(a_arc, sizeof a_arc, a_app, sizeof a_app);
-    snprintf(D.data, sizeof D.data, "%s/data", D.dir);
-    args[n++] = "--backend=php";
-    args[n++] = "--php=" MKT_PHP;
-    args[n++] = "--user=nobody";
-    args[n++] = "--worker_user=www-data";
-    args[n++] = "--workers=1";
-    args[n++] = a_arc;
-    args[n++] = a_app;
-    args[n] = NULL;
-    if (mkt_daemon_start(&D, args) != 0)
-        fail_msg("mkd did not start (log %s)", D.log);
-    TL_POLL_UNTIL(ok, pool_full(1), 30000);
-    assert_true(ok);
+    start_separated(a_arc, a_app, NULL);
 
     snprintf(key, sizeof key, "%s/server.pem", D.data);
     snprintf(body, sizeof body,
@@ -1747,6 +2011,49 @@ static void test_privilege_separation(void **st)
     assert_int_equal(st_get("reload_failures"), 0);
 }
 
+/*
+ * With privilege separation the root spawner builds the workers' command
+ * from its own reading of the configuration: the workers still get
+ * env[...], env_pass and the php.ini settings, and a reload that changes
+ * them reaches the next generation (mkd and the spawner agree on the new
+ * settings).
+ */
+static void test_env_under_spawner(void **st)
+{
+    char a_arc[600], a_app[600], conf[400], a_conf[420], cmd[1200];
+    sz_client *c;
+    sz_conn *conn;
+    (void)st;
+
+    if (geteuid() != 0)
+        skip();
+    php_tree(a_arc, sizeof a_arc, a_app, sizeof a_app);
+    snprintf(cmd, sizeof cmd,
+             "cp '%s/env.php' '%s/php/' && chmod a+r '%s/php/env.php'",
+             MKT_APPS_DIR, D.dir, D.dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(a_app, sizeof a_app, "--app=%s/php/env.php", D.dir);
+    conf_paths(conf, sizeof conf, a_conf, sizeof a_conf);
+    write_conf(conf, "env[DB_PASSWORD] = one\nenv_pass = MKT_PASSED\n"
+                     "php_admin_value[precision] = 5\n");
+    assert_int_equal(chmod(conf, 0644), 0); /* mkd reads it as nobody */
+    assert_int_equal(setenv("MKT_PASSED", "from mkd", 1), 0);
+    start_separated(a_arc, a_app, a_conf);
+    (void)unsetenv("MKT_PASSED");
+    c = client();
+    conn = connect_to(c);
+    request_ok(conn, "env:DB_PASSWORD", "one");
+    request_ok(conn, "env:MKT_PASSED", "from mkd");
+    request_ok(conn, "ini:precision", "5");
+    reload_to(conf, "env[DB_PASSWORD] = two\nphp_value[precision] = 8\n", 2, 1);
+    request_ok(conn, "env:DB_PASSWORD", "two");
+    request_ok(conn, "env:MKT_PASSED", "(unset)");
+    request_ok(conn, "ini:precision", "3"); /* a php_value: start-up set 3 */
+    sz_conn_close(conn);
+    sz_client_free(c);
+    assert_false(log_has("one", "DB_PASSWORD"));
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, mkt_setup, mkt_teardown)
@@ -1764,10 +2071,16 @@ int main(void)
         T(test_leak_recycled),
         T(test_sighup_under_load),
         T(test_sighup_max_message),
+        T(test_reload_pool_size),
+        T(test_reload_request_timeout),
+        T(test_reload_app),
+        T(test_env_and_ini),
+        T(test_reload_refused),
         T(test_sigterm_under_load),
         T(test_shutdown_deadline),
         T(test_shutdown_deadline_echo),
         T(test_privilege_separation),
+        T(test_env_under_spawner),
     };
 #undef T
     /* MKT_FILTER=test_exit (a cmocka pattern) runs some of them. */

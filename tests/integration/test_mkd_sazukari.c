@@ -3,7 +3,9 @@
  * (libsazukari) and its CLI: full handshake, many requests in flight,
  * resumption (explicit blob, the client's own cache, and across an mkd
  * restart with the same ticket-key file), the connection limit seen as
- * SZ_ERR_BUSY, and a graceful SIGTERM with a request in flight.
+ * SZ_ERR_BUSY, a graceful SIGTERM with a request in flight, and the
+ * CLI's load mode (duration, and a summary that names the limit that
+ * refused most of a run).
  * Built only when the sazukari target exists.
  */
 #include <setjmp.h>
@@ -198,6 +200,72 @@ static void test_sz_cli(void **st)
     assert_string_equal(out, "hello mkd");
 }
 
+/* Run cmd; its standard output into out (cut at cap - 1); its exit
+ * status. */
+static int run_cmd(const char *cmd, char *out, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    size_t n;
+    int status;
+
+    assert_non_null(p);
+    n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    status = pclose(p);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/*
+ * The load mode against a real mkd whose per-address handshake rate is
+ * deliberately low: most full handshakes are refused with retry_later, the
+ * rate counts the successes only, and the summary says the refusals
+ * dominate and names the option (handshake_rate). mkd's own counter
+ * agrees that it refused them for that reason.
+ */
+static void test_sz_cli_load_throttled(void **st)
+{
+    static const char *const args[] = {"--handshake_rate=1",
+                                       "--handshake_burst=2", NULL};
+    char cmd[1200], out[4096];
+    unsigned long ok = 0, failed = 0;
+    (void)st;
+
+    assert_int_equal(mkt_daemon_start(&D, args), 0);
+    snprintf(cmd, sizeof cmd,
+             "'%s' -q --load --new-handshake-per-request -n 200 -k '%s' "
+             "127.0.0.1:%u ping",
+             SAZUKARI_CLI, D.pub, D.port);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 10); /* busy */
+    assert_int_equal(sscanf(out, "requests: %lu ok, %lu failed", &ok, &failed),
+                     2);
+    assert_int_equal(ok + failed, 200);
+    assert_true(ok >= 2 && ok < failed);
+    assert_non_null(strstr(out, "requests/s (successful)"));
+    assert_non_null(strstr(out, "were refused with retry_later"));
+    assert_non_null(strstr(out, "handshake_rate"));
+    assert_true(mkt_status(&D, "refused.handshake_rate") >= (long long)failed);
+}
+
+/* The duration mode runs for -d seconds, whatever the count. */
+static void test_sz_cli_load_duration(void **st)
+{
+    char cmd[1200], out[4096];
+    unsigned long ok = 0, failed = 1;
+    (void)st;
+
+    assert_int_equal(mkt_daemon_start(&D, NULL), 0);
+    snprintf(cmd, sizeof cmd,
+             "'%s' -q --load -d 1 -c 2 -k '%s' 127.0.0.1:%u ping", SAZUKARI_CLI,
+             D.pub, D.port);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+    assert_int_equal(sscanf(out, "requests: %lu ok, %lu failed", &ok, &failed),
+                     2);
+    assert_true(ok > 0);
+    assert_int_equal(failed, 0);
+    assert_null(strstr(out, "retry_later"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -208,6 +276,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sz_busy_and_sigterm, mkt_setup,
                                         mkt_teardown),
         cmocka_unit_test_setup_teardown(test_sz_cli, mkt_setup, mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_sz_cli_load_throttled, mkt_setup,
+                                        mkt_teardown),
+        cmocka_unit_test_setup_teardown(test_sz_cli_load_duration, mkt_setup,
+                                        mkt_teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests_name("mkd_sazukari", tests, NULL, NULL);

@@ -21,6 +21,24 @@
 #define MKD_PATH_MAX        512
 #define MKD_CONFIG_FILE_MAX (1u << 20)
 
+/* The `name[key] = value` options: env[NAME] (an environment variable for
+ * the workers, secret: never logged nor printed), php_value[NAME] and
+ * php_admin_value[NAME] (php.ini settings of the workers). Bounds, checked
+ * by the parser and mkd_config_finish: */
+#define MKD_ENV_MAX      24 /* env[...] entries plus the names in env_pass */
+#define MKD_PHP_INI_MAX  24 /* php_value[...] plus php_admin_value[...] */
+#define MKD_KV_MAX       (MKD_ENV_MAX + MKD_PHP_INI_MAX)
+#define MKD_KV_KEY_MAX   64  /* a key is 1..63 bytes */
+#define MKD_KV_VALUE_MAX 512 /* a value is 0..511 bytes */
+
+enum mkd_kv_kind { MKD_KV_ENV = 1, MKD_KV_PHP_VALUE, MKD_KV_PHP_ADMIN };
+
+typedef struct mkd_config_kv {
+    int kind; /* enum mkd_kv_kind */
+    char key[MKD_KV_KEY_MAX];
+    char value[MKD_KV_VALUE_MAX];
+} mkd_config_kv;
+
 typedef struct mkd_config {
     char listen[MKD_PATH_MAX]; /* comma-separated addresses */
     uint32_t port;
@@ -84,6 +102,11 @@ typedef struct mkd_config {
     uint32_t worker_max_lifetime_s;
     uint32_t worker_max_rss_kib;
     uint32_t expose_errors; /* 0/1: exception text to clients */
+    /* Names of mkd's environment variables the workers get too, separated
+     * by blanks or commas. */
+    char env_pass[MKD_PATH_MAX];
+    mkd_config_kv kv[MKD_KV_MAX]; /* in the order first given */
+    uint32_t nkv;
     /* Set when the path was given (not derived from data_dir, or for app
      * and arcangelo from mkd_default_share_dir). */
     int key_file_set, ticket_key_file_set, control_socket_set;
@@ -119,8 +142,13 @@ MKD_MUST_CHECK int mkd_default_data_dir(char *out, size_t cap);
  * installed or moved to, and the build tree's mkd finds share/megaki of
  * the build tree, which links to the source. MKD_OK or MKD_ERR_CONFIG. */
 MKD_MUST_CHECK int mkd_default_share_dir(char *out, size_t cap);
+/* The names listed in env_pass, one at a time: from p = c->env_pass, the
+ * next name (its length in *len), or NULL after the last; go on from the
+ * name + *len. */
+const char *mkd_config_env_pass_next(const char *p, size_t *len);
 /* Write every option as `key = value` lines (for `mkd config`); returns
- * the bytes written (cut at cap - 1, NUL-terminated). */
+ * the bytes written (cut at cap - 1, NUL-terminated). env[NAME] values are
+ * secrets: their lines are comments that name the variable only. */
 size_t mkd_config_dump(const mkd_config *c, char *buf, size_t cap);
 
 #endif

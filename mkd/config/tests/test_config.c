@@ -1,7 +1,7 @@
 /*
  * test_config.c -- the configuration parser: defaults, the file format,
  * bounds, errors that name the line, derived paths, and a dump that
- * parses back.
+ * parses back; the workers' environment and php.ini settings.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "mkd_config.h"
@@ -91,10 +92,97 @@ static void test_config(void **st)
     }
 }
 
+/* set must fail, with a message holding want. */
+static void refused(mkd_config *c, const char *key, const char *value,
+                    const char *want)
+{
+    mkd_diag d;
+
+    assert_int_equal(mkd_config_set(c, key, value, &d), MKD_ERR_CONFIG);
+    if (strstr(d.text, want) == NULL)
+        fail_msg("%s = %s: \"%s\" does not say \"%s\"", key, value, d.text,
+                 want);
+}
+
+/*
+ * env[NAME], env_pass, php_value[NAME], php_admin_value[NAME]: names and
+ * values checked when given, bounds, the last kind given for a directive
+ * wins, and env values never shown (not in messages, not in the dump).
+ */
+static void test_env_and_ini(void **st)
+{
+    static mkd_config c, back;
+    char buf[16384], key[32];
+    mkd_diag d;
+    size_t n;
+    (void)st;
+
+    mkd_config_defaults(&c);
+    assert_int_equal(mkd_config_set(&c, "env[DB_PASSWORD]", "hunter2 x", &d),
+                     MKD_OK);
+    assert_int_equal(mkd_config_set(&c, "php_value[date.timezone]", "UTC", &d),
+                     MKD_OK);
+    assert_int_equal(mkd_config_set(&c, "php_value[precision]", "5", &d),
+                     MKD_OK);
+    /* Given again as admin: one setting, the admin kind. */
+    assert_int_equal(mkd_config_set(&c, "php_admin_value[precision]", "6", &d),
+                     MKD_OK);
+    assert_int_equal(c.nkv, 3);
+    assert_int_equal(c.kv[2].kind, MKD_KV_PHP_ADMIN);
+    assert_string_equal(c.kv[2].value, "6");
+    refused(&c, "env[1BAD]", "x", "not a variable name");
+    refused(&c, "env[A-B]", "x", "not a variable name");
+    refused(&c, "env[]", "x", "expected env[NAME]");
+    refused(&c, "env[X", "x", "expected env[NAME]");
+    refused(&c, "envv[X]", "x", "unknown option");
+    refused(&c, "php_value[_x]", "1", "not a php.ini directive name");
+    refused(&c, "php_value[display_errors]", "1", "Arcangelo sets it itself");
+    refused(&c, "php_admin_value[error_log]", "/x", "Arcangelo sets it itself");
+    refused(&c, "php_value[precision]", "a\"b", "double quote");
+    refused(&c, "php_value[precision]", "a\nb", "control character");
+    memset(buf, 'v', 600);
+    buf[600] = '\0';
+    /* The message never shows an env value. */
+    assert_int_equal(mkd_config_set(&c, "env[LONG]", buf, &d), MKD_ERR_CONFIG);
+    assert_non_null(strstr(d.text, "value too long"));
+    assert_null(strstr(d.text, "vvvv"));
+    /* Bounded: MKD_ENV_MAX variables. */
+    for (unsigned i = 1; i < MKD_ENV_MAX; i++) {
+        snprintf(key, sizeof key, "env[V%u]", i);
+        assert_int_equal(mkd_config_set(&c, key, "1", &d), MKD_OK);
+    }
+    refused(&c, "env[ONE_MORE]", "1", "too many settings");
+    /* The env_pass list, checked when the configuration is finished. */
+    mkd_config_defaults(&back);
+    assert_int_equal(mkd_config_set(&back, "env[A]", "1", &d), MKD_OK);
+    assert_int_equal(mkd_config_set(&back, "env_pass", "B, C", &d), MKD_OK);
+    assert_int_equal(mkd_config_finish(&back, &d), MKD_OK);
+    assert_int_equal(mkd_config_set(&back, "env_pass", "B C B", &d), MKD_OK);
+    assert_int_equal(mkd_config_finish(&back, &d), MKD_ERR_CONFIG);
+    assert_non_null(strstr(d.text, "B is listed twice"));
+    assert_int_equal(mkd_config_set(&back, "env_pass", "A", &d), MKD_OK);
+    assert_int_equal(mkd_config_finish(&back, &d), MKD_ERR_CONFIG);
+    assert_non_null(strstr(d.text, "also set by env[A]"));
+    assert_int_equal(mkd_config_set(&back, "env_pass", "B 9X", &d), MKD_OK);
+    assert_int_equal(mkd_config_finish(&back, &d), MKD_ERR_CONFIG);
+    assert_non_null(strstr(d.text, "\"9X\" is not a variable name"));
+    /* The dump names env[] variables but never shows their values; the
+     * php.ini settings parse back. */
+    n = mkd_config_dump(&c, buf, sizeof buf);
+    assert_non_null(strstr(buf, "env[DB_PASSWORD] is set"));
+    assert_null(strstr(buf, "hunter2"));
+    mkd_config_defaults(&back);
+    assert_int_equal(mkd_config_parse(&back, buf, n, "dump", &d), MKD_OK);
+    assert_int_equal(back.nkv, 2);
+    assert_string_equal(back.kv[0].key, "date.timezone");
+    assert_string_equal(back.kv[1].value, "6");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_env_and_ini),
     };
     return cmocka_run_group_tests_name("mkd_config", tests, NULL, NULL);
 }

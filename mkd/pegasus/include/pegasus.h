@@ -64,9 +64,15 @@ typedef struct pegasus_config {
     const char *arcangelo; /* arcangelo/bin/arcangelo.php */
     const char *app;       /* the application's PHP file */
     /* Extra php.ini settings, "key=value", passed as -d; NULL-terminated
-     * array or NULL. Extra environment entries ("KEY=value") for workers,
-     * NULL-terminated or NULL; workers get only PATH and these. */
+     * array or NULL. php_admin: the same, and Arcangelo restores any of
+     * them the application changed (ini_set), after each request
+     * (--ini-admin). Together at most PEGASUS_INI_MAX; every directive
+     * named must exist in PHP, or the worker does not start (--ini).
+     * Extra environment entries ("KEY=value") for workers, NULL-terminated
+     * or NULL, at most PEGASUS_ENV_MAX; workers get only PATH (unless
+     * these give one) and these. */
     const char *const *php_ini;
+    const char *const *php_admin;
     const char *const *env;
 
     uint32_t workers_min;      /* default 2; at least 1 */
@@ -135,10 +141,14 @@ struct pegasus_launcher {
     void *exited_arg;
 };
 
-/* Room for a worker's command: php, "-d" and a setting per php_ini entry
- * (at most 30), arcangelo and its arguments, the application. */
-#define PEGASUS_ARGV_MAX 80
-#define PEGASUS_ENVP_MAX 40
+/* Room for a worker's command: php, "-d" and a setting per php_ini and
+ * php_admin entry (at most PEGASUS_INI_MAX together), arcangelo and its
+ * arguments, the application. */
+#define PEGASUS_INI_MAX   30
+#define PEGASUS_ENV_MAX   30
+#define PEGASUS_ARGV_MAX  (2 * PEGASUS_INI_MAX + 16)
+#define PEGASUS_ENVP_MAX  (PEGASUS_ENV_MAX + 2)
+#define PEGASUS_NAMES_MAX (PEGASUS_INI_MAX * 64 + 16)
 
 typedef struct pegasus_command {
     const char *argv[PEGASUS_ARGV_MAX]; /* NULL-terminated */
@@ -147,6 +157,8 @@ typedef struct pegasus_command {
     char *dir;                          /* its directory: the cwd */
     char slot_arg[32];
     char max_message_arg[32];
+    char ini_arg[PEGASUS_NAMES_MAX];   /* --ini=NAME,... */
+    char admin_arg[PEGASUS_NAMES_MAX]; /* --ini-admin=NAME,... */
 } pegasus_command;
 
 /* The command the worker of slot runs: php, its -d settings, Arcangelo
@@ -154,11 +166,19 @@ typedef struct pegasus_command {
  * after a symlink swap picks up the new release), the environment (PATH
  * and cfg->env only) and the working directory. Strings borrow from cfg
  * until pegasus_command_free. MKD_OK, MKD_ERR_CONFIG (the application
- * cannot be resolved; the reason in d) or MKD_ERR_NOMEM. */
+ * cannot be resolved, or more settings than fit; the reason in d) or
+ * MKD_ERR_NOMEM. */
 MKD_MUST_CHECK int pegasus_command_build(const pegasus_config *cfg,
                                          unsigned slot, pegasus_command *c,
                                          mkd_diag *d);
 void pegasus_command_free(pegasus_command *c);
+/* A fingerprint of everything pegasus_command_build takes from cfg but
+ * max_message: php, arcangelo, app (as given, not resolved), the php.ini
+ * settings, the environment and expose_errors. Two processes that read
+ * the configuration each on their own (mkd and its spawner) compare it to
+ * know that they would start the same command. Not a cryptographic hash,
+ * and computed over secrets (env values): never log it. */
+uint64_t pegasus_command_digest(const pegasus_config *cfg);
 
 /* Fill the defaults (paths NULL). */
 void pegasus_config_defaults(pegasus_config *cfg);
@@ -185,5 +205,24 @@ MKD_MUST_CHECK int pegasus_new(uv_loop_t *loop, const pegasus_config *cfg,
  */
 MKD_MUST_CHECK int pegasus_set_max_message(mkd_backend *b,
                                            uint32_t max_message);
+
+/*
+ * New settings for b (a pool from pegasus_new), as a reload brings: every
+ * field of cfg but uid, gid and launcher (fixed for the pool's life). The
+ * pool switches whole or not at all: on an error nothing changed. From
+ * now on the new values hold for what starts: workers spawned (their
+ * command, their limits), requests submitted (max_message, queue_max),
+ * requests dispatched (request_timeout_ms), the queue's deadlines; what
+ * runs finishes as it started. Call reload() next: it starts a new
+ * generation, with these settings, and retires the old one as the new
+ * one becomes ready, without failing a request. MKD_OK; MKD_ERR_BACKEND
+ * (a bad setting, a missing file: the reason in d); MKD_ERR_NOMEM;
+ * MKD_ERR_ARG if b is not a Pegasus pool.
+ */
+MKD_MUST_CHECK int pegasus_reconfigure(mkd_backend *b,
+                                       const pegasus_config *cfg, mkd_diag *d);
+/* The checks pegasus_new and pegasus_reconfigure make (the settings'
+ * ranges, the files there), alone: MKD_OK or MKD_ERR_BACKEND. */
+MKD_MUST_CHECK int pegasus_config_check(const pegasus_config *cfg, mkd_diag *d);
 
 #endif /* PEGASUS_H */

@@ -41,14 +41,18 @@
 typedef struct spawner_settings {
     pegasus_config pc; /* the command: php, ini, arcangelo, app, env,
                           max_message, expose_errors */
+    uint64_t digest;   /* pegasus_command_digest(&pc) */
     int64_t uid, gid;  /* the workers' user and group; -1: the spawner's */
 } spawner_settings;
 
 typedef struct spawner_source {
     /* The current settings, valid until the next reload. */
     const spawner_settings *(*current)(void *arg);
-    /* Read the configuration again; on failure the old settings stay. */
-    int (*reload)(void *arg, mkd_diag *d);
+    /* Read the configuration again and take it if the new settings'
+     * digest is want (what mkd read): MKD_OK; MKD_ERR_CONFIG_CHANGED when
+     * it is not; another mkd_err when it cannot be read. On failure the
+     * old settings stay. */
+    int (*reload)(void *arg, uint64_t want, mkd_diag *d);
     void *arg;
 } spawner_source;
 
@@ -62,18 +66,28 @@ int spawner_serve(int fd, const spawner_source *src);
 typedef struct spawner spawner;
 
 /* Start the spawner: argv is its whole command line (argv[0] is run;
- * /proc/self/exe for mkd itself), its fd 3 our socket. lost(arg) is called
- * on the loop if it ends before spawner_close. MKD_OK, MKD_ERR_SYSTEM or
- * MKD_ERR_LOOP with the reason in d. */
+ * /proc/self/exe for mkd itself), its fd 3 our socket. settings is the
+ * digest (pegasus_command_digest) of the worker settings mkd read, which
+ * every SPAWN carries: the spawner starts a worker only if its own
+ * reading agrees. lost(arg) is called on the loop if it ends before
+ * spawner_close. MKD_OK, MKD_ERR_SYSTEM or MKD_ERR_LOOP with the reason
+ * in d. */
 MKD_MUST_CHECK int spawner_start(uv_loop_t *loop, const char *const *argv,
-                                 void (*lost)(void *arg), void *arg,
-                                 spawner **out, mkd_diag *d);
+                                 uint64_t settings, void (*lost)(void *arg),
+                                 void *arg, spawner **out, mkd_diag *d);
 /* The launcher for Pegasus (pegasus_config.launcher). Its exits stop at
  * spawner_close, but its memory stays until Pegasus releases it
  * (ops->release) as its pool is freed, which may come later. */
 pegasus_launcher *spawner_launcher(spawner *s);
-/* Ask the spawner to read the configuration again (SIGHUP). */
-MKD_MUST_CHECK int spawner_reload(spawner *s);
+/* SIGHUP: ask the spawner to read the configuration again and to take it
+ * only if its worker settings' digest is settings (what mkd read now), and
+ * wait for its answer (a file read: milliseconds; with a deadline). MKD_OK:
+ * both hold the new settings, and SPAWN carries them from now on.
+ * MKD_ERR_CONFIG_CHANGED: the spawner read other settings (the file
+ * changed between the two readings); MKD_ERR_CONFIG: it could not read
+ * it; either way it keeps the old ones, and so must mkd. MKD_ERR_STATE or
+ * MKD_ERR_FRAME_MALFORMED: the spawner is lost. The reason in d. */
+MKD_MUST_CHECK int spawner_reload(spawner *s, uint64_t settings, mkd_diag *d);
 /* Let the spawner go once every worker it started has been reported
  * ended (a few seconds at most), then release everything on the loop.
  * NULL: nothing. */

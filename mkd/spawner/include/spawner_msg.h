@@ -6,22 +6,37 @@
  * spawner sends.
  *
  *   record = type u8 | sig u8 | reserved u16 (0) | slot u32 | pid i32
- *            | err i32 | status i64 | max_message u32
- *                                            (28 bytes, big-endian)
+ *            | err i32 | status i64 | max_message u32 | settings u64
+ *                                            (36 bytes, big-endian)
  *
- *   mkd -> spawner   SPAWN    slot, max_message
+ *   mkd -> spawner   SPAWN    slot, max_message, settings
  *                                           start the worker of slot, held
  *                                           to max_message (the pool's
  *                                           limit, which a reload may have
  *                                           changed before the spawner's
- *                                           own reading of the file)
+ *                                           own reading of the file), with
+ *                                           the command whose digest is
+ *                                           settings (the pool's; the
+ *                                           spawner refuses, ESTALE, if
+ *                                           its own reading differs)
  *                    KILL     pid, sig      signal a worker's group
- *                    RELOAD                 read the configuration again
+ *                    RELOAD   settings      read the configuration again,
+ *                                           and take it only if its
+ *                                           digest is settings (mkd's
+ *                                           reading)
  *   spawner -> mkd   SPAWNED  slot, pid     + the worker's channel and
  *                                             output ends (SCM_RIGHTS)
  *                    FAILED   slot, err     (an errno value)
  *                    EXITED   pid, status, sig (term signal, 0 if none)
- *                    RELOADED err           (0: done)
+ *                    RELOADED err           0: taken; ESTALE: read, but
+ *                                           other settings than mkd's
+ *                                           (kept the old); EINVAL: not
+ *                                           read (kept the old)
+ *
+ * settings is pegasus_command_digest of the worker settings: mkd never
+ * names a command (the spawner builds it from its own reading of the
+ * configuration), it only says which one it means, so the two cannot
+ * start different workers without knowing it.
  *
  * Every field a type does not use must be zero, and the fields it uses must
  * lie in range: anything else is malformed and ends the conversation.
@@ -35,7 +50,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SPAWNER_MSG_LEN     28
+#define SPAWNER_MSG_LEN     36
 #define SPAWNER_SLOT_MAX    65535u       /* far above any pool's slots */
 #define SPAWNER_MESSAGE_MAX (256u << 20) /* mkd's max_message bound */
 
@@ -57,6 +72,7 @@ typedef struct spawner_msg {
     int32_t err;
     int64_t status;
     uint32_t max_message;
+    uint64_t settings;
 } spawner_msg;
 
 /* Encode m into out (SPAWNER_MSG_LEN bytes). MKD_OK, or MKD_ERR_ARG when

@@ -50,35 +50,41 @@ static void roundtrip(spawner_msg m)
     assert_int_equal(back.err, m.err);
     assert_int_equal(back.status, m.status);
     assert_int_equal(back.max_message, m.max_message);
+    assert_true(back.settings == m.settings);
 }
 
 static void test_codec(void **st)
 {
-    spawner_msg m = {SPAWNER_SPAWN, 0, 7, 0, 0, 0, 1u << 20}, out;
+    spawner_msg m = {SPAWNER_SPAWN, 0, 7, 0, 0, 0, 1u << 20, 0}, out;
     uint8_t buf[SPAWNER_MSG_LEN];
     (void)st;
 
     roundtrip(m);
-    roundtrip((spawner_msg){SPAWNER_SPAWNED, 0, 7, 4242, 0, 0, 0});
-    roundtrip((spawner_msg){SPAWNER_FAILED, 0, 7, 0, ENOENT, 0, 0});
-    roundtrip((spawner_msg){SPAWNER_KILL, SIGKILL, 0, 4242, 0, 0, 0});
-    roundtrip((spawner_msg){SPAWNER_EXITED, 9, 0, 4242, 0, -1, 0});
-    roundtrip((spawner_msg){SPAWNER_RELOAD, 0, 0, 0, 0, 0, 0});
-    roundtrip((spawner_msg){SPAWNER_RELOADED, 0, 0, 0, 0, 0, 0});
+    roundtrip((spawner_msg){SPAWNER_SPAWNED, 0, 7, 4242, 0, 0, 0, 0});
+    roundtrip((spawner_msg){SPAWNER_FAILED, 0, 7, 0, ENOENT, 0, 0, 0});
+    roundtrip((spawner_msg){SPAWNER_KILL, SIGKILL, 0, 4242, 0, 0, 0, 0});
+    roundtrip((spawner_msg){SPAWNER_EXITED, 9, 0, 4242, 0, -1, 0, 0});
+    roundtrip((spawner_msg){SPAWNER_RELOAD, 0, 0, 0, 0, 0, 0, 0});
+    roundtrip((spawner_msg){SPAWNER_RELOADED, 0, 0, 0, 0, 0, 0, 0});
+    roundtrip((spawner_msg){SPAWNER_RELOAD, 0, 0, 0, 0, 0, 0, ~0ull});
+    roundtrip((spawner_msg){SPAWNER_SPAWN, 0, 7, 0, 0, 0, 1u << 20,
+                            0x0123456789abcdefull});
     /* Nothing malformed is ever encoded. */
-    m = (spawner_msg){SPAWNER_KILL, SIGSTOP, 0, 4242, 0, 0, 0};
+    m = (spawner_msg){SPAWNER_KILL, SIGSTOP, 0, 4242, 0, 0, 0, 0};
     assert_int_equal(spawner_msg_encode(&m, buf), MKD_ERR_ARG);
-    m = (spawner_msg){SPAWNER_SPAWN, 0, 7, 1, 0, 0, 1u << 20}; /* pid */
+    m = (spawner_msg){SPAWNER_SPAWN, 0, 7, 1, 0, 0, 1u << 20, 0}; /* pid */
     assert_int_equal(spawner_msg_encode(&m, buf), MKD_ERR_ARG);
-    m = (spawner_msg){SPAWNER_SPAWN, 0, 7, 0, 0, 0, 0}; /* no limit */
+    m = (spawner_msg){SPAWNER_SPAWN, 0, 7, 0, 0, 0, 0, 0}; /* no limit */
     assert_int_equal(spawner_msg_encode(&m, buf), MKD_ERR_ARG);
-    m = (spawner_msg){SPAWNER_SPAWN, 0, 7, 0, 0, 0, SPAWNER_MESSAGE_MAX + 1};
+    m = (spawner_msg){SPAWNER_SPAWN, 0, 7, 0, 0, 0, SPAWNER_MESSAGE_MAX + 1, 0};
     assert_int_equal(spawner_msg_encode(&m, buf), MKD_ERR_ARG);
-    m = (spawner_msg){SPAWNER_KILL, SIGTERM, 0, 4242, 0, 0, 1}; /* unused */
+    m = (spawner_msg){SPAWNER_KILL, SIGTERM, 0, 4242, 0, 0, 1, 0}; /* unused */
     assert_int_equal(spawner_msg_encode(&m, buf), MKD_ERR_ARG);
-    /* Parsing refuses: a size other than 28, reserved bytes, an unknown
+    m = (spawner_msg){SPAWNER_KILL, SIGTERM, 0, 4242, 0, 0, 0, 1}; /* unused */
+    assert_int_equal(spawner_msg_encode(&m, buf), MKD_ERR_ARG);
+    /* Parsing refuses: a size other than 36, reserved bytes, an unknown
      * type, a signal other than TERM or KILL, a pid of 0 or below. */
-    m = (spawner_msg){SPAWNER_KILL, SIGTERM, 0, 4242, 0, 0, 0};
+    m = (spawner_msg){SPAWNER_KILL, SIGTERM, 0, 4242, 0, 0, 0, 0};
     assert_int_equal(spawner_msg_encode(&m, buf), MKD_OK);
     assert_int_equal(spawner_msg_parse(buf, SPAWNER_MSG_LEN - 1, &out),
                      MKD_ERR_FRAME_MALFORMED);
@@ -134,6 +140,8 @@ static void run_until(uv_loop_t *loop, const int *flag, int want)
     assert_int_equal(*flag, want);
 }
 
+static uint64_t digest_of(const char *php);
+
 /* A loop and a spawner serving from this test binary ("serve" mode). The
  * binary is named by its path, not /proc/self/exe as mkd does: under
  * valgrind that would be valgrind itself, while uv_exepath sees through. */
@@ -148,7 +156,9 @@ static spawner *start(uv_loop_t *loop, pegasus_launcher **l)
     memset(&cx, 0, sizeof cx);
     assert_int_equal(uv_loop_init(loop), 0);
     assert_int_equal(uv_exepath(exe, &n), 0);
-    assert_int_equal(spawner_start(loop, argv, on_lost, NULL, &s, &d), MKD_OK);
+    assert_int_equal(
+        spawner_start(loop, argv, digest_of("/bin/sh"), on_lost, NULL, &s, &d),
+        MKD_OK);
     *l = spawner_launcher(s);
     (*l)->exited = on_exited;
     return s;
@@ -251,23 +261,32 @@ static void test_failed_start(void **st)
     spawner *s;
     pegasus_launcher *l;
     int pid = 0, ipc = -1, out = -1;
+    mkd_diag d;
     (void)st;
 
     s = start(&loop, &l);
-    /* A reload breaks the command (the serving side's reload flips PHP to
-     * a missing binary): the start fails, the spawner stays; the next
-     * reload mends it and a start works. */
-    assert_int_equal(spawner_reload(s), MKD_OK);
-    assert_int_equal(l->ops->spawn(l, 1, 4096, &pid, &ipc, &out),
-                     MKD_ERR_SYSTEM);
-    assert_int_equal(spawner_reload(s), MKD_OK);
+    /* A reload whose settings are not the ones mkd read is refused, and
+     * the spawner keeps the settings it had: a start still works. */
+    assert_int_equal(spawner_reload(s, digest_of("/usr/bin/php"), &d),
+                     MKD_ERR_CONFIG_CHANGED);
     assert_int_equal(l->ops->spawn(l, 1, 4096, &pid, &ipc, &out), MKD_OK);
     close(ipc);
     close(out);
-    /* Closing waits for the worker's end (the spawner kills it when we
-     * go, or it sees its channel close). */
+    /* A reload breaks the command (the serving side's reload flips PHP to
+     * a missing binary): the start fails, the spawner stays; the next
+     * reload mends it and a start works. */
+    assert_int_equal(spawner_reload(s, digest_of("/nonexistent/php"), &d),
+                     MKD_OK);
+    assert_int_equal(l->ops->spawn(l, 2, 4096, &pid, &ipc, &out),
+                     MKD_ERR_SYSTEM);
+    assert_int_equal(spawner_reload(s, digest_of("/bin/sh"), &d), MKD_OK);
+    assert_int_equal(l->ops->spawn(l, 1, 4096, &pid, &ipc, &out), MKD_OK);
+    close(ipc);
+    close(out);
+    /* Closing waits for the workers' end (the spawner kills them when we
+     * go, or they see their channel close). */
     finish(&loop, s);
-    assert_int_equal(cx.exits, 1);
+    assert_int_equal(cx.exits, 2);
     assert_int_equal(cx.lost, 0);
 }
 
@@ -339,15 +358,38 @@ static const spawner_settings *current(void *arg)
     return &settings;
 }
 
-/* Each reload flips PHP between the shell and a binary that is not
- * there. */
-static int reload(void *arg, mkd_diag *d)
+/* The worker settings the serving side reads, PHP being php. */
+static void settings_for(pegasus_config *pc, const char *d, const char *php)
 {
-    (void)arg;
-    (void)d;
-    settings.pc.php = strcmp(settings.pc.php, "/bin/sh") == 0
+    snprintf(script, sizeof script, "%s/worker.sh", d);
+    snprintf(app, sizeof app, "%s/app", d);
+    pegasus_config_defaults(pc);
+    pc->php = php;
+    pc->arcangelo = script;
+    pc->app = app;
+}
+
+static uint64_t digest_of(const char *php)
+{
+    pegasus_config pc;
+
+    settings_for(&pc, dir, php);
+    return pegasus_command_digest(&pc);
+}
+
+/* Each reload flips PHP between the shell and a binary that is not
+ * there, if that is what mkd read (want). */
+static int reload(void *arg, uint64_t want, mkd_diag *d)
+{
+    const char *php = strcmp(settings.pc.php, "/bin/sh") == 0
                           ? "/nonexistent/php"
                           : "/bin/sh";
+    (void)arg;
+
+    if (digest_of(php) != want)
+        return mkd_fail(d, MKD_ERR_CONFIG_CHANGED, "not what mkd read");
+    settings.pc.php = php;
+    settings.digest = want;
     return MKD_OK;
 }
 
@@ -355,12 +397,9 @@ static int serve(const char *d)
 {
     spawner_source src = {current, reload, NULL};
 
-    snprintf(script, sizeof script, "%s/worker.sh", d);
-    snprintf(app, sizeof app, "%s/app", d);
-    pegasus_config_defaults(&settings.pc);
-    settings.pc.php = "/bin/sh";
-    settings.pc.arcangelo = script;
-    settings.pc.app = app;
+    snprintf(dir, sizeof dir, "%s", d);
+    settings_for(&settings.pc, d, "/bin/sh");
+    settings.digest = pegasus_command_digest(&settings.pc);
     settings.uid = settings.gid = -1;
     return spawner_serve(SPAWNER_FD, &src);
 }
