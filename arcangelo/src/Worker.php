@@ -275,7 +275,7 @@ final class Worker
         foreach (array_merge($this->iniNames, array_keys($this->admin)) as $name) {
             if (ini_get($name) === false) {
                 self::log("php.ini setting $name: PHP has no such directive "
-                    . '(misspelt, or its extension is not loaded)');
+                    . '(misspelt, or its extension is not loaded)', self::ERR);
                 return false;
             }
         }
@@ -299,10 +299,10 @@ final class Worker
             }
             if (@ini_set($name, $value) === false || ini_get($name) !== $value) {
                 self::log("php_admin_value $name was changed $when and cannot be "
-                    . 'put back: the worker ends');
+                    . 'put back: the worker ends', self::ERR);
                 return false;
             }
-            self::log("php_admin_value $name was changed $when; put back");
+            self::log("php_admin_value $name was changed $when; put back", self::WARNING);
         }
         return true;
     }
