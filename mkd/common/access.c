@@ -53,10 +53,8 @@ static void drop_fd(void)
     al.path[0] = '\0';
 }
 
-int mkd_access_open(const char *spec, mkd_diag *d)
+int mkd_access_check(const char *spec, mkd_diag *d)
 {
-    int fd = -1, r;
-
     mkd_diag_clear(d);
     if (spec[0] != '\0' && strcmp(spec, "off") != 0 &&
         strcmp(spec, "stderr") != 0 &&
@@ -65,6 +63,15 @@ int mkd_access_open(const char *spec, mkd_diag *d)
                         "access_log: \"%s\" is not off, stderr or an absolute "
                         "path (of at most %zu bytes)",
                         spec, sizeof al.path - 1);
+    return MKD_OK;
+}
+
+int mkd_access_open(const char *spec, mkd_diag *d)
+{
+    int fd = -1, r;
+
+    if ((r = mkd_access_check(spec, d)) != MKD_OK)
+        return r;
     if (spec[0] == '/' && (r = open_file(spec, &fd, d)) != MKD_OK)
         return r;
     mkd_access_flush();

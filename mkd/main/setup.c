@@ -15,7 +15,9 @@
 
 #include "echo.h"
 #include "keys.h"
+#include "metrics.h"
 #include "mkd.h"
+#include "mkd_access.h"
 #include "mkd_log.h"
 #include "mkd_util.h"
 #include "pegasus.h"
@@ -46,6 +48,24 @@ static int apply_override(mkd_config *c, const char *arg, mkd_diag *d)
     return MKD_OK;
 }
 
+/* The access log's and the metrics listener's settings, as serve would
+ * take them (nothing is opened): a bad one is the operator's to fix before
+ * start-up, and `mkd config` and a reload refuse it too. */
+static int check_observers(const mkd_config *c, mkd_diag *d)
+{
+    struct sockaddr_storage sa;
+    int r;
+
+    if ((r = mkd_access_check(c->access_log, d)) != MKD_OK)
+        return r;
+    if (c->metrics_listen[0] != '\0' &&
+        (r = metrics_parse_listen(c->metrics_listen,
+                                  (int)c->metrics_allow_remote, &sa, d)) !=
+            MKD_OK)
+        return r;
+    return MKD_OK;
+}
+
 int mkd_build_config(const mkd_cmdline *cl, mkd_config *c, mkd_diag *d)
 {
     int r;
@@ -64,7 +84,9 @@ int mkd_build_config(const mkd_cmdline *cl, mkd_config *c, mkd_diag *d)
         return mkd_fail(d, MKD_ERR_CONFIG,
                         "key_file, ticket_key_file: \"-\" (standard output) "
                         "cannot hold a key; give a file name");
-    return mkd_config_finish(c, d);
+    if ((r = mkd_config_finish(c, d)) != MKD_OK)
+        return r;
+    return check_observers(c, d);
 }
 
 void mkd_yugi_config(const mkd_config *c, yugi_config *out)

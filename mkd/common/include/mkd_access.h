@@ -48,6 +48,9 @@ typedef struct mkd_access_rec {
  * MKD_OK, MKD_ERR_CONFIG (not one of those) or MKD_ERR_SYSTEM (the file
  * cannot be opened), with the reason in d. */
 MKD_MUST_CHECK int mkd_access_open(const char *spec, mkd_diag *d);
+/* Only whether spec is one of those (the configuration's check; nothing
+ * is opened). MKD_OK or MKD_ERR_CONFIG with the reason in d. */
+MKD_MUST_CHECK int mkd_access_check(const char *spec, mkd_diag *d);
 /* The file again, by its path (after logrotate renamed it). Nothing to do
  * for "off" and "stderr". On failure the old file stays open. MKD_OK or
  * MKD_ERR_SYSTEM. */
