@@ -43,12 +43,15 @@ struct metrics {
     unsigned nconns; /* in conns: served now */
     unsigned nalive; /* ... and those whose handles are still closing */
     mconn *conns;
-    int closing; /* 1: closing, 2: the listener has closed */
+    int closing;    /* 1: closing, 2: the listener has closed */
+    uv_tcp_t spare; /* takes a connection there is no memory for */
+    int spare_busy; /* closing one */
+    int spare_owed; /* another came meanwhile, still unaccepted */
 };
 
 static void maybe_free(metrics *m)
 {
-    if (m->closing == 2 && m->nalive == 0)
+    if (m->closing == 2 && m->nalive == 0 && !m->spare_busy)
         free(m);
 }
 
@@ -227,13 +230,47 @@ static void on_timeout(uv_timer_t *t)
         answer(c, 408, METRICS_PATH_NONE);
 }
 
+static void on_connection(uv_stream_t *server, int status);
+
+static void on_spare_closed(uv_handle_t *h)
+{
+    metrics *m = h->data;
+
+    m->spare_busy = 0;
+    if (m->spare_owed && !m->closing) {
+        m->spare_owed = 0;
+        on_connection((uv_stream_t *)&m->tcp, 0); /* the one left waiting */
+    }
+    maybe_free(m);
+}
+
+/* No memory for a connection: take it with the spare handle and close it
+ * at once. Left unaccepted, it would stop libuv from accepting on this
+ * listener for good. */
+static void refuse(metrics *m, uv_stream_t *server)
+{
+    if (m->spare_busy) {
+        m->spare_owed = 1;
+        return;
+    }
+    m->spare_busy = 1;
+    (void)uv_tcp_init(m->loop, &m->spare);
+    m->spare.data = m;
+    (void)uv_accept(server, (uv_stream_t *)&m->spare);
+    uv_close((uv_handle_t *)&m->spare, on_spare_closed);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     metrics *m = server->data;
     mconn *c;
 
-    if (status < 0 || m->closing || (c = calloc(1, sizeof *c)) == NULL)
+    if (status < 0 || m->closing)
         return;
+    if ((c = calloc(1, sizeof *c)) == NULL) {
+        refuse(m, server);
+        return;
+    }
     c->m = m;
     (void)uv_tcp_init(m->loop, &c->tcp);
     (void)uv_timer_init(m->loop, &c->timer);
