@@ -5,15 +5,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "mkd_util.h"
 
 static const char *prog = "test";
 
@@ -165,45 +162,4 @@ void tl_usage_error(const char *fmt, ...)
     }
     fprintf(stderr, "Try '%s --help'.\n", prog);
     exit(2);
-}
-
-int tl_getopt(int argc, char **argv, const char *shorts,
-              const struct option *longs, void (*usage)(void))
-{
-    int ch = getopt_long(argc, argv, shorts, longs, NULL);
-
-    if (ch == 'h') {
-        usage();
-        exit(0);
-    }
-    if (ch == '?' || ch == ':')
-        tl_usage_error(NULL);
-    if (ch == -1 && shorts[0] != '+' && optind < argc)
-        tl_usage_error("unexpected argument '%s'", argv[optind]);
-    return ch;
-}
-
-unsigned long long tl_opt_uint(const char *name, const char *arg,
-                               unsigned long long min, unsigned long long max)
-{
-    uint64_t v = 0;
-
-    if (mkd_parse_uint(arg, min, max, &v) != MKD_OK)
-        tl_usage_error("%s: expected a whole number in %llu..%llu, not '%s'",
-                       name, min, max, arg);
-    return v;
-}
-
-double tl_opt_double(const char *name, const char *arg, double min, double max)
-{
-    double v = 0;
-    char *end = NULL;
-
-    errno = 0;
-    if ((*arg >= '0' && *arg <= '9') || *arg == '.')
-        v = strtod(arg, &end);
-    if (end == NULL || errno != 0 || *end != '\0' || !(v >= min && v <= max))
-        tl_usage_error("%s: expected a number in %g..%g, not '%s'", name, min,
-                       max, arg);
-    return v;
 }
