@@ -18,6 +18,13 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "skipped: needs root (installs and purges the megaki package)"
   exit 77
 fi
+# One at a time on this machine: two build trees' suites running at once
+# would install and purge the same package under each other.
+exec 9>/run/lock/megaki-package-test.lock
+if ! flock -w 900 9; then
+  echo "package_test: another package test held the lock for 15 minutes" >&2
+  exit 1
+fi
 if dpkg-query -W -f='${Status}' megaki 2>/dev/null | grep -q installed; then
   echo "package_test: megaki is installed on this machine; this test" \
     "installs and purges it, so it will not run here" >&2
