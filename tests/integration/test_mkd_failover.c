@@ -347,6 +347,95 @@ static void test_resume_across_nodes(void **st)
     sz_client_free(c);
 }
 
+/* How often TOKEN is in executed.log (a line of its own). */
+static unsigned ran_token(const char *tok)
+{
+    char path[128], line[80];
+    char *log;
+    unsigned count = 0;
+    size_t tl;
+
+    snprintf(path, sizeof path, "%s/executed.log", F.dir);
+    if ((log = tl_read_file(path, NULL)) == NULL)
+        return 0;
+    tl = (size_t)snprintf(line, sizeof line, "%s\n", tok);
+    for (const char *p = log; (p = strstr(p, line)) != NULL; p += tl)
+        if (p == log || p[-1] == '\n')
+            count++;
+    free(log);
+    return count;
+}
+
+static int listener_closed(uint16_t port)
+{
+    int fd = mkt_tcp_connect(NULL, port);
+
+    if (fd < 0)
+        return 1;
+    close(fd);
+    return 0;
+}
+
+/*
+ * A draining node refuses what comes next without running it, in the two
+ * ways §8.5 counts as proof: its close record on an idle connection, and
+ * the error "shutdown" on a connection that still has a request running.
+ * Either way the service sends the request to the next node, where it runs
+ * once; the request that was running on the draining node finishes there.
+ */
+static void test_drain_refusals_move_on(void **st)
+{
+    char a0[32], a1[32];
+    const char *addrs[2] = {a0, a1};
+    sz_service *idle = NULL, *busy = NULL;
+    sz_service_stats ss;
+    sz_conn *conn = NULL;
+    sz_client *c;
+    uint32_t id = 0;
+    int ok = 0, e;
+    (void)st;
+
+    F.php = 1;
+    start_node(0, NULL);
+    start_node(1, NULL);
+    addr_of(0, a0, sizeof a0);
+    addr_of(1, a1, sizeof a1);
+    c = client();
+    assert_int_equal(sz_service_new(c, addrs, 2, &idle), SZ_OK);
+    assert_int_equal(sz_service_new(c, addrs, 2, &busy), SZ_OK);
+    assert_int_equal(sz_service_connect(idle, &conn), SZ_OK);
+    assert_int_equal(sz_service_connect(busy, &conn), SZ_OK);
+    assert_string_equal(sz_service_node(busy), a0);
+    assert_int_equal(
+        sz_submit(conn, (const uint8_t *)"id:long\nsleep:5000", 18, &id),
+        SZ_OK);
+    TL_POLL_UNTIL(ok, ran_token("long") == 1, 20000);
+    assert_true(ok);
+    assert_int_equal(kill(F.node[0].pid, SIGTERM), 0);
+    TL_POLL_UNTIL(ok, listener_closed(F.node[0].port), 20000);
+    assert_true(ok);
+
+    expect_echo(idle, "id:after-close\nsleep:1");
+    assert_string_equal(sz_service_node(idle), a1);
+    sz_service_get_stats(idle, &ss);
+    assert_int_equal(ss.retries, 1);
+
+    expect_echo(busy, "id:after-shutdown\nsleep:1");
+    assert_string_equal(sz_service_node(busy), a1);
+    sz_service_get_stats(busy, &ss);
+    assert_int_equal(ss.retries, 1);
+
+    sz_service_free(idle);
+    sz_service_free(busy);
+    sz_client_free(c);
+    e = mkt_daemon_stop(&F.node[0], 0, 30000);
+    assert_true(e >= 0 && WIFEXITED(e) && WEXITSTATUS(e) == 0);
+    F.node[0].pid = 0;
+    assert_int_equal(ran_token("after-close"), 1);
+    assert_int_equal(ran_token("after-shutdown"), 1);
+    assert_int_equal(ran_token("long"), 1);
+}
+
 /* --- under load ---------------------------------------------------------------- */
 
 enum { THREADS = 6, MAX_REQ = 4000 };
@@ -556,9 +645,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-        T(test_bad_addresses),         T(test_dead_first_address),
-        T(test_retry_later_next_node), T(test_resume_across_nodes),
-        T(test_sigkill_under_load),    T(test_rolling_restart),
+        T(test_bad_addresses),          T(test_dead_first_address),
+        T(test_retry_later_next_node),  T(test_resume_across_nodes),
+        T(test_drain_refusals_move_on), T(test_sigkill_under_load),
+        T(test_rolling_restart),
 #undef T
     };
 
