@@ -46,6 +46,9 @@
 #ifndef MKT_PHP
 #define MKT_PHP "/usr/bin/php"
 #endif
+#ifndef SAZUKARI_CLI
+#error "SAZUKARI_CLI must name the sazukari binary"
+#endif
 
 #define NODES 3
 
@@ -249,6 +252,53 @@ static void test_dead_first_address(void **st)
     assert_string_equal(sz_service_node(s), live);
     sz_service_free(s);
     sz_client_free(c);
+}
+
+/* Run cmd (a shell line); its standard output into out; its exit status. */
+static int run_cmd(const char *cmd, char *out, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    size_t n;
+    int status;
+
+    assert_non_null(p);
+    n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    status = pclose(p);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/* The CLI takes a comma-separated list, moves on from a dead server, and
+ * says in verbose mode which one answered. */
+static void test_cli_list(void **st)
+{
+    char cmd[1400], out[256], err[160], live[32], want[64];
+    char *text;
+    (void)st;
+
+    start_node(0, NULL);
+    addr_of(0, live, sizeof live);
+    snprintf(err, sizeof err, "%s/cli.err", F.dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' -v -k '%s' 127.0.0.1:%u,%s 'hello list' 2>'%s'",
+             SAZUKARI_CLI, F.pub, (unsigned)closed_port(), live, err);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+    assert_string_equal(out, "hello list");
+    text = tl_read_file(err, NULL);
+    assert_non_null(text);
+    snprintf(want, sizeof want, "answered by %s\n", live);
+    if (strstr(text, want) == NULL)
+        fail_msg("no \"%s\" in: %s", want, text);
+    free(text);
+    /* A bad entry anywhere in the list is a usage error. */
+    snprintf(cmd, sizeof cmd, "'%s' -k '%s' %s,nohost x 2>/dev/null",
+             SAZUKARI_CLI, F.pub, live);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 2);
+    /* So are a session file or load mode with several servers. */
+    snprintf(cmd, sizeof cmd, "'%s' -k '%s' --load %s,%s x 2>/dev/null",
+             SAZUKARI_CLI, F.pub, live, live);
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 2);
 }
 
 static void test_bad_addresses(void **st)
@@ -645,10 +695,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-        T(test_bad_addresses),          T(test_dead_first_address),
-        T(test_retry_later_next_node),  T(test_resume_across_nodes),
-        T(test_drain_refusals_move_on), T(test_sigkill_under_load),
-        T(test_rolling_restart),
+        T(test_bad_addresses),       T(test_cli_list),
+        T(test_dead_first_address),  T(test_retry_later_next_node),
+        T(test_resume_across_nodes), T(test_drain_refusals_move_on),
+        T(test_sigkill_under_load),  T(test_rolling_restart),
 #undef T
     };
 
