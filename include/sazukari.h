@@ -404,9 +404,12 @@ SZ_API void sz_service_free(sz_service *s);
  *               client's connect timeout when the service was made;
  *               0: only the total bounds it).
  *   total_ms    the caller's deadline for one sz_service_connect() or
- *               sz_service_request(), every node, wait and repeat included
- *               (default 30000). 0: no deadline, but a single pass: each
- *               node is tried once, and a request is never repeated.
+ *               sz_service_request(): connecting to every node, waiting,
+ *               and sending a request again all stop when it passes
+ *               (default 30000). A request already sent is bounded by the
+ *               client's request and I/O timeouts, as on any connection.
+ *               0: no deadline, but a single pass: each node is tried
+ *               once, resting or not, and a request is never repeated.
  * A node that refuses the connection, times out, answers retry_later or
  * refuses a request unseen rests for a while (exponentially longer with
  * each failure, with a random part; at least the retry_later wait), and
@@ -432,7 +435,8 @@ SZ_API SZ_MUST_CHECK int sz_service_connect(sz_service *s, sz_conn **conn);
  * the request was written), it is sent again on the next node, within
  * total_ms. Any other failure is returned as it is and never repeated:
  * a request that may have run is the caller's to judge.
- * sz_last_error() describes the last attempt.
+ * sz_last_error() describes the last attempt, and sz_last_error_not_run()
+ * its verdict (1 when no node could be connected: nothing was sent).
  */
 SZ_API SZ_MUST_CHECK int sz_service_request(sz_service *s, const uint8_t *req,
                                             size_t req_len, uint8_t **resp,

@@ -29,6 +29,7 @@
 typedef struct node {
     sz_addr a;
     uint64_t not_before; /* rested until then (monotonic ms) */
+    unsigned fails;      /* in a row: the rest grows with them */
 } node;
 
 struct sz_service {
@@ -266,8 +267,10 @@ static int resolve_all(sz_service *s)
         nodes[i].a = fresh[i];
         for (size_t j = 0; j < s->nnodes; j++)
             if (s->nodes[j].a.port == fresh[i].port &&
-                strcmp(s->nodes[j].a.host, fresh[i].host) == 0)
+                strcmp(s->nodes[j].a.host, fresh[i].host) == 0) {
                 nodes[i].not_before = s->nodes[j].not_before;
+                nodes[i].fails = s->nodes[j].fails;
+            }
     }
     free(s->nodes);
     s->nodes = nodes;
@@ -301,10 +304,10 @@ static int moves_on(int err)
            err == SZ_ERR_SERVER_OVERLOADED || err == SZ_ERR_SERVER_SHUTDOWN;
 }
 
-/* Rest node i after a failure, attempt k. */
-static void rest(sz_service *s, size_t i, unsigned k, uint32_t at_least)
+/* Rest node i after a failure: longer with each failure in a row. */
+static void rest(sz_service *s, size_t i, uint32_t at_least)
 {
-    uint64_t b = backoff_ms(s, k);
+    uint64_t b = backoff_ms(s, s->nodes[i].fails++);
 
     s->nodes[i].not_before = sz__now_ms() + (b > at_least ? b : at_least);
     s->cursor = i + 1;
@@ -342,15 +345,17 @@ static int connect_within(sz_service *s, uint64_t deadline)
     drop_conn(s);
     if ((ret = resolve_all(s)) != SZ_OK)
         return ret;
-    for (unsigned k = 0;; k++) {
+    for (;;) {
         i = pick(s, sz__now_ms());
-        if (s->nodes[i].not_before > sz__now_ms() &&
+        /* A single pass tries every node once, resting or not. */
+        if (s->total_ms != 0 && s->nodes[i].not_before > sz__now_ms() &&
             !sleep_until(s->nodes[i].not_before, deadline))
             return ret != SZ_OK ? sz__set_error(&ei)
                                 : sz__fail(SZ_ERR_TIMEOUT, MK_ERR_TIMEOUT,
                                            "no node ready in time");
         if ((ret = try_node(s, i, deadline)) == SZ_OK) {
             s->cursor = i;
+            s->nodes[i].fails = 0;
             s->st.connects++;
             return SZ_OK;
         }
@@ -359,7 +364,7 @@ static int connect_within(sz_service *s, uint64_t deadline)
             return ret;
         s->st.busy += ret == SZ_ERR_BUSY;
         s->st.connect_failures += ret != SZ_ERR_BUSY;
-        rest(s, i, k, ret == SZ_ERR_BUSY ? ei.retry_after_ms : 0);
+        rest(s, i, ret == SZ_ERR_BUSY ? ei.retry_after_ms : 0);
         if ((s->total_ms == 0 && ++tried >= s->nnodes) ||
             sz__now_ms() >= deadline)
             return sz__set_error(&ei);
@@ -401,9 +406,11 @@ int sz_service_request(sz_service *s, const uint8_t *req, size_t req_len,
     if (s == NULL || resp == NULL || resp_len == NULL)
         return sz__fail(SZ_ERR_USAGE, 0, "sz_service_request: NULL");
     deadline = s->total_ms ? sz__now_ms() + s->total_ms : SZ_NO_DEADLINE;
-    for (unsigned k = 0;; k++) {
-        if ((ret = connect_within(s, deadline)) != SZ_OK)
-            return ret; /* nothing was sent */
+    for (;;) {
+        if ((ret = connect_within(s, deadline)) != SZ_OK) {
+            sz__set_not_run(1); /* nothing was sent */
+            return ret;
+        }
         ret = sz_request(s->conn, req, req_len, resp, resp_len);
         if (ret == SZ_OK)
             return SZ_OK;
@@ -414,7 +421,7 @@ int sz_service_request(sz_service *s, const uint8_t *req, size_t req_len,
         if (sz_conn_error(s->conn) != SZ_OK ||
             ret == SZ_ERR_SERVER_OVERLOADED || ret == SZ_ERR_SERVER_SHUTDOWN) {
             drop_conn(s);
-            rest(s, s->cursor, k, 0);
+            rest(s, s->cursor, 0);
         }
         if (!may_repeat(ret, not_run) || s->total_ms == 0 ||
             sz__now_ms() >= deadline)

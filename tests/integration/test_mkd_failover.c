@@ -190,6 +190,17 @@ static uint16_t closed_port(void)
     return ntohs(sa.sin_port);
 }
 
+/* A service of n addresses with these deadlines. */
+static sz_service *service(sz_client *c, const char **addrs, size_t n,
+                           uint32_t connect_ms, uint32_t total_ms)
+{
+    sz_service *s = NULL;
+
+    assert_int_equal(sz_service_new(c, addrs, n, &s), SZ_OK);
+    assert_int_equal(sz_service_set_deadlines(s, connect_ms, total_ms), SZ_OK);
+    return s;
+}
+
 static void expect_echo(sz_service *s, const char *text)
 {
     uint8_t *resp = NULL;
@@ -218,8 +229,7 @@ static void test_dead_first_address(void **st)
     snprintf(dead, sizeof dead, "127.0.0.1:%u", (unsigned)closed_port());
     addr_of(0, live, sizeof live);
     c = client();
-    assert_int_equal(sz_service_new(c, addrs, 2, &s), SZ_OK);
-    assert_int_equal(sz_service_set_deadlines(s, 5000, 30000), SZ_OK);
+    s = service(c, addrs, 2, 5000, 30000);
     expect_echo(s, "hello");
     assert_string_equal(sz_service_node(s), live);
     sz_service_get_stats(s, &ss);
@@ -230,8 +240,7 @@ static void test_dead_first_address(void **st)
     /* Only dead addresses: a clean SZ_ERR_CONNECT once the deadline has
      * passed, and a single pass with total_ms 0. */
     addrs[1] = dead;
-    assert_int_equal(sz_service_new(c, addrs, 2, &s), SZ_OK);
-    assert_int_equal(sz_service_set_deadlines(s, 1000, 0), SZ_OK);
+    s = service(c, addrs, 2, 1000, 0);
     {
         uint8_t *resp = NULL;
         size_t n = 0;
@@ -247,26 +256,11 @@ static void test_dead_first_address(void **st)
     /* A name: every address it resolves to is a node ("localhost" may be
      * ::1 first, where nothing listens). */
     snprintf(dead, sizeof dead, "localhost:%u", (unsigned)F.node[0].port);
-    assert_int_equal(sz_service_new(c, addrs, 1, &s), SZ_OK);
+    s = service(c, addrs, 1, 10000, 30000);
     expect_echo(s, "by name");
     assert_string_equal(sz_service_node(s), live);
     sz_service_free(s);
     sz_client_free(c);
-}
-
-/* Run cmd (a shell line); its standard output into out; its exit status. */
-static int run_cmd(const char *cmd, char *out, size_t cap)
-{
-    FILE *p = popen(cmd, "r");
-    size_t n;
-    int status;
-
-    assert_non_null(p);
-    n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    status = pclose(p);
-    assert_true(WIFEXITED(status));
-    return WEXITSTATUS(status);
 }
 
 /* The CLI takes a comma-separated list, moves on from a dead server, and
@@ -283,7 +277,7 @@ static void test_cli_list(void **st)
     snprintf(cmd, sizeof cmd,
              "'%s' -v -k '%s' 127.0.0.1:%u,%s 'hello list' 2>'%s'",
              SAZUKARI_CLI, F.pub, (unsigned)closed_port(), live, err);
-    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+    assert_int_equal(tl_run_capture(cmd, out, sizeof out), 0);
     assert_string_equal(out, "hello list");
     text = tl_read_file(err, NULL);
     assert_non_null(text);
@@ -294,11 +288,11 @@ static void test_cli_list(void **st)
     /* A bad entry anywhere in the list is a usage error. */
     snprintf(cmd, sizeof cmd, "'%s' -k '%s' %s,nohost x 2>/dev/null",
              SAZUKARI_CLI, F.pub, live);
-    assert_int_equal(run_cmd(cmd, out, sizeof out), 2);
+    assert_int_equal(tl_run_capture(cmd, out, sizeof out), 2);
     /* So are a session file or load mode with several servers. */
     snprintf(cmd, sizeof cmd, "'%s' -k '%s' --load %s,%s x 2>/dev/null",
              SAZUKARI_CLI, F.pub, live, live);
-    assert_int_equal(run_cmd(cmd, out, sizeof out), 2);
+    assert_int_equal(tl_run_capture(cmd, out, sizeof out), 2);
 }
 
 static void test_bad_addresses(void **st)
@@ -342,9 +336,8 @@ static void test_retry_later_next_node(void **st)
     TL_POLL_UNTIL(ok, mkt_status(&F.node[0], "connections") == 1, 10000);
     assert_true(ok);
     c = client();
-    assert_int_equal(sz_service_new(c, addrs, 2, &s), SZ_OK);
     /* The total is far below node 0's suggested wait. */
-    assert_int_equal(sz_service_set_deadlines(s, 10000, 60000), SZ_OK);
+    s = service(c, addrs, 2, 10000, 60000);
     expect_echo(s, "next");
     assert_string_equal(sz_service_node(s), a1);
     sz_service_get_stats(s, &ss);
@@ -352,7 +345,7 @@ static void test_retry_later_next_node(void **st)
     assert_true(mkt_status(&F.node[0], "refused.connections") >= 1);
     /* Node 0 rests: the next connection goes straight to node 1. */
     sz_service_free(s);
-    assert_int_equal(sz_service_new(c, addrs, 2, &s), SZ_OK);
+    s = service(c, addrs, 2, 10000, 30000);
     expect_echo(s, "again");
     sz_service_free(s);
     close(fd);
@@ -377,7 +370,7 @@ static void test_resume_across_nodes(void **st)
     addr_of(0, a0, sizeof a0);
     addr_of(1, a1, sizeof a1);
     c = client();
-    assert_int_equal(sz_service_new(c, both, 2, &s), SZ_OK);
+    s = service(c, both, 2, 10000, 30000);
     assert_int_equal(sz_service_connect(s, &conn), SZ_OK);
     sz_conn_get_info(conn, &ci);
     assert_false(ci.resumed);
@@ -386,7 +379,7 @@ static void test_resume_across_nodes(void **st)
     e = mkt_daemon_stop(&F.node[0], SIGTERM, 30000);
     assert_true(e >= 0 && WIFEXITED(e) && WEXITSTATUS(e) == 0);
     F.node[0].pid = 0;
-    assert_int_equal(sz_service_new(c, both, 2, &s), SZ_OK);
+    s = service(c, both, 2, 10000, 30000);
     assert_int_equal(sz_service_connect(s, &conn), SZ_OK);
     sz_conn_get_info(conn, &ci);
     assert_string_equal(sz_service_node(s), a1);
@@ -451,8 +444,8 @@ static void test_drain_refusals_move_on(void **st)
     addr_of(0, a0, sizeof a0);
     addr_of(1, a1, sizeof a1);
     c = client();
-    assert_int_equal(sz_service_new(c, addrs, 2, &idle), SZ_OK);
-    assert_int_equal(sz_service_new(c, addrs, 2, &busy), SZ_OK);
+    idle = service(c, addrs, 2, 10000, 30000);
+    busy = service(c, addrs, 2, 10000, 30000);
     assert_int_equal(sz_service_connect(idle, &conn), SZ_OK);
     assert_int_equal(sz_service_connect(busy, &conn), SZ_OK);
     assert_string_equal(sz_service_node(busy), a0);

@@ -319,22 +319,36 @@ JNIEXPORT jlong JNICALL Java_dev_megaki_sazukari_SazukariClient_nativeConnect(
     return (jlong)(intptr_t)conn;
 }
 
-/* --- SazukariConnection ---------------------------------------------------------- */
+/* --- one request, on a connection or a service --------------------------------- */
 
-JNIEXPORT jbyteArray JNICALL
-Java_dev_megaki_sazukari_SazukariConnection_nativeRequest(JNIEnv *env,
-                                                          jclass cls, jlong h,
-                                                          jbyteArray req)
+typedef int (*request_fn)(jlong h, const uint8_t *req, size_t len,
+                          uint8_t **resp, size_t *resp_len);
+
+static int conn_request(jlong h, const uint8_t *req, size_t len, uint8_t **resp,
+                        size_t *resp_len)
+{
+    return sz_request(conn_of(h), req, len, resp, resp_len);
+}
+
+static int service_request(jlong h, const uint8_t *req, size_t len,
+                           uint8_t **resp, size_t *resp_len)
+{
+    return sz_service_request((sz_service *)(intptr_t)h, req, len, resp,
+                              resp_len);
+}
+
+/* The request's bytes in, the response's out, or an exception. */
+static jbyteArray request_via(JNIEnv *env, request_fn fn, jlong h,
+                              jbyteArray req)
 {
     uint8_t *in, *resp = NULL;
     size_t len = 0, rlen = 0;
     jbyteArray out = NULL;
     int r;
 
-    (void)cls;
     if ((in = copy_in(env, req, &len)) == NULL)
         return NULL;
-    r = sz_request(conn_of(h), in, len, &resp, &rlen);
+    r = fn(h, in, len, &resp, &rlen);
     free(in);
     if (r != SZ_OK)
         throw_sz(env, r);
@@ -342,6 +356,17 @@ Java_dev_megaki_sazukari_SazukariConnection_nativeRequest(JNIEnv *env,
         out = copy_out(env, resp, rlen);
     sz_free(resp);
     return out;
+}
+
+/* --- SazukariConnection ---------------------------------------------------------- */
+
+JNIEXPORT jbyteArray JNICALL
+Java_dev_megaki_sazukari_SazukariConnection_nativeRequest(JNIEnv *env,
+                                                          jclass cls, jlong h,
+                                                          jbyteArray req)
+{
+    (void)cls;
+    return request_via(env, conn_request, h, req);
 }
 
 JNIEXPORT jint JNICALL Java_dev_megaki_sazukari_SazukariConnection_nativeSubmit(
@@ -557,22 +582,8 @@ JNIEXPORT jbyteArray JNICALL
 Java_dev_megaki_sazukari_SazukariService_nativeRequest(JNIEnv *env, jclass cls,
                                                        jlong h, jbyteArray req)
 {
-    uint8_t *in, *resp = NULL;
-    size_t len = 0, rlen = 0;
-    jbyteArray out = NULL;
-    int r;
-
     (void)cls;
-    if ((in = copy_in(env, req, &len)) == NULL)
-        return NULL;
-    r = sz_service_request(service_of(h), in, len, &resp, &rlen);
-    free(in);
-    if (r != SZ_OK)
-        throw_sz(env, r);
-    else
-        out = copy_out(env, resp, rlen);
-    sz_free(resp);
-    return out;
+    return request_via(env, service_request, h, req);
 }
 
 JNIEXPORT jstring JNICALL Java_dev_megaki_sazukari_SazukariService_nativeNode(
