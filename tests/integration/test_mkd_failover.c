@@ -624,17 +624,27 @@ static unsigned check_runs(const load_thread *t)
     return failures;
 }
 
+/* Every node serving the PHP application, the clients at work on them,
+ * and `warm` requests answered. */
+static load_thread *nodes_under_load(unsigned warm)
+{
+    load_thread *t;
+
+    F.php = 1;
+    for (int i = 0; i < NODES; i++)
+        start_node(i, NULL);
+    t = load_start();
+    progress(warm, t);
+    return t;
+}
+
 static void test_sigkill_under_load(void **st)
 {
     load_thread *t;
     unsigned failures, total = 0;
     (void)st;
 
-    F.php = 1;
-    for (int i = 0; i < NODES; i++)
-        start_node(i, NULL);
-    t = load_start();
-    progress(60, t);
+    t = nodes_under_load(60);
     {
         int s = mkt_daemon_stop(&F.node[0], SIGKILL, 10000);
         assert_true(s >= 0 && WIFSIGNALED(s));
@@ -658,11 +668,7 @@ static void test_rolling_restart(void **st)
     int s;
     (void)st;
 
-    F.php = 1;
-    for (int i = 0; i < NODES; i++)
-        start_node(i, NULL);
-    t = load_start();
-    progress(30, t);
+    t = nodes_under_load(30);
     for (int i = 0; i < NODES; i++) {
         s = mkt_daemon_stop(&F.node[i], SIGTERM, 30000);
         if (!(s >= 0 && WIFEXITED(s) && WEXITSTATUS(s) == 0)) {
