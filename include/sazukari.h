@@ -354,6 +354,106 @@ typedef struct sz_conn_info {
 } sz_conn_info;
 SZ_API void sz_conn_get_info(const sz_conn *conn, sz_conn_info *info);
 
+/* ------------------------------------------------------------------ */
+/* Did it run? (docs/PROTOCOL.md §8.5)                                  */
+
+/*
+ * After a failed sz_submit(), sz_wait() or sz_request() (and
+ * sz_service_request()) on this thread: 1 if the failure proves the request
+ * did not run on the server, so that sending it again cannot run it twice;
+ * 0 if it may have run. Proof is: the request's last byte never reached
+ * the transport; the server answered it "overloaded" or "shutdown"
+ * (SZ_ERR_SERVER_OVERLOADED, SZ_ERR_SERVER_SHUTDOWN) or "too large"; or
+ * the server closed the connection cleanly (SZ_ERR_CLOSED) before
+ * answering it. A cut connection, any timeout, SZ_ERR_SERVER_APP, _INTERNAL,
+ * _OTHER and a connection-level error are not proof. Any other failing
+ * call, and sz_poll(), leave 0.
+ */
+SZ_API int sz_last_error_not_run(void);
+
+/* ------------------------------------------------------------------ */
+/* Several servers of one service: failover                             */
+
+typedef struct sz_service sz_service;
+
+/* Most addresses a service holds, given or resolved. */
+#define SZ_SERVICE_MAX 64
+
+/*
+ * A service: the servers ("nodes") addrs[0..n), each "HOST:PORT" or
+ * "[IPV6]:PORT"; a host name that resolves to several addresses is a node
+ * per address (resolved again whenever the service connects). Nodes are
+ * tried in the order given. They should share their ticket keys: the
+ * service keeps one session in c's cache for all of them, so a session
+ * made with one node resumes on any other.
+ * The strings are copied; c is referenced (it may be freed before the
+ * service) and must have its pins already. An sz_service is used by one
+ * thread at a time, like an sz_conn; threads that share a client make one
+ * service each.
+ * Errors: SZ_ERR_USAGE (no address, more than SZ_SERVICE_MAX, or one that
+ * does not parse: the message names it), SZ_ERR_NOMEM.
+ */
+SZ_API SZ_MUST_CHECK int sz_service_new(sz_client *c, const char *const *addrs,
+                                        size_t n, sz_service **out);
+/* Close the current connection (if any) and free. NULL is fine. */
+SZ_API void sz_service_free(sz_service *s);
+
+/*
+ * Deadlines in milliseconds.
+ *   connect_ms  per node: TCP connect plus handshake (default: the
+ *               client's connect timeout when the service was made;
+ *               0: only the total bounds it).
+ *   total_ms    the caller's deadline for one sz_service_connect() or
+ *               sz_service_request(): connecting to every node, waiting,
+ *               and sending a request again all stop when it passes
+ *               (default 30000). A request already sent is bounded by the
+ *               client's request and I/O timeouts, as on any connection.
+ *               0: no deadline, but a single pass: each node is tried
+ *               once, resting or not, and a request is never repeated.
+ * A node that refuses the connection, times out, answers retry_later or
+ * refuses a request unseen rests for a while (exponentially longer with
+ * each failure, with a random part; at least the retry_later wait), and
+ * the next node is tried; when every node rests, the service waits for the
+ * first to be ready, within total_ms.
+ */
+SZ_API SZ_MUST_CHECK int
+sz_service_set_deadlines(sz_service *s, uint32_t connect_ms, uint32_t total_ms);
+
+/*
+ * The service's current connection, made if there is none or it failed.
+ * *conn is owned by the service: valid until the next call on s; do not
+ * close it. Requests made on it directly are never repeated by the
+ * library. Errors: those of sz_connect() for the last node tried.
+ */
+SZ_API SZ_MUST_CHECK int sz_service_connect(sz_service *s, sz_conn **conn);
+
+/*
+ * One request, as sz_request(), on the current connection (made if
+ * needed). If it fails in a way that proves it did not run
+ * (sz_last_error_not_run()) and another node may do better (the server's
+ * "overloaded", "shutdown" or clean close, or a transport failure before
+ * the request was written), it is sent again on the next node, within
+ * total_ms. Any other failure is returned as it is and never repeated:
+ * a request that may have run is the caller's to judge.
+ * sz_last_error() describes the last attempt, and sz_last_error_not_run()
+ * its verdict (1 when no node could be connected: nothing was sent).
+ */
+SZ_API SZ_MUST_CHECK int sz_service_request(sz_service *s, const uint8_t *req,
+                                            size_t req_len, uint8_t **resp,
+                                            size_t *resp_len);
+
+/* "ADDRESS:PORT" of the node of the current (or last tried) connection;
+ * "" before any. Borrowed: valid until the next call on s. */
+SZ_API const char *sz_service_node(const sz_service *s);
+
+typedef struct sz_service_stats {
+    uint64_t connects;         /* connections made */
+    uint64_t connect_failures; /* nodes that could not be connected */
+    uint64_t busy;             /* nodes that answered retry_later */
+    uint64_t retries;          /* requests sent again (never ran) */
+} sz_service_stats;
+SZ_API void sz_service_get_stats(const sz_service *s, sz_service_stats *st);
+
 #ifdef __cplusplus
 }
 #endif

@@ -84,6 +84,8 @@ struct sz_conn {
     uint8_t *wbuf; /* sealed request being written */
     size_t wcap;
 
+    size_t wrote; /* bytes write_all() handed over, for §8.5 */
+
     size_t in_len;
     uint8_t in[2 * MK_UNIT_MAX];
     uint8_t out[MK_HANDLE_OUT_LEN];
@@ -431,6 +433,7 @@ static int write_all(sz_conn *c, const uint8_t *p, size_t len,
                               n == 0 ? "write returned 0" : "write");
         p += n;
         len -= (size_t)n;
+        c->wrote += (size_t)n;
         progress = sz__now_ms();
     }
     return SZ_OK;
@@ -770,10 +773,7 @@ int sz_connect(sz_client *cl, const char *host, uint16_t port,
                const uint8_t *session, size_t session_len, sz_conn **out)
 {
     char peer[SZ_PEER_MAX];
-    uint64_t deadline;
-    sz_error_info ei;
-    sz_conn *c = NULL;
-    int offered = 0, ret, n;
+    int n;
 
     if (out == NULL)
         return sz__fail(SZ_ERR_USAGE, 0, "sz_connect: out is NULL");
@@ -785,10 +785,22 @@ int sz_connect(sz_client *cl, const char *host, uint16_t port,
                  host, (unsigned)port);
     if (n < 0 || (size_t)n >= sizeof peer)
         return sz__fail(SZ_ERR_USAGE, 0, "host name too long");
+    return sz__connect_tcp(cl, host, port, peer, session, session_len, 0, out);
+}
+
+int sz__connect_tcp(sz_client *cl, const char *host, uint16_t port,
+                    const char *peer, const uint8_t *session,
+                    size_t session_len, uint64_t deadline, sz_conn **out)
+{
+    sz_error_info ei;
+    sz_conn *c = NULL;
+    int offered = 0, ret;
+
     if ((ret = conn_new(cl, peer, session, session_len, &c, &offered)) != SZ_OK)
         return ret;
-    deadline =
-        c->st.connect_ms ? sz__now_ms() + c->st.connect_ms : SZ_NO_DEADLINE;
+    if (deadline == 0)
+        deadline =
+            c->st.connect_ms ? sz__now_ms() + c->st.connect_ms : SZ_NO_DEADLINE;
     if (sz__net_pipe(c->wake) < 0) {
         fail_errno(c, SZ_ERR_IO, errno, "pipe");
         goto failed;
@@ -886,8 +898,10 @@ static uint32_t alloc_id(sz_conn *c)
     }
 }
 
-int sz_submit(sz_conn *c, const uint8_t *req, size_t req_len,
-              uint32_t *request_id)
+/* sz_submit() without the §8.5 verdict: *unsent stays 1 unless the
+ * request's last byte may have reached the transport. */
+static int submit(sz_conn *c, const uint8_t *req, size_t req_len,
+                  uint32_t *request_id, int *unsent)
 {
     mk_session_info si;
     size_t wire, n = 0;
@@ -895,10 +909,6 @@ int sz_submit(sz_conn *c, const uint8_t *req, size_t req_len,
     uint32_t id;
     int ret, r;
 
-    if (request_id != NULL)
-        *request_id = 0;
-    if (c == NULL || request_id == NULL || (req == NULL && req_len != 0))
-        return sz__fail(SZ_ERR_USAGE, 0, "sz_submit: bad arguments");
     if (c->err != SZ_OK)
         return sticky(c);
     if (req_len > c->info.max_message)
@@ -945,12 +955,49 @@ int sz_submit(sz_conn *c, const uint8_t *req, size_t req_len,
         return fail(c, sz__map_mk(r), r, "cannot seal the request: %s",
                     mk_strerror(r));
     }
-    if ((ret = write_all(c, c->wbuf, n, SZ_NO_DEADLINE, 1)) != SZ_OK)
+    c->wrote = 0;
+    ret = write_all(c, c->wbuf, n, SZ_NO_DEADLINE, 1);
+    /* Short of its last byte, the final record cannot have arrived. */
+    *unsent = c->wrote < n;
+    if (ret != SZ_OK)
         return ret;
     /* The I/O timeout now counts from here. */
     c->last_activity = sz__now_ms();
     *request_id = id;
     return SZ_OK;
+}
+
+int sz_submit(sz_conn *c, const uint8_t *req, size_t req_len,
+              uint32_t *request_id)
+{
+    int unsent = 1, ret;
+
+    if (request_id != NULL)
+        *request_id = 0;
+    if (c == NULL || request_id == NULL || (req == NULL && req_len != 0))
+        return sz__fail(SZ_ERR_USAGE, 0, "sz_submit: bad arguments");
+    ret = submit(c, req, req_len, request_id, &unsent);
+    if (ret != SZ_OK)
+        sz__set_not_run(unsent);
+    return ret;
+}
+
+/* What a finished request's error proves (docs/PROTOCOL.md §8.5): the
+ * server refused it unseen, or closed before answering it. */
+static int refused_unseen(int err)
+{
+    return err == SZ_ERR_SERVER_OVERLOADED || err == SZ_ERR_SERVER_SHUTDOWN ||
+           err == SZ_ERR_TOO_LARGE;
+}
+
+static int collect_verdict(sz_conn *c, sz_req *r, uint8_t **resp,
+                           size_t *resp_len)
+{
+    int ret = collect(c, r, resp, resp_len);
+
+    if (ret != SZ_OK)
+        sz__set_not_run(refused_unseen(ret));
+    return ret;
 }
 
 int sz_wait(sz_conn *c, uint32_t request_id, uint8_t **resp, size_t *resp_len)
@@ -970,7 +1017,7 @@ int sz_wait(sz_conn *c, uint32_t request_id, uint8_t **resp, size_t *resp_len)
             return sz__fail(SZ_ERR_USAGE, 0, "request %u is not outstanding",
                             request_id);
         if (r->state == RQ_DONE)
-            return collect(c, r, resp, resp_len);
+            return collect_verdict(c, r, resp, resp_len);
         ret = read_step(c, r->deadline);
         if (ret == SZ_AGAIN) {
             expire(c, sz__now_ms());
@@ -981,7 +1028,10 @@ int sz_wait(sz_conn *c, uint32_t request_id, uint8_t **resp, size_t *resp_len)
              * the failure is reported by the next call (as in sz_poll). */
             r = req_find(c, request_id);
             if (r != NULL && r->state == RQ_DONE)
-                return collect(c, r, resp, resp_len);
+                return collect_verdict(c, r, resp, resp_len);
+            /* The server's close with this request unanswered: it never
+             * handed it to its application. */
+            sz__set_not_run(ret == SZ_ERR_CLOSED && c->err == SZ_ERR_CLOSED);
             return ret;
         }
     }

@@ -52,6 +52,8 @@ const char *sz_version(void)
  * connection may move between threads, so a connection's own sticky error
  * is kept in the connection and copied here whenever it is reported. */
 static _Thread_local sz_error_info last;
+/* Whether that failure proves its request did not run (§8.5). */
+static _Thread_local int last_not_run;
 
 void sz_last_error(sz_error_info *info)
 {
@@ -63,7 +65,18 @@ int sz__set_error(const sz_error_info *info)
 {
     if (info != &last)
         last = *info;
+    last_not_run = 0;
     return info->err;
+}
+
+void sz__set_not_run(int not_run)
+{
+    last_not_run = not_run != 0;
+}
+
+int sz_last_error_not_run(void)
+{
+    return last_not_run;
 }
 
 static void vinfo(sz_error_info *info, int err, int mkerr, const char *fmt,

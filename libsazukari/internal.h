@@ -9,6 +9,8 @@
  *   client.c  the client context: pins, settings, the session cache
  *   conn.c    connections: handshake, request table, read/write pumps
  *   net.c     POSIX sockets: resolve, nonblocking connect, poll-based I/O
+ *   service.c several servers of one service: failover and the retries
+ *             docs/PROTOCOL.md §8.5 allows
  */
 #ifndef SZ_INTERNAL_H
 #define SZ_INTERNAL_H
@@ -50,6 +52,9 @@ void sz__info(sz_error_info *info, int err, int mkerr, const char *fmt, ...)
 /* The common case: build the record, set it, return err. */
 int sz__fail(int err, int mkerr, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Say whether the failure just recorded proves that its request did not
+ * run (docs/PROTOCOL.md §8.5); every sz__set_error() clears it. */
+void sz__set_not_run(int not_run);
 /* What a libmegaki failure means to a client. */
 int sz__map_mk(int mkerr);
 /* What a server error record code means to a client. */
@@ -94,6 +99,16 @@ void sz__cache_put(sz_client *c, const char *peer, const uint8_t *blob,
 void sz__cache_drop(sz_client *c, const char *peer);
 
 /* ------------------------------------------------------------------ */
+/* conn.c                                                               */
+
+/* sz_connect() to a host (a name or a numeric address) with an explicit
+ * session-cache key (peer) and an absolute deadline (0: the client's
+ * connect timeout from now). */
+int sz__connect_tcp(sz_client *cl, const char *host, uint16_t port,
+                    const char *peer, const uint8_t *session,
+                    size_t session_len, uint64_t deadline, sz_conn **out);
+
+/* ------------------------------------------------------------------ */
 /* net.c                                                                */
 
 /* Monotonic milliseconds. */
@@ -107,6 +122,18 @@ int sz__budget(uint64_t deadline, uint64_t now);
  * (SZ_ERR_RESOLVE, SZ_ERR_CONNECT or SZ_ERR_TIMEOUT). */
 int sz__net_connect(const char *host, uint16_t port, uint64_t deadline,
                     int *fd_out, sz_error_info *ei);
+
+/* A numeric address with its port, as sz__net_resolve() gives it. */
+#define SZ_ADDR_TEXT_MAX 64
+typedef struct sz_addr {
+    char host[SZ_ADDR_TEXT_MAX]; /* "192.0.2.1", "2001:db8::1" */
+    uint16_t port;
+} sz_addr;
+
+/* Every address host resolves to, appended at out[*n] (up to max in all;
+ * the rest are dropped). On failure fills *ei (SZ_ERR_RESOLVE). */
+int sz__net_resolve(const char *host, uint16_t port, sz_addr *out, size_t max,
+                    size_t *n, sz_error_info *ei);
 
 /* Wait for fd to become ready for events (POLLIN/POLLOUT), or for the
  * wake fd (may be -1) to become readable. Returns the ready events of fd

@@ -187,6 +187,35 @@ out:
     return ret;
 }
 
+int sz__net_resolve(const char *host, uint16_t port, sz_addr *out, size_t max,
+                    size_t *n, sz_error_info *ei)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    int r;
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    r = getaddrinfo(host, NULL, &hints, &res);
+    if (r != 0) {
+        sz__info(ei, SZ_ERR_RESOLVE, 0, "cannot resolve %s: %s", host,
+                 r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+        ei->sys_errno = r;
+        return SZ_ERR_RESOLVE;
+    }
+    for (ai = res; ai != NULL && *n < max; ai = ai->ai_next) {
+        sz_addr *a = &out[*n];
+        if (getnameinfo(ai->ai_addr, ai->ai_addrlen, a->host, sizeof a->host,
+                        NULL, 0, NI_NUMERICHOST) != 0)
+            continue;
+        a->port = port;
+        (*n)++;
+    }
+    freeaddrinfo(res);
+    return SZ_OK;
+}
+
 int sz__net_wait(int fd, int wake_fd, short events, int timeout_ms)
 {
     struct pollfd p[2];

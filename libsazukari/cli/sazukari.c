@@ -1,7 +1,7 @@
 /*
  * sazukari -- the Megaki command-line client.
  *
- *   sazukari [options] HOST:PORT [REQUEST]
+ *   sazukari [options] HOST:PORT[,HOST:PORT...] [REQUEST]
  *
  * Sends one request (the argument, a file, or standard input) and writes
  * the response, raw, to standard output; or, with --load, drives many
@@ -48,7 +48,7 @@ static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: %s [options] HOST:PORT [REQUEST]\n"
+        "usage: %s [options] HOST:PORT[,HOST:PORT...] [REQUEST]\n"
         "\n"
         "Send REQUEST to a Megaki server whose public key is pinned, and write "
         "the\n"
@@ -58,6 +58,14 @@ static void usage(FILE *f)
         "  sazukari -k server.pub.pem localhost:4433 'hello'\n"
         "  sazukari -k server.pub.pem '[::1]:4433' -f request.bin > "
         "response.bin\n"
+        "Several servers of one service, separated by commas, are tried in "
+        "turn\n"
+        "(a name that resolves to several addresses is one server per "
+        "address);\n"
+        "the request is sent again to the next one only if the first "
+        "provably\n"
+        "did not run it (-v names the server that answered):\n"
+        "  sazukari -k server.pub.pem 10.0.0.1:7410,10.0.0.2:7410 'hello'\n"
         "\n"
         "Options:\n"
         "  -k, --key FILE          pin the server public key in FILE (PEM or "
@@ -207,6 +215,9 @@ typedef struct opts {
     uint32_t concurrency, inflight;
     char host[256];
     uint16_t port;
+    const char *targets[SZ_SERVICE_MAX]; /* several: failover */
+    size_t ntargets;
+    char *target_buf; /* what targets point into */
     const char *request_arg;
 } opts;
 
@@ -392,7 +403,37 @@ static int take_option(int ch, const char *arg, opts *o)
     }
 }
 
-/* What follows the options: HOST:PORT, then an optional REQUEST. */
+/* HOST:PORT[,HOST:PORT...]: each one checked; o->host and o->port are
+ * the first. */
+static int parse_targets(const char *arg, opts *o)
+{
+    char *save = NULL, *t;
+    opts first;
+    int r;
+
+    if ((o->target_buf = strdup(arg)) == NULL)
+        return -3;
+    for (t = strtok_r(o->target_buf, ",", &save); t != NULL;
+         t = strtok_r(NULL, ",", &save)) {
+        if (o->ntargets == SZ_SERVICE_MAX)
+            return -4;
+        if ((r = parse_target(t, &first)) != 0) {
+            fprintf(stderr, "%s: bad target '%s': %s\n", prog, t,
+                    r == -2 ? "put an IPv6 address in brackets, [::1]:4433"
+                            : "expected HOST:PORT");
+            return -1;
+        }
+        if (o->ntargets == 0) {
+            memcpy(o->host, first.host, sizeof o->host);
+            o->port = first.port;
+        }
+        o->targets[o->ntargets++] = t;
+    }
+    return o->ntargets == 0 ? -5 : 0;
+}
+
+/* What follows the options: HOST:PORT (or a list), then an optional
+ * REQUEST. */
 static int parse_operands(int argc, char **argv, int i, opts *o)
 {
     int r;
@@ -402,10 +443,12 @@ static int parse_operands(int argc, char **argv, int i, opts *o)
                 prog);
         return -1;
     }
-    if ((r = parse_target(argv[i], o)) != 0) {
-        fprintf(stderr, "%s: bad target '%s': %s\n", prog, argv[i],
-                r == -2 ? "put an IPv6 address in brackets, [::1]:4433"
-                        : "expected HOST:PORT");
+    if ((r = parse_targets(argv[i], o)) != 0) {
+        if (r != -1)
+            fprintf(stderr, "%s: bad target list '%s': %s\n", prog, argv[i],
+                    r == -3   ? "out of memory"
+                    : r == -4 ? "too many servers (at most 64)"
+                              : "expected HOST:PORT[,HOST:PORT...]");
         return -1;
     }
     if (++i < argc)
@@ -436,6 +479,10 @@ static int check_options(const opts *o)
     }
     if (o->inflight > 1 && (!o->load || o->mode != LM_REUSE)) {
         fprintf(stderr, "%s: -p applies to --load --reuse only\n", prog);
+        return -1;
+    }
+    if (o->ntargets > 1 && (o->load || o->session != NULL)) {
+        fprintf(stderr, "%s: --load and -s take a single HOST:PORT\n", prog);
         return -1;
     }
     if (o->duration_s != 0 && (!o->load || o->requests_set)) {
@@ -625,7 +672,7 @@ static void hex(const uint8_t *p, size_t n, char *out)
     out[2 * n] = 0;
 }
 
-static void describe(const sz_conn *conn, const opts *o)
+static void describe(const sz_conn *conn, const char *where)
 {
     sz_conn_info ci;
     char sid[33], kid[17];
@@ -634,10 +681,10 @@ static void describe(const sz_conn *conn, const opts *o)
     hex(ci.session_id, sizeof ci.session_id, sid);
     hex(ci.key_id, sizeof ci.key_id, kid);
     fprintf(stderr,
-            "%s: connected to %s port %u: %s handshake, session %s, key %s, "
+            "%s: connected to %s: %s handshake, session %s, key %s, "
             "max message %u bytes, max in flight %u%s\n",
-            prog, o->host, (unsigned)o->port, ci.resumed ? "resumed" : "full",
-            sid, kid, ci.max_message, ci.max_inflight,
+            prog, where, ci.resumed ? "resumed" : "full", sid, kid,
+            ci.max_message, ci.max_inflight,
             ci.has_session ? "" : ", no ticket");
 }
 
@@ -665,6 +712,18 @@ static int setup_client(const opts *o, sz_client **out)
     return EX_OK;
 }
 
+/* Write the response; EX_OK or EX_LOCAL. */
+static int write_response(const uint8_t *resp, size_t len)
+{
+    if ((len > 0 && fwrite(resp, 1, len, stdout) != len) ||
+        fflush(stdout) != 0) {
+        fprintf(stderr, "%s: writing the response: %s\n", prog,
+                strerror(errno));
+        return EX_LOCAL;
+    }
+    return EX_OK;
+}
+
 /* --- one request ------------------------------------------------------------- */
 
 static int run_once(const opts *o, sz_client *client, const uint8_t *req,
@@ -684,8 +743,11 @@ static int run_once(const opts *o, sz_client *client, const uint8_t *req,
         code = report(ret, "connect");
         goto out;
     }
-    if (o->verbose)
-        describe(conn, o);
+    if (o->verbose) {
+        char where[300];
+        snprintf(where, sizeof where, "%s port %u", o->host, (unsigned)o->port);
+        describe(conn, where);
+    }
     /* Save the new session before the request: it is valid whatever the
      * request's fate. */
     if (o->session != NULL &&
@@ -698,16 +760,41 @@ static int run_once(const opts *o, sz_client *client, const uint8_t *req,
         code = report(ret, "request");
         goto out;
     }
-    code = EX_OK;
-    if ((resp_len > 0 && fwrite(resp, 1, resp_len, stdout) != resp_len) ||
-        fflush(stdout) != 0) {
-        fprintf(stderr, "%s: writing the response: %s\n", prog,
-                strerror(errno));
-        code = EX_LOCAL;
-    }
+    code = write_response(resp, resp_len);
 out:
     sz_free(resp);
     sz_conn_close(conn);
+    return code;
+}
+
+/* Several servers: sz_service, which moves on from a dead or busy one and
+ * repeats the request only where it provably did not run. */
+static int run_service(const opts *o, sz_client *client, const uint8_t *req,
+                       size_t req_len)
+{
+    uint8_t *resp = NULL;
+    size_t resp_len = 0;
+    sz_service *s = NULL;
+    sz_conn *conn = NULL;
+    int ret, code;
+
+    if ((ret = sz_service_new(client, o->targets, o->ntargets, &s)) != SZ_OK ||
+        (ret = sz_service_set_deadlines(s, o->connect_ms, o->request_ms)) !=
+            SZ_OK) {
+        code = report(ret, "servers");
+        goto out;
+    }
+    if (o->verbose && sz_service_connect(s, &conn) == SZ_OK)
+        describe(conn, sz_service_node(s));
+    ret = sz_service_request(s, req, req_len, &resp, &resp_len);
+    if (o->verbose)
+        fprintf(stderr, "%s: %s by %s\n", prog,
+                ret == SZ_OK ? "answered" : "last tried", sz_service_node(s));
+    code =
+        ret != SZ_OK ? report(ret, "request") : write_response(resp, resp_len);
+out:
+    sz_free(resp);
+    sz_service_free(s);
     return code;
 }
 
@@ -1172,15 +1259,19 @@ int main(int argc, char **argv)
 
     /* Writes to a closed stdout must fail with EPIPE, not kill us. */
     signal(SIGPIPE, SIG_IGN);
-    if (parse_args(argc, argv, &o) != 0)
+    if (parse_args(argc, argv, &o) != 0) {
+        free(o.target_buf);
         return EX_USAGE;
+    }
     if ((code = setup_client(&o, &client)) != EX_OK)
         goto out;
     if ((code = read_request(&o, &req, &req_len)) != EX_OK)
         goto out;
-    code = o.load ? run_load(&o, client, req, req_len)
-                  : run_once(&o, client, req, req_len);
+    code = o.load           ? run_load(&o, client, req, req_len)
+           : o.ntargets > 1 ? run_service(&o, client, req, req_len)
+                            : run_once(&o, client, req, req_len);
 out:
+    free(o.target_buf);
     free(req);
     sz_client_free(client);
     return code;

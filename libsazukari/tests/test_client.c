@@ -454,21 +454,24 @@ static void test_large_messages(void **st)
     ts_stop(s);
 }
 
-/* Each server error code maps to its own sz_err; the connection lives on. */
+/* Each server error code maps to its own sz_err; the connection lives on.
+ * Only "overloaded", "shutdown" and "too large" prove that the request did
+ * not run (docs/PROTOCOL.md §8.5). */
 static void test_server_errors(void **st)
 {
     static const struct {
         const char *req;
         int err;
         unsigned code;
+        int not_run;
     } cases[] = {
-        {"!err 1 boom", SZ_ERR_SERVER_APP, 1},
-        {"!err 2", SZ_ERR_SERVER_TIMEOUT, 2},
-        {"!err 3 later", SZ_ERR_SERVER_OVERLOADED, 3},
-        {"!err 4", SZ_ERR_TOO_LARGE, 4},
-        {"!err 5 oops", SZ_ERR_SERVER_INTERNAL, 5},
-        {"!err 6 bye", SZ_ERR_SERVER_SHUTDOWN, 6},
-        {"!err 99 future", SZ_ERR_SERVER_OTHER, 99},
+        {"!err 1 boom", SZ_ERR_SERVER_APP, 1, 0},
+        {"!err 2", SZ_ERR_SERVER_TIMEOUT, 2, 0},
+        {"!err 3 later", SZ_ERR_SERVER_OVERLOADED, 3, 1},
+        {"!err 4", SZ_ERR_TOO_LARGE, 4, 1},
+        {"!err 5 oops", SZ_ERR_SERVER_INTERNAL, 5, 0},
+        {"!err 6 bye", SZ_ERR_SERVER_SHUTDOWN, 6, 1},
+        {"!err 99 future", SZ_ERR_SERVER_OTHER, 99, 0},
     };
     ts_server *s = ts_start(NULL);
     sz_client *c = good_client();
@@ -486,6 +489,7 @@ static void test_server_errors(void **st)
                          SZ_OK);
         assert_int_equal(sz_wait(conn, id, &resp, &len), cases[i].err);
         assert_null(resp);
+        assert_int_equal(sz_last_error_not_run(), cases[i].not_run);
         sz_last_error(&ei);
         assert_int_equal(ei.err, cases[i].err);
         assert_int_equal(ei.server_code, cases[i].code);
@@ -497,16 +501,21 @@ static void test_server_errors(void **st)
     }
     /* A connection-level error ends the connection, for every call. */
     expect_fail(conn, "!connerr 6", SZ_ERR_SERVER_SHUTDOWN);
+    /* It ends the connection: no proof for the request in flight. */
+    assert_int_equal(sz_last_error_not_run(), 0);
     sz_last_error(&ei);
     assert_int_equal(ei.request_id, 0);
     assert_int_equal(ei.server_code, 6);
     assert_int_equal(sz_conn_error(conn), SZ_ERR_SERVER_SHUTDOWN);
     expect_fail(conn, "more", SZ_ERR_SERVER_SHUTDOWN);
+    assert_int_equal(sz_last_error_not_run(), 1); /* never sent */
     sz_conn_close(conn);
 
     /* A clean close by the server. */
     conn = connect_ok(c, s);
     expect_fail(conn, "!closerec", SZ_ERR_CLOSED);
+    /* Closed before it was answered: it did not run. */
+    assert_int_equal(sz_last_error_not_run(), 1);
     assert_int_equal(sz_conn_error(conn), SZ_ERR_CLOSED);
     expect_fail(conn, "after", SZ_ERR_CLOSED);
     sz_conn_close(conn);

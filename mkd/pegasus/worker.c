@@ -544,8 +544,10 @@ void pegasus__worker_stop(pegasus__worker *w, int graceful, const char *reason)
         w->req = NULL;
         r->worker = NULL;
         stop_now(w, 0, reason);
-        pegasus__answer(p, r, MKD_BACKEND_SHUTDOWN, NULL, 0,
-                        "server shutting down");
+        /* It was running: "shutdown" would tell the client it never ran
+         * (docs/PROTOCOL.md §8.5), so it is a request that ran too long. */
+        pegasus__answer(p, r, MKD_BACKEND_TIMEOUT, NULL, 0,
+                        "stopped at the server's shutdown deadline");
         break;
     case PEGASUS_W_STOPPING:
         if (!graceful)

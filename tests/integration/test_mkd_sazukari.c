@@ -200,22 +200,6 @@ static void test_sz_cli(void **st)
     assert_string_equal(out, "hello mkd");
 }
 
-/* Run cmd; its standard output into out (cut at cap - 1); its exit
- * status. */
-static int run_cmd(const char *cmd, char *out, size_t cap)
-{
-    FILE *p = popen(cmd, "r");
-    size_t n;
-    int status;
-
-    assert_non_null(p);
-    n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    status = pclose(p);
-    assert_true(WIFEXITED(status));
-    return WEXITSTATUS(status);
-}
-
 /*
  * The load mode against a real mkd whose per-address handshake rate is
  * deliberately low: most full handshakes are refused with retry_later, the
@@ -236,7 +220,7 @@ static void test_sz_cli_load_throttled(void **st)
              "'%s' -q --load --new-handshake-per-request -n 200 -k '%s' "
              "127.0.0.1:%u ping",
              SAZUKARI_CLI, D.pub, D.port);
-    assert_int_equal(run_cmd(cmd, out, sizeof out), 10); /* busy */
+    assert_int_equal(tl_run_capture(cmd, out, sizeof out), 10); /* busy */
     assert_int_equal(sscanf(out, "requests: %lu ok, %lu failed", &ok, &failed),
                      2);
     assert_int_equal(ok + failed, 200);
@@ -258,7 +242,7 @@ static void test_sz_cli_load_duration(void **st)
     snprintf(cmd, sizeof cmd,
              "'%s' -q --load -d 1 -c 2 -k '%s' 127.0.0.1:%u ping", SAZUKARI_CLI,
              D.pub, D.port);
-    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+    assert_int_equal(tl_run_capture(cmd, out, sizeof out), 0);
     assert_int_equal(sscanf(out, "requests: %lu ok, %lu failed", &ok, &failed),
                      2);
     assert_true(ok > 0);

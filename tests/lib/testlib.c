@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -121,6 +122,21 @@ int tl_write_file(const char *path, const void *data, size_t len)
         len -= (size_t)w;
     }
     return close(fd) == 0 ? 0 : -1;
+}
+
+int tl_run_capture(const char *cmd, char *out, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    size_t n;
+    int status;
+
+    out[0] = '\0';
+    if (p == NULL)
+        return -1;
+    n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    status = pclose(p);
+    return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 void tl_set_prog(const char *name)

@@ -54,6 +54,10 @@ char *tl_read_file(const char *path, size_t *len);
 uint8_t *tl_load(const char *path, size_t *len);
 /* Write len bytes to path (created or truncated, mode 0644). 0 or -1. */
 int tl_write_file(const char *path, const void *data, size_t len);
+/* Run cmd through the shell; its standard output into out (cut at
+ * cap - 1, NUL-terminated). Returns its exit status (0..255), or -1 if it
+ * could not run or did not exit normally. */
+int tl_run_capture(const char *cmd, char *out, size_t cap);
 
 /* Print "prog: message" (and strerror(errno) when the message ends in
  * ':') to stderr and exit(1). For setup failures in programs that are not

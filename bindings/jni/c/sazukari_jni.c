@@ -25,6 +25,7 @@
 #include "dev_megaki_sazukari_SazukariClient.h"
 #include "dev_megaki_sazukari_SazukariConnection.h"
 #include "dev_megaki_sazukari_SazukariException.h"
+#include "dev_megaki_sazukari_SazukariService.h"
 #endif
 
 static jclass exc_class;
@@ -318,22 +319,36 @@ JNIEXPORT jlong JNICALL Java_dev_megaki_sazukari_SazukariClient_nativeConnect(
     return (jlong)(intptr_t)conn;
 }
 
-/* --- SazukariConnection ---------------------------------------------------------- */
+/* --- one request, on a connection or a service --------------------------------- */
 
-JNIEXPORT jbyteArray JNICALL
-Java_dev_megaki_sazukari_SazukariConnection_nativeRequest(JNIEnv *env,
-                                                          jclass cls, jlong h,
-                                                          jbyteArray req)
+typedef int (*request_fn)(jlong h, const uint8_t *req, size_t len,
+                          uint8_t **resp, size_t *resp_len);
+
+static int conn_request(jlong h, const uint8_t *req, size_t len, uint8_t **resp,
+                        size_t *resp_len)
+{
+    return sz_request(conn_of(h), req, len, resp, resp_len);
+}
+
+static int service_request(jlong h, const uint8_t *req, size_t len,
+                           uint8_t **resp, size_t *resp_len)
+{
+    return sz_service_request((sz_service *)(intptr_t)h, req, len, resp,
+                              resp_len);
+}
+
+/* The request's bytes in, the response's out, or an exception. */
+static jbyteArray request_via(JNIEnv *env, request_fn fn, jlong h,
+                              jbyteArray req)
 {
     uint8_t *in, *resp = NULL;
     size_t len = 0, rlen = 0;
     jbyteArray out = NULL;
     int r;
 
-    (void)cls;
     if ((in = copy_in(env, req, &len)) == NULL)
         return NULL;
-    r = sz_request(conn_of(h), in, len, &resp, &rlen);
+    r = fn(h, in, len, &resp, &rlen);
     free(in);
     if (r != SZ_OK)
         throw_sz(env, r);
@@ -341,6 +356,17 @@ Java_dev_megaki_sazukari_SazukariConnection_nativeRequest(JNIEnv *env,
         out = copy_out(env, resp, rlen);
     sz_free(resp);
     return out;
+}
+
+/* --- SazukariConnection ---------------------------------------------------------- */
+
+JNIEXPORT jbyteArray JNICALL
+Java_dev_megaki_sazukari_SazukariConnection_nativeRequest(JNIEnv *env,
+                                                          jclass cls, jlong h,
+                                                          jbyteArray req)
+{
+    (void)cls;
+    return request_via(env, conn_request, h, req);
 }
 
 JNIEXPORT jint JNICALL Java_dev_megaki_sazukari_SazukariConnection_nativeSubmit(
@@ -478,4 +504,99 @@ JNIEXPORT void JNICALL Java_dev_megaki_sazukari_SazukariConnection_nativeClose(
     (void)env;
     (void)cls;
     sz_conn_close(conn_of(h));
+}
+
+/* --- SazukariService ----------------------------------------------------------- */
+
+static sz_service *service_of(jlong h)
+{
+    return (sz_service *)(intptr_t)h;
+}
+
+/* Release what service_new took from the Java strings. */
+static void release_addrs(JNIEnv *env, jobjectArray arr, jstring *js,
+                          const char **cs, jsize n)
+{
+    for (jsize i = 0; i < n; i++) {
+        if (cs[i] != NULL)
+            (*env)->ReleaseStringUTFChars(env, js[i], cs[i]);
+        if (js[i] != NULL)
+            (*env)->DeleteLocalRef(env, js[i]);
+    }
+    (void)arr;
+}
+
+JNIEXPORT jlong JNICALL
+Java_dev_megaki_sazukari_SazukariClient_nativeServiceNew(JNIEnv *env,
+                                                         jclass cls, jlong h,
+                                                         jobjectArray addrs)
+{
+    jstring js[SZ_SERVICE_MAX];
+    const char *cs[SZ_SERVICE_MAX];
+    jsize n = (*env)->GetArrayLength(env, addrs), got = 0;
+    sz_service *s = NULL;
+    int r;
+
+    (void)cls;
+    if (n <= 0 || n > SZ_SERVICE_MAX) {
+        /* The library says why (and which limit). */
+        r = sz_service_new(client_of(h), cs, n > 0 ? (size_t)n : 0, &s);
+        throw_sz(env, r);
+        return 0;
+    }
+    memset(js, 0, sizeof js);
+    memset(cs, 0, sizeof cs);
+    for (; got < n; got++) {
+        js[got] = (jstring)(*env)->GetObjectArrayElement(env, addrs, got);
+        if (js[got] == NULL ||
+            (cs[got] = (*env)->GetStringUTFChars(env, js[got], NULL)) == NULL)
+            break;
+    }
+    if (got < n) { /* an exception is pending (or a null: caught in Java) */
+        release_addrs(env, addrs, js, cs, got + 1);
+        return 0;
+    }
+    r = sz_service_new(client_of(h), cs, (size_t)n, &s);
+    release_addrs(env, addrs, js, cs, n);
+    if (r != SZ_OK) {
+        throw_sz(env, r);
+        return 0;
+    }
+    return (jlong)(intptr_t)s;
+}
+
+JNIEXPORT void JNICALL
+Java_dev_megaki_sazukari_SazukariService_nativeSetDeadlines(JNIEnv *env,
+                                                            jclass cls, jlong h,
+                                                            jint c, jint t)
+{
+    int r;
+
+    (void)cls;
+    r = sz_service_set_deadlines(service_of(h), (uint32_t)c, (uint32_t)t);
+    if (r != SZ_OK)
+        throw_sz(env, r);
+}
+
+JNIEXPORT jbyteArray JNICALL
+Java_dev_megaki_sazukari_SazukariService_nativeRequest(JNIEnv *env, jclass cls,
+                                                       jlong h, jbyteArray req)
+{
+    (void)cls;
+    return request_via(env, service_request, h, req);
+}
+
+JNIEXPORT jstring JNICALL Java_dev_megaki_sazukari_SazukariService_nativeNode(
+    JNIEnv *env, jclass cls, jlong h)
+{
+    (void)cls;
+    return (*env)->NewStringUTF(env, sz_service_node(service_of(h)));
+}
+
+JNIEXPORT void JNICALL Java_dev_megaki_sazukari_SazukariService_nativeFree(
+    JNIEnv *env, jclass cls, jlong h)
+{
+    (void)env;
+    (void)cls;
+    sz_service_free(service_of(h));
 }

@@ -25,10 +25,13 @@ typedef enum mkd_backend_status {
     MKD_BACKEND_OK = 0,
     MKD_BACKEND_APPLICATION, /* the application failed (exception, fatal) */
     MKD_BACKEND_TIMEOUT,     /* it ran past its time limit */
-    MKD_BACKEND_OVERLOADED,  /* not taken, or waited too long: retry later */
-    MKD_BACKEND_TOO_LARGE,   /* request over the backend's size limit */
-    MKD_BACKEND_INTERNAL,    /* the backend failed (a worker crashed) */
-    MKD_BACKEND_SHUTDOWN     /* the server is stopping */
+    /* OVERLOADED and SHUTDOWN only for a request the application never
+     * received: clients repeat those elsewhere (docs/PROTOCOL.md §8.5). A
+     * request that may have reached it and is lost is INTERNAL. */
+    MKD_BACKEND_OVERLOADED, /* not taken, or waited too long: retry later */
+    MKD_BACKEND_TOO_LARGE,  /* request over the backend's size limit */
+    MKD_BACKEND_INTERNAL,   /* the backend failed (a worker crashed) */
+    MKD_BACKEND_SHUTDOWN    /* the server is stopping */
 } mkd_backend_status;
 
 /* The status's name, for logs and tests ("overloaded"). */
@@ -109,9 +112,12 @@ typedef struct mkd_backend_ops {
     size_t (*status)(mkd_backend *b, char *buf, size_t cap);
     /* The same state as numbers (out is zeroed first by the caller). */
     void (*stats)(mkd_backend *b, mkd_backend_stats *out);
-    /* Answer every request still outstanding (not cancelled) with
-     * MKD_BACKEND_SHUTDOWN, from inside this call, then release everything
-     * (handles close on the loop). Never called from a done callback. */
+    /* Answer every request still outstanding (not cancelled), from inside
+     * this call: MKD_BACKEND_SHUTDOWN if the application never received
+     * it, MKD_BACKEND_TIMEOUT if it may have started (clients repeat a
+     * "shutdown" elsewhere: docs/PROTOCOL.md §8.5). Then release
+     * everything (handles close on the loop). Never called from a done
+     * callback. */
     void (*free)(mkd_backend *b);
 } mkd_backend_ops;
 

@@ -26,7 +26,7 @@ include $(PREBUILT_STATIC_LIBRARY)
 
 MK_FILES := error.c codec.c msg.c crypto_evp.c env.c keys.c keysched.c \
             record.c ticket.c session.c hs_client.c hs_server.c
-SZ_FILES := errors.c client.c conn.c net.c
+SZ_FILES := errors.c client.c conn.c net.c service.c
 
 include $(CLEAR_VARS)
 LOCAL_MODULE := sazukari_jni

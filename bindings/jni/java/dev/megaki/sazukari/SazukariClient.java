@@ -136,6 +136,26 @@ public final class SazukariClient implements Closeable {
         }
     }
 
+    /**
+     * A service of several servers, each "HOST:PORT" or "[IPV6]:PORT",
+     * tried in turn with failover (see {@link SazukariService}). Pins must
+     * be added first. At most 64 addresses.
+     */
+    public SazukariService service(String... addresses)
+            throws SazukariException {
+        if (addresses == null)
+            throw new NullPointerException("addresses");
+        for (String a : addresses)
+            if (a == null)
+                throw new NullPointerException("address");
+        lock.readLock().lock();
+        try {
+            return new SazukariService(nativeServiceNew(handle(), addresses));
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
     /** Release the client (its connections stay open). Idempotent. */
     @Override
     public void close() {
@@ -163,5 +183,7 @@ public final class SazukariClient implements Closeable {
     private static native void nativeForgetSessions(long h);
     private static native long nativeConnect(long h, String host, int port,
                                              byte[] session)
+        throws SazukariException;
+    private static native long nativeServiceNew(long h, String[] addresses)
         throws SazukariException;
 }

@@ -281,6 +281,32 @@ public final class SazukariTest {
             }
         });
 
+        test("a service fails over from a dead address", () -> {
+            int dead;
+            try (java.net.ServerSocket ss = new java.net.ServerSocket(
+                     0, 1, java.net.InetAddress.getByName("127.0.0.1"))) {
+                dead = ss.getLocalPort();
+            }
+            String live = "127.0.0.1:" + port;
+            try (SazukariClient c = goodClient();
+                 SazukariService s = c.service("127.0.0.1:" + dead, live)) {
+                s.setDeadlines(5000, 30000);
+                check(s.getNode().equals(""), "no node yet");
+                check(str(s.request(bytes("over"))).equals("over"), "echo");
+                check(s.getNode().equals(live), "node " + s.getNode());
+                check(str(s.request(bytes("again"))).equals("again"), "echo");
+            }
+            try (SazukariClient c = goodClient();
+                 SazukariService s = c.service("127.0.0.1:" + dead)) {
+                s.setDeadlines(1000, 0);
+                expectThrow(SazukariException.CONNECT, () -> s.request(bytes("x")));
+            }
+            try (SazukariClient c = goodClient()) {
+                expectThrow(SazukariException.USAGE, () -> c.service("nohost"));
+                expectThrow(SazukariException.USAGE, () -> c.service());
+            }
+        });
+
         test("constants match the C table", () -> {
             int n = 0;
             for (Field f : SazukariException.class.getFields()) {
