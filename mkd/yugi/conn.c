@@ -309,14 +309,19 @@ void yugi__conn_set_peer(yugi_conn *c, const struct sockaddr_storage *ss)
     }
 }
 
-static void peer_name(yugi_conn *c, struct sockaddr_storage *ss)
+/* 0, or -1 when the peer is already gone (reset before we asked). */
+static int peer_name(yugi_conn *c, struct sockaddr_storage *ss)
 {
     int len = sizeof *ss;
 
     memset(ss, 0, sizeof *ss);
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)ss, &len) != 0)
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)ss, &len) != 0) {
         memset(ss, 0, sizeof *ss);
+        yugi__conn_set_peer(c, ss);
+        return -1;
+    }
     yugi__conn_set_peer(c, ss);
+    return 0;
 }
 
 /* Is the peer one of trusted_proxies? */
@@ -455,7 +460,16 @@ void yugi__conn_accepted(yugi_server *srv, uv_stream_t *listener)
     if (c == NULL)
         return;
     (void)uv_tcp_nodelay(&c->tcp, 1);
-    peer_name(c, &ss);
+    if (peer_name(c, &ss) != 0) {
+        /* Nothing can be said to it, nor known about it: no limit,
+         * trusted or not, can be applied. (A health check that connects
+         * and resets at once.) */
+        mkd_debug(c->id, "accepted a connection already gone");
+        c->refused = 1;
+        srv->nrefusing++;
+        yugi__conn_close(c, YUGI_CR_IO);
+        return;
+    }
     if (peer_trusted(srv, &ss)) {
         mkd_debug(c->id, "accepted from proxy %s:%u", c->peer, c->peer_port);
         await_proxy(c);
