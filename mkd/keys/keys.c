@@ -15,23 +15,6 @@
 
 /* --- the ticket-key file ------------------------------------------------ */
 
-int keys_ticket_file_read(const char *path, mk_ticket_key *keys, size_t max,
-                          size_t *n, mkd_diag *d)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int r;
-
-    *n = 0;
-    if ((r = mkd_read_file_ex(path, TICKET_FILE_MAX, MKD_FILE_PRIVATE, &buf,
-                              &len, d)) != MKD_OK)
-        return r == MKD_ERR_NOMEM ? r : MKD_ERR_TICKET_FILE;
-    r = keys_ticket_parse(buf, len, path, keys, max, n, d);
-    mkd_wipe(buf, len);
-    free(buf);
-    return r;
-}
-
 /* The marker of a key that accepts and does not issue yet (format v2). */
 #define STAGED     "staged"
 #define STAGED_LEN 6
@@ -156,6 +139,33 @@ int keys_ticket_parse(const uint8_t *buf, size_t len, const char *origin,
     return MKD_OK;
 }
 
+/* Read and parse the file: with staged NULL as the daemon loads it (the
+ * issuing key first), else in the file's order with the staged marks. */
+static int ticket_file_load(const char *path, mk_ticket_key *keys,
+                            uint8_t *staged, size_t max, size_t *n, mkd_diag *d)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int r;
+
+    *n = 0;
+    if ((r = mkd_read_file_ex(path, TICKET_FILE_MAX, MKD_FILE_PRIVATE, &buf,
+                              &len, d)) != MKD_OK)
+        return r == MKD_ERR_NOMEM ? r : MKD_ERR_TICKET_FILE;
+    r = staged == NULL
+            ? keys_ticket_parse(buf, len, path, keys, max, n, d)
+            : parse_file_order(buf, len, path, keys, staged, max, n, d);
+    mkd_wipe(buf, len);
+    free(buf);
+    return r;
+}
+
+int keys_ticket_file_read(const char *path, mk_ticket_key *keys, size_t max,
+                          size_t *n, mkd_diag *d)
+{
+    return ticket_file_load(path, keys, NULL, max, n, d);
+}
+
 static int fresh_key(mk_ticket_key *k)
 {
     const mk_env *env = mk_env_system();
@@ -193,25 +203,6 @@ static int write_ticket_file(const char *path, const mk_ticket_key *keys,
     mkd_wipe(text, cap);
     free(text);
     return r == MKD_OK || r == MKD_ERR_NOMEM ? r : MKD_ERR_TICKET_FILE;
-}
-
-/* The keys of an existing file in its order, into keys[1..] (keys[0] is
- * left for a fresh one). */
-static int read_file_order(const char *path, mk_ticket_key *keys,
-                           uint8_t *staged, size_t *n, mkd_diag *d)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int r;
-
-    if ((r = mkd_read_file_ex(path, TICKET_FILE_MAX, MKD_FILE_PRIVATE, &buf,
-                              &len, d)) != MKD_OK)
-        return r == MKD_ERR_NOMEM ? r : MKD_ERR_TICKET_FILE;
-    r = parse_file_order(buf, len, path, keys + 1, staged + 1,
-                         MK_TICKET_KEYS_MAX, n, d);
-    mkd_wipe(buf, len);
-    free(buf);
-    return r;
 }
 
 /* Make promote's staged key, found among keys[0..n), the first: it
@@ -272,7 +263,9 @@ int keys_ticket_file_update(const char *path, int op, size_t keep,
     memset(staged, 0, sizeof staged);
     if (keep < 1 || keep > MK_TICKET_KEYS_MAX)
         keep = MK_TICKET_KEYS_MAX;
-    if (exists && (ret = read_file_order(path, keys, staged, &n, d)) != MKD_OK)
+    /* The file's keys go to keys[1..], keys[0] is for a fresh one. */
+    if (exists && (ret = ticket_file_load(path, keys + 1, staged + 1,
+                                          MK_TICKET_KEYS_MAX, &n, d)) != MKD_OK)
         goto out;
     if ((ret = op_allowed(op, exists, staged + 1, n, keep, path, d)) != MKD_OK)
         goto out;
