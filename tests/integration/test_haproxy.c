@@ -12,8 +12,8 @@
  *    handshakes.resumed moves.
  *  - The two-phase ticket-key rotation (--stage, reload every node one by
  *    one, --promote, reload every node one by one), with resumptions and
- *    fresh handshakes through HAProxy between every step: not one
- *    resumption fails.
+ *    fresh handshakes through HAProxy between every step and a client
+ *    resuming in the background throughout: not one resumption fails.
  *  - The per-address limits count the PROXY header's address: one client
  *    behind the proxy is refused, another is not.
  */
@@ -27,7 +27,9 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,12 +352,55 @@ static void ticket_keys(const char *op)
     run_mkd(argv);
 }
 
+/* Light load in the background all through the rotation: one client from
+ * 127.0.0.4 resuming its session again and again (every fifth time a
+ * fresh one, to take a ticket of whichever key issues then), a few ms
+ * apart. It cannot assert (cmocka's asserts belong to the main thread):
+ * it counts. */
+typedef struct loader {
+    pthread_t th;
+    mk_client_config *cc;
+    atomic_int stop;
+    unsigned resumed, fell_back, errors;
+} loader;
+
+static void *load_run(void *arg)
+{
+    loader *l = arg;
+    uint8_t blob[MK_SESSION_BLOB_MAX];
+    size_t blen = 0;
+    struct timespec pause = {0, 5 * 1000 * 1000};
+
+    for (unsigned i = 1; !atomic_load(&l->stop); i++) {
+        mkt_client c;
+        int r = mkt_client_open(&c, l->cc, "127.0.0.4", hap_port,
+                                blen ? blob : NULL, blen);
+        if (r != MK_OK)
+            l->errors++;
+        else if (blen != 0 && mkt_client_resumed(&c))
+            l->resumed++;
+        else if (blen != 0)
+            l->fell_back++;
+        if (r != MK_OK || i % 5 == 0 ||
+            mkt_client_export(&c, blob, sizeof blob, &blen) != MK_OK)
+            blen = 0;
+        mkt_client_close(&c);
+        nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+
 static void test_two_phase_rotation(void **st)
 {
     const char *phase[] = {"--stage", "--promote"};
+    loader l;
     (void)st;
 
     cluster_start(NULL);
+    memset(&l, 0, sizeof l);
+    l.cc = mkt_client_config(N[0].pub);
+    assert_non_null(l.cc);
+    assert_int_equal(pthread_create(&l.th, NULL, load_run, &l), 0);
     memset(blens, 0, sizeof blens);
     for (int i = 0; i < CLIENTS; i++)
         through("127.0.0.2", blobs[i], &blens[i]);
@@ -370,8 +415,18 @@ static void test_two_phase_rotation(void **st)
             load_round();
         }
     }
-    /* Every one of them resumed (through() fails otherwise). */
+    atomic_store(&l.stop, 1);
+    assert_int_equal(pthread_join(l.th, NULL), 0);
+    mk_client_config_unref(l.cc);
+    /* Every one of them resumed (through() fails otherwise), and so did
+     * every resumption of the background client. */
     assert_true(resumptions >= 7 * 2 * CLIENTS);
+    if (l.fell_back != 0 || l.errors != 0)
+        fail_msg("background load: %u resumed, %u fell back, %u failed",
+                 l.resumed, l.fell_back, l.errors);
+    print_message("background load: %u resumptions, none fell back\n",
+                  l.resumed);
+    assert_true(l.resumed > 0);
     assert_int_equal(sum_status("handshakes.failed"), 0);
 }
 
@@ -405,8 +460,9 @@ static void test_limits_by_proxy_address(void **st)
     assert_int_equal(mkt_client_open(&more, cc, "127.0.0.3", hap_port, NULL, 0),
                      MK_OK);
     mkt_client_close(&more);
-    assert_int_equal(sum_status("refused.connections_per_address"),
-                     refused + 1);
+    /* At least those (HAProxy's own connections, from 127.0.0.1, may
+     * have met the limit too: the start-up probe, the health checks). */
+    assert_true(sum_status("refused.connections_per_address") >= refused + 1);
     for (int i = 0; i < NODES; i++)
         mkt_client_close(&c[i]);
 }
