@@ -22,6 +22,7 @@ pkgs=(
   adduser                            # the package's postinst creates its users (package test)
   systemd man-db                     # systemd-analyze verify of the installed unit (it runs man)
   python3 python3-prometheus-client  # the Prometheus parser that checks /metrics (test_observe.py)
+  haproxy                            # the load balancer in front of three nodes (test_haproxy.c, PROXY protocol)
 )
 
 missing=()

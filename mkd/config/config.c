@@ -63,6 +63,7 @@ static const struct opt opts[] = {
     {"request_slowlog_ms", U32(request_slowlog_ms), "0", 0, 3600000, 0},
     {"metrics_listen", STR(metrics_listen), "", 0, 0, 0},
     {"metrics_allow_remote", U32(metrics_allow_remote), "0", 0, 1, 0},
+    {"trusted_proxies", STR(trusted_proxies), "", 0, 0, 0},
     {"threads", U32(threads), "0", 0, 256, 0},
     {"backlog", U32(backlog), "511", 1, 65535, 0},
     {"max_connections", U32(max_connections), "10000", 1, 1000000, 0},

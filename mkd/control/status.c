@@ -47,6 +47,9 @@ static void put_traffic(mkd_text *t, const yugi_stats *st, const yami_stats *ys)
     mkd_text_put(t, "refused.connections_per_address %llu\n",
                  U(st->refused_per_address));
     mkd_text_put(t, "refused.resume_rate %llu\n", U(st->refused_resume_rate));
+    mkd_text_put(t, "proxy.headers %llu\n", U(st->proxy_headers));
+    mkd_text_put(t, "proxy.refused %llu\n", U(st->proxy_refused));
+    mkd_text_put(t, "proxy.untrusted %llu\n", U(st->proxy_untrusted));
     mkd_text_put(t, "requests %llu\n", U(st->requests));
     mkd_text_put(t, "responses %llu\n", U(st->responses));
     mkd_text_put(t, "requests.backend_overloaded %llu\n",

@@ -15,56 +15,54 @@
 
 /* --- the ticket-key file ------------------------------------------------ */
 
-int keys_ticket_file_read(const char *path, mk_ticket_key *keys, size_t max,
-                          size_t *n, mkd_diag *d)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int r;
-
-    *n = 0;
-    if ((r = mkd_read_file_ex(path, TICKET_FILE_MAX, MKD_FILE_PRIVATE, &buf,
-                              &len, d)) != MKD_OK)
-        return r == MKD_ERR_NOMEM ? r : MKD_ERR_TICKET_FILE;
-    r = keys_ticket_parse(buf, len, path, keys, max, n, d);
-    mkd_wipe(buf, len);
-    free(buf);
-    return r;
-}
-
-/* One non-blank line "name(32 hex) blanks secret(64 hex)", trimmed. */
-static int parse_key_line(const char *line, size_t len, mk_ticket_key *k)
-{
-    size_t a = 32;
-
-    if (len < 32 + 1 + 64 ||
-        mkd_unhex(line, 32, k->name, sizeof k->name) != MKD_OK)
-        return MKD_ERR_TICKET_FILE;
-    while (a < len && (line[a] == ' ' || line[a] == '\t'))
-        a++;
-    if (a == 32 ||
-        mkd_unhex(line + a, len - a, k->secret, sizeof k->secret) != MKD_OK)
-        return MKD_ERR_TICKET_FILE;
-    return MKD_OK;
-}
+/* The marker of a key that accepts and does not issue yet (format v2). */
+#define STAGED     "staged"
+#define STAGED_LEN 6
 
 static int is_blank(char c)
 {
     return c == ' ' || c == '\t' || c == '\r';
 }
 
+/* One non-blank line "name(32 hex) blanks secret(64 hex) [blanks staged]",
+ * trimmed. */
+static int parse_key_line(const char *line, size_t len, mk_ticket_key *k,
+                          uint8_t *staged)
+{
+    size_t a = 32, b;
+
+    if (len < 32 + 1 + 64 ||
+        mkd_unhex(line, 32, k->name, sizeof k->name) != MKD_OK)
+        return MKD_ERR_TICKET_FILE;
+    while (a < len && is_blank(line[a]))
+        a++;
+    for (b = a; b < len && !is_blank(line[b]);)
+        b++;
+    if (a == 32 ||
+        mkd_unhex(line + a, b - a, k->secret, sizeof k->secret) != MKD_OK)
+        return MKD_ERR_TICKET_FILE;
+    while (b < len && is_blank(line[b]))
+        b++;
+    *staged = b < len;
+    if (b < len &&
+        (len - b != STAGED_LEN || memcmp(line + b, STAGED, STAGED_LEN)))
+        return MKD_ERR_TICKET_FILE;
+    return MKD_OK;
+}
+
 /* Parse into keys[*n] and check it against the keys before it. */
 static int add_key(const char *line, size_t len, const char *origin,
-                   unsigned lineno, mk_ticket_key *keys, size_t max, size_t *n,
-                   mkd_diag *d)
+                   unsigned lineno, mk_ticket_key *keys, uint8_t *staged,
+                   size_t max, size_t *n, mkd_diag *d)
 {
     if (*n == max)
         return mkd_fail(d, MKD_ERR_TICKET_FILE, "%s:%u: more than %zu keys",
                         origin, lineno, max);
-    if (parse_key_line(line, len, &keys[*n]) != MKD_OK)
+    if (parse_key_line(line, len, &keys[*n], &staged[*n]) != MKD_OK)
         return mkd_fail(d, MKD_ERR_TICKET_FILE,
                         "%s:%u: bad ticket key line (expected 32 hex digits, "
-                        "blanks, 64 hex digits)",
+                        "blanks, 64 hex digits, and optionally blanks and "
+                        "\"" STAGED "\")",
                         origin, lineno);
     for (size_t i = 0; i < *n; i++)
         if (memcmp(keys[i].name, keys[*n].name, sizeof keys[i].name) == 0)
@@ -74,10 +72,13 @@ static int add_key(const char *line, size_t len, const char *origin,
     return MKD_OK;
 }
 
-int keys_ticket_parse(const uint8_t *buf, size_t len, const char *origin,
-                      mk_ticket_key *keys, size_t max, size_t *n, mkd_diag *d)
+/* The file's keys in its order, staged[i] set for a staged key. At least
+ * one key must issue. */
+static int parse_file_order(const uint8_t *buf, size_t len, const char *origin,
+                            mk_ticket_key *keys, uint8_t *staged, size_t max,
+                            size_t *n, mkd_diag *d)
 {
-    size_t pos = 0;
+    size_t pos = 0, issuing = 0;
     unsigned lineno = 0;
     int ret = MKD_OK;
 
@@ -96,15 +97,73 @@ int keys_ticket_parse(const uint8_t *buf, size_t len, const char *origin,
             a++;
         if (a == ll || line[a] == '#')
             continue;
-        ret = add_key(line + a, ll - a, origin, lineno, keys, max, n, d);
+        ret =
+            add_key(line + a, ll - a, origin, lineno, keys, staged, max, n, d);
     }
+    for (size_t i = 0; ret == MKD_OK && i < *n; i++)
+        issuing += !staged[i];
     if (ret == MKD_OK && *n == 0)
         ret = mkd_fail(d, MKD_ERR_TICKET_FILE, "%s: no ticket keys", origin);
+    else if (ret == MKD_OK && issuing == 0)
+        ret =
+            mkd_fail(d, MKD_ERR_TICKET_FILE,
+                     "%s: every key is staged; one must issue tickets", origin);
     if (ret != MKD_OK) {
         mkd_wipe(keys, max * sizeof *keys);
         *n = 0;
     }
     return ret;
+}
+
+int keys_ticket_parse(const uint8_t *buf, size_t len, const char *origin,
+                      mk_ticket_key *keys, size_t max, size_t *n, mkd_diag *d)
+{
+    uint8_t staged[MK_TICKET_KEYS_MAX + 1] = {0};
+    size_t i = 0;
+    mk_ticket_key k;
+    int r;
+
+    if (max > MK_TICKET_KEYS_MAX + 1)
+        max = MK_TICKET_KEYS_MAX + 1;
+    if ((r = parse_file_order(buf, len, origin, keys, staged, max, n, d)) !=
+        MKD_OK)
+        return r;
+    /* libmegaki issues with the first key: the first that is not staged
+     * moves there, the others keep their order (all of them accept). */
+    while (staged[i])
+        i++;
+    k = keys[i];
+    memmove(keys + 1, keys, i * sizeof *keys);
+    keys[0] = k;
+    mkd_wipe(&k, sizeof k);
+    return MKD_OK;
+}
+
+/* Read and parse the file: with staged NULL as the daemon loads it (the
+ * issuing key first), else in the file's order with the staged marks. */
+static int ticket_file_load(const char *path, mk_ticket_key *keys,
+                            uint8_t *staged, size_t max, size_t *n, mkd_diag *d)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int r;
+
+    *n = 0;
+    if ((r = mkd_read_file_ex(path, TICKET_FILE_MAX, MKD_FILE_PRIVATE, &buf,
+                              &len, d)) != MKD_OK)
+        return r == MKD_ERR_NOMEM ? r : MKD_ERR_TICKET_FILE;
+    r = staged == NULL
+            ? keys_ticket_parse(buf, len, path, keys, max, n, d)
+            : parse_file_order(buf, len, path, keys, staged, max, n, d);
+    mkd_wipe(buf, len);
+    free(buf);
+    return r;
+}
+
+int keys_ticket_file_read(const char *path, mk_ticket_key *keys, size_t max,
+                          size_t *n, mkd_diag *d)
+{
+    return ticket_file_load(path, keys, NULL, max, n, d);
 }
 
 static int fresh_key(mk_ticket_key *k)
@@ -119,9 +178,9 @@ static int fresh_key(mk_ticket_key *k)
 
 /* The file's text for keys[0..n): a header line, then one line a key. */
 static int write_ticket_file(const char *path, const mk_ticket_key *keys,
-                             size_t n, mkd_diag *d)
+                             const uint8_t *staged, size_t n, mkd_diag *d)
 {
-    size_t cap = 128 + n * 100; /* the header, then 98 bytes per key */
+    size_t cap = 256 + n * 108; /* the header, then 105 bytes per key */
     char *text = malloc(cap);
     mkd_text t;
     int r;
@@ -129,13 +188,14 @@ static int write_ticket_file(const char *path, const mk_ticket_key *keys,
     if (text == NULL)
         return mkd_fail(d, MKD_ERR_NOMEM, "out of memory");
     mkd_text_init(&t, text, cap);
-    mkd_text_put(&t, "# megaki ticket keys v1: the first line issues "
-                     "tickets, every line accepts\n");
+    mkd_text_put(&t, "# megaki ticket keys v2: the first line not marked "
+                     "staged issues tickets, every line accepts\n");
     for (size_t i = 0; i < n; i++) {
         char name[33], secret[65];
         mkd_hex(keys[i].name, sizeof keys[i].name, name);
         mkd_hex(keys[i].secret, sizeof keys[i].secret, secret);
-        mkd_text_put(&t, "%s %s\n", name, secret);
+        mkd_text_put(&t, "%s %s%s\n", name, secret,
+                     staged[i] ? " " STAGED : "");
         mkd_wipe(secret, sizeof secret);
     }
     r = t.overflow ? mkd_fail(d, MKD_ERR_BUFFER, "ticket-key text too long")
@@ -145,29 +205,86 @@ static int write_ticket_file(const char *path, const mk_ticket_key *keys,
     return r == MKD_OK || r == MKD_ERR_NOMEM ? r : MKD_ERR_TICKET_FILE;
 }
 
-int keys_ticket_file_update(const char *path, int rotate, size_t keep,
+/* Make promote's staged key, found among keys[0..n), the first: it
+ * issues now, the keys after it accept. */
+static int promote(mk_ticket_key *keys, uint8_t *staged, size_t n,
+                   const char *path, mkd_diag *d)
+{
+    size_t j = 0;
+    mk_ticket_key k;
+
+    while (j < n && !staged[j])
+        j++;
+    if (j == n)
+        return mkd_fail(d, MKD_ERR_TICKET_FILE,
+                        "%s: no staged key to promote (run --stage first)",
+                        path);
+    k = keys[j];
+    memmove(keys + 1, keys, j * sizeof *keys);
+    memmove(staged + 1, staged, j);
+    keys[0] = k;
+    staged[0] = 0;
+    mkd_wipe(&k, sizeof k);
+    return MKD_OK;
+}
+
+/* What op needs of the file as it is (exists, holds a staged key). */
+static int op_allowed(int op, int exists, const uint8_t *staged, size_t n,
+                      size_t keep, const char *path, mkd_diag *d)
+{
+    int has_staged = memchr(staged, 1, n) != NULL;
+
+    if ((op == KEYS_TICKET_STAGE || op == KEYS_TICKET_PROMOTE) && keep < 2)
+        return mkd_fail(d, MKD_ERR_CONFIG,
+                        "--keep %zu: staging and promoting keep the old "
+                        "key too (at least 2)",
+                        keep);
+    if ((op == KEYS_TICKET_STAGE || op == KEYS_TICKET_PROMOTE) && !exists)
+        return mkd_fail(d, MKD_ERR_TICKET_FILE,
+                        "%s: no ticket-key file (create it first)", path);
+    if (op == KEYS_TICKET_STAGE && has_staged)
+        return mkd_fail(d, MKD_ERR_TICKET_FILE,
+                        "%s: a staged key is waiting: promote it "
+                        "(--promote) before staging another",
+                        path);
+    return MKD_OK;
+}
+
+int keys_ticket_file_update(const char *path, int op, size_t keep,
                             size_t *n_out, mkd_diag *d)
 {
     mk_ticket_key keys[MK_TICKET_KEYS_MAX + 1];
-    size_t n = 0;
+    uint8_t staged[MK_TICKET_KEYS_MAX + 1];
+    size_t n = 0, base = 1; /* the file's keys are keys[base..base+n) */
     int ret = MKD_OK, exists = mkd_file_exists(path);
 
     mkd_diag_clear(d);
     memset(keys, 0, sizeof keys);
+    memset(staged, 0, sizeof staged);
     if (keep < 1 || keep > MK_TICKET_KEYS_MAX)
         keep = MK_TICKET_KEYS_MAX;
-    /* Existing keys go after the fresh one, in keys[1..]. */
-    if (exists && (ret = keys_ticket_file_read(
-                       path, keys + 1, MK_TICKET_KEYS_MAX, &n, d)) != MKD_OK)
+    /* The file's keys go to keys[1..], keys[0] is for a fresh one. */
+    if (exists && (ret = ticket_file_load(path, keys + 1, staged + 1,
+                                          MK_TICKET_KEYS_MAX, &n, d)) != MKD_OK)
         goto out;
-    if (exists && !rotate)
+    if ((ret = op_allowed(op, exists, staged + 1, n, keep, path, d)) != MKD_OK)
+        goto out;
+    if (exists && op == KEYS_TICKET_CREATE)
         goto out; /* creating is idempotent */
-    if ((ret = fresh_key(&keys[0])) != MKD_OK) {
+    if (op == KEYS_TICKET_PROMOTE) {
+        ret = promote(keys + 1, staged + 1, n, path, d);
+    } else if ((ret = fresh_key(&keys[0])) != MKD_OK) {
         ret = mkd_fail(d, ret, "random number generator failed");
-        goto out;
+    } else {
+        /* A fresh key goes in front: staged, it accepts only. */
+        staged[0] = op == KEYS_TICKET_STAGE;
+        base = 0;
+        n++;
     }
-    n = n + 1 > keep ? keep : n + 1;
-    ret = write_ticket_file(path, keys, n, d);
+    if (ret != MKD_OK)
+        goto out;
+    n = n > keep ? keep : n; /* the oldest keys go */
+    ret = write_ticket_file(path, keys + base, staged + base, n, d);
 out:
     if (n_out != NULL)
         *n_out = ret == MKD_OK ? n : 0;

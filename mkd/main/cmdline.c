@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "megaki.h"
+#include "keys.h"
 #include "megaki_version.h"
 #include "mkd.h"
 #include "mkd_util.h"
@@ -20,6 +21,8 @@
 enum {
     OPT_VERSION = 256,
     OPT_ROTATE,
+    OPT_STAGE,
+    OPT_PROMOTE,
     OPT_KEEP,
     OPT_BITS,
     OPT_OUT,
@@ -39,6 +42,8 @@ static const struct {
     {{"bits", required_argument, NULL, OPT_BITS}, MKD_TAKES_BITS},
     {{"out", required_argument, NULL, OPT_OUT}, MKD_TAKES_OUT},
     {{"rotate", no_argument, NULL, OPT_ROTATE}, MKD_TAKES_ROTATE},
+    {{"stage", no_argument, NULL, OPT_STAGE}, MKD_TAKES_ROTATE},
+    {{"promote", no_argument, NULL, OPT_PROMOTE}, MKD_TAKES_ROTATE},
     {{"keep", required_argument, NULL, OPT_KEEP}, MKD_TAKES_ROTATE},
     {{"file", required_argument, NULL, OPT_FILE}, MKD_TAKES_ROTATE},
     {{"test", no_argument, NULL, OPT_TEST}, MKD_TAKES_TEST},
@@ -168,6 +173,19 @@ static int take_secret_path(parser *p, const char *opt, const char *v)
     return 0;
 }
 
+/* ticket-keys --rotate, --stage, --promote: one of them. */
+static int take_key_op(parser *p, int ch)
+{
+    int op = ch == OPT_ROTATE  ? KEYS_TICKET_ROTATE
+             : ch == OPT_STAGE ? KEYS_TICKET_STAGE
+                               : KEYS_TICKET_PROMOTE;
+
+    if (p->cl->rotate != 0 && p->cl->rotate != op)
+        return usage_error(p, "--rotate, --stage and --promote: give one");
+    p->cl->rotate = op;
+    return 0;
+}
+
 /* mkd's own options; 0, -1 (answered: exit 0) or MKD_EXIT_USAGE. */
 static int take_own(parser *p, int ch, const char *arg)
 {
@@ -190,8 +208,9 @@ static int take_own(parser *p, int ch, const char *arg)
         cl->out = arg;
         return take_secret_path(p, "out", arg);
     case OPT_ROTATE:
-        cl->rotate = 1;
-        return 0;
+    case OPT_STAGE:
+    case OPT_PROMOTE:
+        return take_key_op(p, ch);
     case OPT_KEEP:
         return take_keep(p, arg);
     case OPT_FILE:

@@ -78,6 +78,20 @@ int mkd_cmd_pubkey(const mkd_cmdline *cl)
     return 0;
 }
 
+static const char *op_done(int op)
+{
+    switch (op) {
+    case KEYS_TICKET_ROTATE:
+        return "rotated";
+    case KEYS_TICKET_STAGE:
+        return "a new key staged (accepted, not issued yet)";
+    case KEYS_TICKET_PROMOTE:
+        return "the staged key promoted (it issues now)";
+    default:
+        return "unchanged";
+    }
+}
+
 int mkd_cmd_ticket_keys(const mkd_cmdline *cl)
 {
     mkd_config cfg;
@@ -97,11 +111,10 @@ int mkd_cmd_ticket_keys(const mkd_cmdline *cl)
                                      &n, &d)) != MKD_OK)
         return done(r, &d);
     printf("%s: %s, %zu key(s)%s\n", path,
-           !existed     ? "created"
-           : cl->rotate ? "rotated"
-                        : "unchanged",
-           n,
-           cl->rotate || !existed ? "; send SIGHUP to every mkd using it" : "");
+           !existed ? "created" : op_done(cl->rotate), n,
+           cl->rotate || !existed
+               ? "; copy it to every node and send SIGHUP to every mkd using it"
+               : "");
     return 0;
 }
 

@@ -45,7 +45,7 @@ typedef struct mkd_cmdline {
     char text[16384];
     size_t text_len;
     /* subcommand options (0: not given) */
-    int rotate;
+    int rotate; /* ticket-keys: KEYS_TICKET_ROTATE, _STAGE or _PROMOTE */
     int test;
     unsigned keep;
     unsigned bits;

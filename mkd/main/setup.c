@@ -19,6 +19,7 @@
 #include "mkd.h"
 #include "mkd_access.h"
 #include "mkd_log.h"
+#include "mkd_proxy.h"
 #include "mkd_util.h"
 #include "pegasus.h"
 
@@ -48,13 +49,19 @@ static int apply_override(mkd_config *c, const char *arg, mkd_diag *d)
     return MKD_OK;
 }
 
-/* The access log's and the metrics listener's settings, as serve would
- * take them (nothing is opened): a bad one is the operator's to fix before
- * start-up, and `mkd config` and a reload refuse it too. */
+/* The access log's and the metrics listener's settings, and
+ * trusted_proxies, as serve would take them (nothing is opened): a bad one
+ * is the operator's to fix before start-up, and `mkd config` and a reload
+ * refuse it too. */
 static int check_observers(const mkd_config *c, mkd_diag *d)
 {
     struct sockaddr_storage sa;
+    mkd_proxy_cidrs cidrs;
+    char err[160];
     int r;
+
+    if (mkd_proxy_cidrs_parse(c->trusted_proxies, &cidrs, err, sizeof err) != 0)
+        return mkd_fail(d, MKD_ERR_CONFIG, "trusted_proxies: %s", err);
 
     if ((r = mkd_access_check(c->access_log, d)) != MKD_OK)
         return r;
@@ -116,6 +123,9 @@ void mkd_yugi_config(const mkd_config *c, yugi_config *out)
     l->buffer_budget = c->buffer_budget;
     l->write_high_water = c->write_high_water;
     l->request_slowlog_ms = c->request_slowlog_ms;
+    /* Checked with the configuration (check_observers): cannot fail. */
+    (void)mkd_proxy_cidrs_parse(c->trusted_proxies, &l->trusted_proxies, NULL,
+                                0);
 }
 
 /* --- keys --------------------------------------------------------------- */

@@ -75,6 +75,18 @@ static void put_connections(mkd_text *t, const yugi_stats *st)
                  U(st->refused_per_address), U(st->refused_resume_rate));
 }
 
+static void put_proxy(mkd_text *t, const yugi_stats *st)
+{
+    family(t, "mkd_proxy_headers_total", "counter",
+           "PROXY protocol headers, by outcome.");
+    mkd_text_put(t,
+                 "mkd_proxy_headers_total{outcome=\"taken\"} %llu\n"
+                 "mkd_proxy_headers_total{outcome=\"refused\"} %llu\n"
+                 "mkd_proxy_headers_total{outcome=\"untrusted\"} %llu\n",
+                 U(st->proxy_headers), U(st->proxy_refused),
+                 U(st->proxy_untrusted));
+}
+
 static void put_handshakes(mkd_text *t, const yugi_stats *st)
 {
     one(t, "mkd_handshakes_in_progress", "gauge",
@@ -179,6 +191,7 @@ void metrics_render(const metrics_sources *src, mkd_text *t)
         U(st.uptime_ms / 1000));
     put_connections(t, &st);
     put_handshakes(t, &st);
+    put_proxy(t, &st);
     put_requests(t, &st);
     put_queues(t, &ys, &b);
     put_workers(t, &b);

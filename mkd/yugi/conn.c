@@ -47,6 +47,7 @@ void yugi__conn_unref(yugi_conn *c)
         return;
     yugi__framer_free(&c->framer);
     free(c->batch);
+    free(c->pbuf);
     yami_conn_free(c->yami);
     mkd_wipe(c, sizeof *c);
     free(c);
@@ -69,6 +70,11 @@ static void conn_uncount(yugi_conn *c, unsigned job_full)
 
     srv->hs_inflight -= give;
     c->hs_queued -= give;
+    if (c->proxy_wait) { /* counted nowhere else yet */
+        srv->nproxy_wait--;
+        c->proxy_wait = 0;
+        return;
+    }
     if (c->addr != NULL) {
         if (c->pending)
             c->addr->pending--;
@@ -288,14 +294,10 @@ void yugi__conn_rearm(yugi_conn *c)
 
 /* --- accept and shutdown ------------------------------------------------ */
 
-static void peer_name(yugi_conn *c, struct sockaddr_storage *ss)
+void yugi__conn_set_peer(yugi_conn *c, const struct sockaddr_storage *ss)
 {
-    int len = sizeof *ss;
-
-    memset(ss, 0, sizeof *ss);
     strcpy(c->peer, "?");
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)ss, &len) != 0)
-        return;
+    c->peer_port = 0;
     if (ss->ss_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
         (void)uv_ip4_name(a, c->peer, sizeof c->peer);
@@ -305,6 +307,60 @@ static void peer_name(yugi_conn *c, struct sockaddr_storage *ss)
         (void)uv_ip6_name(a, c->peer, sizeof c->peer);
         c->peer_port = ntohs(a->sin6_port);
     }
+}
+
+/* 0, or -1 when the peer is already gone (reset before we asked). */
+static int peer_name(yugi_conn *c, struct sockaddr_storage *ss)
+{
+    int len = sizeof *ss;
+
+    memset(ss, 0, sizeof *ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)ss, &len) != 0) {
+        memset(ss, 0, sizeof *ss);
+        yugi__conn_set_peer(c, ss);
+        return -1;
+    }
+    yugi__conn_set_peer(c, ss);
+    return 0;
+}
+
+/* Is the peer one of trusted_proxies? */
+static int peer_trusted(const yugi_server *srv,
+                        const struct sockaddr_storage *ss)
+{
+    const mkd_proxy_cidrs *l = &srv->lim.trusted_proxies;
+
+    if (l->n == 0)
+        return 0;
+    if (ss->ss_family == AF_INET)
+        return mkd_proxy_cidrs_match(
+            l, MKD_PROXY_INET,
+            (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr);
+    if (ss->ss_family == AF_INET6)
+        return mkd_proxy_cidrs_match(
+            l, MKD_PROXY_INET6,
+            ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr);
+    return 0;
+}
+
+/* A trusted proxy's connection: nothing is counted against an address
+ * until its header names the client (conn_io.c), which must come within
+ * the handshake deadline. Only the global cap applies meanwhile. */
+static void await_proxy(yugi_conn *c)
+{
+    yugi_server *srv = c->srv;
+
+    c->proxy_wait = 1;
+    srv->nproxy_wait++;
+    if (srv->shutting_down ||
+        srv->nconns + srv->nproxy_wait > srv->lim.max_connections) {
+        srv->st.refused_connections++;
+        yugi__conn_close(c, YUGI_CR_REFUSED);
+        return;
+    }
+    yugi__conn_flow(c);
+    if (c->state != YUGI_CLOSED)
+        yugi__conn_rearm(c);
 }
 
 static void on_early_closed(uv_handle_t *h)
@@ -398,18 +454,40 @@ static void refuse_conn(yugi_conn *c, uint64_t *counter)
 
 void yugi__conn_accepted(yugi_server *srv, uv_stream_t *listener)
 {
-    const yugi_limits *lim = &srv->lim;
     struct sockaddr_storage ss;
     yugi_conn *c = conn_new(srv, listener);
-    uint64_t *refusals;
-    int r;
 
     if (c == NULL)
         return;
     (void)uv_tcp_nodelay(&c->tcp, 1);
-    peer_name(c, &ss);
-    c->addr = yugi__addrs_get(&srv->addrs, (struct sockaddr *)&ss, now_ms(c));
+    if (peer_name(c, &ss) != 0) {
+        /* Nothing can be said to it, nor known about it: no limit,
+         * trusted or not, can be applied. (A health check that connects
+         * and resets at once.) */
+        mkd_debug(c->id, "accepted a connection already gone");
+        c->refused = 1;
+        srv->nrefusing++;
+        yugi__conn_close(c, YUGI_CR_IO);
+        return;
+    }
+    if (peer_trusted(srv, &ss)) {
+        mkd_debug(c->id, "accepted from proxy %s:%u", c->peer, c->peer_port);
+        await_proxy(c);
+        return;
+    }
     mkd_debug(c->id, "accepted from %s:%u", c->peer, c->peer_port);
+    yugi__conn_admit(c, &ss);
+}
+
+void yugi__conn_admit(yugi_conn *c, const struct sockaddr_storage *ss)
+{
+    yugi_server *srv = c->srv;
+    const yugi_limits *lim = &srv->lim;
+    uint64_t *refusals;
+    int r;
+
+    c->addr =
+        yugi__addrs_get(&srv->addrs, (const struct sockaddr *)ss, now_ms(c));
     if ((refusals = over_limit(srv, c)) != NULL) {
         refuse_conn(c, refusals);
         return;

@@ -3,6 +3,7 @@
  * limits a CLIENT_HELLO must pass before any RSA work), and writing with
  * backpressure.
  */
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -234,6 +235,108 @@ static void conn_take_input(yugi_conn *c, size_t nread)
     }
 }
 
+/* --- a trusted proxy's header ------------------------------------------ */
+
+/* The client's address from a header; LOCAL (the proxy's own health
+ * check) and Unix sockets keep the proxy's. */
+static void proxy_peer(yugi_conn *c, const mkd_proxy_header *h,
+                       struct sockaddr_storage *ss)
+{
+    int len = sizeof *ss;
+
+    memset(ss, 0, sizeof *ss);
+    if (h->family == MKD_PROXY_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)ss;
+        a->sin_family = AF_INET;
+        memcpy(&a->sin_addr, h->src, 4);
+        a->sin_port = htons(h->src_port);
+    } else if (h->family == MKD_PROXY_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        a->sin6_family = AF_INET6;
+        memcpy(a->sin6_addr.s6_addr, h->src, 16);
+        a->sin6_port = htons(h->src_port);
+    } else if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)ss, &len) != 0) {
+        memset(ss, 0, sizeof *ss);
+    }
+}
+
+/* The header parsed from what was read so far: the bytes it took of this
+ * read, or 0 with *r MORE or BAD. Split headers are copied aside. */
+static size_t proxy_feed(yugi_conn *c, size_t nread, mkd_proxy_header *h,
+                         int *r)
+{
+    const uint8_t *in = c->srv->read_buf;
+    size_t old = c->plen, take;
+
+    if (old == 0 && (*r = mkd_proxy_parse(in, nread, h)) != MKD_PROXY_MORE)
+        return *r == MKD_PROXY_DONE ? h->len : 0;
+    if (c->pbuf == NULL && (c->pbuf = malloc(YUGI_PROXY_MAX)) == NULL) {
+        *r = MKD_PROXY_BAD;
+        return 0;
+    }
+    take = nread < YUGI_PROXY_MAX - old ? nread : YUGI_PROXY_MAX - old;
+    memcpy(c->pbuf + old, in, take);
+    c->plen += take;
+    *r = mkd_proxy_parse(c->pbuf, c->plen, h);
+    if (*r == MKD_PROXY_MORE && c->plen == YUGI_PROXY_MAX)
+        *r = MKD_PROXY_BAD; /* longer than we take */
+    return *r == MKD_PROXY_DONE ? h->len - old : 0;
+}
+
+/* Bytes from a trusted proxy before its header is complete. */
+static void conn_take_proxy(yugi_conn *c, size_t nread)
+{
+    yugi_server *srv = c->srv;
+    struct sockaddr_storage ss;
+    mkd_proxy_header h;
+    char via[sizeof c->peer];
+    int r;
+    size_t used = proxy_feed(c, nread, &h, &r), rest = nread - used;
+
+    if (r == MKD_PROXY_MORE)
+        return;
+    free(c->pbuf);
+    c->pbuf = NULL;
+    c->plen = 0;
+    if (r != MKD_PROXY_DONE) {
+        srv->st.proxy_refused++;
+        mkd_debug(c->id, "refused: no valid PROXY header from proxy %s",
+                  c->peer);
+        yugi__conn_close(c, YUGI_CR_PROTO);
+        return;
+    }
+    srv->st.proxy_headers++;
+    c->proxy_wait = 0;
+    srv->nproxy_wait--;
+    c->input_seen = 1; /* the client's bytes follow the header */
+    proxy_peer(c, &h, &ss);
+    memcpy(via, c->peer, sizeof via);
+    yugi__conn_set_peer(c, &ss);
+    mkd_debug(c->id, "PROXY v%u: client %s:%u via %s", h.version, c->peer,
+              c->peer_port, via);
+    yugi__conn_admit(c, &ss);
+    if (c->state == YUGI_CLOSED || c->refused || rest == 0)
+        return;
+    memmove(srv->read_buf, srv->read_buf + used, rest);
+    conn_take_input(c, rest);
+}
+
+/* A peer outside trusted_proxies that opens with a PROXY signature is
+ * misconfigured or forging its address: closed and counted. */
+static int untrusted_proxy(yugi_conn *c, size_t nread)
+{
+    if (c->input_seen)
+        return 0;
+    c->input_seen = 1;
+    if (!mkd_proxy_signature(c->srv->read_buf, nread))
+        return 0;
+    c->srv->st.proxy_untrusted++;
+    mkd_debug(c->id, "refused: PROXY header from %s, not a trusted proxy",
+              c->peer);
+    yugi__conn_close(c, YUGI_CR_PROTO);
+    return 1;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     yugi_conn *c = s->data;
@@ -253,9 +356,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     c->srv->st.bytes_in += (uint64_t)nread;
     if (c->state != YUGI_HANDSHAKE && c->state != YUGI_ESTABLISHED)
         return; /* draining: whatever comes now is not read */
-    if (c->refused)
+    if (c->proxy_wait)
+        conn_take_proxy(c, (size_t)nread);
+    else if (c->refused)
         return; /* no session: it was told to retry later */
-    conn_take_input(c, (size_t)nread);
+    else if (!untrusted_proxy(c, (size_t)nread))
+        conn_take_input(c, (size_t)nread);
     if (c->state != YUGI_CLOSED) {
         yugi__conn_flow(c);
         yugi__conn_rearm(c);

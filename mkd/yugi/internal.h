@@ -26,6 +26,9 @@
 #include "limits.h"
 
 #define YUGI_READ_BUF_SIZE 65536
+/* The longest PROXY header taken: a v1 line, or a v2 header with the TLVs
+ * a load balancer adds (HAProxy's, by default, none). Longer: refused. */
+#define YUGI_PROXY_MAX     4096
 
 /* Connection states. Transitions (conn.c):
  *   HANDSHAKE  -> ESTABLISHED   the server hello went out
@@ -72,7 +75,9 @@ struct yugi_conn {
     unsigned hello_seen : 1;
     unsigned failed : 1; /* the session failed: nothing more is sealed */
     unsigned timer_armed : 1;
-    unsigned hs_queued; /* full hellos queued to Yami and counted */
+    unsigned proxy_wait : 1; /* from a trusted proxy: its header first */
+    unsigned input_seen : 1; /* the connection's own bytes have begun */
+    unsigned hs_queued;      /* full hellos queued to Yami and counted */
     yugi_addr *addr;
     char peer[46];
     uint16_t peer_port;
@@ -91,6 +96,9 @@ struct yugi_conn {
     size_t batch_len, batch_cap;
     unsigned units_read; /* units completed in the current read */
     yami_conn *yami;     /* the session; NULL while refusing */
+    /* A PROXY header split across reads, copied aside until complete. */
+    uint8_t *pbuf;
+    size_t plen;
 };
 
 typedef struct yugi_listener {
@@ -121,6 +129,7 @@ struct yugi_server {
     yugi_conn *conns;
     size_t nconns; /* established or handshaking */
     size_t nrefusing;
+    size_t nproxy_wait;   /* waiting for a trusted proxy's header */
     unsigned hs_inflight; /* full hellos queued or running in Yami */
     uint64_t next_id;
     yugi_addrs addrs;
@@ -152,6 +161,11 @@ void yugi__listeners_close(yugi_server *srv);
 
 /* conn.c */
 void yugi__conn_accepted(yugi_server *srv, uv_stream_t *listener);
+/* The client's address is known (the socket's, or a trusted proxy's
+ * header's): the limits at accept, then a session. */
+void yugi__conn_admit(yugi_conn *c, const struct sockaddr_storage *ss);
+/* c->peer and c->peer_port from ss. */
+void yugi__conn_set_peer(yugi_conn *c, const struct sockaddr_storage *ss);
 void yugi__conn_close(yugi_conn *c, int reason);
 /* Stop taking input and close once everything queued is written. */
 void yugi__conn_drain(yugi_conn *c, int reason);

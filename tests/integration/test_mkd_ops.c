@@ -71,6 +71,7 @@ static void test_usage_errors(void **st)
         {{"ticket-keys", "--keep=99"}, "--keep: expected a number in 1..16"},
         {{"ticket-keys", "--keep", "abc"}, "--keep: expected a number"},
         {{"ticket-keys", "--rotate=yes"}, "--rotate takes no value"},
+        {{"ticket-keys", "--stage", "--promote"}, "give one"},
         {{"keygen", "--out=-"}, "never written to standard output"},
         {{"ticket-keys", "--file", "-"}, "never written to standard output"},
         {{"keygen", "--out"}, "--out needs a value"},
@@ -97,6 +98,7 @@ static void test_usage_errors(void **st)
         {{"config", "--test", "--metrics_listen=10.0.0.1:9464"},
          "is not a loopback address"},
         {{"serve", "--metrics_listen=bogus"}, "\"bogus\" is not HOST:PORT"},
+        {{"config", "--trusted_proxies=10.0.0.0/33"}, "trusted_proxies: "},
     };
     char *out = NULL;
     (void)st;

@@ -658,7 +658,7 @@ int mkt_client_next_event(mkt_client *c, uint8_t *out, mk_event *ev)
 /* mkt_client_start; timeout_ms as in mkt_client_open_within. */
 static int client_start(mkt_client *c, mk_client_config *cc, const char *src,
                         uint16_t port, const uint8_t *blob, size_t blob_len,
-                        unsigned timeout_ms)
+                        unsigned timeout_ms, const uint8_t *pre, size_t pre_len)
 {
     uint8_t *out = malloc(MK_HANDLE_OUT_LEN);
     size_t n = 0;
@@ -676,6 +676,10 @@ static int client_start(mkt_client *c, mk_client_config *cc, const char *src,
         r = errno == ETIMEDOUT ? MK_ERR_TIMEOUT : MK_ERR_IO;
         goto done;
     }
+    if (pre_len > 0 && mkt_send_all(c->fd, pre, pre_len) != 0) {
+        r = MK_ERR_IO;
+        goto done;
+    }
     if ((r = mk_client_hello(c->s, out, MK_HANDLE_OUT_LEN, &n)) != MK_OK)
         goto done;
     if (mkt_send_all(c->fd, out, n) != 0)
@@ -688,7 +692,7 @@ done:
 int mkt_client_start(mkt_client *c, mk_client_config *cc, const char *src,
                      uint16_t port, const uint8_t *blob, size_t blob_len)
 {
-    return client_start(c, cc, src, port, blob, blob_len, 0);
+    return client_start(c, cc, src, port, blob, blob_len, 0, NULL, 0);
 }
 
 int mkt_client_finish(mkt_client *c)
@@ -720,7 +724,14 @@ int mkt_client_open_within(mkt_client *c, mk_client_config *cc, const char *src,
                            uint16_t port, const uint8_t *blob, size_t blob_len,
                            unsigned timeout_ms)
 {
-    int r = client_start(c, cc, src, port, blob, blob_len, timeout_ms);
+    int r = client_start(c, cc, src, port, blob, blob_len, timeout_ms, NULL, 0);
+    return r == MK_OK ? mkt_client_finish(c) : r;
+}
+
+int mkt_client_open_after(mkt_client *c, mk_client_config *cc, const char *src,
+                          uint16_t port, const uint8_t *pre, size_t pre_len)
+{
+    int r = client_start(c, cc, src, port, NULL, 0, 0, pre, pre_len);
     return r == MK_OK ? mkt_client_finish(c) : r;
 }
 

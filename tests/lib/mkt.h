@@ -109,6 +109,10 @@ int mkt_client_open(mkt_client *c, mk_client_config *cc, const char *src,
 int mkt_client_open_within(mkt_client *c, mk_client_config *cc, const char *src,
                            uint16_t port, const uint8_t *blob, size_t blob_len,
                            unsigned timeout_ms);
+/* The same, sending pre[0..pre_len) before the hello (a PROXY header, as
+ * a load balancer would), without a ticket. */
+int mkt_client_open_after(mkt_client *c, mk_client_config *cc, const char *src,
+                          uint16_t port, const uint8_t *pre, size_t pre_len);
 /* The same in two steps: connect and send the hello; wait for the
  * handshake to end. */
 int mkt_client_start(mkt_client *c, mk_client_config *cc, const char *src,

@@ -57,6 +57,7 @@ typedef struct mkd_config {
     uint32_t request_slowlog_ms;   /* warn about slower requests; 0 off */
     char metrics_listen[128];      /* HOST:PORT, "" = no metrics listener */
     uint32_t metrics_allow_remote; /* 0/1: a non-loopback metrics_listen */
+    char trusted_proxies[1024];    /* CIDR blocks that send PROXY headers */
     uint32_t threads;
     uint32_t backlog;
     uint32_t max_connections;

@@ -7,14 +7,17 @@
  *
  * Ticket-key file format (text, mode 0600, documented in docs/MKD.md):
  *
- *     # megaki ticket keys v1
- *     <name: 32 hex digits> <secret: 64 hex digits>
+ *     # megaki ticket keys v2
+ *     <name: 32 hex digits> <secret: 64 hex digits> [staged]
  *     ...
  *
  * One key per line; '#' lines and blank lines are ignored. The first key
- * issues tickets; every key listed accepts them. Rotation prepends a fresh
- * key and keeps at most `keep` keys in all. Several MKD nodes that read the
- * same file resume each other's sessions.
+ * not marked "staged" issues tickets; every key listed accepts them. (v2
+ * added the mark; a v1 file, without it, reads the same.) Several MKD
+ * nodes that read the same file resume each other's sessions. Rotation
+ * across nodes is two-phase (docs/SCALING.md): --stage adds a key that
+ * only accepts, and once every node has reloaded with it, --promote makes
+ * it the issuing one; no node then issues a ticket another cannot read.
  *
  * Errors (mkd_err.h): MKD_ERR_KEY_FILE, MKD_ERR_TICKET_FILE, MKD_ERR_EXISTS,
  * MKD_ERR_SYSTEM, MKD_ERR_CRYPTO, MKD_ERR_NOMEM, MKD_ERR_BUFFER, with the
@@ -46,10 +49,20 @@ MKD_MUST_CHECK int keys_ticket_parse(const uint8_t *buf, size_t len,
 /* The same, from a file. */
 MKD_MUST_CHECK int keys_ticket_file_read(const char *path, mk_ticket_key *keys,
                                          size_t max, size_t *n, mkd_diag *d);
-/* Create the file if missing (one fresh key), or with rotate prepend a
- * fresh key keeping at most keep (1..MK_TICKET_KEYS_MAX) keys. *n_out:
- * keys in the file afterwards. */
-MKD_MUST_CHECK int keys_ticket_file_update(const char *path, int rotate,
+/* What keys_ticket_file_update does to the file. */
+enum keys_ticket_op {
+    KEYS_TICKET_CREATE = 0, /* if missing, with one fresh key; else nothing */
+    KEYS_TICKET_ROTATE,     /* prepend a fresh issuing key (one node) */
+    KEYS_TICKET_STAGE,      /* prepend a fresh key that only accepts; refused
+                               while another is staged */
+    KEYS_TICKET_PROMOTE     /* the staged key issues; refused without one */
+};
+
+/* Apply op (enum keys_ticket_op), keeping at most keep
+ * (1..MK_TICKET_KEYS_MAX; staging and promoting need 2) keys: the oldest
+ * go. Staging and promoting need the file to exist. *n_out: keys in the
+ * file afterwards. */
+MKD_MUST_CHECK int keys_ticket_file_update(const char *path, int op,
                                            size_t keep, size_t *n_out,
                                            mkd_diag *d);
 

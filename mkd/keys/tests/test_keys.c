@@ -19,6 +19,7 @@
 
 #include "keys.h"
 #include "mkd_util.h"
+#include "testlib.h"
 
 /* --- ticket-key file --------------------------------------------------- */
 
@@ -67,6 +68,133 @@ static void test_ticket_file(void **st)
     mkd_wipe(k2, sizeof k2);
     unlink(path);
     rmdir(dir);
+}
+
+/* The file's keys as the daemon loads them (the issuing key first). */
+static size_t load(const char *path, mk_ticket_key *k)
+{
+    mkd_diag d;
+    size_t n = 0;
+
+    assert_int_equal(keys_ticket_file_read(path, k, MK_TICKET_KEYS_MAX, &n, &d),
+                     MKD_OK);
+    return n;
+}
+
+static int parse_text(const char *text, mk_ticket_key *k, size_t *n,
+                      mkd_diag *d)
+{
+    return keys_ticket_parse((const uint8_t *)text, strlen(text), "t", k,
+                             MK_TICKET_KEYS_MAX, n, d);
+}
+
+/* Two-phase rotation: a staged key accepts without issuing until it is
+ * promoted; the old issuer then still accepts. */
+static void test_ticket_stage_promote(void **st)
+{
+    char dir[] = "/tmp/mkdu.XXXXXX", path[128];
+    mk_ticket_key a[MK_TICKET_KEYS_MAX], b[MK_TICKET_KEYS_MAX];
+    mkd_diag d;
+    size_t n = 0;
+    char *text;
+    (void)st;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/t.keys", dir);
+    /* Nothing to stage into or promote before the file exists. */
+    assert_int_equal(
+        keys_ticket_file_update(path, KEYS_TICKET_STAGE, 4, &n, &d),
+        MKD_ERR_TICKET_FILE);
+    assert_int_equal(
+        keys_ticket_file_update(path, KEYS_TICKET_CREATE, 4, &n, &d), MKD_OK);
+    assert_int_equal(load(path, a), 1);
+    /* Phase 1: the old key still issues; the new one is there, marked. */
+    assert_int_equal(
+        keys_ticket_file_update(path, KEYS_TICKET_STAGE, 4, &n, &d), MKD_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(load(path, b), 2);
+    assert_memory_equal(b[0].name, a[0].name, 16);
+    assert_memory_not_equal(b[1].name, a[0].name, 16);
+    text = tl_read_file(path, NULL);
+    assert_non_null(text);
+    assert_non_null(strstr(text, " staged\n"));
+    assert_non_null(strstr(text, "# megaki ticket keys v2"));
+    free(text);
+    /* One staged key at a time; staging needs room for the old one. */
+    assert_int_equal(
+        keys_ticket_file_update(path, KEYS_TICKET_STAGE, 4, &n, &d),
+        MKD_ERR_TICKET_FILE);
+    assert_non_null(strstr(d.text, "promote"));
+    /* Phase 2: the staged key issues, the old one accepts. */
+    memcpy(&a[1], &b[1], sizeof a[1]); /* the staged one */
+    assert_int_equal(
+        keys_ticket_file_update(path, KEYS_TICKET_PROMOTE, 4, &n, &d), MKD_OK);
+    assert_int_equal(load(path, b), 2);
+    assert_memory_equal(b[0].name, a[1].name, 16);
+    assert_memory_equal(b[1].name, a[0].name, 16);
+    assert_int_equal(
+        keys_ticket_file_update(path, KEYS_TICKET_PROMOTE, 4, &n, &d),
+        MKD_ERR_TICKET_FILE);
+    assert_non_null(strstr(d.text, "--stage"));
+    assert_int_equal(
+        keys_ticket_file_update(path, KEYS_TICKET_STAGE, 1, &n, &d),
+        MKD_ERR_CONFIG);
+    /* Cycles keep at most keep keys: the issuer and the one before. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(
+            keys_ticket_file_update(path, KEYS_TICKET_STAGE, 2, &n, &d),
+            MKD_OK);
+        assert_int_equal(load(path, a), 2);
+        assert_memory_equal(a[0].name, b[0].name, 16); /* still issues */
+        assert_int_equal(
+            keys_ticket_file_update(path, KEYS_TICKET_PROMOTE, 2, &n, &d),
+            MKD_OK);
+        assert_int_equal(load(path, b), 2);
+        assert_memory_equal(b[1].name, a[0].name, 16); /* still accepts */
+    }
+    mkd_wipe(a, sizeof a);
+    mkd_wipe(b, sizeof b);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void test_ticket_staged_parse(void **st)
+{
+    static const char *k1 = "00112233445566778899aabbccddeeff "
+                            "000102030405060708090a0b0c0d0e0f"
+                            "101112131415161718191a1b1c1d1e1f";
+    static const char *k2 = "ffeeddccbbaa99887766554433221100 "
+                            "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"
+                            "e0e1e2e3e4e5e6e7e8e9eaebecedeeef";
+    mk_ticket_key k[MK_TICKET_KEYS_MAX];
+    char text[512];
+    mkd_diag d;
+    size_t n = 0;
+    (void)st;
+
+    /* A staged key first: the next one issues (moves to the front). */
+    snprintf(text, sizeof text, "# v2\n%s  staged \n%s\n", k2, k1);
+    assert_int_equal(parse_text(text, k, &n, &d), MKD_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(k[0].name[0], 0x00);
+    assert_int_equal(k[1].name[0], 0xff);
+    /* Only staged keys: nothing would issue. */
+    snprintf(text, sizeof text, "%s staged\n", k2);
+    assert_int_equal(parse_text(text, k, &n, &d), MKD_ERR_TICKET_FILE);
+    assert_non_null(strstr(d.text, "staged"));
+    /* Anything else after the secret is refused, with the line. */
+    snprintf(text, sizeof text, "%s\n%s stage\n", k1, k2);
+    assert_int_equal(parse_text(text, k, &n, &d), MKD_ERR_TICKET_FILE);
+    assert_non_null(strstr(d.text, ":2:"));
+    snprintf(text, sizeof text, "%s\n%s staged x\n", k1, k2);
+    assert_int_equal(parse_text(text, k, &n, &d), MKD_ERR_TICKET_FILE);
+    snprintf(text, sizeof text, "%s0\n", k1); /* 65 hex digits */
+    assert_int_equal(parse_text(text, k, &n, &d), MKD_ERR_TICKET_FILE);
+    /* A version 1 file reads as before. */
+    snprintf(text, sizeof text, "# megaki ticket keys v1\n%s\n%s\n", k2, k1);
+    assert_int_equal(parse_text(text, k, &n, &d), MKD_OK);
+    assert_int_equal(k[0].name[0], 0xff);
+    mkd_wipe(k, sizeof k);
 }
 
 /* --- key generation --------------------------------------------------- */
@@ -164,6 +292,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ticket_file),
+        cmocka_unit_test(test_ticket_stage_promote),
+        cmocka_unit_test(test_ticket_staged_parse),
         cmocka_unit_test(test_keygen),
         cmocka_unit_test(test_server_config),
     };

@@ -26,6 +26,7 @@
 
 #include "backend.h"
 #include "megaki.h"
+#include "mkd_proxy.h"
 #include "yami.h"
 
 /* The limits and deadlines; all can change on a reload. */
@@ -49,6 +50,9 @@ typedef struct yugi_limits {
     uint32_t buffer_budget;      /* ... on all connections, plus output */
     uint32_t write_high_water;   /* stop reading above this */
     uint32_t request_slowlog_ms; /* log a request slower than this; 0: off */
+    /* Peers that must open with a PROXY header (whose address then stands
+     * for the client's); empty: nobody may send one. */
+    mkd_proxy_cidrs trusted_proxies;
 } yugi_limits;
 
 /* Fixed for the server's life. */
@@ -116,6 +120,9 @@ typedef struct yugi_stats {
     uint64_t hs_full, hs_resumed, hs_retry, hs_failed;
     uint64_t requests, responses, backend_overloaded, aborted;
     uint64_t budget_overloaded; /* requests refused for buffer_budget */
+    /* PROXY headers: taken from a trusted proxy; refused from one
+     * (malformed, missing, too long); sent by an untrusted peer. */
+    uint64_t proxy_headers, proxy_refused, proxy_untrusted;
     uint64_t bytes_in, bytes_out;
     uint64_t close_reason[YUGI_CR_COUNT];
     uint64_t errors[YUGI_ERR_SLOTS]; /* by mk_err value */
