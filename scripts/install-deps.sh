@@ -22,6 +22,7 @@ pkgs=(
   adduser                            # the package's postinst creates its users (package test)
   systemd man-db                     # systemd-analyze verify of the installed unit (it runs man)
   python3 python3-prometheus-client  # the Prometheus parser that checks /metrics (test_observe.py)
+  php8.2-fpm                         # the real PHP-FPM behind backend = fastcgi (test_fastcgi.py)
 )
 
 missing=()

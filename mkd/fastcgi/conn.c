@@ -187,7 +187,7 @@ static int conn_start(fc_conn *c, fc_req *r)
 }
 
 /* The connect failed or timed out: eject the upstream, and the request
- * tries the next one. */
+ * tries the next one it has not tried. */
 static void connect_failed(fc_conn *c, const char *why)
 {
     fc_req *r = c->req;
@@ -196,10 +196,8 @@ static void connect_failed(fc_conn *c, const char *why)
     mkd_warn(0, "fastcgi: connecting to upstream %s: %s", c->up->name, why);
     fastcgi__eject(b, c->up);
     fastcgi__conn_close(c);
-    if (r != NULL) {
-        r->tries++;
+    if (r != NULL)
         fastcgi__req_dispatch(b, r);
-    }
 }
 
 static void on_connect_timeout(uv_timer_t *t)

@@ -109,7 +109,7 @@ static mkd_backend_status fc_submit(mkd_backend *base,
     r->submitted_ns = uv_hrtime();
     if (fastcgi__req_encode(b, r, ctx, body, len) != MKD_OK)
         goto out;
-    while (e == MKD_ERR_SYSTEM && (up = fastcgi__pick(b)) != NULL)
+    while (e == MKD_ERR_SYSTEM && (up = fastcgi__pick(b, r)) != NULL)
         e = fastcgi__conn_run(b, up, r);
     if (e == MKD_ERR_SYSTEM) {
         b->overloaded++;

@@ -72,7 +72,8 @@ struct fc_req {
     size_t out_len, out_cap;
     size_t max_body; /* the answer's limit */
     uint64_t submitted_ns, started_ns;
-    unsigned tries;          /* upstreams tried */
+    uint32_t tried;          /* bit i: ups[i] was tried (a request never goes
+                       back to an upstream whose connect failed) */
     uint8_t protocol_status; /* END_REQUEST's */
 };
 
@@ -98,7 +99,9 @@ struct fastcgi {
 /* upstream.c */
 MKD_MUST_CHECK int fastcgi__parse_upstreams(const char *list, fc_upstream **ups,
                                             unsigned *n, mkd_diag *d);
-fc_upstream *fastcgi__pick(fastcgi *b);
+/* The next upstream, round robin, that is up, has room, and is not in
+ * r's tried set (which it joins); NULL if none. */
+fc_upstream *fastcgi__pick(fastcgi *b, fc_req *r);
 void fastcgi__eject(fastcgi *b, fc_upstream *up);
 void fastcgi__upstream_gone_conn(fastcgi *b, fc_upstream *up);
 

@@ -205,7 +205,7 @@ void fastcgi__req_dispatch(fastcgi *b, fc_req *r)
     fc_upstream *up;
     int e = MKD_ERR_SYSTEM;
 
-    while (e == MKD_ERR_SYSTEM && (up = fastcgi__pick(b)) != NULL)
+    while (e == MKD_ERR_SYSTEM && (up = fastcgi__pick(b, r)) != NULL)
         e = fastcgi__conn_run(b, up, r);
     if (e == MKD_OK)
         return;

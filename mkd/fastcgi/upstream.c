@@ -130,16 +130,16 @@ static int usable(const fastcgi *b, const fc_upstream *u, uint64_t now)
            (u->nidle > 0 || u->nconns < b->max_conns);
 }
 
-/* The next usable upstream after the last one chosen, or NULL. */
-fc_upstream *fastcgi__pick(fastcgi *b)
+fc_upstream *fastcgi__pick(fastcgi *b, fc_req *r)
 {
     uint64_t now = uv_now(b->loop);
 
     for (unsigned k = 0; k < b->nups; k++) {
-        fc_upstream *u = b->ups[(b->rr + k) % b->nups];
-        if (usable(b, u, now)) {
-            b->rr = (b->rr + k + 1) % b->nups;
-            return u;
+        unsigned i = (b->rr + k) % b->nups;
+        if ((r->tried & (1u << i)) == 0 && usable(b, b->ups[i], now)) {
+            b->rr = (i + 1) % b->nups;
+            r->tried |= 1u << i;
+            return b->ups[i];
         }
     }
     return NULL;

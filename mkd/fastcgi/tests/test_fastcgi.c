@@ -1,7 +1,8 @@
 /*
  * test_fastcgi.c -- the FastCGI backend's settings: the upstream list
  * parser takes unix:/PATH, IPv4:PORT and [IPv6]:PORT and refuses anything
- * else by name; fastcgi_new refuses a relative script. Its traffic is
+ * else by name; fastcgi_new refuses a relative script; a request whose
+ * upstreams all fail to connect is answered once, "overloaded". Its traffic is
  * tested against a real PHP-FPM (tests/integration/test_fastcgi.py).
  */
 #include <setjmp.h>
@@ -69,11 +70,71 @@ static void test_new_checks(void **st)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static mkd_backend_status got_status = MKD_BACKEND_OK;
+static int got_n;
+
+static void on_done(void *token, mkd_backend_status st, const uint8_t *body,
+                    size_t len, const char *text, const mkd_backend_timing *tm)
+{
+    (void)token;
+    (void)body;
+    (void)len;
+    (void)text;
+    (void)tm;
+    got_status = st;
+    got_n++;
+}
+
+/* Every upstream's connect fails (no such socket), and ejection is off
+ * (fastcgi_eject_ms = 0): the request tries each upstream once and is
+ * answered "overloaded", instead of trying the same ones forever. */
+static void test_all_down(void **st)
+{
+    fastcgi_config fc = {"unix:/nonexistent/a.sock unix:/nonexistent/b.sock",
+                         "/srv/app/fpm.php",
+                         8,
+                         1000,
+                         1000,
+                         0,
+                         1024};
+    mkd_request_ctx ctx;
+    uv_loop_t loop;
+    mkd_backend *b;
+    uint8_t *body = malloc(2);
+    char text[2048];
+    size_t n;
+    mkd_diag d;
+    (void)st;
+
+    assert_non_null(body);
+    memcpy(body, "hi", 2);
+    memset(&ctx, 0, sizeof ctx);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(fastcgi_new(&loop, &fc, &b, &d), MKD_OK);
+    got_n = 0;
+    assert_int_equal(b->ops->submit(b, &ctx, body, 2, on_done, NULL),
+                     MKD_BACKEND_OK);
+    while (got_n == 0 && uv_run(&loop, UV_RUN_ONCE) != 0)
+        ;
+    assert_int_equal(got_n, 1);
+    assert_int_equal(got_status, MKD_BACKEND_OVERLOADED);
+    n = b->ops->status(b, text, sizeof text - 1);
+    text[n] = '\0';
+    assert_non_null(strstr(text, "a.sock up conns 0 idle 0 requests 0 "
+                                 "connect_failures 1 "));
+    assert_non_null(strstr(text, "b.sock up conns 0 idle 0 requests 0 "
+                                 "connect_failures 1 "));
+    b->ops->free(b);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_upstream_list),
         cmocka_unit_test(test_new_checks),
+        cmocka_unit_test(test_all_down),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
