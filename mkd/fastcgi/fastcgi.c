@@ -226,7 +226,7 @@ static void fc_stats(mkd_backend *base, mkd_backend_stats *out)
 {
     fastcgi *b = (fastcgi *)base;
 
-    out->queued = b->inflight;
+    /* No queue: a request is on a connection or refused. */
     out->submitted = b->submitted;
     out->answered = b->answered;
     out->cancelled = b->cancelled;
