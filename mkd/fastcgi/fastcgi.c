@@ -48,10 +48,10 @@ static void retire_all(fastcgi *b)
 {
     for (unsigned i = 0; i < b->nups; i++) {
         fc_upstream *up = b->ups[i];
+        close_idle(up); /* before it is retired: the last would free it */
         up->retired = 1;
         up->next = b->retired;
         b->retired = up;
-        close_idle(up);
         fastcgi__upstream_gone_conn(b, up);
     }
     b->nups = 0;
