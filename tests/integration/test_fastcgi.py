@@ -24,11 +24,13 @@ socket; `-F` in the foreground, stopped by its pid):
                runs twice, and the other pool serves what follows
   reload       SIGHUP with a new fastcgi_upstreams: requests go to the
                new pool
+  config       a bad upstream list or no script: refused by name
 
 Usage (ctest runs it): test_fastcgi.py MKD SAZUKARI PHP_FPM SRC_DIR
 Every wait polls with a generous deadline (TL_TIMEOUT_SCALE scales it,
 MKT_SLOW_BUILD=1 by 4 more); everything started is stopped by its pid.
 """
+import contextlib
 import os
 import shutil
 import signal
@@ -64,6 +66,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def stop_proc(proc):
+    """SIGTERM proc, wait (SIGKILL past the deadline); its exit status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30 * SCALE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 def tmpdir(prefix):
     d = tempfile.mkdtemp(prefix=prefix)
     os.chmod(d, 0o755)  # FPM's workers read the scripts in it
@@ -74,8 +88,10 @@ class Fpm:
     """One php-fpm master with one pool, listening on a Unix socket in its
     own directory, or on 127.0.0.1:port."""
 
-    def __init__(self, app, children=4, tcp=False):
+    def __init__(self, stack, app, children=4, tcp=False):
         self.dir = tmpdir("mkt-fpm.")
+        self.proc = None
+        stack.callback(self.cleanup)
         for f in ("lib.php", "sleep.php", "kill.php"):
             shutil.copy(os.path.join(APPS, f), self.dir)
         self.port = free_port() if tcp else None
@@ -127,15 +143,10 @@ class Fpm:
         return out
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30 * SCALE)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_proc(self.proc)
+            self.out.close()
         self.proc = None
-        self.out.close()
 
     def executed(self):
         try:
@@ -150,8 +161,10 @@ class Fpm:
 
 
 class Mkd:
-    def __init__(self, upstreams, extra=()):
+    def __init__(self, stack, upstreams, extra=()):
         self.dir = tmpdir("mkt-fastcgi.")
+        self.proc = None
+        stack.callback(self.cleanup)
         self.log = os.path.join(self.dir, "mkd.log")
         self.conf = os.path.join(self.dir, "mkd.conf")
         self.write_conf(upstreams)
@@ -164,12 +177,8 @@ class Mkd:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL,
                                          stderr=err, cwd=self.dir)
-        try:
-            self.port = int(poll("the ready file", lambda: os.path.exists(
-                ready) and open(ready).read().strip()))
-        except BaseException:
-            self.cleanup()
-            raise
+        self.port = int(poll("the ready file", lambda: os.path.exists(
+            ready) and open(ready).read().strip()))
 
     def write_conf(self, upstreams):
         with open(self.conf, "w") as f:
@@ -199,14 +208,7 @@ class Mkd:
             return f.read()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30 * SCALE)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_proc(self.proc) if self.proc else None
 
     def cleanup(self):
         self.stop()
@@ -228,66 +230,54 @@ return function (string $body, Megaki\\Context $ctx): string {
 """
 
 
-def test_hello():
-    fpm = Fpm(None, children=2)
-    mkd = None
-    try:
-        mkd = Mkd(fpm.upstream)
-        st, out, err = mkd.request("hello")
-        assert st == 0, (st, err)
-        assert out.startswith(b"Hello, world!\nYou are 127.0.0.1 port "), out
-        assert b"5 bytes" in out, out
-        # One connection, kept alive (FCGI_KEEP_CONN) and reused.
-        for _ in range(2):
-            assert mkd.request("again")[0] == 0
-        line = mkd.status("backend.upstream " + fpm.upstream)
-        assert line.startswith("up conns 1 idle 1 requests 3 "), line
-        # The context reaches the script: a pool running ctx.php.
-        with open(fpm.app_path("ctx.php"), "w") as f:
-            f.write(CTX_APP)
-        fpm.stop()
-        fpm.app = "ctx.php"
-        fpm.start()
-        st, out, err = poll("a request to the restarted pool",
-                            lambda: (lambda r: r if r[0] == 0 else None)(
-                                mkd.request("abc")))
-        addr, sid, rid, kid, n = out.decode().split("\n")
-        pub = subprocess.run([MKD, "pubkey", "--key_file=" + os.path.join(
-            mkd.dir, "server.pem")], capture_output=True, text=True).stdout
-        assert addr == "127.0.0.1" and len(sid) == 32 and rid == "1", out
-        assert len(kid) == 16 and kid in pub, (kid, pub)
-        assert n == "3", out
-        poll("the PHP warning in mkd's log at warn", lambda: any(
-            " warn " in l and "stderr" in l and "mkt-warning-abc" in l
-            for l in mkd.logtext().split("\n")))
-        assert mkd.stop() == 0
-    finally:
-        if mkd:
-            mkd.cleanup()
-        fpm.cleanup()
+def test_hello(stack):
+    fpm = Fpm(stack, None, children=2)
+    mkd = Mkd(stack, fpm.upstream)
+    st, out, err = mkd.request("hello")
+    assert st == 0, (st, err)
+    assert out.startswith(b"Hello, world!\nYou are 127.0.0.1 port "), out
+    assert b"5 bytes" in out, out
+    # One connection, kept alive (FCGI_KEEP_CONN) and reused.
+    for _ in range(2):
+        assert mkd.request("again")[0] == 0
+    line = mkd.status("backend.upstream " + fpm.upstream)
+    assert line.startswith("up conns 1 idle 1 requests 3 "), line
+    # The context reaches the script: a pool running ctx.php.
+    with open(fpm.app_path("ctx.php"), "w") as f:
+        f.write(CTX_APP)
+    fpm.stop()
+    fpm.app = "ctx.php"
+    fpm.start()
+    st, out, err = poll("a request to the restarted pool",
+                        lambda: (lambda r: r if r[0] == 0 else None)(
+                            mkd.request("abc")))
+    addr, sid, rid, kid, n = out.decode().split("\n")
+    pub = subprocess.run([MKD, "pubkey", "--key_file=" + os.path.join(
+        mkd.dir, "server.pem")], capture_output=True, text=True).stdout
+    assert addr == "127.0.0.1" and len(sid) == 32 and rid == "1", out
+    assert len(kid) == 16 and kid in pub, (kid, pub)
+    assert n == "3", out
+    poll("the PHP warning in mkd's log at warn", lambda: any(
+        " warn " in l and "stderr" in l and "mkt-warning-abc" in l
+        for l in mkd.logtext().split("\n")))
+    assert mkd.stop() == 0
 
 
-def test_big():
-    fpm = Fpm("sleep.php", children=2)
-    mkd = None
-    try:
-        mkd = Mkd(fpm.upstream)
-        body = bytes((i * 7) & 0xFF for i in range(1 << 20))
-        path = os.path.join(mkd.dir, "big.bin")
-        with open(path, "wb") as f:
-            f.write(body)
-        st, out, err = mkd.request(path=path)
-        assert st == 0 and out == body, (st, len(out), err)
-        # 1 MiB answered to a small request: "grow:N" answers N bytes.
-        st, out, err = mkd.request("grow:%d" % (1 << 20))
-        assert st == 0 and out == b"g" * (1 << 20), (st, len(out), err)
-        expect_error(mkd.request("grow:%d" % ((1 << 20) + 1)), "application")
-        st, out, err = mkd.request("after")
-        assert st == 0 and out == b"after", (st, out, err)
-    finally:
-        if mkd:
-            mkd.cleanup()
-        fpm.cleanup()
+def test_big(stack):
+    fpm = Fpm(stack, "sleep.php", children=2)
+    mkd = Mkd(stack, fpm.upstream)
+    body = bytes((i * 7) & 0xFF for i in range(1 << 20))
+    path = os.path.join(mkd.dir, "big.bin")
+    with open(path, "wb") as f:
+        f.write(body)
+    st, out, err = mkd.request(path=path)
+    assert st == 0 and out == body, (st, len(out), err)
+    # 1 MiB answered to a small request: "grow:N" answers N bytes.
+    st, out, err = mkd.request("grow:%d" % (1 << 20))
+    assert st == 0 and out == b"g" * (1 << 20), (st, len(out), err)
+    expect_error(mkd.request("grow:%d" % ((1 << 20) + 1)), "application")
+    st, out, err = mkd.request("after")
+    assert st == 0 and out == b"after", (st, out, err)
 
 
 HANG_APP = """<?php
@@ -301,53 +291,41 @@ return function (string $body, Megaki\\Context $ctx): string {
 """
 
 
-def test_killed():
-    fpm = Fpm("hang.php", children=2)
-    mkd = None
-    try:
-        with open(fpm.app_path("hang.php"), "w") as f:
-            f.write(HANG_APP)
-        mkd = Mkd(fpm.upstream)
-        res = {}
-        t = threading.Thread(target=lambda: res.update(r=mkd.request("hang")))
-        t.start()
-        pidfile = fpm.app_path("hang.pid")
-        pid = int(poll("the hanging worker", lambda: os.path.exists(
-            pidfile) and open(pidfile).read().strip()))
-        os.kill(pid, signal.SIGKILL)
-        t.join(60 * SCALE)
-        assert not t.is_alive()
-        expect_error(res["r"], "internal")
-        st, out, err = mkd.request("next")
-        assert st == 0 and out == b"ok next", (st, out, err)
-        assert int(mkd.status("backend.connections_lost")) >= 1
-        assert mkd.stop() == 0
-    finally:
-        if mkd:
-            mkd.cleanup()
-        fpm.cleanup()
+def test_killed(stack):
+    fpm = Fpm(stack, "hang.php", children=2)
+    with open(fpm.app_path("hang.php"), "w") as f:
+        f.write(HANG_APP)
+    mkd = Mkd(stack, fpm.upstream)
+    res = {}
+    t = threading.Thread(target=lambda: res.update(r=mkd.request("hang")))
+    t.start()
+    pidfile = fpm.app_path("hang.pid")
+    pid = int(poll("the hanging worker", lambda: os.path.exists(
+        pidfile) and open(pidfile).read().strip()))
+    os.kill(pid, signal.SIGKILL)
+    t.join(60 * SCALE)
+    assert not t.is_alive()
+    expect_error(res["r"], "internal")
+    st, out, err = mkd.request("next")
+    assert st == 0 and out == b"ok next", (st, out, err)
+    assert int(mkd.status("backend.connections_lost")) >= 1
+    assert mkd.stop() == 0
 
 
-def test_restart():
-    fpm = Fpm("sleep.php", children=2)
-    mkd = None
-    try:
-        mkd = Mkd(fpm.upstream)
-        assert mkd.request("one")[:2] == (0, b"one")
-        fpm.stop()
-        # Down: refused at once, again and again (ejected or not).
-        for _ in range(3):
-            expect_error(mkd.request("down", timeout=30), "overloaded")
-        assert "ejected" in mkd.status("backend.upstream " + fpm.upstream)
-        fpm.start()
-        poll("a request served after FPM's restart",
-             lambda: mkd.request("two")[:2] == (0, b"two"))
-        assert int(mkd.status("backend.overloaded")) >= 3
-        assert mkd.stop() == 0
-    finally:
-        if mkd:
-            mkd.cleanup()
-        fpm.cleanup()
+def test_restart(stack):
+    fpm = Fpm(stack, "sleep.php", children=2)
+    mkd = Mkd(stack, fpm.upstream)
+    assert mkd.request("one")[:2] == (0, b"one")
+    fpm.stop()
+    # Down: refused at once, again and again (ejected or not).
+    for _ in range(3):
+        expect_error(mkd.request("down", timeout=30), "overloaded")
+    assert "ejected" in mkd.status("backend.upstream " + fpm.upstream)
+    fpm.start()
+    poll("a request served after FPM's restart",
+         lambda: mkd.request("two")[:2] == (0, b"two"))
+    assert int(mkd.status("backend.overloaded")) >= 3
+    assert mkd.stop() == 0
 
 
 def fcgi_records(data):
@@ -362,8 +340,9 @@ def fcgi_records(data):
     return out
 
 
-def test_silent():
+def test_silent(stack):
     lsock = socket.socket()
+    stack.callback(lsock.close)
     lsock.bind(("127.0.0.1", 0))
     lsock.listen(8)
     got = {}
@@ -382,25 +361,19 @@ def test_silent():
 
     t = threading.Thread(target=hold)
     t.start()
-    mkd = None
-    try:
-        mkd = Mkd("127.0.0.1:%d" % lsock.getsockname()[1],
-                  ["--request_timeout_ms=1000"])
-        expect_error(mkd.request("anyone?"), "SZ_ERR_SERVER_TIMEOUT")
-        t.join(60 * SCALE)
-        assert not t.is_alive()
-        recs = fcgi_records(got["data"])
-        types = [r[0] for r in recs]
-        # BEGIN_REQUEST, PARAMS..., STDIN "anyone?", then ABORT_REQUEST;
-        # then mkd closed the connection (the loop above saw EOF).
-        assert types[0] == 1 and types[-1] == 2, types
-        assert (5, b"anyone?") in recs, recs
-        assert int(mkd.status("backend.timeouts")) == 1
-        assert mkd.stop() == 0
-    finally:
-        if mkd:
-            mkd.cleanup()
-        lsock.close()
+    mkd = Mkd(stack, "127.0.0.1:%d" % lsock.getsockname()[1],
+              ["--request_timeout_ms=1000"])
+    expect_error(mkd.request("anyone?"), "SZ_ERR_SERVER_TIMEOUT")
+    t.join(60 * SCALE)
+    assert not t.is_alive()
+    recs = fcgi_records(got["data"])
+    types = [r[0] for r in recs]
+    # BEGIN_REQUEST, PARAMS..., STDIN "anyone?", then ABORT_REQUEST;
+    # then mkd closed the connection (the loop above saw EOF).
+    assert types[0] == 1 and types[-1] == 2, types
+    assert (5, b"anyone?") in recs, recs
+    assert int(mkd.status("backend.timeouts")) == 1
+    assert mkd.stop() == 0
 
 
 def load(mkd, prefix, stop, results):
@@ -432,67 +405,70 @@ def run_load(mkd, clients, during):
     return results
 
 
-def test_failover():
-    a = Fpm("sleep.php", children=4)
-    b = Fpm("sleep.php", children=4, tcp=True)
-    mkd = None
-    try:
-        mkd = Mkd(a.upstream + ", " + b.upstream,
-                  ["--fastcgi_max_conns=4"])
-        marks = {}
+def test_failover(stack):
+    a = Fpm(stack, "sleep.php", children=4)
+    b = Fpm(stack, "sleep.php", children=4, tcp=True)
+    mkd = Mkd(stack, a.upstream + ", " + b.upstream,
+              ["--fastcgi_max_conns=4"])
+    marks = {}
 
-        def during(results):
-            poll("requests on both pools", lambda: len(a.executed()) >= 5 and
-                 len(b.executed()) >= 5)
-            a.stop()
-            marks["stopped"] = len(results)
-            poll("requests after pool A left",
-                 lambda: len(results) >= marks["stopped"] + 30)
+    def during(results):
+        poll("requests on both pools", lambda: len(a.executed()) >= 5 and
+             len(b.executed()) >= 5)
+        a.stop()
+        marks["stopped"] = len(results)
+        poll("requests after pool A left",
+             lambda: len(results) >= marks["stopped"] + 30)
 
-        results = run_load(mkd, 4, during)
-        print("# failover: %d requests, %d answered with an error" % (
-            len(results), sum(1 for r in results if r[1] != 0)))
-        # Clean outcomes only: served, or an error the server answered.
-        bad = [r for r in results if r[1] not in (0, 8)]
-        assert not bad, bad[:5]
-        after = results[marks["stopped"] + 8:]  # those in flight settled
-        assert after and all(r[1] == 0 for r in after), [
-            r for r in after if r[1] != 0][:5]
-        ran = a.executed() + b.executed()
-        assert len(ran) == len(set(ran)), "a request ran twice"
-        ok = {r[0] for r in results if r[1] == 0}
-        assert ok <= set(ran), "an answered request did not run"
-        assert mkd.stop() == 0
-    finally:
-        if mkd:
-            mkd.cleanup()
-        a.cleanup()
-        b.cleanup()
+    results = run_load(mkd, 4, during)
+    print("# failover: %d requests, %d answered with an error" % (
+        len(results), sum(1 for r in results if r[1] != 0)))
+    # Clean outcomes only: served, or an error the server answered.
+    bad = [r for r in results if r[1] not in (0, 8)]
+    assert not bad, bad[:5]
+    after = results[marks["stopped"] + 8:]  # those in flight settled
+    assert after and all(r[1] == 0 for r in after), [
+        r for r in after if r[1] != 0][:5]
+    ran = a.executed() + b.executed()
+    assert len(ran) == len(set(ran)), "a request ran twice"
+    ok = {r[0] for r in results if r[1] == 0}
+    assert ok <= set(ran), "an answered request did not run"
+    assert mkd.stop() == 0
 
 
-def test_reload():
-    a = Fpm("sleep.php", children=2)
-    b = Fpm("sleep.php", children=2, tcp=True)
-    mkd = None
-    try:
-        mkd = Mkd(a.upstream)
-        assert mkd.request("id:r1\n")[0] == 0
-        mkd.write_conf(b.upstream)
-        mkd.proc.send_signal(signal.SIGHUP)
-        poll("the reload", lambda: mkd.status("backend.reloads") == "1")
-        assert mkd.request("id:r2\n")[0] == 0
-        assert a.executed() == ["r1"] and b.executed() == ["r2"], (
-            a.executed(), b.executed())
-        assert mkd.status("backend.upstream " + b.upstream) is not None
-        assert mkd.stop() == 0
-    finally:
-        if mkd:
-            mkd.cleanup()
-        a.cleanup()
-        b.cleanup()
+def test_reload(stack):
+    a = Fpm(stack, "sleep.php", children=2)
+    b = Fpm(stack, "sleep.php", children=2, tcp=True)
+    mkd = Mkd(stack, a.upstream)
+    assert mkd.request("id:r1\n")[0] == 0
+    mkd.write_conf(b.upstream)
+    mkd.proc.send_signal(signal.SIGHUP)
+    poll("the reload", lambda: mkd.status("backend.reloads") == "1")
+    assert mkd.request("id:r2\n")[0] == 0
+    assert a.executed() == ["r1"] and b.executed() == ["r2"], (
+        a.executed(), b.executed())
+    assert mkd.status("backend.upstream " + b.upstream) is not None
+    assert mkd.stop() == 0
 
 
-TESTS = [test_hello, test_big, test_killed, test_restart, test_silent,
+def test_config(stack):
+    """Bad FastCGI settings are refused with their name, by config --test
+    and by serve."""
+    d = tmpdir("mkt-fastcgi-conf.")
+    stack.callback(shutil.rmtree, d, True)
+    base = [MKD, "config", "--test", "--data_dir=" + d, "--port=0",
+            "--backend=fastcgi"]
+    r = subprocess.run(base + ["--fastcgi_upstreams=localhost:9000",
+                               "--fastcgi_script=/srv/fpm.php"],
+                       capture_output=True, text=True, timeout=60 * SCALE)
+    assert r.returncode != 0 and '"localhost:9000" is neither' in r.stderr, r
+    r = subprocess.run([MKD, "serve", "--data_dir=" + d, "--port=0",
+                        "--backend=fastcgi", "--fastcgi_upstreams=unix:/x"],
+                       capture_output=True, text=True, timeout=60 * SCALE)
+    assert r.returncode != 0 and "fastcgi_script" in r.stderr, r
+
+
+TESTS = [test_config, test_hello, test_big, test_killed, test_restart, test_silent,
          test_failover, test_reload]
 
 if __name__ == "__main__":
@@ -502,7 +478,8 @@ if __name__ == "__main__":
         if only and t.__name__ not in only:
             continue
         try:
-            t()
+            with contextlib.ExitStack() as stack:
+                t(stack)
             print("ok %d - %s" % (i, t.__name__), flush=True)
         except Exception as e:  # report and go on to the next test
             failed += 1
