@@ -13,8 +13,10 @@ socket; `-F` in the foreground, stopped by its pid):
                FastCGI's stderr is logged by mkd at warn
   big          1 MiB request and 1 MiB answer (max_message); an answer
                past max_message is the error "application"
-  killed       the FPM worker running a request is SIGKILLed: the client
-               gets an error ("internal"), the next request is served
+  killed       with fastcgi_max_conns = 1 and that connection busy, a
+               request is refused "overloaded" at once; the FPM worker
+               running the busy one is SIGKILLed: its client gets an
+               error ("internal"), the next request is served
   restart      FPM stopped: requests are refused "overloaded" at once;
                started again: served again (ejection expires)
   silent       an upstream that accepts and never answers (a socket this
@@ -295,13 +297,15 @@ def test_killed(stack):
     fpm = Fpm(stack, "hang.php", children=2)
     with open(fpm.app_path("hang.php"), "w") as f:
         f.write(HANG_APP)
-    mkd = Mkd(stack, fpm.upstream)
+    mkd = Mkd(stack, fpm.upstream, ["--fastcgi_max_conns=1"])
     res = {}
     t = threading.Thread(target=lambda: res.update(r=mkd.request("hang")))
     t.start()
     pidfile = fpm.app_path("hang.pid")
     pid = int(poll("the hanging worker", lambda: os.path.exists(
         pidfile) and open(pidfile).read().strip()))
+    # Its one connection is busy: saturated, refused at once.
+    expect_error(mkd.request("more", timeout=30), "overloaded")
     os.kill(pid, signal.SIGKILL)
     t.join(60 * SCALE)
     assert not t.is_alive()
