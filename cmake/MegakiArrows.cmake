@@ -23,13 +23,15 @@ set(MK_ARROWS
   "mkd_backend|"
   "mkd_proxy|"
   "mkd_echo|mkd_backend,mkd_common,PkgConfig::LIBUV"
+  "mkd_fcgi|mkd_common"
+  "mkd_fastcgi|mkd_fcgi,mkd_backend,mkd_common,PkgConfig::LIBUV"
   "pegasus|mkd_backend,mkd_common,PkgConfig::LIBUV"
   "spawner|pegasus,mkd_common,PkgConfig::LIBUV"
   "yami|mkd_common,megaki_static,PkgConfig::LIBUV"
   "yugi|yami,mkd_backend,mkd_proxy,mkd_common,megaki_static,PkgConfig::LIBUV"
   "mkd_control|yugi,yami,mkd_common,PkgConfig::LIBUV"
   "mkd_metrics|yugi,yami,mkd_backend,mkd_common,PkgConfig::LIBUV"
-  "mkd|mkd_config,mkd_keys,mkd_echo,mkd_proxy,pegasus,spawner,yugi,yami,mkd_control,mkd_metrics,mkd_common,megaki_static,megaki_version"
+  "mkd|mkd_config,mkd_keys,mkd_echo,mkd_proxy,mkd_fastcgi,pegasus,spawner,yugi,yami,mkd_control,mkd_metrics,mkd_common,megaki_static,megaki_version"
 )
 
 # Internal targets, and the directories every source of a target that
@@ -43,6 +45,8 @@ set(MK_INTERNALS
   "mkd_backend_internal|mkd/backend/tests"
   "mkd_proxy_internal|mkd/proxy/tests"
   "mkd_echo_internal|mkd/echo/tests"
+  "mkd_fcgi_internal|mkd/fcgi/tests"
+  "mkd_fastcgi_internal|mkd/fastcgi/tests"
   "pegasus_internal|mkd/pegasus/tests"
   "yami_internal|mkd/yami/tests"
   "yugi_internal|mkd/yugi/tests"

@@ -23,6 +23,7 @@ pkgs=(
   systemd man-db                     # systemd-analyze verify of the installed unit (it runs man)
   python3 python3-prometheus-client  # the Prometheus parser that checks /metrics (test_observe.py)
   haproxy                            # the load balancer in front of three nodes (test_haproxy.c, PROXY protocol)
+  php8.2-fpm                         # the real PHP-FPM behind backend = fastcgi (test_fastcgi.py)
 )
 
 missing=()

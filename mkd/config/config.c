@@ -95,6 +95,12 @@ static const struct opt opts[] = {
     {"inline_crypto_max", U32(inline_crypto_max), "16384", 0, 1u << 20, 0},
     {"ticket_keys_keep", U32(ticket_keys_keep), "4", 1, 16, 0},
     {"echo_delay_ms", U32(echo_delay_ms), "0", 0, 600000, 0},
+    {"fastcgi_upstreams", STR(fastcgi_upstreams), "", 0, 0, 0},
+    {"fastcgi_script", STR(fastcgi_script), "", 0, 0, 0},
+    {"fastcgi_max_conns", U32(fastcgi_max_conns), "8", 1, 100000, 0},
+    {"fastcgi_connect_timeout_ms", U32(fastcgi_connect_timeout_ms), "1000", 10,
+     600000, 0},
+    {"fastcgi_eject_ms", U32(fastcgi_eject_ms), "5000", 0, 3600000, 0},
     {"app", STR(app), "", 0, 0, OFF(app_set)},
     {"php", STR(php), "/usr/bin/php", 0, 0, 0},
     {"arcangelo", STR(arcangelo), "", 0, 0, OFF(arcangelo_set)},
@@ -654,11 +660,17 @@ int mkd_config_finish(mkd_config *c, mkd_diag *d)
         return r;
     if (c->listen[0] == '\0')
         return mkd_fail(d, MKD_ERR_CONFIG, "listen: no address");
-    if (strcmp(c->backend, "echo") != 0 && strcmp(c->backend, "php") != 0)
+    if (strcmp(c->backend, "echo") != 0 && strcmp(c->backend, "php") != 0 &&
+        strcmp(c->backend, "fastcgi") != 0)
         return mkd_fail(d, MKD_ERR_CONFIG,
                         "backend: \"%s\" is not available (this build has: "
-                        "php, echo)",
+                        "php, echo, fastcgi)",
                         c->backend);
+    if (strcmp(c->backend, "fastcgi") == 0 &&
+        (c->fastcgi_upstreams[0] == '\0' || c->fastcgi_script[0] != '/'))
+        return mkd_fail(d, MKD_ERR_CONFIG,
+                        "backend = fastcgi needs fastcgi_upstreams and "
+                        "fastcgi_script (an absolute path)");
     if (c->workers_max != 0 && c->workers != 0 && c->workers_max < c->workers)
         return mkd_fail(d, MKD_ERR_CONFIG,
                         "workers_max (%u) is below workers (%u)",

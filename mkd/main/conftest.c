@@ -221,6 +221,14 @@ int mkd_config_test(const mkd_config *cfg)
             fprintf(stderr, "mkd: config --test: no worker started until "
                             "the problems above are fixed\n");
     }
+    /* The upstream list parses; the pools themselves are not contacted
+     * (they may not be up yet, and mkd copes with that). */
+    if (strcmp(cfg->backend, "fastcgi") == 0) {
+        mkd_diag d;
+        int r = fastcgi_check_upstreams(cfg->fastcgi_upstreams, &d);
+        if (r != MKD_OK)
+            problem(&n, NULL, &d, r);
+    }
     if (n != 0) {
         fprintf(stderr, "mkd: configuration test failed: %d problem(s)\n", n);
         return MKD_EXIT_FAILED;

@@ -27,6 +27,7 @@
 
 #include "backend.h"
 #include "control.h"
+#include "fastcgi.h"
 #include "metrics.h"
 #include "mkd_config.h"
 #include "yami.h"
@@ -167,7 +168,10 @@ void mkd_warn_env_pass(const mkd_config *cfg);
  * mkd's own user. -1 each when mkd is not root. */
 MKD_MUST_CHECK int mkd_worker_ids(const mkd_config *cfg, int64_t *uid,
                                   int64_t *gid, mkd_diag *d);
-/* The backend the configuration names: the PHP worker pool, or echo. */
+/* The FastCGI backend's settings (pointing into cfg). */
+void mkd_fastcgi_settings_from(const mkd_config *cfg, fastcgi_config *fc);
+/* The backend the configuration names: the PHP worker pool, FastCGI, or
+ * echo. */
 MKD_MUST_CHECK int mkd_make_backend(uv_loop_t *loop, const mkd_config *cfg,
                                     const mkd_workers *wk, mkd_backend **out,
                                     mkd_diag *d);

@@ -106,6 +106,20 @@ out:
     return r;
 }
 
+/* The backend's new settings: the PHP pool's, or the FastCGI upstreams
+ * and limits (checked first; nothing changes on failure). */
+static int reload_backend(mkd_daemon *dm, const mkd_config *nc, mkd_diag *d)
+{
+    fastcgi_config fc;
+
+    if (strcmp(nc->backend, "php") == 0)
+        return reload_pool(dm, nc, d);
+    if (strcmp(nc->backend, "fastcgi") != 0)
+        return MKD_OK;
+    mkd_fastcgi_settings_from(nc, &fc);
+    return fastcgi_reconfigure(dm->backend, &fc, d);
+}
+
 /* The access log: reopened by its path (logrotate renamed the file), or
  * opened where the new configuration says. On failure the old one stays,
  * and nc says so, so that the next reload tries again. */
@@ -151,8 +165,7 @@ void mkd_reload(mkd_daemon *dm)
     if (nc == NULL)
         r = mkd_fail(&d, MKD_ERR_NOMEM, "out of memory");
     else if ((r = prepare(dm, nc, &scfg, &nk, &nt, &d)) == MKD_OK &&
-             strcmp(nc->backend, "php") == 0 &&
-             (r = reload_pool(dm, nc, &d)) != MKD_OK)
+             (r = reload_backend(dm, nc, &d)) != MKD_OK)
         mk_server_config_unref(scfg);
     if (r != MKD_OK) {
         dm->reload_failures++;

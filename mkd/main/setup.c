@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "echo.h"
+#include "fastcgi.h"
 #include "keys.h"
 #include "metrics.h"
 #include "mkd.h"
@@ -395,10 +396,23 @@ int mkd_worker_ids(const mkd_config *cfg, int64_t *uid, int64_t *gid,
     return MKD_OK;
 }
 
+void mkd_fastcgi_settings_from(const mkd_config *cfg, fastcgi_config *fc)
+{
+    memset(fc, 0, sizeof *fc);
+    fc->upstreams = cfg->fastcgi_upstreams;
+    fc->script = cfg->fastcgi_script;
+    fc->max_conns = cfg->fastcgi_max_conns;
+    fc->connect_timeout_ms = cfg->fastcgi_connect_timeout_ms;
+    fc->request_timeout_ms = cfg->request_timeout_ms;
+    fc->eject_ms = cfg->fastcgi_eject_ms;
+    fc->max_message = cfg->max_message;
+}
+
 int mkd_make_backend(uv_loop_t *loop, const mkd_config *cfg,
                      const mkd_workers *wk, mkd_backend **out, mkd_diag *d)
 {
     mkd_pegasus_settings ps;
+    fastcgi_config fc;
     int r;
 
     mkd_diag_clear(d);
@@ -406,6 +420,10 @@ int mkd_make_backend(uv_loop_t *loop, const mkd_config *cfg,
         if ((r = mkd_echo_new(loop, cfg->echo_delay_ms, out)) != MKD_OK)
             return mkd_fail(d, r, "%s", mkd_strerror(r));
         return MKD_OK;
+    }
+    if (strcmp(cfg->backend, "fastcgi") == 0) {
+        mkd_fastcgi_settings_from(cfg, &fc);
+        return fastcgi_new(loop, &fc, out, d);
     }
     mkd_warn_env_pass(cfg);
     mkd_pegasus_settings_from(cfg, &ps);

@@ -202,6 +202,7 @@ static void on_event(yami_conn *c, const mk_event *ev, const uint8_t *out,
         res->established = 1;
         res->resumed = info.resumed;
         memcpy(res->session_id, info.session_id, MK_SESSION_ID_LEN);
+        memcpy(res->key_id, info.key_id, MK_KEY_ID_LEN);
         res->max_message = info.max_message;
         break;
     case MK_EV_SEND:

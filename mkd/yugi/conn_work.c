@@ -237,6 +237,7 @@ static void request_ctx(const yugi_conn *c, uint32_t id, mkd_request_ctx *ctx)
     memcpy(ctx->peer_addr, c->peer, sizeof ctx->peer_addr);
     ctx->peer_port = c->peer_port;
     memcpy(ctx->session_id, c->session_id, sizeof ctx->session_id);
+    memcpy(ctx->key_id, c->key_id, sizeof ctx->key_id);
     ctx->max_response = c->max_message;
     ctx->early = 0;
 }
@@ -310,6 +311,7 @@ static void on_established(yugi_conn *c, const yami_result *res)
 
     c->state = YUGI_ESTABLISHED;
     memcpy(c->session_id, res->session_id, sizeof c->session_id);
+    memcpy(c->key_id, res->key_id, sizeof c->key_id);
     c->max_message = res->max_message;
     if (res->resumed)
         srv->st.hs_resumed++;

@@ -89,6 +89,7 @@ struct yugi_conn {
     unsigned inflight;      /* requests at the backend or being answered */
     yugi_req *reqs;         /* at the backend */
     uint8_t session_id[MK_SESSION_ID_LEN];
+    uint8_t key_id[MK_KEY_ID_LEN]; /* the session's server key */
     uint32_t max_message; /* announced to this peer: its answers' limit */
     yugi_framer framer;
     /* Units read in one read callback, queued to Yami as one operation. */

@@ -40,6 +40,9 @@ const char *mkd_backend_status_name(mkd_backend_status st);
 /* A session id's size: the context carries the protocol's non-secret
  * session id as opaque bytes. */
 #define MKD_SESSION_ID_LEN 16
+/* ... and the id of the server key the session was made with (not
+ * secret: a digest of the public key, as `mkd pubkey` shows). */
+#define MKD_KEY_ID_LEN     8
 
 typedef struct mkd_request_ctx {
     uint64_t conn_id;    /* MKD's connection id (as in the logs) */
@@ -47,6 +50,7 @@ typedef struct mkd_request_ctx {
     char peer_addr[46];  /* client address, text (IPv4 or IPv6) */
     uint16_t peer_port;
     uint8_t session_id[MKD_SESSION_ID_LEN];
+    uint8_t key_id[MKD_KEY_ID_LEN];
     /* The largest answer the session can carry: the max_message announced
      * to this client, which a reload since may have changed for newer
      * connections. A backend answers a larger one with an error instead

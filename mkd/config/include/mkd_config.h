@@ -86,6 +86,12 @@ typedef struct mkd_config {
                                          loop thread; 0 = all on the pool */
     uint32_t ticket_keys_keep;  /* for `mkd ticket-keys --rotate` */
     uint32_t echo_delay_ms;     /* echo backend: answer after this */
+    /* The fastcgi backend, mkd/fastcgi/include/fastcgi.h. */
+    char fastcgi_upstreams[MKD_PATH_MAX]; /* unix:/PATH, HOST:PORT, ... */
+    char fastcgi_script[MKD_PATH_MAX];    /* SCRIPT_FILENAME */
+    uint32_t fastcgi_max_conns;           /* per upstream */
+    uint32_t fastcgi_connect_timeout_ms;
+    uint32_t fastcgi_eject_ms; /* a failed upstream rests this long */
     /* The php backend (Pegasus + Arcangelo), mkd/pegasus/pegasus.h. */
     char app[MKD_PATH_MAX];       /* the application's PHP file */
     char php[MKD_PATH_MAX];       /* PHP CLI binary */

@@ -93,6 +93,7 @@ typedef struct yami_result {
      * first record queued (the loop's clock, uv_now); 0: none. */
     uint64_t partial_since_ms;
     uint8_t session_id[MK_SESSION_ID_LEN];
+    uint8_t key_id[MK_KEY_ID_LEN]; /* established: the session's server key */
     uint32_t max_message; /* established: the limit announced to the peer */
     int ran_inline;       /* ran on the loop thread inside yami_kick() */
 } yami_result;
