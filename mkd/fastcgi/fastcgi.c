@@ -267,9 +267,16 @@ static void fc_free(mkd_backend *base)
         free(b->ups[i]);
     }
     b->nups = 0;
-    while (b->reqs != NULL)
-        fastcgi__req_answer(b, b->reqs, MKD_BACKEND_SHUTDOWN, NULL, 0,
-                            "server shutting down");
+    /* "shutdown" only for a request PHP-FPM never got (docs/PROTOCOL.md
+     * §8.5: clients send those again elsewhere); one written to it,
+     * even in part, may have run. */
+    while (b->reqs != NULL) {
+        int sent = b->reqs->started_ns != 0;
+
+        fastcgi__req_answer(
+            b, b->reqs, sent ? MKD_BACKEND_TIMEOUT : MKD_BACKEND_SHUTDOWN, NULL,
+            0, sent ? "still running at shutdown" : "server shutting down");
+    }
     fastcgi__maybe_free(b);
 }
 
