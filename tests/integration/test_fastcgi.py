@@ -472,8 +472,28 @@ def test_config(stack):
     assert r.returncode != 0 and "fastcgi_script" in r.stderr, r
 
 
+def test_shutdown_deadline(stack):
+    fpm = Fpm(stack, "hang.php", children=2)
+    with open(fpm.app_path("hang.php"), "w") as f:
+        f.write(HANG_APP)
+    mkd = Mkd(stack, fpm.upstream, ["--shutdown_timeout_ms=500"])
+    res = {}
+    t = threading.Thread(target=lambda: res.update(r=mkd.request("hang")))
+    t.start()
+    pidfile = fpm.app_path("hang.pid")
+    poll("the hanging worker", lambda: os.path.exists(
+        pidfile) and open(pidfile).read().strip())
+    # PHP-FPM holds the request when the shutdown deadline passes: it may
+    # have run, so it is answered "timeout", never "shutdown", which
+    # clients send again elsewhere (docs/PROTOCOL.md §8.5).
+    mkd.proc.send_signal(signal.SIGTERM)
+    t.join(60 * SCALE)
+    assert not t.is_alive()
+    expect_error(res["r"], "SZ_ERR_SERVER_TIMEOUT")
+
+
 TESTS = [test_config, test_hello, test_big, test_killed, test_restart, test_silent,
-         test_failover, test_reload]
+         test_failover, test_reload, test_shutdown_deadline]
 
 if __name__ == "__main__":
     only = sys.argv[5:]
