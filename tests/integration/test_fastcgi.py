@@ -293,17 +293,24 @@ return function (string $body, Megaki\\Context $ctx): string {
 """
 
 
-def test_killed(stack):
+def hanging(stack, mkd_args):
+    """An FPM pool, an mkd in front of it, and a request that hangs in
+    one of the pool's workers: (mkd, the thread, its result, the pid)."""
     fpm = Fpm(stack, "hang.php", children=2)
     with open(fpm.app_path("hang.php"), "w") as f:
         f.write(HANG_APP)
-    mkd = Mkd(stack, fpm.upstream, ["--fastcgi_max_conns=1"])
+    mkd = Mkd(stack, fpm.upstream, mkd_args)
     res = {}
     t = threading.Thread(target=lambda: res.update(r=mkd.request("hang")))
     t.start()
     pidfile = fpm.app_path("hang.pid")
     pid = int(poll("the hanging worker", lambda: os.path.exists(
         pidfile) and open(pidfile).read().strip()))
+    return mkd, t, res, pid
+
+
+def test_killed(stack):
+    mkd, t, res, pid = hanging(stack, ["--fastcgi_max_conns=1"])
     # Its one connection is busy: saturated, refused at once.
     expect_error(mkd.request("more", timeout=30), "overloaded")
     os.kill(pid, signal.SIGKILL)
@@ -473,16 +480,7 @@ def test_config(stack):
 
 
 def test_shutdown_deadline(stack):
-    fpm = Fpm(stack, "hang.php", children=2)
-    with open(fpm.app_path("hang.php"), "w") as f:
-        f.write(HANG_APP)
-    mkd = Mkd(stack, fpm.upstream, ["--shutdown_timeout_ms=500"])
-    res = {}
-    t = threading.Thread(target=lambda: res.update(r=mkd.request("hang")))
-    t.start()
-    pidfile = fpm.app_path("hang.pid")
-    poll("the hanging worker", lambda: os.path.exists(
-        pidfile) and open(pidfile).read().strip())
+    mkd, t, res, _ = hanging(stack, ["--shutdown_timeout_ms=500"])
     # PHP-FPM holds the request when the shutdown deadline passes: it may
     # have run, so it is answered "timeout", never "shutdown", which
     # clients send again elsewhere (docs/PROTOCOL.md §8.5).
