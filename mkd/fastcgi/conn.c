@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "mkd_log.h"
+#include "mkd_util.h"
 
 static void on_closed(uv_handle_t *h)
 {
@@ -22,6 +23,7 @@ static void on_closed(uv_handle_t *h)
     b->open_handles--;
     if (--c->open_handles > 0)
         return;
+    mkd_wipe(c->in, sizeof c->in); /* answers, in the clear */
     free(c);
     fastcgi__maybe_free(b);
 }
