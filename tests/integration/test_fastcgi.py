@@ -47,37 +47,16 @@ import time
 MKD, SAZUKARI, FPM, SRC = sys.argv[1:5]
 APPS = os.path.join(SRC, "tests", "integration", "apps")
 FRONT = os.path.join(SRC, "apps", "hello", "fpm.php")
-SCALE = int(os.environ.get("TL_TIMEOUT_SCALE", "1")) * (
-    4 if os.environ.get("MKT_SLOW_BUILD") == "1" else 1)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from mkt import SCALE, poll, stop_proc  # noqa: E402 (tests/lib/mkt.py)
 ROOT = os.geteuid() == 0
-
-
-def poll(what, cond, seconds=30):
-    until = time.monotonic() + seconds * SCALE
-    while time.monotonic() < until:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def stop_proc(proc):
-    """SIGTERM proc, wait (SIGKILL past the deadline); its exit status."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30 * SCALE)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
 
 
 def tmpdir(prefix):

@@ -40,18 +40,9 @@ import time
 from prometheus_client.parser import text_string_to_metric_families
 
 MKD, SAZUKARI, PHP, APPS = sys.argv[1:5]
-SCALE = int(os.environ.get("TL_TIMEOUT_SCALE", "1")) * (
-    4 if os.environ.get("MKT_SLOW_BUILD") == "1" else 1)
-
-
-def poll(what, cond, seconds=30):
-    until = time.monotonic() + seconds * SCALE
-    while time.monotonic() < until:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from mkt import SCALE, poll, stop_proc  # noqa: E402 (tests/lib/mkt.py)
 
 
 class Daemon:
@@ -127,14 +118,7 @@ class Daemon:
     def stop(self):
         """SIGTERM, and mkd's exit status (0 after a graceful shutdown;
         a sanitizer's report makes it non-zero)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30 * SCALE)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_proc(self.proc)
 
     def cleanup(self):
         self.stop()
